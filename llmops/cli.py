@@ -1,0 +1,50 @@
+"""The `llmops` command: a thin shell over the library.
+
+Each command group lives in `llmops/commands/<group>.py` and exposes
+`register(subparsers)`; every subcommand sets `func(args) -> int`. Library errors
+become a one-line message on stderr and a non-zero exit, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from llmops.errors import LLMOpsError
+
+COMMAND_GROUPS = ["prompts", "serve", "keys", "spend", "guard", "eval", "experiments"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="llmops", description="Prompt registry, evals and an LLM gateway.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    sub.required = True
+    for group in COMMAND_GROUPS:
+        try:
+            module = importlib.import_module(f"llmops.commands.{group}")
+        except ModuleNotFoundError as exc:
+            if exc.name == f"llmops.commands.{group}":
+                continue
+            raise
+        module.register(sub)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    from llmops.settings import configure_offline_tokenizers
+
+    configure_offline_tokenizers()
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except LLMOpsError as exc:
+        print(f"error: {exc.message}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

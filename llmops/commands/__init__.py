@@ -1,0 +1,1 @@
+"""CLI command groups; see llmops/cli.py for the contract."""

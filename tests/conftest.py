@@ -1,0 +1,90 @@
+"""Shared fixtures: a database URL for each backend a test should run against.
+
+`database_url` runs a test once per backend: a fresh SQLite file, and the machine's
+PostgreSQL. For Postgres one uniquely named database is created per test session
+(dropped at the end) and emptied before each test, so every test starts from an
+empty, fully migrated schema on both backends.
+
+LLMOPS_TEST_BACKENDS=sqlite | postgres | sqlite,postgres chooses (default: both).
+LLMOPS_TEST_POSTGRES_URL overrides the server's maintenance database URL.
+"""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+
+import pytest
+
+POSTGRES_ADMIN_URL = os.environ.get(
+    "LLMOPS_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres"
+)
+KNOWN_BACKENDS = ("sqlite", "postgres")
+
+
+def _chosen_backends() -> list[str]:
+    raw = os.environ.get("LLMOPS_TEST_BACKENDS", "sqlite,postgres")
+    chosen = [b.strip() for b in raw.split(",") if b.strip()]
+    unknown = [b for b in chosen if b not in KNOWN_BACKENDS]
+    if unknown or not chosen:
+        raise pytest.UsageError(f"LLMOPS_TEST_BACKENDS={raw!r}: use sqlite, postgres or sqlite,postgres")
+    return chosen
+
+
+def _backend_params() -> list:
+    marks = {"postgres": [pytest.mark.postgres]}
+    return [pytest.param(b, id=b, marks=marks.get(b, [])) for b in _chosen_backends()]
+
+
+def _url_for(database: str) -> str:
+    base, _, _ = POSTGRES_ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """A fresh database on the machine's PostgreSQL for this test session, dropped afterwards."""
+    import psycopg
+
+    try:
+        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
+    except psycopg.Error as exc:
+        pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(exc).strip().splitlines()[0]}")
+    name = f"llmops_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    with admin:
+        admin.execute(f'CREATE DATABASE "{name}"')
+    try:
+        yield _url_for(name)
+    finally:
+        from llmops.db import dispose_all
+
+        dispose_all()  # our pooled connections would block the drop
+        with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+def _empty_postgres(url: str) -> None:
+    """Delete every row of every table but the migration record, so each test starts empty."""
+    import psycopg
+
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET lock_timeout = '10s'")
+        tables = [
+            row[0]
+            for row in conn.execute(
+                "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'llmops_migrations'"
+            )
+        ]
+        if tables:
+            conn.execute("TRUNCATE " + ", ".join(f'"{t}"' for t in tables) + " RESTART IDENTITY CASCADE")
+
+
+@pytest.fixture(params=_backend_params())
+def database_url(request, tmp_path) -> str:
+    """A database URL with an empty registry: a temp SQLite file, or this session's Postgres database."""
+    if request.param == "sqlite":
+        return f"sqlite:///{tmp_path / 'llmops.db'}"
+    url = request.getfixturevalue("postgres_database_url")
+    _empty_postgres(url)
+    return url

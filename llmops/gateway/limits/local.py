@@ -1,0 +1,182 @@
+"""The in-process limiter: one gateway process, state in dicts, no I/O on the hot path.
+
+With several gateway processes and no Redis, each process enforces the limits on its
+own (N processes let through up to N times a limit); budgets start from the spend the
+database held when the process first charged them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import deque
+from itertools import count
+from typing import TYPE_CHECKING
+
+from llmops.gateway.limits.base import (
+    EPSILON,
+    WINDOW_SECONDS,
+    Limiter,
+    LimiterUnavailable,
+    Reservation,
+    budget_error,
+    parallel_error,
+    rpm_error,
+    tpm_error,
+)
+from llmops.gateway.limits.spend import SpendKey
+
+if TYPE_CHECKING:
+    from llmops.gateway.keys import KeyInfo
+
+
+class _Window:
+    """One key's requests of the last minute (a sliding log), and its requests in flight."""
+
+    __slots__ = ("entries", "count", "tokens", "inflight")
+
+    def __init__(self) -> None:
+        self.entries: deque[list] = deque()  # [expires_at, tokens], oldest first
+        self.count = 0
+        self.tokens = 0
+        self.inflight = 0
+
+    def expire(self, now: float) -> None:
+        entries = self.entries
+        while entries and entries[0][0] <= now:
+            expired = entries.popleft()
+            self.count -= 1
+            self.tokens -= expired[1]
+
+    def seconds_until_free(self, tokens_needed: int, now: float) -> float:
+        freed = 0
+        for expires_at, tokens in self.entries:
+            freed += tokens
+            if freed >= tokens_needed:
+                return expires_at - now
+        return WINDOW_SECONDS
+
+
+class _Counter:
+    __slots__ = ("spent", "reserved")
+
+    def __init__(self, spent: float) -> None:
+        self.spent = spent
+        self.reserved = 0.0
+
+
+class LocalLimiter(Limiter):
+    def __init__(self, **options) -> None:
+        super().__init__(**options)
+        self._windows: dict[str, _Window] = {}
+        self._counters: dict[SpendKey, _Counter] = {}
+        self._loading: dict[SpendKey, asyncio.Task] = {}
+        self._ids = count()
+
+    async def admit(
+        self, info: KeyInfo, *, user: str | None = None, estimated_tokens: int = 0, max_cost: float | None = None
+    ) -> Reservation:
+        now = self.clock()
+        if self.rules_due():
+            await self.refresh_rules()
+        targets = self.targets_now(info, user, now)
+        counters = self._counters
+        budgets: list[_Counter] = []
+        if targets:
+            for target in targets:
+                if target.spend_key not in counters:
+                    await self._load(target.spend_key)
+            budgets = [counters[target.spend_key] for target in targets]
+
+        # From here on nothing awaits: the checks and the bookkeeping are one atomic step.
+        window = self._windows.get(info.id)
+        if window is None:
+            window = self._windows[info.id] = _Window()
+        rpm, tpm = info.rpm, info.tpm
+        rated = rpm is not None or tpm is not None
+        if rated:
+            window.expire(now)
+            if rpm is not None and window.count >= rpm:
+                self.rejected_total["rpm"] += 1
+                raise rpm_error(info, window.entries[0][0] - now if window.entries else None)
+            if tpm is not None and window.tokens + estimated_tokens > tpm:
+                self.rejected_total["tpm"] += 1
+                wait = window.seconds_until_free(window.tokens + estimated_tokens - tpm, now)
+                raise tpm_error(info, window.tokens, estimated_tokens, wait)
+        if info.parallel is not None and window.inflight >= info.parallel:
+            self.rejected_total["parallel"] += 1
+            raise parallel_error(info)
+        for target, counter in zip(targets, budgets, strict=True):
+            committed = counter.spent + counter.reserved
+            if max_cost is None:
+                over = committed >= target.budget - EPSILON
+            else:
+                over = committed + max_cost > target.budget + EPSILON
+            if over:
+                self.rejected_total["budget"] += 1
+                raise budget_error(target, counter.spent, counter.reserved, max_cost, now)
+
+        entry = None
+        if rated:
+            entry = [now + WINDOW_SECONDS, estimated_tokens]
+            window.entries.append(entry)
+            window.count += 1
+            window.tokens += estimated_tokens
+        window.inflight += 1
+        if max_cost:
+            for counter in budgets:
+                counter.reserved += max_cost
+        self.admitted_total += 1
+        return Reservation(next(self._ids), info.id, estimated_tokens, max_cost, targets, (window, entry, budgets))
+
+    async def settle(self, res: Reservation, actual_tokens: int, actual_cost: float | None) -> None:
+        self._finish(res, actual_tokens, actual_cost or 0.0)
+
+    async def release(self, res: Reservation) -> None:
+        self._finish(res, 0, 0.0)
+
+    def _finish(self, res: Reservation, tokens: int, cost: float) -> None:
+        if res.done:
+            return
+        res.done = True
+        window, entry, budgets = res.state
+        # An entry already out of the window no longer counts; leave it as it was.
+        if entry is not None and entry[0] > self.clock():
+            window.tokens += tokens - entry[1]
+            entry[1] = tokens
+        window.inflight -= 1
+        if budgets:
+            reserved = res.max_cost or 0.0
+            for counter in budgets:
+                counter.reserved -= reserved
+                counter.spent += cost
+            self.record_spend(res.budgets, cost)
+
+    async def _load(self, key: SpendKey) -> None:
+        # One database read per counter, however many requests wait for it.
+        task = self._loading.get(key)
+        if task is None:
+            task = asyncio.get_running_loop().create_task(self._load_counter(key))
+            self._loading[key] = task
+            task.add_done_callback(lambda _t: self._loading.pop(key, None))
+        await asyncio.shield(task)
+
+    async def _load_counter(self, key: SpendKey) -> None:
+        try:
+            spent = await self.load_spend(key)
+        except Exception as exc:
+            raise LimiterUnavailable(
+                "Cannot read budget spend from the database; budgets fail closed. Retry shortly."
+            ) from exc
+        if key not in self._counters:
+            self._counters[key] = _Counter(spent)
+
+    def prune(self) -> None:
+        now = self.clock()
+        for key_id, window in list(self._windows.items()):
+            window.expire(now)
+            if not window.entries and window.inflight == 0:
+                del self._windows[key_id]
+        current = {"total", self.periods.current("day", now)[0], self.periods.current("month", now)[0]}
+        for key, counter in list(self._counters.items()):
+            if key[2] not in current and abs(counter.reserved) <= EPSILON:
+                del self._counters[key]

@@ -1,0 +1,770 @@
+"""The request ledger's writer: one row per request, off the hot path, never lost.
+
+`LedgerWriter.record(row)` is called on the event loop for every request. It appends
+the dict to an in-memory queue and returns (O(1), no lock, no I/O, never raises). A
+background thread takes rows off the queue in batches (up to `batch_size`, or whatever
+arrived within `flush_interval`) and inserts each batch with one statement, ON
+CONFLICT DO NOTHING (see `batch_insert_for` for how, per database).
+
+When the database is unreachable, batches go to spill files instead (JSON lines,
+fsync per batch, default directory `./llmops-spill/`), and the writer probes the
+database with a growing back-off; once it answers, every spill file is replayed,
+idempotently (primary key = request id, duplicates ignored) and deleted. When the
+queue is full (the database is slower than the traffic), `record` appends the row to
+the spill file itself rather than dropping it, so memory stays bounded either way.
+Files left by a writer that died are replayed by the next writer on that directory.
+
+`close(timeout)` drains the queue into the database (or the spill file) before
+returning; the gateway calls it at shutdown, SIGTERM included. Rows the database
+refuses for their content (not for an outage) are set aside in
+`rejected-ledger-<writer>.jsonl` and counted as `rejected`, so one bad row never
+blocks the rest.
+
+Rows are dicts keyed by the `ledger` table's columns (see ledger_models.py); unknown
+keys are ignored, missing ones take their defaults, strings longer than their column
+are truncated. `record` takes ownership of the dict (it may set `created_at`).
+"""
+
+from __future__ import annotations
+
+import atexit
+import logging
+import math
+import os
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import orjson
+from sqlalchemy import exc as sa_exc
+from sqlalchemy import insert as generic_insert
+from sqlalchemy import text
+from sqlalchemy.engine import Connection, Engine
+
+from llmops.gateway.ledger_models import STRING_LENGTHS, LedgerRow
+
+try:  # POSIX; elsewhere a writer replays only its own spill files
+    import fcntl
+except ImportError:  # pragma: no cover - Windows
+    fcntl = None  # type: ignore[assignment]
+
+__all__ = ["LedgerWriter", "normalize_row", "DEFAULT_SPILL_DIR"]
+
+log = logging.getLogger(__name__)
+
+DEFAULT_SPILL_DIR = "./llmops-spill"
+LEDGER_TABLE = LedgerRow.__table__
+
+# ---------------------------------------------------------------------------- rows
+
+_STRING_COLUMNS = tuple(STRING_LENGTHS.items())
+_INT_COLUMNS = (("input_tokens", 0), ("output_tokens", 0), ("cached_tokens", 0), ("status", 0))
+_FLOAT_COLUMNS = ("cost", "ttft_ms")
+
+
+def _as_datetime(value: Any) -> datetime:
+    if isinstance(value, datetime):
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return datetime.fromtimestamp(value, UTC)
+    if isinstance(value, str):
+        try:
+            return _as_datetime(datetime.fromisoformat(value))
+        except ValueError:
+            pass
+    return datetime.now(UTC)
+
+
+def _as_string(value: Any, length: int) -> str:
+    value = value if isinstance(value, str) else str(value)
+    return value[:length]
+
+
+def _as_int(value: Any, default: int | None) -> int | None:
+    if value is None:
+        return default
+    try:
+        return int(value)
+    except (TypeError, ValueError, OverflowError):
+        return default
+
+
+def _as_float(value: Any) -> float | None:
+    if value is None:
+        return None
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        return None
+    return number if math.isfinite(number) else None
+
+
+def _default_outcome(status: int) -> str:
+    if 0 < status < 400:
+        return "success"
+    return "upstream_error" if status >= 500 else "client_error"
+
+
+def normalize_row(row: Mapping[str, Any]) -> dict[str, Any]:
+    """A dict with exactly the ledger's columns, each of its column's type.
+
+    Runs on the writer thread for every row, hence the fast paths: a value already of
+    its column's type is taken as it is.
+    """
+    get = row.get
+    out: dict[str, Any] = {}
+    for name, length in _STRING_COLUMNS:
+        value = get(name)
+        if value is not None and (value.__class__ is not str or len(value) > length):
+            value = _as_string(value, length)
+        out[name] = value
+    if not out["id"]:
+        # Without an id the row cannot be replayed idempotently; keep it anyway.
+        out["id"] = "ledger-" + uuid.uuid4().hex
+        log.warning("ledger row without an id; stored as %s", out["id"])
+    created = get("created_at")
+    if created.__class__ is not datetime or created.tzinfo is not UTC:
+        created = _as_datetime(created)
+    out["created_at"] = created
+    for name, default in _INT_COLUMNS:
+        value = get(name)
+        out[name] = value if value.__class__ is int else _as_int(value, default)
+    value = get("prompt_version")
+    out["prompt_version"] = value if value is None or value.__class__ is int else _as_int(value, None)
+    for name in _FLOAT_COLUMNS:
+        value = get(name)
+        if value is not None and (value.__class__ is not float or not math.isfinite(value)):
+            value = _as_float(value)
+        out[name] = value
+    out["latency_ms"] = _as_float(get("latency_ms")) or 0.0
+    out["streamed"] = get("streamed") is True or bool(get("streamed"))
+    if out["outcome"] is None:
+        out["outcome"] = _default_outcome(out["status"])
+    verdicts = get("guardrail_verdicts")
+    if verdicts is not None:
+        try:
+            orjson.dumps(verdicts)
+        except TypeError:
+            # Whatever the guardrails attached, store what JSON can say about it.
+            verdicts = orjson.loads(orjson.dumps(verdicts, default=str))
+    out["guardrail_verdicts"] = verdicts
+    return out
+
+
+# --------------------------------------------------------------------- spill files
+# Each writer appends JSON lines to files of its own, `ledger-<writer>-<n>.jsonl`, and
+# holds an exclusive flock on each for as long as it owns it. A file nobody holds a
+# lock on belongs to a writer that exited (cleanly or not): any writer may claim it,
+# replay it and delete it. Files are created under a temporary name and renamed once
+# locked, so nobody can claim a file its creator has not locked yet.
+
+
+def _dump_line(row: Mapping[str, Any]) -> bytes:
+    # default=str: a row must reach the disk even if a field holds an odd object.
+    return orjson.dumps(row, default=str) + b"\n"
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+@dataclass(eq=False)
+class SpillFile:
+    path: Path
+    fd: int
+
+    def lines(self) -> Iterator[bytes]:
+        with open(self.path, "rb") as handle:
+            yield from handle
+
+
+SPILL_PREFIX = "ledger-"
+SPILL_SUFFIX = ".jsonl"
+REJECTED_PREFIX = "rejected-ledger-"
+
+
+class SpillStore:
+    """Spill files of one writer; thread-safe (the event loop appends when the queue is full)."""
+
+    def __init__(self, directory: str | Path, writer_id: str):
+        self.directory = Path(directory)
+        self.writer_id = writer_id
+        self.lock = threading.Lock()
+        self._active: SpillFile | None = None
+        self._active_bytes = 0
+        self._pending: list[SpillFile] = []  # closed for appends, awaiting replay
+        self._sequence = 0
+        self._dirty = False
+
+    # -- appending -----------------------------------------------------------------
+
+    def append(self, lines: list[bytes], fsync: bool) -> None:
+        """Append encoded rows; OSError if the disk refuses (the caller decides)."""
+        data = b"".join(lines)
+        with self.lock:
+            if self._active is None:
+                self._active, self._active_bytes = self._create_file(), 0
+            active = self._active
+            _write_all(active.fd, data)  # O_APPEND: one write per batch
+            self._active_bytes += len(data)
+            # The fsync below covers every byte written so far; a later append sets it again.
+            self._dirty = not fsync
+            fd = active.fd
+        if fsync:
+            os.fsync(fd)  # outside the lock: the event loop may need it meanwhile
+
+    def write_detached(self, lines: list[bytes]) -> None:
+        """Rows for a file of their own, synced and released at once (after close():
+        nobody will replay or release this writer's files any more)."""
+        with self.lock:
+            spill = self._create_file()
+        try:
+            _write_all(spill.fd, b"".join(lines))
+            os.fsync(spill.fd)
+        finally:
+            os.close(spill.fd)
+
+    def sync(self) -> None:
+        """fsync rows appended without it (the overflow path on the event loop)."""
+        if not self._dirty:
+            return
+        with self.lock:
+            fd = self._active.fd if self._active else None
+            self._dirty = False
+        if fd is not None:
+            try:
+                os.fsync(fd)
+            except OSError:  # closed meanwhile by a rotation: its fd was synced then
+                pass
+
+    def _create_file(self) -> SpillFile:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._sequence += 1
+        name = f"{SPILL_PREFIX}{self.writer_id}-{self._sequence}{SPILL_SUFFIX}"
+        temporary = self.directory / f".{name}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        path = self.directory / name
+        os.rename(temporary, path)
+        return SpillFile(path, fd)
+
+    # -- replaying -----------------------------------------------------------------
+
+    def has_pending(self) -> bool:
+        return bool(self._pending) or self._active_bytes > 0
+
+    def take_for_replay(self, claim_orphans: bool) -> list[SpillFile]:
+        """Close the active file for appends and hand over every file to replay:
+        this writer's own, then (optionally) those left by writers that exited."""
+        rotated = None
+        with self.lock:
+            if self._active is not None and self._active_bytes > 0:
+                rotated = self._active
+                self._pending.append(rotated)
+                self._active, self._active_bytes = None, 0
+            files = list(self._pending)
+        if rotated is not None:
+            os.fsync(rotated.fd)  # outside the lock: record() may be waiting to spill
+        if claim_orphans:
+            files.extend(self._claim_orphans({f.path.name for f in files}))
+        return files
+
+    def _claim_orphans(self, mine: set[str]) -> list[SpillFile]:
+        if fcntl is None or not self.directory.is_dir():
+            return []
+        claimed = []
+        own_prefix = f"{SPILL_PREFIX}{self.writer_id}-"
+        for path in sorted(self.directory.glob(f"{SPILL_PREFIX}*{SPILL_SUFFIX}")):
+            if path.name in mine or path.name.startswith(own_prefix):
+                continue
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except OSError:
+                continue
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                # Another claimant may have replayed and unlinked it meanwhile.
+                if os.fstat(fd).st_ino != os.stat(path).st_ino:
+                    raise OSError("replaced")
+            except OSError:
+                os.close(fd)
+                continue
+            claimed.append(SpillFile(path, fd))
+            with self.lock:
+                self._pending.append(claimed[-1])
+        return claimed
+
+    def done(self, spill: SpillFile) -> None:
+        """A file fully replayed: delete it, then release its lock."""
+        with self.lock:
+            if spill in self._pending:
+                self._pending.remove(spill)
+        try:
+            spill.path.unlink()
+        except FileNotFoundError:
+            pass
+        finally:
+            os.close(spill.fd)
+
+    # -- rejected rows and shutdown ---------------------------------------------------
+
+    def reject(self, lines: list[bytes]) -> None:
+        """Rows the database refuses (not outages): kept aside for a person, never replayed."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        path = self.directory / f"{REJECTED_PREFIX}{self.writer_id}{SPILL_SUFFIX}"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)
+        try:
+            _write_all(fd, b"".join(lines))
+            os.fsync(fd)
+        finally:
+            os.close(fd)
+
+    def close(self) -> None:
+        """Sync and release every file; what is unreplayed waits for the next writer."""
+        with self.lock:
+            files = ([self._active] if self._active else []) + self._pending
+            self._active, self._pending, self._active_bytes = None, [], 0
+        for spill in files:
+            try:
+                os.fsync(spill.fd)
+            except OSError:
+                pass
+            try:
+                # An empty file (opened, never written) is just noise in the directory.
+                if os.fstat(spill.fd).st_size == 0:
+                    spill.path.unlink(missing_ok=True)
+            except OSError:
+                pass
+            os.close(spill.fd)
+
+
+# -------------------------------------------------------------------------- writer
+
+_MIN_BACKOFF = 0.5
+_MAX_BACKOFF = 5.0
+_ORPHAN_SCAN_INTERVAL = 30.0
+
+
+class _Unavailable(Exception):
+    """The database cannot take rows now: down, unreachable, refusing, misconfigured."""
+
+
+def _describe(exc: BaseException) -> str:
+    # The driver's message, first line only: statements and parameters stay out of logs.
+    orig = getattr(exc, "orig", None) or exc
+    lines = str(orig).strip().splitlines()
+    return f"{type(orig).__name__}: {lines[0][:200] if lines else ''}"
+
+
+def _is_row_error(exc: BaseException) -> bool:
+    """Refused for this row's content, not because the database is away."""
+    # TypeError/ValueError: a value the driver or JSON cannot encode (an int past 64 bits).
+    if isinstance(exc, (sa_exc.IntegrityError, sa_exc.DataError, TypeError, ValueError, OverflowError)):
+        return True
+    # A value that could not even be bound never reached the database.
+    return isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError)
+
+
+BatchInsert = Callable[[Connection, list[dict[str, Any]]], None]
+
+
+def batch_insert_for(engine: Engine) -> BatchInsert:
+    """How a batch of normalized rows goes into `ledger` on this engine's database.
+
+    Every path is one statement per batch with ON CONFLICT DO NOTHING on the request
+    id. SQLAlchemy Core's executemany of dicts costs more per row in bind processing
+    than the database's own work, so where it matters (measured in
+    benchmarks/bench_ledger.py) the values are prepared here and handed to the driver:
+    - Postgres: the whole batch as one JSON document, expanded server-side by
+      json_populate_recordset (one round trip instead of one per row: about 4x);
+    - SQLite: the Core-compiled INSERT, executemany with plain tuples (about 2x).
+    Other databases take the Core `insert(table)` with the list of dicts.
+    """
+    if engine.dialect.name == "postgresql":
+        return _postgres_batch_insert(engine)
+    if engine.dialect.name == "sqlite":
+        return _sqlite_batch_insert(engine)
+    statement = generic_insert(LEDGER_TABLE)  # duplicates surface as IntegrityError, handled per row
+
+    def insert_core(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        conn.execute(statement, rows)
+
+    return insert_core
+
+
+def _postgres_batch_insert(engine: Engine) -> BatchInsert:
+    quote = engine.dialect.identifier_preparer.quote
+    table = quote(LEDGER_TABLE.name)
+    names = ", ".join(quote(column.name) for column in LEDGER_TABLE.columns)
+    sql = (
+        f"INSERT INTO {table} ({names}) SELECT {names} "
+        f"FROM json_populate_recordset(NULL::{table}, %s) ON CONFLICT (id) DO NOTHING"
+    )
+
+    def insert_postgres(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        # orjson writes datetimes as RFC 3339 and nested verdicts as JSON: Postgres casts each field.
+        conn.exec_driver_sql(sql, (orjson.dumps(rows).decode(),))
+
+    return insert_postgres
+
+
+def _sqlite_batch_insert(engine: Engine) -> BatchInsert:
+    from sqlalchemy.dialects.sqlite import insert
+
+    compiled = insert(LEDGER_TABLE).on_conflict_do_nothing().compile(dialect=engine.dialect)
+    sql = str(compiled)
+    order = tuple(compiled.positiontup or ())
+    created_at = order.index("created_at")
+    verdicts = order.index("guardrail_verdicts")
+
+    def insert_sqlite(conn: Connection, rows: list[dict[str, Any]]) -> None:
+        params = []
+        for row in rows:
+            values = [row[name] for name in order]
+            # As SQLAlchemy's DateTime stores it on SQLite (naive UTC text), so reads agree.
+            values[created_at] = values[created_at].replace(tzinfo=None).isoformat(" ", "microseconds")
+            if values[verdicts] is not None:
+                values[verdicts] = orjson.dumps(values[verdicts]).decode()
+            params.append(tuple(values))
+        conn.exec_driver_sql(sql, params)
+
+    return insert_sqlite
+
+
+class LedgerWriter:
+    """Batched, crash-safe writer of ledger rows (see the module doc)."""
+
+    def __init__(
+        self,
+        database_url: str | None = None,
+        spill_dir: str | Path | None = None,
+        batch_size: int = 1000,
+        flush_interval: float = 0.25,
+        max_queue: int = 100_000,
+    ):
+        if batch_size < 1 or max_queue < 1 or flush_interval <= 0:
+            raise ValueError("batch_size and max_queue must be >= 1, flush_interval > 0")
+        self.database_url = database_url
+        self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
+        self.spill_dir = Path(spill_dir if spill_dir is not None else DEFAULT_SPILL_DIR)
+        self._spill = SpillStore(self.spill_dir, self.writer_id)
+        self._batch_size = batch_size
+        self._flush_interval = flush_interval
+        self._max_queue = max_queue
+        self._accept_limit = max_queue  # 0 once closed: record() then spills directly
+        self._queue: deque[dict[str, Any]] = deque()
+        self._wake = threading.Event()
+        self._thread: threading.Thread | None = None
+        self._stopping = False
+        self._closed = False
+        self._draining = False
+        self._inflight: list[dict[str, Any]] | None = None
+        self._engine: Engine | None = None
+        self._insert_batch: BatchInsert | None = None
+        self._db_up = False
+        self._warned_down = False
+        self._next_probe = 0.0
+        self._backoff = _MIN_BACKOFF
+        self._next_orphan_scan = 0.0
+        self._counts_lock = threading.Lock()  # spilled/dropped move on two threads
+        self._written = 0
+        self._spilled = 0
+        self._replayed = 0
+        self._dropped = 0
+        self._rejected = 0
+
+    # -- public API ------------------------------------------------------------------
+
+    def start(self) -> LedgerWriter:
+        if self._thread is None and not self._closed:
+            self._thread = threading.Thread(target=self._run, name="llmops-ledger", daemon=True)
+            self._thread.start()
+            # A process that forgets close() still drains at interpreter exit.
+            atexit.register(self.close)
+        return self
+
+    def record(self, row: dict[str, Any]) -> None:
+        """Queue one row. O(1), no I/O unless the queue is full, never raises."""
+        try:
+            if "created_at" not in row:
+                row["created_at"] = time.time()
+            queue = self._queue
+            queued = len(queue)
+            if queued < self._accept_limit:
+                queue.append(row)
+                # A full batch wakes the writer early; otherwise it wakes every flush_interval.
+                if queued >= self._batch_size and not self._wake.is_set():
+                    self._wake.set()
+            else:
+                self._overflow(row)
+        except Exception:  # the request is served already; losing its row must not fail it
+            self._count(dropped=1)
+            log.exception("ledger: a row could not be recorded")
+
+    def flush(self, timeout: float = 10.0) -> bool:
+        """Wait until every row recorded so far is in the database or a spill file."""
+        deadline = time.monotonic() + timeout
+        self._wake.set()
+        while time.monotonic() < deadline:
+            if not self._queue and not self._draining:
+                return True
+            time.sleep(0.005)
+        return False
+
+    def close(self, timeout: float = 10.0) -> None:
+        """Drain the queue into the database (or the spill file), then stop. Idempotent.
+
+        Rows recorded after close() go straight to the spill file, fsynced, for the
+        next writer to replay.
+        """
+        if self._closed:
+            return
+        self._closed = True
+        self._accept_limit = 0
+        self._stopping = True
+        self._wake.set()
+        thread = self._thread
+        if thread is not None:
+            thread.join(timeout)
+        if thread is None or thread.is_alive():
+            if thread is not None:
+                log.error("ledger writer did not finish within %ss; spilling what is left", timeout)
+            leftovers = list(self._inflight or [])
+            while self._queue:
+                try:
+                    leftovers.append(self._queue.popleft())
+                except IndexError:
+                    break
+            if leftovers:
+                self._spill_rows(leftovers, requeue=False)
+        self._spill.close()
+        atexit.unregister(self.close)
+
+    def stats(self) -> dict[str, int]:
+        return {
+            "queued": len(self._queue),
+            "written": self._written,
+            "spilled": self._spilled,
+            "replayed": self._replayed,
+            "dropped": self._dropped,
+            "rejected": self._rejected,
+            "database_up": int(self._db_up),
+        }
+
+    # -- hot-path helpers ------------------------------------------------------------
+
+    def _overflow(self, row: dict[str, Any]) -> None:
+        # The queue is full (or closed): the disk, not memory, absorbs the excess.
+        try:
+            if self._closed:
+                self._spill.write_detached([_dump_line(row)])
+            else:
+                self._spill.append([_dump_line(row)], fsync=False)  # the writer thread syncs it
+            self._count(spilled=1)
+        except OSError:
+            self._count(dropped=1)
+            log.exception("ledger: spill file refused a row; it is lost")
+
+    def _count(self, spilled: int = 0, dropped: int = 0) -> None:
+        with self._counts_lock:
+            self._spilled += spilled
+            self._dropped += dropped
+
+    # -- background thread -------------------------------------------------------------
+
+    def _run(self) -> None:
+        while True:
+            if not self._stopping and len(self._queue) < self._batch_size:
+                self._wake.wait(self._flush_interval)
+            self._wake.clear()
+            try:
+                self._cycle()
+            except Exception:  # the writer thread must outlive any surprise
+                log.exception("ledger writer cycle failed")
+                self._draining = False
+                time.sleep(self._flush_interval)
+            if self._stopping and not self._queue:
+                return
+
+    def _cycle(self) -> None:
+        now = time.monotonic()
+        if not self._db_up and now >= self._next_probe:
+            self._probe()
+        self._draining = True
+        try:
+            while self._queue:
+                queue = self._queue
+                batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
+                self._inflight = batch
+                try:
+                    self._write_batch(batch)
+                except Exception:  # a bug, not an outage: keep the rows on disk, not in limbo
+                    log.exception("ledger: writing a batch failed unexpectedly; spilling it")
+                    self._spill_rows(batch)
+                finally:
+                    self._inflight = None
+        finally:
+            self._draining = False
+        if self._db_up and not self._stopping:
+            if now >= self._next_orphan_scan:
+                self._next_orphan_scan = now + _ORPHAN_SCAN_INTERVAL
+                self._replay(claim_orphans=True)
+            elif self._spill.has_pending():
+                self._replay(claim_orphans=False)
+        self._spill.sync()
+
+    def _normalize_all(self, batch: list[Any]) -> list[dict[str, Any]]:
+        rows = []
+        for row in batch:
+            try:
+                rows.append(normalize_row(row))
+            except Exception as exc:  # not a mapping, a value JSON cannot hold...
+                self._reject(row if isinstance(row, dict) else {"row": row}, exc)
+        return rows
+
+    def _write_batch(self, batch: list[dict[str, Any]]) -> None:
+        rows = self._normalize_all(batch)
+        if not rows:
+            return
+        if not self._db_up:
+            self._spill_rows(rows)
+            return
+        try:
+            self._written += self._insert_rows(rows)
+        except _Unavailable as exc:
+            self._mark_down(exc)
+            self._spill_rows(rows)
+
+    def _insert_rows(self, rows: list[dict[str, Any]]) -> int:
+        """Insert normalized rows in one statement; returns how many were accepted.
+
+        Raises _Unavailable when the database is away; rows it refuses for their
+        content are set aside one by one so the rest still go in.
+        """
+        assert self._engine is not None and self._insert_batch is not None
+        try:
+            with self._engine.begin() as conn:
+                self._insert_batch(conn, rows)
+            return len(rows)
+        except Exception as exc:
+            if not _is_row_error(exc):
+                raise _Unavailable(_describe(exc)) from exc
+        accepted = 0
+        for row in rows:
+            try:
+                with self._engine.begin() as conn:
+                    self._insert_batch(conn, [row])
+                accepted += 1
+            except Exception as exc:
+                if isinstance(exc, sa_exc.IntegrityError):
+                    accepted += 1  # generic dialects: the request id is already stored
+                elif _is_row_error(exc):
+                    self._reject(row, exc)
+                else:
+                    raise _Unavailable(_describe(exc)) from exc
+        return accepted
+
+    def _reject(self, row: Mapping[str, Any], exc: BaseException) -> None:
+        self._rejected += 1
+        log.error(
+            "ledger: row %s refused (%s); kept in %s",
+            row.get("id"),
+            _describe(exc),
+            self.spill_dir,
+        )
+        try:
+            self._spill.reject([_dump_line(row)])
+        except OSError:
+            self._count(dropped=1)
+
+    def _spill_rows(self, rows: list[dict[str, Any]], requeue: bool = True) -> None:
+        try:
+            self._spill.append([_dump_line(row) for row in rows], fsync=True)
+            self._count(spilled=len(rows))
+        except OSError:
+            if requeue and not self._stopping and len(self._queue) < self._max_queue:
+                log.exception("ledger: neither the database nor the spill directory takes rows; retrying")
+                self._queue.extendleft(reversed(rows))
+                time.sleep(self._flush_interval)
+            else:
+                self._count(dropped=len(rows))
+                log.exception("ledger: %d rows lost (no database, no spill directory)", len(rows))
+
+    # -- database availability -------------------------------------------------------
+
+    def _probe(self) -> None:
+        try:
+            if self._engine is None:
+                from llmops.db import get_engine
+
+                engine = get_engine(self.database_url)  # creates the table on a new database
+                self._insert_batch = batch_insert_for(engine)
+                self._engine = engine
+            with self._engine.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        except Exception as exc:
+            self._mark_down(exc)
+            return
+        if self._warned_down:
+            log.warning("ledger: database reachable again; replaying spilled rows")
+        self._db_up, self._warned_down, self._backoff = True, False, _MIN_BACKOFF
+        self._next_orphan_scan = time.monotonic() + _ORPHAN_SCAN_INTERVAL
+        self._replay(claim_orphans=True)
+
+    def _mark_down(self, exc: BaseException) -> None:
+        if not self._warned_down:
+            log.warning(
+                "ledger: database unavailable (%s); rows go to %s until it returns",
+                _describe(exc),
+                self.spill_dir,
+            )
+            self._warned_down = True
+        self._db_up = False
+        self._next_probe = time.monotonic() + self._backoff
+        self._backoff = min(self._backoff * 2, _MAX_BACKOFF)
+
+    def _replay(self, claim_orphans: bool) -> None:
+        try:
+            files = self._spill.take_for_replay(claim_orphans)
+        except OSError:
+            log.exception("ledger: spill directory unreadable")
+            return
+        for spill in files:
+            try:
+                count = self._replay_file(spill)
+            except _Unavailable as exc:
+                self._mark_down(exc)
+                return
+            self._spill.done(spill)
+            self._replayed += count
+
+    def _replay_file(self, spill: SpillFile) -> int:
+        count = 0
+        batch: list[dict[str, Any]] = []
+        for line in spill.lines():
+            line = line.strip()
+            if not line:
+                continue
+            try:
+                row = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                # Only a crash mid-write leaves a torn line, and only the last one.
+                self._count(dropped=1)
+                log.error("ledger: unreadable line in %s skipped", spill.path)
+                continue
+            batch.extend(self._normalize_all([row]))
+            if len(batch) >= self._batch_size:
+                count += self._insert_rows(batch)
+                batch = []
+        if batch:
+            count += self._insert_rows(batch)
+        return count

@@ -1,0 +1,119 @@
+"""Spend reports over the request ledger: who and what used how many tokens, at what cost.
+
+Definitions, per group:
+- `requests`: ledger rows (every request, whatever its end);
+- `errors`: rows whose outcome is not "success" (upstream errors, blocks, refusals,
+  client errors, cancellations);
+- `cost`: the sum of known costs; None when tokens were used but no row of the group
+  had a known price;
+- `unknown_cost_requests`: rows that used tokens but whose cost is unknown (no price
+  for the model): their spend is missing from `cost`, not zero.
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import UTC, datetime, timedelta
+from typing import Any, Literal
+
+from sqlalchemy import Integer, case, func, literal, select
+from sqlalchemy.sql.elements import ColumnElement
+
+from llmops.db import get_engine
+from llmops.errors import InvalidInput
+from llmops.gateway.ledger_models import LedgerRow
+
+__all__ = ["spend_report", "parse_since", "GROUPINGS"]
+
+Grouping = Literal["model", "key", "user", "team", "prompt", "variant"]
+GROUPINGS: tuple[str, ...] = ("model", "key", "user", "team", "prompt", "variant")
+
+_UNITS = {"s": "seconds", "m": "minutes", "h": "hours", "d": "days", "w": "weeks"}
+_SINCE = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*([smhdw])\s*$", re.IGNORECASE)
+
+
+def parse_since(value: str) -> timedelta:
+    """ "30m", "24h", "7d" (also "45s", "2w") as a timedelta."""
+    match = _SINCE.match(value or "")
+    if not match:
+        raise InvalidInput(
+            f"cannot read {value!r} as a time span; use a number and a unit: 30m, 24h, 7d, 2w",
+            param="since",
+        )
+    amount = float(match.group(1))
+    if amount <= 0:
+        raise InvalidInput(f"the time span {value!r} must be greater than zero", param="since")
+    return timedelta(**{_UNITS[match.group(2).lower()]: amount})
+
+
+def _group_columns(by: str) -> tuple[list[ColumnElement], ColumnElement, list[tuple[str, ColumnElement]]]:
+    """(GROUP BY columns, the group's label, extra output columns)."""
+    t = LedgerRow.__table__.c
+    if by == "model":
+        return [t.model], t.model, []
+    if by == "key":
+        # The id (or prefix) identifies a key; its name is shown beside it.
+        return [t.key_id], t.key_id, [("key_name", func.max(t.key_name))]
+    if by == "user":
+        return [t.user], t.user, []
+    if by == "team":
+        return [t.team], t.team, []
+    if by == "prompt":
+        return [t.prompt_name], t.prompt_name, []
+    if by == "variant":
+        return [t.experiment, t.variant], t.experiment, [("variant", t.variant)]
+    raise InvalidInput(f"cannot group spend by {by!r}; choose one of {', '.join(GROUPINGS)}", param="by")
+
+
+def spend_report(
+    database_url: str | None = None,
+    by: Grouping | str = "model",
+    since: timedelta | None = None,
+) -> list[dict[str, Any]]:
+    """Requests, errors, tokens and cost per group, dearest first.
+
+    Each dict: group, requests, errors, input_tokens, output_tokens, cost,
+    unknown_cost_requests (plus key_name for by="key"; for by="variant" the group is
+    the experiment and `variant` the arm). A group of None collects rows without that
+    attribute (no key, no prompt...).
+    """
+    group_by, label, extras = _group_columns(by)
+    t = LedgerRow.__table__.c
+    used_tokens = (t.input_tokens + t.output_tokens) > 0
+    known_cost_rows = func.sum(case((t.cost.is_not(None), 1), else_=0))
+    query = select(
+        label.label("group"),
+        *[column.label(name) for name, column in extras],
+        func.count().label("requests"),
+        func.sum(case((t.outcome != "success", 1), else_=0)).label("errors"),
+        func.coalesce(func.sum(t.input_tokens), literal(0, Integer)).label("input_tokens"),
+        func.coalesce(func.sum(t.output_tokens), literal(0, Integer)).label("output_tokens"),
+        func.sum(t.cost).label("cost"),
+        known_cost_rows.label("known_cost_requests"),
+        func.sum(case(((t.cost.is_(None)) & used_tokens, 1), else_=0)).label("unknown_cost_requests"),
+    ).group_by(*group_by)
+    if since is not None:
+        query = query.where(t.created_at >= datetime.now(UTC) - since)
+    with get_engine(database_url).connect() as conn:
+        rows = [dict(row._mapping) for row in conn.execute(query)]
+    report = []
+    for row in rows:
+        unknown = int(row.pop("unknown_cost_requests") or 0)
+        known = int(row.pop("known_cost_requests") or 0)
+        cost = row["cost"]
+        if cost is None and (known or not unknown):
+            cost = 0.0  # nothing was priced because nothing cost anything
+        report.append(
+            {
+                "group": row.pop("group"),
+                **{name: row[name] for name, _ in extras},
+                "requests": int(row["requests"]),
+                "errors": int(row["errors"] or 0),
+                "input_tokens": int(row["input_tokens"] or 0),
+                "output_tokens": int(row["output_tokens"] or 0),
+                "cost": None if cost is None else float(cost),
+                "unknown_cost_requests": unknown,
+            }
+        )
+    report.sort(key=lambda r: (-(r["cost"] or 0.0), -r["requests"], str(r["group"])))
+    return report

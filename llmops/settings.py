@@ -21,6 +21,8 @@ class Settings:
     # re-reads the database, so a label moved elsewhere is seen within this bound.
     prompt_cache_ttl: float = 5.0
     gateway_config: str | None = None
+    # Where ledger rows wait while the database is unreachable, replayed once it is back.
+    spill_dir: str = "./llmops-spill"
 
     @classmethod
     def from_env(cls) -> "Settings":
@@ -30,6 +32,7 @@ class Settings:
             master_key=_env("LLMOPS_MASTER_KEY"),
             prompt_cache_ttl=float(_env("LLMOPS_PROMPT_CACHE_TTL", str(cls.prompt_cache_ttl))),
             gateway_config=_env("LLMOPS_GATEWAY_CONFIG"),
+            spill_dir=_env("LLMOPS_SPILL_DIR", cls.spill_dir),
         )
 
 

@@ -1,0 +1,84 @@
+"""Gateway throughput, added latency and memory against LiteLLM's proxy, in one run.
+
+Drives ../shared/tools/gatewaybench (nginx fake upstream, wrk load, each gateway on
+one core) with the default governance on: a virtual key (limits checked, spend
+settled), cost accounting, the ledger (SQLite), the default input guardrails.
+
+    python benchmarks/bench_gateway.py [--seconds 8] [--no-litellm]
+
+Needs nginx-light and wrk (apt) and, for the LiteLLM column, a virtual environment
+with litellm[proxy]; both are set up by this script when missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+BENCH = REPO.parent / "shared" / "tools" / "gatewaybench" / "gatewaybench.py"
+LITELLM_ENV = Path(os.environ.get("LLMOPS_LITELLM_ENV", Path.home() / ".cache" / "llmops" / "litellm-proxy-env"))
+
+CONFIG = """
+models:
+  - name: bench-model
+    deployments:
+      - {provider: openai, model: gpt-4o-mini, api_base: "http://127.0.0.1:18080/v1", api_key: sk-fake}
+  - name: bench-stream
+    deployments:
+      - {provider: openai, model: gpt-4o-mini, api_base: "http://127.0.0.1:18081/v1", api_key: sk-fake}
+router: {retries: 0}
+"""
+
+
+def ensure_tools(with_litellm: bool) -> None:
+    missing = [t for t in ("nginx", "wrk") if not shutil.which(t)]
+    if missing:
+        subprocess.run(["apt-get", "install", "-y", "-qq", "nginx-light", "wrk"], check=True)
+    if with_litellm and not (LITELLM_ENV / "bin" / "litellm").exists():
+        subprocess.run([sys.executable, "-m", "venv", str(LITELLM_ENV)], check=True)
+        subprocess.run([str(LITELLM_ENV / "bin" / "pip"), "install", "-q",
+                        "litellm[proxy]>=1.80,!=1.82.7,!=1.82.8,<2"], check=True)
+
+
+def make_key(db_url: str, env: dict) -> str:
+    code = (
+        "from llmops.gateway.keys import KeyStore;"
+        "k, _ = KeyStore().create('bench', rpm=10_000_000, tpm=10_000_000_000, budget=1e9, period='total');"
+        "print(k)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--seconds", type=int, default=8)
+    ap.add_argument("--no-litellm", action="store_true")
+    ap.add_argument("--only", default=None, help="passed to gatewaybench (e.g. direct,project)")
+    args = ap.parse_args()
+    ensure_tools(not args.no_litellm)
+    work = Path(tempfile.mkdtemp(prefix="llmops-bench-"))
+    (work / "bench.yaml").write_text(CONFIG)
+    master = "sk-bench-master-0123456789abcdef"
+    env = {**os.environ, "LLMOPS_DATABASE_URL": f"sqlite:///{work}/bench.db", "LLMOPS_MASTER_KEY": master,
+           "LLMOPS_SPILL_DIR": str(work / "spill")}
+    key = make_key(env["LLMOPS_DATABASE_URL"], env)
+    llmops_bin = Path(sys.executable).parent / "llmops"
+    cmd = [sys.executable, str(BENCH), "--seconds", str(args.seconds), "--project-key", key,
+           "--project-cmd", f"{llmops_bin} serve --config {work}/bench.yaml --port 4100 --log-level warning",
+           "--project-url", "http://127.0.0.1:4100/v1/chat/completions"]
+    if args.only:
+        cmd += ["--only", args.only]
+    if not args.no_litellm:
+        env["LITELLM_BIN"] = str(LITELLM_ENV / "bin" / "litellm")
+    subprocess.run(cmd, env=env, check=True)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,179 @@
+"""The gateway's non-inference routes: models, health, metrics, feedback, admin.
+
+Each handler authenticates, parses, calls one library function and sends its result.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from typing import Any
+from urllib.parse import parse_qs
+
+from sqlalchemy import text
+
+from llmops.errors import InvalidInput
+from llmops.gateway import http
+from llmops.gateway.services import Services
+
+
+async def _json_body(services: Services, scope: dict, receive: http.Receive) -> dict[str, Any]:
+    return http.parse_json_object(await http.read_body(scope, receive, services.config.max_body_bytes))
+
+
+def _query(scope: dict) -> dict[str, str]:
+    parsed = parse_qs(scope.get("query_string", b"").decode("latin-1"))
+    return {k: v[-1] for k, v in parsed.items()}
+
+
+async def models(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    identity = await services.authenticate(scope)
+    created = int(time.time())
+    data = [
+        {"id": m.name, "object": "model", "created": created, "owned_by": "llmops"}
+        for m in services.config.models
+        if identity is None or identity.allows(m.name)
+    ]
+    await http.send_json(send, 200, {"object": "list", "data": data})
+
+
+async def live(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await http.send_json(send, 200, {"status": "ok"})
+
+
+def _database_ok(url: str) -> bool:
+    from llmops.db import get_engine
+
+    with get_engine(url).connect() as conn:
+        conn.execute(text("SELECT 1"))
+    return True
+
+
+async def ready(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    checks: dict[str, Any] = {}
+    try:
+        await asyncio.wait_for(asyncio.to_thread(_database_ok, services.database_url), timeout=5)
+        checks["database"] = "ok"
+    except Exception as exc:  # report, don't crash: this is what a probe reads
+        checks["database"] = f"unreachable: {type(exc).__name__}"
+    now = time.monotonic()
+    deployments = {d.name: d.available(now) for d in services.router.all_deployments()}
+    checks["healthy_deployments"] = sum(deployments.values())
+    ok = checks["database"] == "ok" and checks["healthy_deployments"] > 0
+    await http.send_json(
+        send, 200 if ok else 503, {"status": "ready" if ok else "not ready", "checks": checks, "deployments": deployments}
+    )
+
+
+async def metrics(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await http.send_text(send, 200, services.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
+
+
+async def feedback(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await services.authenticate(scope)
+    body = await _json_body(services, scope, receive)
+    from llmops.experiments.feedback import record_feedback
+
+    request_id = body.get("request_id")
+    if not isinstance(request_id, str) or not request_id:
+        raise InvalidInput("'request_id' is required: the x-llmops-request-id of the call", param="request_id")
+    score = body.get("score")
+    thumbs = body.get("thumbs")
+    if isinstance(score, str) and score in ("up", "down"):
+        thumbs, score = score, None
+    saved = await asyncio.to_thread(
+        record_feedback, request_id, score=score, thumbs=thumbs, comment=body.get("comment"),
+        database_url=services.database_url,
+    )
+    await http.send_json(send, 200, saved)
+
+
+async def _admin(services: Services, scope: dict) -> None:
+    services.require_master(await services.authenticate(scope))
+
+
+async def keys_create(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    await http.send_json(send, 200, await services.keys.admin.create(await _json_body(services, scope, receive)))
+
+
+async def keys_list(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    await http.send_json(send, 200, await services.keys.admin.list())
+
+
+def _last_segment(scope: dict) -> str:
+    return scope["path"].rsplit("/", 1)[1]
+
+
+async def keys_get(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    await http.send_json(send, 200, await services.keys.admin.get(_last_segment(scope)))
+
+
+async def keys_update(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    body = await _json_body(services, scope, receive)
+    await http.send_json(send, 200, await services.keys.admin.update(_last_segment(scope), body))
+
+
+async def keys_revoke(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    await http.send_json(send, 200, await services.keys.admin.revoke(_last_segment(scope)))
+
+
+async def budgets_list(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    await http.send_json(send, 200, await services.keys.admin.budgets())
+
+
+async def budgets_set(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    await http.send_json(send, 200, await services.keys.admin.set_budget(await _json_body(services, scope, receive)))
+
+
+async def budgets_remove(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    body = await _json_body(services, scope, receive)
+    await http.send_json(send, 200, await services.keys.admin.remove_budget(body))
+
+
+async def spend(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    from llmops.spend import parse_since, spend_report
+
+    q = _query(scope)
+    since = parse_since(q["since"]) if q.get("since") else None
+    rows = await asyncio.to_thread(spend_report, services.database_url, by=q.get("by", "model"), since=since)
+    await http.send_json(send, 200, {"by": q.get("by", "model"), "data": rows})
+
+
+async def experiment_report(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    await _admin(services, scope)
+    from llmops.experiments.report import experiment_report as report
+
+    data = await asyncio.to_thread(report, _last_segment(scope), database_url=services.database_url)
+    await http.send_json(send, 200, data)
+
+
+ROUTES = [
+    ("GET", "/v1/models", models),
+    ("GET", "/models", models),
+    ("GET", "/health/live", live),
+    ("GET", "/health/ready", ready),
+    ("GET", "/metrics", metrics),
+    ("POST", "/v1/feedback", feedback),
+    ("POST", "/admin/keys", keys_create),
+    ("GET", "/admin/keys", keys_list),
+    ("GET", "/admin/spend", spend),
+    ("GET", "/admin/budgets", budgets_list),
+    ("POST", "/admin/budgets", budgets_set),
+    ("DELETE", "/admin/budgets", budgets_remove),
+]
+# (method, prefix, handler) for paths that end in an id.
+PREFIX_ROUTES = [
+    ("GET", "/admin/keys/", keys_get),
+    ("PATCH", "/admin/keys/", keys_update),
+    ("DELETE", "/admin/keys/", keys_revoke),
+    ("GET", "/admin/experiments/", experiment_report),
+]

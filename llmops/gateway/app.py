@@ -1,0 +1,126 @@
+"""The gateway as an ASGI application: routes to handlers, start-up and shutdown.
+
+`create_app(config_path)` returns the app; `llmops serve` runs it under uvicorn.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any
+
+from llmops.errors import LLMOpsError
+from llmops.gateway import admin, http, inference
+from llmops.gateway.config import GatewayConfig, load_config
+from llmops.gateway.errors import MethodNotAllowed, RouteNotFound
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from llmops.gateway.services import Services
+from llmops.settings import configure_offline_tokenizers
+
+log = logging.getLogger("llmops.gateway")
+
+Handler = Callable[[Services, dict, http.Receive, http.Send], Awaitable[None]]
+
+
+def _inference(endpoint: str) -> Handler:
+    async def handler(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+        await inference.handle(services, endpoint, scope, receive, send)
+
+    return handler
+
+
+# (method, path) -> handler. Both /v1/x and /x are served, as OpenAI clients differ.
+ROUTES: dict[tuple[str, str], Handler] = {}
+for _path, _endpoint in (("/chat/completions", CHAT), ("/completions", COMPLETIONS), ("/embeddings", EMBEDDINGS)):
+    ROUTES[("POST", "/v1" + _path)] = ROUTES[("POST", _path)] = _inference(_endpoint)
+for _method, _path, _handler in admin.ROUTES:
+    ROUTES[(_method, _path)] = _handler
+PREFIX_ROUTES = admin.PREFIX_ROUTES
+
+
+class Gateway:
+    def __init__(self, config: GatewayConfig):
+        self.config = config
+        self.services = Services(config)
+        self.started = False
+
+    async def __call__(self, scope: dict[str, Any], receive: http.Receive, send: http.Send) -> None:
+        kind = scope["type"]
+        if kind == "http":
+            await self._http(scope, receive, send)
+        elif kind == "lifespan":
+            await self._lifespan(receive, send)
+
+    async def _http(self, scope: dict, receive: http.Receive, send: http.Send) -> None:
+        method, path = scope["method"], scope["path"]
+        handler = ROUTES.get((method, path))
+        try:
+            if handler is None:
+                handler = self._match_prefix(method, path)
+            await handler(self.services, scope, receive, send)
+        except LLMOpsError as exc:
+            await http.send_error(send, exc)
+
+    def _match_prefix(self, method: str, path: str) -> Handler:
+        for m, prefix, handler in PREFIX_ROUTES:
+            if path.startswith(prefix) and len(path) > len(prefix):
+                if m == method:
+                    return handler
+        if any(p == path for (_, p) in ROUTES) or any(path.startswith(p) for _, p, _ in PREFIX_ROUTES):
+            raise MethodNotAllowed(f"{method} is not allowed on {path}")
+        raise RouteNotFound(f"no route {method} {path}; see GET /v1/models and the README for the API")
+
+    async def startup(self) -> None:
+        configure_offline_tokenizers()
+        await self.services.start()
+        self.started = True
+
+    async def shutdown(self) -> None:
+        if self.started:
+            await self.services.stop()
+            self.started = False
+
+    async def _lifespan(self, receive: http.Receive, send: http.Send) -> None:
+        while True:
+            message = await receive()
+            if message["type"] == "lifespan.startup":
+                try:
+                    await self.startup()
+                except Exception as exc:
+                    log.exception("gateway start-up failed")
+                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif message["type"] == "lifespan.shutdown":
+                await self.shutdown()
+                await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+def create_app(config: str | Path | GatewayConfig | None = None) -> Gateway:
+    if not isinstance(config, GatewayConfig):
+        config = load_config(config)
+    return Gateway(config)
+
+
+class running_app:
+    """`async with running_app(config) as app:` an app started and stopped in process.
+
+    For in-process clients (the eval runner, the UI, tests) through
+    httpx.ASGITransport, which does not run ASGI lifespan itself.
+    """
+
+    def __init__(self, config: str | Path | GatewayConfig | None = None):
+        self.app = create_app(config)
+
+    async def __aenter__(self) -> Gateway:
+        await self.app.startup()
+        return self.app
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.app.shutdown()
+
+
+
+__all__ = ["Gateway", "create_app", "running_app"]

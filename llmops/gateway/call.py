@@ -1,0 +1,84 @@
+"""What the gateway learns about one request as it goes: the ledger row in the making."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+
+def new_request_id() -> str:
+    return "req-" + os.urandom(12).hex()
+
+
+@dataclass(slots=True)
+class Call:
+    endpoint: str
+    id: str = field(default_factory=new_request_id)
+    started: float = field(default_factory=time.perf_counter)
+    created_at: datetime = field(default_factory=lambda: datetime.now(UTC))
+    key_id: str | None = None
+    key_name: str | None = None
+    user: str | None = None
+    team: str | None = None
+    model: str | None = None  # as asked
+    served_model: str | None = None  # the one that answered: a fallback, when used
+    deployment: str | None = None
+    provider: str | None = None
+    upstream_model: str | None = None
+    prompt_name: str | None = None
+    prompt_version: int | None = None
+    experiment: str | None = None
+    variant: str | None = None
+    input_tokens: int = 0
+    output_tokens: int = 0
+    cached_tokens: int = 0
+    usage_source: str | None = None
+    cost: float | None = None
+    ttft_ms: float | None = None
+    upstream_ms: float = 0.0
+    status: int = 200
+    outcome: str = "success"
+    error_type: str | None = None
+    verdicts: list[dict[str, Any]] | None = None
+    streamed: bool = False
+    attempts: int = 0
+
+    def elapsed_ms(self) -> float:
+        return (time.perf_counter() - self.started) * 1000
+
+    def failed(self, status: int, outcome: str, error_type: str | None) -> None:
+        self.status, self.outcome, self.error_type = status, outcome, error_type
+
+    def ledger_row(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "created_at": self.created_at,
+            "key_id": self.key_id,
+            "key_name": self.key_name,
+            "user": self.user,
+            "team": self.team,
+            "model": self.model,
+            "deployment": self.deployment,
+            "provider": self.provider,
+            "upstream_model": self.upstream_model,
+            "prompt_name": self.prompt_name,
+            "prompt_version": self.prompt_version,
+            "experiment": self.experiment,
+            "variant": self.variant,
+            "input_tokens": self.input_tokens,
+            "output_tokens": self.output_tokens,
+            "cached_tokens": self.cached_tokens,
+            "usage_source": self.usage_source,
+            "cost": self.cost,
+            "latency_ms": round(self.elapsed_ms(), 3),
+            "ttft_ms": None if self.ttft_ms is None else round(self.ttft_ms, 3),
+            "status": self.status,
+            "outcome": self.outcome,
+            "error_type": self.error_type,
+            "guardrail_verdicts": self.verdicts,
+            "streamed": self.streamed,
+            "endpoint": self.endpoint,
+        }

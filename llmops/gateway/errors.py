@@ -1,0 +1,100 @@
+"""Errors a gateway client sees, each with OpenAI's error shape and the right status."""
+
+from __future__ import annotations
+
+from llmops.errors import LLMOpsError
+
+
+class AuthenticationError(LLMOpsError):
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(LLMOpsError):
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
+class ModelNotFound(LLMOpsError):
+    status = 404
+    type = "invalid_request_error"
+    code = "model_not_found"
+
+
+class RouteNotFound(LLMOpsError):
+    status = 404
+    type = "invalid_request_error"
+    code = "unknown_url"
+
+
+class MethodNotAllowed(LLMOpsError):
+    status = 405
+    type = "invalid_request_error"
+    code = "method_not_allowed"
+
+
+class PayloadTooLarge(LLMOpsError):
+    status = 413
+    type = "invalid_request_error"
+    code = "request_too_large"
+
+
+class UpstreamError(LLMOpsError):
+    """The provider answered with an error, or could not be reached.
+
+    `retryable` says whether another attempt (same or other deployment) may help;
+    `retry_after` is the provider's own hint in seconds, when it gave one.
+    """
+
+    status = 502
+    type = "upstream_error"
+    code = "upstream_error"
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        status: int = 502,
+        retryable: bool = True,
+        retry_after: float | None = None,
+        code: str | None = None,
+        body: dict | None = None,
+    ):
+        super().__init__(message, code=code)
+        self.status = status
+        self.retryable = retryable
+        self.retry_after = retry_after
+        self.body = body
+
+    def to_openai(self) -> dict:
+        # An upstream's own 4xx error body (its message and param) is passed through:
+        # it tells the client what was wrong with its request.
+        if self.body and isinstance(self.body.get("error"), dict) and 400 <= self.status < 500:
+            return self.body
+        return super().to_openai()
+
+
+class UpstreamTimeout(UpstreamError):
+    type = "timeout_error"
+    code = "upstream_timeout"
+
+    def __init__(self, message: str):
+        super().__init__(message, status=504, retryable=True)
+
+
+class NoHealthyDeployment(LLMOpsError):
+    status = 503
+    type = "service_unavailable"
+    code = "no_healthy_deployment"
+
+
+class GuardrailBlocked(LLMOpsError):
+    status = 400
+    type = "invalid_request_error"
+    code = "guardrail_blocked"
+
+    def __init__(self, message: str, check: str | None):
+        super().__init__(message, param=check)
+        self.check = check

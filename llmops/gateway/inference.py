@@ -1,0 +1,174 @@
+"""One inference request through the gateway, in the order of DESIGN.md:
+
+auth ─► parse ─► model and prompt resolution ─► input guardrails ─► limits
+─► router (retries, fallbacks) ─► output guardrails ─► tokens and cost ─► ledger.
+
+Each step is a call into a library module; this file only keeps the order and turns
+outcomes into responses and ledger rows.
+"""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmops.errors import InvalidInput, LLMOpsError
+from llmops.gateway import http
+from llmops.gateway.call import Call
+from llmops.gateway.errors import PermissionDenied, UpstreamError
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from llmops.gateway.streaming import stream_to_client
+
+if TYPE_CHECKING:
+    from llmops.gateway.services import Services
+
+# Fields that would let a client steer the gateway's credentials to another host,
+# or make litellm answer without calling anyone: never forwarded.
+ROUTING_FIELDS = frozenset(
+    {
+        "api_base", "base_url", "api_key", "api_version", "api_type", "organization", "azure_endpoint",
+        "azure_ad_token", "custom_llm_provider", "extra_headers", "headers", "aws_access_key_id",
+        "aws_secret_access_key", "aws_session_token", "aws_region_name", "vertex_credentials",
+        "vertex_project", "vertex_location", "mock_response", "litellm_params", "deployment_id",
+    }
+)
+
+
+def _validate(endpoint: str, body: dict[str, Any]) -> str:
+    model = body.get("model")
+    if not isinstance(model, str) or not model:
+        raise InvalidInput("'model' is required: name one of the models in GET /v1/models", param="model")
+    if endpoint == CHAT:
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            raise InvalidInput("'messages' is required: a non-empty list of {role, content}", param="messages")
+        for i, m in enumerate(messages):
+            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
+                raise InvalidInput(f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]")
+    elif endpoint == COMPLETIONS:
+        if not isinstance(body.get("prompt"), str | list):
+            raise InvalidInput("'prompt' is required: a string or a list of strings", param="prompt")
+    elif endpoint == EMBEDDINGS:
+        if not isinstance(body.get("input"), str | list) or not body.get("input"):
+            raise InvalidInput("'input' is required: a string or a list of strings", param="input")
+    max_tokens = body.get("max_tokens")
+    if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
+        raise InvalidInput("'max_tokens' must be a positive integer", param="max_tokens")
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidInput("'stream' must be true or false", param="stream")
+    return model
+
+
+def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
+    texts = []
+    for choice in data.get("choices") or []:
+        if endpoint == CHAT:
+            content = (choice.get("message") or {}).get("content")
+        else:
+            content = choice.get("text")
+        if isinstance(content, str):
+            texts.append(content)
+    return texts
+
+
+def _replace_texts(endpoint: str, data: dict[str, Any], texts: list[str]) -> None:
+    i = 0
+    for choice in data.get("choices") or []:
+        if endpoint == CHAT:
+            message = choice.get("message") or {}
+            if isinstance(message.get("content"), str):
+                message["content"] = texts[i]
+                i += 1
+        elif isinstance(choice.get("text"), str):
+            choice["text"] = texts[i]
+            i += 1
+
+
+def response_headers(call: Call, services: Services, overhead_ms: float | None) -> list[tuple[bytes, bytes]]:
+    headers = [
+        (b"x-llmops-request-id", call.id.encode()),
+        (b"x-llmops-model", (call.served_model or call.model or "").encode()),
+        (b"x-llmops-deployment", (call.deployment or "").encode()),
+    ]
+    if overhead_ms is not None:
+        headers.append((b"x-llmops-overhead-ms", f"{overhead_ms:.3f}".encode()))
+    if call.cost is not None:
+        headers.append((b"x-llmops-cost", f"{call.cost:.8f}".encode()))
+    if call.prompt_name:
+        headers.append((b"x-llmops-prompt-version", f"{call.prompt_name}:{call.prompt_version}".encode()))
+    if call.variant:
+        headers.append((b"x-llmops-variant", call.variant.encode()))
+    return headers
+
+
+async def handle(services: Services, endpoint: str, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    call = Call(endpoint=endpoint)
+    reservation = None
+    responded = False
+    try:
+        key = await services.authenticate(scope)
+        if key is not None:
+            call.key_id, call.key_name, call.team = key.id, key.name, key.team
+            call.user = key.user
+        raw = await http.read_body(scope, receive, services.config.max_body_bytes)
+        body = http.parse_json_object(raw)
+        if isinstance(body.get("user"), str):
+            call.user = body["user"]
+        for name in ROUTING_FIELDS.intersection(body):
+            del body[name]
+        if endpoint == CHAT and "prompt" in body:
+            await services.apply_prompt(body, call, scope)
+        model = _validate(endpoint, body)
+        call.model = model
+        services.router.resolve(model)
+        if key is not None and not key.allows(model):
+            raise PermissionDenied(
+                f"this key may not call model '{model}'; it may call: {', '.join(key.models or [])}", param="model"
+            )
+        if endpoint != EMBEDDINGS:
+            services.check_input(body, call, key)
+        reservation = await services.admit(key, call, body)
+        stream = bool(body.get("stream")) and endpoint != EMBEDDINGS
+        call.streamed = stream
+        before_upstream = time.perf_counter()
+        route = await services.router.call(model, endpoint, body, stream)
+        call.attempts = route.attempts
+        if route.attempts > 1:
+            services.metrics.retries.inc(model, amount=route.attempts - 1)
+        d = route.deployment
+        call.served_model = route.model
+        call.deployment, call.provider, call.upstream_model = d.name, d.config.provider, d.config.model
+        if stream:
+            upstream_wait = (time.perf_counter() - before_upstream) * 1000
+            call.ttft_ms = call.elapsed_ms()
+            services.metrics.upstream_latency.observe(upstream_wait / 1000, model, d.name)
+            headers = response_headers(call, services, call.elapsed_ms() - upstream_wait)
+            responded = True
+            await stream_to_client(services, call, body, route, endpoint, headers, receive, send)
+        else:
+            reply = route.reply
+            services.metrics.upstream_latency.observe(reply.upstream_ms / 1000, model, d.name)
+            data = reply.data
+            changed = services.check_output(endpoint, data, call)
+            services.account(call, d, body, data.get("usage"), reply_texts(endpoint, data))
+            overhead = call.elapsed_ms() - (time.perf_counter() - before_upstream) * 1000
+            out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
+            responded = True
+            await http.send_bytes(send, 200, out, response_headers(call, services, overhead))
+    except http.ClientGone:
+        call.failed(499, "cancelled", "client_disconnected")
+    except LLMOpsError as exc:
+        outcome = "upstream_error" if isinstance(exc, UpstreamError) or exc.status >= 500 else "client_error"
+        if exc.code == "guardrail_blocked":
+            outcome = "blocked"
+        elif exc.status == 429 and not isinstance(exc, UpstreamError):
+            outcome = "refused"
+        call.failed(exc.status, outcome, exc.code or exc.type)
+        services.metrics.errors.inc(call.model or "", exc.code or exc.type)
+        if not responded:
+            await http.send_error(send, exc, response_headers(call, services, None))
+    finally:
+        await services.settle(reservation, call)
+        services.finish(call)

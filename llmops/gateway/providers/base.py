@@ -1,0 +1,83 @@
+"""What every provider gives the router: a JSON reply, or a stream of SSE data payloads.
+
+A provider raises `UpstreamError` for anything but success. A stream is returned only
+after its first event has arrived, so every failure before the first byte reaches the
+client can still be retried elsewhere.
+"""
+
+from __future__ import annotations
+
+import time
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from typing import Any
+
+from llmops.gateway.config import DeploymentConfig, Timeouts
+
+# Endpoints the gateway serves, by the path a provider appends to its api_base.
+CHAT = "/chat/completions"
+COMPLETIONS = "/completions"
+EMBEDDINGS = "/embeddings"
+
+
+@dataclass
+class UpstreamReply:
+    data: dict[str, Any]
+    raw: bytes | None = None  # the upstream's bytes, forwarded as-is when nothing changed
+    upstream_ms: float = 0.0
+
+
+@dataclass
+class UpstreamStream:
+    """An open stream: `first` is the first data payload, `rest` yields the others.
+
+    Payloads are the bytes after `data: ` (JSON chunks); the terminal `[DONE]` is not
+    yielded. `close()` aborts the upstream request (the client went away).
+    """
+
+    first: bytes
+    rest: AsyncIterator[bytes]
+    closer: Any = None
+    first_byte_ms: float = 0.0
+    started: float = field(default_factory=time.perf_counter)
+
+    async def close(self) -> None:
+        if self.closer is not None:
+            result = self.closer()
+            if hasattr(result, "__await__"):
+                await result
+            self.closer = None
+
+
+class Provider(ABC):
+    kind: str = ""
+
+    def __init__(self, deployment: DeploymentConfig, timeouts: Timeouts):
+        self.deployment = deployment
+        self.timeouts = deployment.timeouts or timeouts
+
+    @abstractmethod
+    async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
+        """Call `endpoint` without streaming."""
+
+    @abstractmethod
+    async def stream(self, endpoint: str, body: dict[str, Any]) -> UpstreamStream:
+        """Call `endpoint` with `stream: true`; returns once the first event arrived."""
+
+    async def start(self) -> None:  # noqa: B027 - optional hook, most providers need none
+        """Open connections or background pollers (called at gateway start)."""
+
+    async def stop(self) -> None:  # noqa: B027 - optional hook
+        """Release what `start` opened."""
+
+    def load(self) -> float | None:
+        """The upstream's own queue length, where the provider can read it."""
+        return None
+
+    def upstream_body(self, body: dict[str, Any]) -> dict[str, Any]:
+        out = dict(body)
+        out["model"] = self.deployment.model
+        for k, v in self.deployment.extra_params.items():
+            out.setdefault(k, v)
+        return out

@@ -1,0 +1,122 @@
+"""Any model litellm can reach (`anthropic/…`, `gemini/…`, `bedrock/…`), translated to
+OpenAI's shape by litellm.
+
+litellm takes seconds to import and pulls in a great deal, so it is imported only
+when a deployment of this kind is configured, never on the OpenAI/vLLM hot path.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from typing import Any
+
+import orjson
+
+from llmops.gateway.config import DeploymentConfig, Timeouts
+from llmops.gateway.errors import UpstreamError, UpstreamTimeout
+from llmops.gateway.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    Provider,
+    UpstreamReply,
+    UpstreamStream,
+)
+from llmops.gateway.providers.openai import RETRYABLE_STATUS
+
+# Fields the gateway understands itself and must not hand to litellm as kwargs.
+_GATEWAY_FIELDS = {"model", "stream", "prompt", "messages", "input"}
+
+
+def _as_dict(obj: Any) -> dict[str, Any]:
+    if isinstance(obj, dict):
+        return obj
+    if hasattr(obj, "model_dump"):
+        return obj.model_dump(exclude_none=False)
+    return dict(obj)
+
+
+class LiteLLMProvider(Provider):
+    kind = "litellm"
+
+    def __init__(self, deployment: DeploymentConfig, timeouts: Timeouts):
+        super().__init__(deployment, timeouts)
+        os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+        import litellm
+
+        litellm.telemetry = False
+        self.litellm = litellm
+        self.where = f"upstream {deployment.name or deployment.model}"
+
+    def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
+        kwargs = {k: v for k, v in body.items() if k not in _GATEWAY_FIELDS}
+        kwargs.update(self.deployment.extra_params)
+        kwargs["model"] = self.deployment.model
+        kwargs["timeout"] = self.timeouts.total
+        kwargs["num_retries"] = 0  # the gateway's router retries, across deployments
+        if self.deployment.api_key:
+            kwargs["api_key"] = self.deployment.api_key
+        if self.deployment.api_base:
+            kwargs["api_base"] = self.deployment.api_base
+        return kwargs
+
+    def _error(self, exc: Exception) -> UpstreamError:
+        status = getattr(exc, "status_code", None) or 502
+        name = type(exc).__name__
+        if "Timeout" in name:
+            return UpstreamTimeout(f"{self.where} timed out")
+        if status in (401, 403):
+            return UpstreamError(f"{self.where} rejected the gateway's credentials", status=502)
+        message = str(getattr(exc, "message", "") or exc)[:300]
+        return UpstreamError(
+            f"{self.where} failed ({name}): {message}",
+            status=status if 400 <= status < 500 and status not in RETRYABLE_STATUS else (429 if status == 429 else 502),
+            retryable=status in RETRYABLE_STATUS or status >= 500,
+            code=f"upstream_{status}",
+        )
+
+    async def _call(self, endpoint: str, body: dict[str, Any], stream: bool) -> Any:
+        kwargs = self._kwargs(body)
+        if stream:
+            kwargs["stream"] = True
+            kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}
+        try:
+            if endpoint == CHAT:
+                return await self.litellm.acompletion(messages=body.get("messages"), **kwargs)
+            if endpoint == COMPLETIONS:
+                return await self.litellm.atext_completion(prompt=body.get("prompt"), **kwargs)
+            if endpoint == EMBEDDINGS:
+                kwargs.pop("stream_options", None)
+                return await self.litellm.aembedding(input=body.get("input"), **kwargs)
+        except Exception as exc:  # litellm raises its own hierarchy, mapped here
+            raise self._error(exc) from exc
+        raise UpstreamError(f"endpoint {endpoint} is not supported by litellm", status=400, retryable=False)
+
+    async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
+        started = time.perf_counter()
+        result = await self._call(endpoint, body, stream=False)
+        data = _as_dict(result)
+        data.pop("_hidden_params", None)
+        return UpstreamReply(data=data, upstream_ms=(time.perf_counter() - started) * 1000)
+
+    async def stream(self, endpoint: str, body: dict[str, Any]) -> UpstreamStream:
+        started = time.perf_counter()
+        wrapper = await self._call(endpoint, body, stream=True)
+        iterator = wrapper.__aiter__()
+
+        async def events() -> AsyncIterator[bytes]:
+            try:
+                async for chunk in iterator:
+                    yield orjson.dumps(_as_dict(chunk), default=str)
+            except Exception as exc:
+                raise self._error(exc) from exc
+
+        gen = events()
+        try:
+            first = await anext(gen)
+        except StopAsyncIteration as exc:
+            raise UpstreamError(f"{self.where} ended the stream before sending anything") from exc
+        closer = getattr(wrapper, "aclose", None)
+        return UpstreamStream(first=first, rest=gen, closer=closer, first_byte_ms=(time.perf_counter() - started) * 1000)

@@ -1,0 +1,77 @@
+"""A vLLM OpenAI server: OpenAI's protocol plus vLLM's own fields, and its load.
+
+vLLM's extra sampling and guided-decoding fields (top_k, min_p, repetition_penalty,
+guided_json, ignore_eos, ...) pass through untouched, since the body is forwarded
+whole. Its Prometheus `/metrics` is polled so the router can send each call to the
+replica with the fewest running and waiting requests.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+import aiohttp
+
+from llmops.gateway.config import DeploymentConfig, Timeouts
+from llmops.gateway.providers.openai import OpenAIProvider
+
+LOAD_METRICS = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
+
+
+def parse_load(text: bytes) -> float:
+    """Sum running and waiting requests over every label set in a /metrics page."""
+    total = 0.0
+    for line in text.splitlines():
+        if line.startswith(LOAD_METRICS):
+            with contextlib.suppress(ValueError, IndexError):
+                total += float(line.rsplit(b" ", 1)[1])
+    return total
+
+
+class VLLMProvider(OpenAIProvider):
+    kind = "vllm"
+
+    def __init__(
+        self,
+        deployment: DeploymentConfig,
+        timeouts: Timeouts,
+        session: aiohttp.ClientSession,
+        poll_interval: float = 1.0,
+    ):
+        if not deployment.api_base:
+            deployment = deployment.model_copy(update={"api_base": "http://127.0.0.1:8000/v1"})
+        super().__init__(deployment, timeouts, session)
+        root = self.base[: -len("/v1")] if self.base.endswith("/v1") else self.base
+        self.metrics_url = root + "/metrics"
+        self.poll_interval = poll_interval
+        self._load: float | None = None
+        self._poller: asyncio.Task | None = None
+        self.reachable = False
+
+    async def start(self) -> None:
+        self._poller = asyncio.create_task(self._poll())
+
+    async def stop(self) -> None:
+        if self._poller:
+            self._poller.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._poller
+
+    def load(self) -> float | None:
+        return self._load
+
+    async def _poll(self) -> None:
+        timeout = aiohttp.ClientTimeout(total=max(0.5, self.poll_interval))
+        while True:
+            try:
+                async with self.session.get(self.metrics_url, timeout=timeout) as resp:
+                    if resp.status == 200:
+                        self._load = parse_load(await resp.read())
+                        self.reachable = True
+                    else:
+                        self.reachable = False
+            except (aiohttp.ClientError, TimeoutError):
+                self._load = None
+                self.reachable = False
+            await asyncio.sleep(self.poll_interval)

@@ -1,0 +1,192 @@
+"""Picks a deployment for each call and retries, falls back and cools down on failure.
+
+Weighted choice among healthy deployments; among vLLM replicas, the one with the
+fewest running and waiting requests (vLLM's own /metrics, plus what this process has
+in flight). A deployment that fails `cooldown_failures` times in a row rests for
+`cooldown_seconds`, then gets one probe call; success puts it back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import aiohttp
+
+from llmops.gateway.config import DeploymentConfig, GatewayConfig, ModelConfig
+from llmops.gateway.errors import ModelNotFound, NoHealthyDeployment, UpstreamError
+from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
+
+
+@dataclass
+class Deployment:
+    name: str
+    model_name: str
+    config: DeploymentConfig
+    provider: Provider
+    failures: int = 0
+    cooldown_until: float = 0.0
+    probing: bool = False
+    inflight: int = 0
+    successes_total: int = 0
+    failures_total: int = 0
+
+    def available(self, now: float) -> bool:
+        if self.cooldown_until <= now:
+            return True
+        return False
+
+    @property
+    def load(self) -> float:
+        upstream = self.provider.load()
+        return (upstream or 0.0) + self.inflight
+
+
+@dataclass
+class RouteResult:
+    deployment: Deployment
+    model: str  # the model that answered (a fallback's name when one was used)
+    attempts: int
+    reply: UpstreamReply | None = None
+    stream: UpstreamStream | None = None
+    errors: list[str] = field(default_factory=list)
+
+
+def deployment_name(model: ModelConfig, dep: DeploymentConfig, index: int) -> str:
+    return dep.name or f"{model.name}/{dep.provider}/{index}"
+
+
+def build_provider(dep: DeploymentConfig, config: GatewayConfig, session: aiohttp.ClientSession) -> Provider:
+    if dep.provider == "openai":
+        from llmops.gateway.providers.openai import OpenAIProvider
+
+        return OpenAIProvider(dep, config.timeouts, session)
+    if dep.provider == "vllm":
+        from llmops.gateway.providers.vllm import VLLMProvider
+
+        return VLLMProvider(dep, config.timeouts, session, poll_interval=config.router.vllm_metrics_interval)
+    if dep.provider == "litellm":
+        from llmops.gateway.providers.litellm import LiteLLMProvider
+
+        return LiteLLMProvider(dep, config.timeouts)
+    from llmops.gateway.providers.mock import MockProvider
+
+    return MockProvider(dep, config.timeouts)
+
+
+class Router:
+    def __init__(self, config: GatewayConfig, session: aiohttp.ClientSession, rng: random.Random | None = None):
+        self.config = config
+        self.settings = config.router
+        self.rng = rng or random.Random()
+        self.models: dict[str, ModelConfig] = {m.name: m for m in config.models}
+        self.deployments: dict[str, list[Deployment]] = {}
+        for model in config.models:
+            self.deployments[model.name] = [
+                Deployment(
+                    name=deployment_name(model, dep, i),
+                    model_name=model.name,
+                    config=dep,
+                    provider=build_provider(dep, config, session),
+                )
+                for i, dep in enumerate(model.deployments)
+            ]
+
+    def all_deployments(self) -> list[Deployment]:
+        return [d for deps in self.deployments.values() for d in deps]
+
+    async def start(self) -> None:
+        for d in self.all_deployments():
+            await d.provider.start()
+
+    async def stop(self) -> None:
+        for d in self.all_deployments():
+            await d.provider.stop()
+
+    def resolve(self, model: str) -> ModelConfig:
+        found = self.models.get(model)
+        if found is None:
+            known = ", ".join(sorted(self.models)) or "none configured"
+            raise ModelNotFound(f"model '{model}' is not served by this gateway (known models: {known})", param="model")
+        return found
+
+    def pick(self, model: str, exclude: set[str]) -> Deployment | None:
+        now = time.monotonic()
+        candidates = [d for d in self.deployments.get(model, []) if d.name not in exclude and d.available(now)]
+        if not candidates:
+            return None
+        if len(candidates) == 1:
+            return candidates[0]
+        if all(d.config.provider == "vllm" for d in candidates):
+            least = min(d.load for d in candidates)
+            candidates = [d for d in candidates if d.load == least]
+            if len(candidates) == 1:
+                return candidates[0]
+        return self.rng.choices(candidates, weights=[d.config.weight for d in candidates])[0]
+
+    def _succeeded(self, d: Deployment) -> None:
+        d.failures = 0
+        d.cooldown_until = 0.0
+        d.successes_total += 1
+
+    def _failed(self, d: Deployment) -> None:
+        d.failures += 1
+        d.failures_total += 1
+        if d.failures >= self.settings.cooldown_failures:
+            d.cooldown_until = time.monotonic() + self.settings.cooldown_seconds
+            # Let it earn its way back with a single probe once the rest is over.
+            d.failures = self.settings.cooldown_failures - 1
+
+    def _backoff(self, attempt: int, error: UpstreamError) -> float:
+        if error.retry_after is not None:
+            return min(error.retry_after, self.settings.backoff_max)
+        ceiling = min(self.settings.backoff_max, self.settings.backoff_base * (2**attempt))
+        return self.rng.uniform(0, ceiling)  # full jitter: retries of many clients spread out
+
+    async def call(self, model: str, endpoint: str, body: dict[str, Any], stream: bool) -> RouteResult:
+        """Call `model` (then its fallbacks) until one answers; raises the last error."""
+        primary = self.resolve(model)
+        chain = [primary.name, *primary.fallbacks]
+        last_error: UpstreamError | None = None
+        attempts = 0
+        errors: list[str] = []
+        for model_name in chain:
+            tried: set[str] = set()
+            for attempt in range(self.settings.retries + 1):
+                d = self.pick(model_name, tried)
+                if d is None and tried:
+                    # Every deployment was tried once: retry the healthy ones again.
+                    tried.clear()
+                    d = self.pick(model_name, tried)
+                if d is None:
+                    break
+                tried.add(d.name)
+                attempts += 1
+                d.inflight += 1
+                try:
+                    if stream:
+                        result = RouteResult(d, model_name, attempts, stream=await d.provider.stream(endpoint, body))
+                    else:
+                        result = RouteResult(d, model_name, attempts, reply=await d.provider.request(endpoint, body))
+                except UpstreamError as exc:
+                    self._failed(d)
+                    last_error = exc
+                    errors.append(f"{d.name}: {exc.message}")
+                    if not exc.retryable:
+                        raise
+                    if attempt < self.settings.retries:
+                        await asyncio.sleep(self._backoff(attempt, exc))
+                    continue
+                finally:
+                    d.inflight -= 1
+                self._succeeded(d)
+                result.errors = errors
+                return result
+        if last_error is not None:
+            raise last_error
+        raise NoHealthyDeployment(
+            f"no healthy deployment for model '{model}': all are cooling down after failures; try again shortly"
+        )

@@ -1,0 +1,319 @@
+"""The gateway's collaborators, built once at start-up and shared by every request.
+
+Each method is one step of a request, delegating to a library module: keys and limits
+(`keys`, `limits`), guardrails, the registry and experiments, tokens and pricing, the
+ledger. The inference handler calls them in order.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import aiohttp
+
+from llmops.gateway.call import Call
+from llmops.gateway.config import GatewayConfig
+from llmops.gateway.errors import AuthenticationError, GuardrailBlocked
+from llmops.gateway.http import header
+from llmops.gateway.metrics import GatewayMetrics, Gauge
+from llmops.gateway.providers.base import CHAT, COMPLETIONS
+from llmops.gateway.router import Deployment, Router
+from llmops.settings import get_settings
+
+log = logging.getLogger("llmops.gateway")
+
+
+@dataclass(frozen=True)
+class MasterIdentity:
+    """The operator's own key: every model, no limits, admin routes."""
+
+    id: str = "master"
+    name: str = "master"
+    prefix: str = "master"
+    user: str | None = None
+    team: str | None = None
+    models: list[str] | None = None
+
+    def allows(self, model: str) -> bool:
+        return True
+
+
+MASTER = MasterIdentity()
+
+
+def bearer_token(scope: dict) -> str | None:
+    value = header(scope, b"authorization")
+    if value is None:
+        value = header(scope, b"x-api-key")
+        return value.decode("latin-1").strip() if value else None
+    text = value.decode("latin-1").strip()
+    if text[:7].lower() == "bearer ":
+        return text[7:].strip() or None
+    return text or None
+
+
+class Services:
+    def __init__(self, config: GatewayConfig):
+        settings = get_settings()
+        self.config = config
+        self.database_url = config.database_url or settings.database_url
+        self.redis_url = config.redis_url or settings.redis_url
+        self.master_key = config.master_key or settings.master_key
+        self.metrics = GatewayMetrics()
+        self.session: aiohttp.ClientSession | None = None
+        self.router: Router | None = None
+        self.ledger = None
+        self.keys = None
+        self.limiter = None
+        self.guardrails = None
+        self._registry = None
+        self._experiments = None
+        self.prices: dict[str, Any] = {}
+        self.model_prices: dict[str, list[Any]] = {}
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        from llmops.gateway.keys import KeyStore
+        from llmops.gateway.ledger import LedgerWriter
+        from llmops.gateway.limits import limiter_from_config
+        from llmops.guardrails import GuardrailsConfig, Pipeline
+        from llmops.pricing import PriceTable
+
+        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
+        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        self.router = Router(self.config, self.session)
+        await self.router.start()
+        ledger_opts = {"spill_dir": get_settings().spill_dir, **self.config.ledger}
+        self.ledger = LedgerWriter(database_url=self.database_url, **ledger_opts)
+        self.ledger.start()
+        self.keys = KeyStore(database_url=self.database_url, master_key=self.master_key)
+        self.limiter = limiter_from_config(self.config.limits, redis_url=self.redis_url, database_url=self.database_url)
+        guard_config = (
+            GuardrailsConfig.model_validate(self.config.guardrails)
+            if self.config.guardrails is not None
+            else GuardrailsConfig.default()
+        )
+        self.guardrails = Pipeline(guard_config)
+        table = PriceTable.load()
+        for d in self.router.all_deployments():
+            # Counted per request (metrics.unknown_price), not once per deployment here.
+            price = table.lookup(d.config.model, provider=d.config.provider, override=d.config.pricing, count_unknown=False)
+            self.prices[d.name] = price
+            self.model_prices.setdefault(d.model_name, []).append((d.config.model, d.config.pricing, d.config.provider))
+        self.metrics.add_gauge(
+            Gauge(
+                "llmops_deployment_available",
+                "1 when a deployment takes calls, 0 while it cools down after failures",
+                ("model", "deployment"),
+                self._availability,
+            )
+        )
+        self.metrics.add_gauge(
+            Gauge("llmops_ledger_rows", "Ledger writer counters", ("state",), lambda: {(k,): v for k, v in self.ledger.stats().items()})
+        )
+
+    async def stop(self) -> None:
+        if self.router:
+            await self.router.stop()
+        if self.session:
+            await self.session.close()
+        if self.limiter:
+            await self.limiter.aclose()  # flushes budget spend to the database
+        if self.ledger:
+            # Drain every queued row before the process exits (SIGTERM included).
+            import asyncio
+
+            await asyncio.to_thread(self.ledger.close, 30)
+
+    def _availability(self) -> dict[tuple[str, ...], float]:
+        import time
+
+        now = time.monotonic()
+        return {(d.model_name, d.name): 1.0 if d.available(now) else 0.0 for d in self.router.all_deployments()}
+
+    # -- steps of a request ------------------------------------------------------------
+
+    async def authenticate(self, scope: dict):
+        token = bearer_token(scope)
+        if token is not None and self.master_key and hmac.compare_digest(token.encode(), self.master_key.encode()):
+            return MASTER
+        if token is not None:
+            info = await self.keys.authenticate(token)
+            if info is not None:
+                return info
+            if self.master_key:
+                raise AuthenticationError(
+                    "invalid API key: it is unknown, revoked or expired; ask the gateway's operator for a key"
+                )
+            return None
+        if self.master_key:
+            raise AuthenticationError("missing API key: send 'Authorization: Bearer <your key>'")
+        return None  # no master key configured: the gateway is open (the local default)
+
+    def require_master(self, identity) -> None:
+        if identity is not MASTER and self.master_key:
+            raise AuthenticationError("this route needs the master key (LLMOPS_MASTER_KEY)")
+
+    @property
+    def registry(self):
+        if self._registry is None:
+            from llmops.registry.service import Registry
+
+            self._registry = Registry(database_url=self.database_url)
+        return self._registry
+
+    @property
+    def experiments(self):
+        if self._experiments is None:
+            from llmops.experiments.service import ExperimentService
+
+            self._experiments = ExperimentService(database_url=self.database_url)
+        return self._experiments
+
+    async def apply_prompt(self, body: dict[str, Any], call: Call, scope: dict) -> None:
+        from llmops.gateway.prompts import apply_prompt_reference
+
+        apply_prompt_reference(self, body, call, scope)
+
+    def check_input(self, body: dict[str, Any], call: Call, key) -> None:
+        pipeline = self.guardrails
+        if pipeline is None:
+            return
+        subject = body.get("messages") if "messages" in body else body.get("prompt")
+        if not isinstance(subject, list | str):
+            return
+        result = pipeline.check_input(subject, model=call.model, key_overrides=getattr(key, "guardrails", None))
+        if result.verdicts:
+            call.verdicts = list(result.verdicts)
+        if result.blocked:
+            self.metrics.guardrail_blocks.inc(result.blocked_by or "")
+            raise GuardrailBlocked(
+                f"request blocked by guardrail '{result.blocked_by}': {result.message}", check=result.blocked_by
+            )
+        if "messages" in body and result.messages is not None:
+            body["messages"] = result.messages
+        elif "prompt" in body and isinstance(body["prompt"], str) and result.text is not None:
+            body["prompt"] = result.text
+
+    def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
+        """Apply output guardrails to a whole reply; True when its text was changed."""
+        from llmops.gateway.inference import _replace_texts, reply_texts
+
+        if self.guardrails is None or endpoint not in (CHAT, COMPLETIONS):
+            return False
+        texts = reply_texts(endpoint, data)
+        new_texts = []
+        changed = False
+        for text in texts:
+            result = self.guardrails.check_output(text, model=call.model)
+            if result.verdicts:
+                call.verdicts = [*(call.verdicts or []), *result.verdicts]
+            if result.blocked:
+                self.metrics.guardrail_blocks.inc(result.blocked_by or "")
+                raise GuardrailBlocked(
+                    f"the model's reply was blocked by guardrail '{result.blocked_by}'", check=result.blocked_by
+                )
+            new = result.text if result.text is not None else text
+            changed = changed or new != text
+            new_texts.append(new)
+        if changed:
+            _replace_texts(endpoint, data, new_texts)
+        return changed
+
+    def output_guard_enabled(self, call: Call) -> bool:
+        return self.guardrails is not None and self.guardrails.has_output_checks(model=call.model)
+
+    def output_stream(self, call: Call):
+        return _BlockingStream(self, self.guardrails.output_stream(model=call.model), call)
+
+    async def admit(self, key, call: Call, body: dict[str, Any]):
+        if key is None or key is MASTER or self.limiter is None:
+            return None
+        estimated = 0
+        max_cost = None
+        if key.tpm or self.limiter.tracks_spend(key, call.user):
+            from llmops import pricing, tokens
+
+            estimated = tokens.count_prompt(body)
+            max_out = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
+            costs = [
+                pricing.max_cost(model, estimated, max_out, override, provider=provider)
+                for model, override, provider in self.model_prices.get(call.model, [])
+            ]
+            known = [c for c in costs if c is not None]
+            max_cost = max(known) if known else None
+            estimated += int(max_out)
+        return await self.limiter.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
+
+    def account(self, call: Call, deployment: Deployment, body: dict[str, Any], usage: dict | None, texts: list[str]) -> None:
+        from llmops import pricing, tokens
+
+        if usage:
+            u = pricing.usage_from_openai(usage)
+            call.usage_source = "reported"
+        else:
+            model = deployment.config.model
+            u = pricing.Usage(
+                input_tokens=tokens.count_prompt({**body, "model": model}),
+                output_tokens=sum(tokens.count_text(t, model) for t in texts),
+            )
+            call.usage_source = "estimated"
+        call.input_tokens, call.output_tokens, call.cached_tokens = u.input_tokens, u.output_tokens, u.cached_tokens
+        price = self.prices.get(deployment.name)
+        m = self.metrics
+        model = call.model or ""
+        m.tokens.inc(model, "input", amount=u.input_tokens)
+        m.tokens.inc(model, "output", amount=u.output_tokens)
+        if price is None:
+            call.cost = None
+            m.unknown_price.inc(model)
+        else:
+            call.cost = price.cost(u)
+            m.cost.inc(model, amount=call.cost)
+
+    async def settle(self, reservation, call: Call) -> None:
+        if reservation is None:
+            return
+        try:
+            if call.outcome == "success" or call.cost:
+                await self.limiter.settle(reservation, call.input_tokens + call.output_tokens, call.cost)
+            else:
+                await self.limiter.release(reservation)
+        except Exception:  # accounting must never turn a served reply into an error
+            log.exception("settling a reservation failed for request %s", call.id)
+
+    def finish(self, call: Call) -> None:
+        m = self.metrics
+        m.requests.inc(call.model or "", call.deployment or "", str(call.status))
+        m.latency.observe(call.elapsed_ms() / 1000, call.model or "")
+        self.ledger.record(call.ledger_row())
+
+
+class _BlockingStream:
+    """Adapts the guardrails' stream checker: a block becomes a GuardrailBlocked error."""
+
+    def __init__(self, services: Services, inner, call: Call):
+        self.services, self.inner, self.call = services, inner, call
+
+    def _check(self) -> None:
+        if getattr(self.inner, "blocked", False):
+            check = getattr(self.inner, "blocked_by", None)
+            self.services.metrics.guardrail_blocks.inc(check or "")
+            raise GuardrailBlocked(f"the model's reply was blocked by guardrail '{check}'", check=check)
+
+    def feed(self, delta: str) -> str:
+        out = self.inner.feed(delta)
+        self._check()
+        return out
+
+    def finish(self) -> str:
+        out = self.inner.finish()
+        self._check()
+        verdicts = getattr(self.inner, "verdicts", None)
+        if verdicts:
+            self.call.verdicts = [*(self.call.verdicts or []), *verdicts]
+        return out

@@ -1,0 +1,155 @@
+"""Server-sent events from an upstream to the client, as they arrive.
+
+The first chunk is already in hand when this starts (the router returns a stream only
+once it has one), so headers go out with it. Usage is always requested upstream; the
+usage-only chunk is passed on only when the client asked for it. If the upstream
+dies mid-stream the client gets an in-band error event, never an invented
+`finish_reason: stop`. If the client goes away, the upstream request is cut.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+from typing import TYPE_CHECKING, Any
+
+import orjson
+
+from llmops.errors import LLMOpsError
+from llmops.gateway import http
+from llmops.gateway.call import Call
+from llmops.gateway.providers.base import CHAT
+
+if TYPE_CHECKING:
+    from llmops.gateway.router import RouteResult
+    from llmops.gateway.services import Services
+
+DONE = b"data: [DONE]\n\n"
+
+
+def error_event(error: LLMOpsError) -> bytes:
+    return b"data: " + orjson.dumps(error.to_openai()) + b"\n\n"
+
+
+class _StreamState:
+    """Reads each chunk once: collects usage and text, applies output guardrails."""
+
+    def __init__(self, services: Services, call: Call, endpoint: str, client_wants_usage: bool):
+        self.services = services
+        self.call = call
+        self.endpoint = endpoint
+        self.client_wants_usage = client_wants_usage
+        self.usage: dict[str, Any] | None = None
+        self.texts: dict[int, list[str]] = {}
+        self.guards: dict[int, Any] = {}
+        self.guarded = services.output_guard_enabled(call)
+
+    def _guard(self, index: int):
+        guard = self.guards.get(index)
+        if guard is None:
+            guard = self.guards[index] = self.services.output_stream(self.call)
+        return guard
+
+    def transform(self, payload: bytes) -> bytes | None:
+        """The bytes to send for one upstream chunk, or None to drop it."""
+        chunk = orjson.loads(payload)
+        if not isinstance(chunk, dict):
+            return b"data: " + payload + b"\n\n"
+        if chunk.get("usage"):
+            self.usage = chunk["usage"]
+        choices = chunk.get("choices")
+        if not choices:
+            if "usage" in chunk and not self.client_wants_usage:
+                return None
+            return b"data: " + payload + b"\n\n"
+        changed = False
+        if not self.client_wants_usage and "usage" in chunk:
+            del chunk["usage"]  # some servers put usage on every chunk
+            changed = True
+        for choice in choices:
+            index = choice.get("index", 0)
+            if self.endpoint == CHAT:
+                holder = choice.get("delta")
+                if not isinstance(holder, dict):
+                    holder = choice["delta"] = {}
+                field = "content"
+            else:
+                holder, field = choice, "text"
+            text = holder.get(field)
+            if isinstance(text, str) and text:
+                self.texts.setdefault(index, []).append(text)
+            if self.guarded:
+                guard = self._guard(index)
+                safe = guard.feed(text or "") if isinstance(text, str) else ""
+                if choice.get("finish_reason") is not None:
+                    safe += guard.finish()
+                if safe != (text or ""):
+                    holder[field] = safe
+                    changed = True
+        if changed:
+            return b"data: " + orjson.dumps(chunk) + b"\n\n"
+        return b"data: " + payload + b"\n\n"
+
+    def all_texts(self) -> list[str]:
+        return ["".join(parts) for _, parts in sorted(self.texts.items())]
+
+
+async def _pump(state: _StreamState, route: RouteResult, headers: list, send: http.Send) -> None:
+    stream = route.stream
+    await send({"type": "http.response.start", "status": 200, "headers": [*http.SSE_HEADERS, *headers]})
+    try:
+        out = state.transform(stream.first)
+        if out is not None:
+            await send({"type": "http.response.body", "body": out, "more_body": True})
+        async for payload in stream.rest:
+            out = state.transform(payload)
+            if out is not None:
+                await send({"type": "http.response.body", "body": out, "more_body": True})
+    except LLMOpsError as exc:
+        # Upstream trouble (or a guardrail block) after bytes went out: tell the client
+        # in-band and stop; there is no status code left to change.
+        await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
+        raise
+    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+async def stream_to_client(
+    services: Services,
+    call: Call,
+    body: dict[str, Any],
+    route: RouteResult,
+    endpoint: str,
+    headers: list,
+    receive: http.Receive,
+    send: http.Send,
+) -> None:
+    client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+    state = _StreamState(services, call, endpoint, client_wants_usage)
+    pump = asyncio.ensure_future(_pump(state, route, headers, send))
+    gone = asyncio.ensure_future(_wait_disconnect(receive))
+    try:
+        await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
+        if not pump.done():
+            # The client left: stop reading, which cuts the upstream request.
+            pump.cancel()
+            with contextlib.suppress(asyncio.CancelledError, LLMOpsError):
+                await pump
+            call.failed(499, "cancelled", "client_disconnected")
+        else:
+            try:
+                pump.result()
+            except LLMOpsError as exc:
+                outcome = "blocked" if exc.code == "guardrail_blocked" else "upstream_error"
+                call.failed(exc.status, outcome, exc.code or exc.type)
+                services.metrics.errors.inc(call.model or "", exc.code or exc.type)
+    finally:
+        gone.cancel()
+        await route.stream.close()
+        services.account(call, route.deployment, body, state.usage, state.all_texts())
+
+
+async def _wait_disconnect(receive: http.Receive) -> None:
+    while True:
+        message = await receive()
+        if message["type"] == "http.disconnect":
+            return

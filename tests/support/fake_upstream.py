@@ -1,0 +1,181 @@
+"""A real HTTP server that plays an OpenAI-compatible upstream, faults included.
+
+The upstream `model` name in the request picks the behaviour:
+  ok               a normal reply (or stream)
+  fail500          always HTTP 500
+  flaky-N          HTTP 503 for the first N calls, then ok
+  rate429          HTTP 429 with Retry-After: 1 on the first call, then ok
+  reset-mid-stream a stream that sends two chunks, then drops the connection
+  stall            sends nothing for 30 s
+  stall-mid-stream two chunks, then silence
+  slow-first-byte  waits 1.5 s, then ok
+  bad-request      HTTP 400 with an OpenAI error body
+  no-usage         replies without a usage object (streams too)
+  exact-usage      reports the prompt tokens as llmops counts them and max_tokens
+                   completion tokens: a call's real cost equals its reservation
+Every request body received is kept in `received` for assertions.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import threading
+import time
+from collections import defaultdict
+
+from aiohttp import web
+
+REPLY = "The quick brown fox jumps over the lazy dog."
+
+
+def _chat_reply(model: str, usage: bool = True) -> dict:
+    data = {
+        "id": "chatcmpl-fake",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}],
+    }
+    if usage:
+        data["usage"] = {"prompt_tokens": 21, "completion_tokens": 10, "total_tokens": 31}
+    return data
+
+
+def _chunk(model: str, content: str | None, finish: str | None = None) -> bytes:
+    delta = {} if content is None else {"content": content}
+    data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+    return b"data: " + json.dumps(data).encode() + b"\n\n"
+
+
+class FakeUpstream:
+    def __init__(self, port: int):
+        self.port = port
+        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.received: list[dict] = []
+        self.calls: dict[str, int] = defaultdict(int)
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._thread: threading.Thread | None = None
+        self._runner: web.AppRunner | None = None
+        self.stream_cancelled = threading.Event()
+
+    # -- server life -----------------------------------------------------------------
+    def start(self) -> FakeUpstream:
+        ready = threading.Event()
+
+        def run() -> None:
+            self._loop = asyncio.new_event_loop()
+            asyncio.set_event_loop(self._loop)
+            app = web.Application()
+            app.router.add_post("/v1/chat/completions", self._chat)
+            app.router.add_post("/v1/completions", self._completions)
+            app.router.add_post("/v1/embeddings", self._embeddings)
+            self._runner = web.AppRunner(app)
+            self._loop.run_until_complete(self._runner.setup())
+            self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+            ready.set()
+            self._loop.run_forever()
+
+        self._thread = threading.Thread(target=run, daemon=True)
+        self._thread.start()
+        ready.wait(10)
+        return self
+
+    def stop(self) -> None:
+        async def shutdown() -> None:
+            # Stalled handlers would hold cleanup for their full sleep: cut them.
+            for task in asyncio.all_tasks():
+                if task is not asyncio.current_task():
+                    task.cancel()
+            await self._runner.cleanup()
+
+        if self._loop:
+            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
+            self._loop.call_soon_threadsafe(self._loop.stop)
+            self._thread.join(10)
+
+    def reset(self) -> None:
+        self.received.clear()
+        self.calls.clear()
+        self.stream_cancelled.clear()
+
+    # -- behaviours ------------------------------------------------------------------
+    async def _fault(self, model: str) -> web.StreamResponse | None:
+        n = self.calls[model]
+        if model == "fail500":
+            return web.json_response({"error": {"message": "internal"}}, status=500)
+        if model.startswith("flaky-") and n <= int(model.split("-")[1]):
+            return web.json_response({"error": {"message": "overloaded"}}, status=503)
+        if model == "rate429" and n == 1:
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "1"})
+        if model == "bad-request":
+            return web.json_response(
+                {"error": {"message": "max_tokens is too large", "type": "invalid_request_error",
+                           "param": "max_tokens", "code": None}}, status=400)
+        if model == "stall":
+            await asyncio.sleep(30)
+        if model == "slow-first-byte":
+            await asyncio.sleep(1.5)
+        return None
+
+    async def _chat(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append(body)
+        model = body.get("model", "ok")
+        self.calls[model] += 1
+        fault = await self._fault(model)
+        if fault is not None:
+            return fault
+        if not body.get("stream"):
+            reply = _chat_reply(model, usage=model != "no-usage")
+            if model == "exact-usage":
+                from llmops import tokens
+
+                prompt = tokens.count_messages(body["messages"], model)
+                done = body["max_tokens"]
+                reply["usage"] = {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
+            return web.json_response(reply)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        words = REPLY.split(" ")
+        try:
+            for i, word in enumerate(words):
+                await resp.write(_chunk(model, word + (" " if i < len(words) - 1 else "")))
+                if i == 1 and model == "reset-mid-stream":
+                    request.transport.abort()
+                    return resp
+                if i == 1 and model == "stall-mid-stream":
+                    await asyncio.sleep(30)
+                if model == "slow-stream":
+                    await asyncio.sleep(0.2)
+            await resp.write(_chunk(model, None, "stop"))
+            if (body.get("stream_options") or {}).get("include_usage") and model != "no-usage":
+                usage = {"prompt_tokens": 21, "completion_tokens": len(words), "total_tokens": 21 + len(words)}
+                data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
+                        "choices": [], "usage": usage}
+                await resp.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+        except (ConnectionResetError, asyncio.CancelledError):
+            self.stream_cancelled.set()
+            raise
+        return resp
+
+    async def _completions(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        return web.json_response({
+            "id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body["model"],
+            "choices": [{"index": 0, "text": REPLY, "finish_reason": "stop", "logprobs": None}],
+            "usage": {"prompt_tokens": 5, "completion_tokens": 10, "total_tokens": 15},
+        })
+
+    async def _embeddings(self, request: web.Request) -> web.Response:
+        body = await request.json()
+        self.received.append(body)
+        inputs = body["input"] if isinstance(body["input"], list) else [body["input"]]
+        return web.json_response({
+            "object": "list", "model": body["model"],
+            "data": [{"object": "embedding", "index": i, "embedding": [0.1, 0.2, 0.3]} for i in range(len(inputs))],
+            "usage": {"prompt_tokens": 3 * len(inputs), "total_tokens": 3 * len(inputs)},
+        })

@@ -88,3 +88,7 @@ def database_url(request, tmp_path) -> str:
     url = request.getfixturevalue("postgres_database_url")
     _empty_postgres(url)
     return url
+
+
+# One real vLLM server for the whole session, shared by every test that asks for it.
+from tests.support.vllm_server import vllm_server  # noqa: E402,F401

@@ -13,7 +13,7 @@ from typing import Any
 import httpx
 import pytest
 
-from tests.support.vllm_server import VllmServer, read_metric, vllm_server  # noqa: F401
+from tests.support.vllm_server import VllmServer, read_metric
 
 pytestmark = pytest.mark.vllm
 
@@ -45,7 +45,7 @@ def prompt_token_count(server: VllmServer, body: dict[str, Any]) -> int:
     return int(response.json()["count"])
 
 
-def test_chat_completion_reports_consistent_usage(vllm_server: VllmServer) -> None:  # noqa: F811
+def test_chat_completion_reports_consistent_usage(vllm_server: VllmServer) -> None:
     before = read_metric(vllm_server.metrics_url, GENERATED)
     response = httpx.post(
         f"{vllm_server.base_url}/chat/completions",
@@ -65,7 +65,7 @@ def test_chat_completion_reports_consistent_usage(vllm_server: VllmServer) -> No
     assert read_metric(vllm_server.metrics_url, GENERATED) - before == 16
 
 
-def test_streaming_chat_puts_usage_in_a_final_chunk_without_choices(vllm_server: VllmServer) -> None:  # noqa: F811
+def test_streaming_chat_puts_usage_in_a_final_chunk_without_choices(vllm_server: VllmServer) -> None:
     request = {
         "model": vllm_server.model,
         "messages": MESSAGES,
@@ -95,7 +95,7 @@ def test_streaming_chat_puts_usage_in_a_final_chunk_without_choices(vllm_server:
     assert usage["total_tokens"] == usage["prompt_tokens"] + usage["completion_tokens"]
 
 
-def test_text_completion_counts_prompt_tokens_like_tokenize(vllm_server: VllmServer) -> None:  # noqa: F811
+def test_text_completion_counts_prompt_tokens_like_tokenize(vllm_server: VllmServer) -> None:
     prompt = "The quick brown fox jumps over the lazy dog."
     response = httpx.post(
         f"{vllm_server.base_url}/completions",
@@ -112,7 +112,7 @@ def test_text_completion_counts_prompt_tokens_like_tokenize(vllm_server: VllmSer
     assert usage["total_tokens"] == usage["prompt_tokens"] + 8
 
 
-def test_closing_a_stream_stops_generation(vllm_server: VllmServer) -> None:  # noqa: F811
+def test_closing_a_stream_stops_generation(vllm_server: VllmServer) -> None:
     requested = 12_000  # ~13 s to ~80 s of decoding here if nobody stopped it
     before = read_metric(vllm_server.metrics_url, GENERATED)
     request = {

@@ -1,0 +1,102 @@
+"""The gateway in front of a real vLLM server (CPU build, tiny random model): chat,
+streaming and completions routed through it, usage recorded as vLLM counted it, and a
+client that hangs up mid-stream leaves vLLM generating nothing."""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+
+import httpx
+import openai
+import pytest
+
+from tests.support.gateway_proc import run_gateway
+from tests.support.vllm_server import VllmServer, read_metric
+
+pytestmark = pytest.mark.vllm
+
+PROMPT_TOKENS = "vllm:prompt_tokens_total"
+GENERATED = "vllm:generation_tokens_total"
+MESSAGES = [{"role": "user", "content": "Say hello to the gateway."}]
+
+
+@pytest.fixture(scope="module")
+def gateway(vllm_server: VllmServer, tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("gw-vllm")
+    config = {"models": [{"name": "tiny", "deployments": [
+        {"provider": "vllm", "model": vllm_server.model, "api_base": vllm_server.base_url, "pricing": {"cost": 0}}]}]}
+    with run_gateway(config, tmp) as gw:
+        gw.db = tmp / "llmops.db"
+        yield gw
+
+
+def ledger_row(gw, request_id: str, timeout: float = 10) -> dict:
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        with sqlite3.connect(gw.db) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM ledger WHERE id = ?", (request_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        time.sleep(0.2)
+    raise AssertionError(f"no ledger row for {request_id}")
+
+
+def counters(server: VllmServer) -> tuple[float, float]:
+    return read_metric(server.metrics_url, PROMPT_TOKENS), read_metric(server.metrics_url, GENERATED)
+
+
+def test_chat_usage_equals_vllms(gateway, vllm_server):
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=120)
+    p0, g0 = counters(vllm_server)
+    raw = client.chat.completions.with_raw_response.create(
+        model="tiny", messages=MESSAGES, max_tokens=12, extra_body={"ignore_eos": True, "top_k": 5})
+    reply = raw.parse()
+    p1, g1 = counters(vllm_server)
+    assert reply.usage.completion_tokens == 12 == g1 - g0
+    assert reply.usage.prompt_tokens == p1 - p0
+    row = ledger_row(gateway, raw.headers["x-llmops-request-id"])
+    assert (row["input_tokens"], row["output_tokens"]) == (p1 - p0, g1 - g0)
+    assert row["usage_source"] == "reported" and row["provider"] == "vllm"
+
+
+def test_streaming_usage_equals_vllms(gateway, vllm_server):
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=120)
+    p0, g0 = counters(vllm_server)
+    with client.chat.completions.with_streaming_response.create(
+            model="tiny", messages=MESSAGES, max_tokens=20, stream=True, extra_body={"ignore_eos": True}) as resp:
+        request_id = resp.headers["x-llmops-request-id"]
+        chunks = list(resp.parse())
+    p1, g1 = counters(vllm_server)
+    assert chunks[-1].choices[0].finish_reason == "length"
+    assert all(c.usage is None for c in chunks)  # the client did not ask for usage
+    row = ledger_row(gateway, request_id)
+    assert (row["input_tokens"], row["output_tokens"]) == (p1 - p0, g1 - g0) and g1 - g0 == 20
+    assert row["streamed"] and row["usage_source"] == "reported"
+
+
+def test_completions(gateway, vllm_server):
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=120)
+    g0 = read_metric(vllm_server.metrics_url, GENERATED)
+    r = client.completions.create(model="tiny", prompt="Once upon a time", max_tokens=8,
+                                  extra_body={"ignore_eos": True})
+    assert r.usage.completion_tokens == 8 == read_metric(vllm_server.metrics_url, GENERATED) - g0
+
+
+def test_client_disconnect_stops_vllm_generation(gateway, vllm_server):
+    g0 = read_metric(vllm_server.metrics_url, GENERATED)
+    body = {"model": "tiny", "stream": True, "max_tokens": 12000, "ignore_eos": True,
+            "messages": [{"role": "user", "content": "Write forever."}]}
+    with httpx.stream("POST", gateway.base_url + "/chat/completions", json=body, timeout=120) as r:
+        assert r.status_code == 200
+        for n, _ in enumerate(r.iter_lines()):
+            if n >= 10:
+                break  # hang up after a few events
+    time.sleep(2)
+    after_2s = read_metric(vllm_server.metrics_url, GENERATED)
+    time.sleep(2)
+    after_4s = read_metric(vllm_server.metrics_url, GENERATED)
+    assert after_4s == after_2s, "vLLM kept generating after the client left"
+    assert after_4s - g0 < 2000
+    assert read_metric(vllm_server.metrics_url, "vllm:num_requests_running") == 0

@@ -1,0 +1,271 @@
+"""`llmops eval ...`: run suites, read stored runs, compare them, score files.
+
+    llmops eval run evals/summarize.yaml [--json] [--junit FILE] [--baseline RUN|last]
+                    [--concurrency N] [--no-cache] [--gateway-url URL]
+    llmops eval list | show RUN | compare A B
+    llmops eval score --metric faithfulness --input FILE.jsonl
+
+`run` exits 1 when a case misses its threshold or the run regresses against the baseline.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import sys
+from pathlib import Path
+from typing import Any, TextIO
+
+from llmops.commands.output import add_json_flag, print_json, print_table
+from llmops.errors import InvalidInput
+
+
+class ProgressBar:
+    """A one-line progress bar on a terminal's stderr; silent when stderr is not a TTY."""
+
+    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+        self.stream = stream
+        self.width = width
+        self.enabled = stream.isatty()
+        self.failed = 0
+
+    def __call__(self, done: int, total: int, result: Any) -> None:
+        if not result.passed:
+            self.failed += 1
+        if not self.enabled:
+            return
+        filled = int(self.width * done / total) if total else self.width
+        bar = "#" * filled + "." * (self.width - filled)
+        self.stream.write(f"\r[{bar}] {done}/{total}  {self.failed} failed")
+        if done == total:
+            self.stream.write("\n")
+        self.stream.flush()
+
+
+def _time(value) -> str:
+    return value.strftime("%Y-%m-%d %H:%M:%SZ") if value else ""
+
+
+def cmd_run(args) -> int:
+    from llmops.evaluation import reports
+    from llmops.evaluation.service import run_suite_file
+
+    run, comparison = run_suite_file(
+        args.suite,
+        gateway_url=args.gateway_url,
+        gateway_config=args.gateway_config,
+        concurrency=args.concurrency,
+        use_cache=not args.no_cache,
+        database_url=args.database_url,
+        baseline=args.baseline,
+        progress=None if args.json else ProgressBar(),
+    )
+    if args.junit:
+        Path(args.junit).write_text(reports.junit_xml(run), encoding="utf-8")
+    regressed = comparison is not None and comparison.regressed
+    if args.json:
+        print_json({**run.to_dict(), "comparison": comparison.to_dict() if comparison else None})
+    else:
+        print(f"run {run.id}  suite {run.suite}  {run.passed_count}/{run.total} passed  score {run.score:.3f}")
+        print_table(reports.SUMMARY_HEADERS, reports.summary_rows(run))
+        hits = run.parameters.get("cache_hits", 0)
+        print(f"cost ${run.cost:.6f}  cached responses {hits}/{run.total}  git {run.git_commit or '-'}")
+        for line in reports.failure_lines(run):
+            print(line)
+        if comparison is not None:
+            _print_comparison(comparison)
+    return 1 if (not run.passed or regressed) else 0
+
+
+def _print_comparison(comparison) -> None:
+    from llmops.evaluation import reports
+
+    print(f"\ncompared with {comparison.baseline.id}:")
+    print_table(reports.COMPARE_HEADERS, reports.compare_rows(comparison))
+    for item in comparison.regressions:
+        case_id, prompt_id, model_id = item.key
+        print(f"REGRESSION {case_id}[{prompt_id}|{model_id}]: passed before, fails now")
+    for (prompt_id, model_id), change in comparison.score_drops.items():
+        print(f"REGRESSION {prompt_id} on {model_id}: mean score {change:+.3f}")
+    for item in comparison.fixes:
+        case_id, prompt_id, model_id = item.key
+        print(f"fixed {case_id}[{prompt_id}|{model_id}]: failed before, passes now")
+    if not comparison.regressed:
+        print("no regression")
+
+
+def cmd_list(args) -> int:
+    from llmops.evaluation.storage import list_runs
+
+    runs = list_runs(args.database_url, suite=args.suite, limit=args.limit)
+    if args.json:
+        print_json([r.model_dump() for r in runs])
+        return 0
+    print_table(
+        ["RUN", "SUITE", "STATUS", "PASSED", "SCORE", "COST $", "PROMPTS", "GIT", "STARTED"],
+        [
+            [
+                r.id,
+                r.suite,
+                r.status,
+                f"{r.passed}/{r.total}",
+                f"{r.score:.3f}",
+                f"{r.cost:.6f}",
+                " ".join(sorted(set(r.prompts.values()))),
+                (r.git_commit or "")[:10],
+                _time(r.started_at),
+            ]
+            for r in runs
+        ],
+    )
+    return 0
+
+
+def cmd_show(args) -> int:
+    from llmops.evaluation import reports
+    from llmops.evaluation.storage import load_run
+
+    run = load_run(args.run, args.database_url)
+    if args.json:
+        print_json(run.to_dict())
+        return 0
+    summary = run.summary()
+    print(f"run {run.id}  suite {run.suite}  {summary['status']}  {run.passed_count}/{run.total} passed")
+    print(f"started {_time(run.started_at)}  git {run.git_commit or '-'}  prompts {json.dumps(run.prompts)}")
+    print_table(reports.SUMMARY_HEADERS, reports.summary_rows(run))
+    print()
+    rows = [r for r in run.results if args.all or not r.passed]
+    print_table(
+        ["CASE", "PROMPT", "MODEL", "PASSED", "SCORE", "REASON"],
+        [[r.case_id, r.prompt_id, r.model_id, "yes" if r.passed else "NO", f"{r.score:.3f}", r.reason[:100]] for r in rows],
+    )
+    if not args.all:
+        print(f"({len(rows)} failing shown; --all for every case)")
+    return 0
+
+
+def cmd_compare(args) -> int:
+    from llmops.evaluation.reports import compare
+    from llmops.evaluation.storage import load_run
+
+    baseline, current = load_run(args.a, args.database_url), load_run(args.b, args.database_url)
+    comparison = compare(baseline, current)
+    if args.json:
+        print_json(comparison.to_dict())
+    else:
+        print(f"baseline {baseline.id} {json.dumps(baseline.prompts)}")
+        print(f"current  {current.id} {json.dumps(current.prompts)}")
+        _print_comparison(comparison)
+    return 1 if comparison.regressed else 0
+
+
+def _read_rows(path: str) -> list[dict[str, Any]]:
+    handle = sys.stdin if path == "-" else open(path, encoding="utf-8")  # noqa: SIM115
+    rows = []
+    with handle:
+        for number, line in enumerate(handle, 1):
+            if not line.strip():
+                continue
+            try:
+                row = json.loads(line)
+            except ValueError as exc:
+                raise InvalidInput(f"{path}, line {number}: not JSON ({exc})") from None
+            if not isinstance(row, dict) or "output" not in row or "context" not in row:
+                raise InvalidInput(f"{path}, line {number}: each row needs `context` and `output`")
+            rows.append(row)
+    return rows
+
+
+def cmd_score(args) -> int:
+    rows = _read_rows(args.input)
+    if args.metric != "faithfulness":
+        raise InvalidInput(f"unknown metric {args.metric!r}; available: faithfulness")
+    if args.scorer == "offline":
+        from llmops.evaluation.faithfulness import OfflineFaithfulnessScorer
+
+        scorer = OfflineFaithfulnessScorer(threshold=args.threshold)
+        results = [scorer.score(str(row["output"]), row["context"]) for row in rows]
+    else:
+        if not args.judge_model:
+            raise InvalidInput("--scorer judge needs --judge-model MODEL (a model the gateway serves)")
+        results = asyncio.run(_judge_scores(args, rows))
+    for number, (row, result) in enumerate(zip(rows, results, strict=True), 1):
+        line = {
+            "id": row.get("id", number),
+            "score": round(result.score, 4),
+            "passed": result.score >= args.threshold,
+            "unsupported": result.unsupported,
+        }
+        sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
+    return 0
+
+
+async def _judge_scores(args, rows: list[dict[str, Any]]) -> list:
+    from llmops.evaluation.client import open_client
+    from llmops.evaluation.judge import Judge
+
+    async with open_client(args.gateway_url, None, args.gateway_config) as client:
+        judge = Judge(client, args.judge_model)
+        semaphore = asyncio.Semaphore(args.concurrency)
+
+        async def one(row):
+            async with semaphore:
+                return await judge.faithfulness(str(row["output"]), row["context"])
+
+        return await asyncio.gather(*(one(row) for row in rows))
+
+
+def register(subparsers) -> None:
+    url_help = "database URL (default: LLMOPS_DATABASE_URL or sqlite:///./llmops.db)"
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--database-url", default=argparse.SUPPRESS, help=url_help)
+    gateway = argparse.ArgumentParser(add_help=False)
+    gateway.add_argument(
+        "--gateway-url",
+        default=None,
+        help="an llmops gateway (or any OpenAI-compatible server); default LLMOPS_GATEWAY_URL, "
+        "else a gateway started in this process. Its key comes from LLMOPS_API_KEY",
+    )
+    gateway.add_argument("--gateway-config", default=None, help="config of the in-process gateway (default: embedded)")
+
+    group = subparsers.add_parser("eval", help="run eval suites, compare runs, score outputs")
+    group.add_argument("--database-url", default=None, help=url_help)
+    sub = group.add_subparsers(dest="eval_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    p = sub.add_parser("run", parents=[common, gateway], help="run a suite: every case × prompt × model")
+    p.add_argument("suite", help="a suite file, e.g. evals/summarize.yaml")
+    add_json_flag(p)
+    p.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI")
+    p.add_argument("--baseline", metavar="RUN", help="a run id, or `last`: exit 1 on a regression against it")
+    p.add_argument("--concurrency", type=int, default=8, help="model calls in flight (default 8)")
+    p.add_argument("--no-cache", action="store_true", help="call the models even for cached requests")
+    p.set_defaults(func=cmd_run)
+
+    p = sub.add_parser("list", parents=[common], help="stored runs, newest first")
+    p.add_argument("--suite", help="only runs of this suite")
+    p.add_argument("--limit", type=int, default=20)
+    add_json_flag(p)
+    p.set_defaults(func=cmd_list)
+
+    p = sub.add_parser("show", parents=[common], help="one run: the summary and its failing cases")
+    p.add_argument("run", help="a run id (or a unique prefix), or `last`")
+    p.add_argument("--all", action="store_true", help="list every case, not only failures")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_show)
+
+    p = sub.add_parser("compare", parents=[common], help="compare two runs; exit 1 when B regresses on A")
+    p.add_argument("a", help="the baseline run")
+    p.add_argument("b", help="the run to judge")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_compare)
+
+    p = sub.add_parser("score", parents=[gateway], help="score JSONL rows ({id, context, output}), one JSON line out each")
+    p.add_argument("--metric", default="faithfulness", help="faithfulness (the only metric for now)")
+    p.add_argument("--input", required=True, help="a JSONL file, or - for stdin")
+    p.add_argument("--scorer", choices=["offline", "judge"], default="offline")
+    p.add_argument("--judge-model", help="with --scorer judge: the judge model")
+    p.add_argument("--threshold", type=float, default=0.5, help="score at which a row passes (default 0.5)")
+    p.add_argument("--concurrency", type=int, default=8)
+    p.set_defaults(func=cmd_score)

@@ -1,0 +1,7 @@
+"""The evaluation harness: suites of cases and assertions, scored for quality and hallucination.
+
+suites (YAML loading) -> runner (case × prompt × model, through client and cache) ->
+assertions / faithfulness / judge / semantic (grading) -> storage (runs in the database)
+-> reports (tables, comparisons, JUnit). `service.run_suite_file` is `llmops eval run`;
+`pytest_plugin` makes suites pytest items; `llmops.testing.assert_eval` is for hand-written tests.
+"""

@@ -1,0 +1,158 @@
+"""How the eval harness calls models: any OpenAI-compatible endpoint, usually the llmops gateway.
+
+`HttpModelClient` speaks the OpenAI chat and embeddings API over httpx; pointed at a
+gateway URL it runs against a remote gateway, given an ASGI transport it runs against a
+gateway in this process (`in_process_client`), so suites run offline in CI with no port.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import httpx
+
+from llmops.errors import InvalidInput, LLMOpsError
+
+
+class ModelCallError(LLMOpsError):
+    """A model call failed; the message is the upstream's, never the request's key."""
+
+    status = 502
+    type = "api_error"
+    code = "model_call_failed"
+
+
+@dataclass
+class ModelResponse:
+    text: str
+    usage: dict[str, Any] = field(default_factory=dict)
+    cost: float | None = None  # dollars, from the gateway's x-llmops-cost header
+    latency_ms: float | None = None
+    raw: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+
+class ModelClient(Protocol):
+    async def chat(self, model: str, messages: list[dict], params: dict[str, Any]) -> ModelResponse: ...
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]: ...
+
+
+def _api_base(base_url: str) -> str:
+    # Accept both the gateway's root and an OpenAI-style base ending in /v1.
+    base = base_url.rstrip("/")
+    return base if base.endswith("/v1") else base + "/v1"
+
+
+def _error_message(response: httpx.Response) -> str:
+    try:
+        error = response.json().get("error", {})
+        message = error.get("message") if isinstance(error, dict) else str(error)
+    except ValueError:
+        message = response.text[:200]
+    return f"HTTP {response.status_code}: {message or response.reason_phrase}"
+
+
+class HttpModelClient:
+    """An OpenAI-compatible client (chat completions and embeddings) over httpx."""
+
+    def __init__(
+        self,
+        base_url: str,
+        api_key: str | None = None,
+        *,
+        timeout: float = 120.0,
+        transport: httpx.AsyncBaseTransport | None = None,
+    ) -> None:
+        headers = {"user-agent": "llmops-eval"}
+        if api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        self.base_url = _api_base(base_url)
+        self._http = httpx.AsyncClient(
+            base_url=self.base_url,
+            headers=headers,
+            timeout=httpx.Timeout(timeout, connect=10.0),
+            transport=transport,
+            limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
+        )
+
+    async def chat(self, model: str, messages: list[dict], params: dict[str, Any]) -> ModelResponse:
+        body = {**params, "model": model, "messages": messages, "stream": False}
+        started = time.perf_counter()
+        try:
+            response = await self._http.post("/chat/completions", json=body)
+        except httpx.HTTPError as exc:
+            raise ModelCallError(f"cannot reach {self.base_url} for model {model!r}: {type(exc).__name__}: {exc}") from None
+        latency_ms = (time.perf_counter() - started) * 1000
+        if response.status_code >= 400:
+            raise ModelCallError(f"model {model!r} failed: {_error_message(response)}")
+        data = response.json()
+        try:
+            text = data["choices"][0]["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError):
+            raise ModelCallError(f"model {model!r} returned no choices") from None
+        cost_header = response.headers.get("x-llmops-cost")
+        return ModelResponse(
+            text=text,
+            usage=data.get("usage") or {},
+            cost=float(cost_header) if cost_header else None,
+            latency_ms=latency_ms,
+            raw=data,
+        )
+
+    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
+        try:
+            response = await self._http.post("/embeddings", json={"model": model, "input": texts})
+        except httpx.HTTPError as exc:
+            raise ModelCallError(f"cannot reach {self.base_url} for embeddings: {type(exc).__name__}: {exc}") from None
+        if response.status_code >= 400:
+            raise ModelCallError(f"embeddings model {model!r} failed: {_error_message(response)}")
+        rows = sorted(response.json()["data"], key=lambda row: row["index"])
+        return [row["embedding"] for row in rows]
+
+    async def aclose(self) -> None:
+        await self._http.aclose()
+
+    async def __aenter__(self) -> HttpModelClient:
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.aclose()
+
+
+@asynccontextmanager
+async def in_process_client(config: str | Path | None = None, api_key: str | None = None) -> AsyncIterator[HttpModelClient]:
+    """A client wired to a gateway started in this process (no port, no network)."""
+    try:
+        from llmops.gateway.app import running_app
+    except ImportError as exc:
+        raise InvalidInput(f"no gateway URL given and the in-process gateway is unavailable ({exc}); pass --gateway-url") from None
+    from llmops.settings import get_settings
+
+    async with running_app(config) as app:
+        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+        # The gateway in this process trusts the operator who started it.
+        key = api_key or get_settings().master_key
+        async with HttpModelClient("http://gateway.in-process", key, transport=transport) as client:
+            yield client
+
+
+@asynccontextmanager
+async def open_client(
+    gateway_url: str | None = None, api_key: str | None = None, gateway_config: str | Path | None = None
+) -> AsyncIterator[HttpModelClient]:
+    """The gateway at `gateway_url` (or LLMOPS_GATEWAY_URL), else one in this process."""
+    gateway_url = gateway_url or os.environ.get("LLMOPS_GATEWAY_URL") or None
+    api_key = api_key or os.environ.get("LLMOPS_API_KEY") or None
+    if gateway_url:
+        async with HttpModelClient(gateway_url, api_key) as client:
+            yield client
+    else:
+        async with in_process_client(gateway_config, api_key) as client:
+            yield client

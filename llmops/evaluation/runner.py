@@ -1,0 +1,403 @@
+"""Running a suite: every case × prompt × model, calls in parallel, graded, one RunResult.
+
+Prompts are resolved once at the start (`summarize@production` -> `summarize:2`), so a
+label moved during a run cannot mix versions. A failed model call or a case whose
+variables do not fit its prompt is an errored case, not a crashed run; a suite that
+names a prompt the registry lacks fails before any call is made.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from llmops.errors import InvalidInput, LLMOpsError
+from llmops.evaluation.assertions import AssertionResult, EvalContext, combine, grade_all, render_value
+from llmops.evaluation.cache import CachedClient, ResponseCache
+from llmops.evaluation.client import ModelClient, ModelResponse
+from llmops.evaluation.judge import Judge
+from llmops.evaluation.semantic import make_embedder
+from llmops.evaluation.suites import CaseSpec, ModelSpec, PromptSpec, Suite
+
+DEFAULT_MODEL_KEY = "default"  # the test id part when each prompt runs on its own model
+
+
+@dataclass
+class CaseResult:
+    case_id: str
+    prompt_id: str
+    prompt_ref: str | None
+    model_id: str
+    model: str
+    params: dict[str, Any]
+    variables: dict[str, Any]
+    output: str | None
+    error: str | None
+    score: float
+    passed: bool
+    reason: str
+    assertions: list[AssertionResult] = field(default_factory=list)
+    latency_ms: float | None = None
+    cost: float | None = None
+    usage: dict[str, Any] = field(default_factory=dict)
+    cached: bool = False
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.case_id, self.prompt_id, self.model_id)
+
+    @property
+    def test_id(self) -> str:
+        return f"{self.case_id}[{self.prompt_id}|{self.model_id}]"
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "case_id": self.case_id,
+            "prompt_id": self.prompt_id,
+            "prompt_ref": self.prompt_ref,
+            "model_id": self.model_id,
+            "model": self.model,
+            "params": self.params,
+            "variables": self.variables,
+            "output": self.output,
+            "error": self.error,
+            "score": round(self.score, 4),
+            "passed": self.passed,
+            "reason": self.reason,
+            "assertions": [a.to_dict() for a in self.assertions],
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "cost": self.cost,
+            "usage": self.usage,
+            "cached": self.cached,
+        }
+
+
+@dataclass
+class RunResult:
+    id: str
+    suite: str
+    suite_path: str | None
+    prompts: dict[str, str]
+    models: list[str]
+    parameters: dict[str, Any]
+    git_commit: str | None
+    results: list[CaseResult]
+    started_at: datetime
+    finished_at: datetime | None = None
+    baseline_run_id: str | None = None
+
+    @property
+    def total(self) -> int:
+        return len(self.results)
+
+    @property
+    def passed_count(self) -> int:
+        return sum(r.passed for r in self.results)
+
+    @property
+    def errors(self) -> int:
+        return sum(r.error is not None for r in self.results)
+
+    @property
+    def score(self) -> float:
+        return sum(r.score for r in self.results) / len(self.results) if self.results else 0.0
+
+    @property
+    def cost(self) -> float:
+        """Dollars this run spent: cached responses were paid for by an earlier run."""
+        return sum(r.cost or 0.0 for r in self.results if not r.cached)
+
+    @property
+    def latency_ms(self) -> float | None:
+        values = [r.latency_ms for r in self.results if r.latency_ms is not None]
+        return sum(values) / len(values) if values else None
+
+    @property
+    def passed(self) -> bool:
+        return self.passed_count == self.total
+
+    @property
+    def status(self) -> str:
+        return "passed" if self.passed else "failed"
+
+    def summary(self) -> dict[str, Any]:
+        return {
+            "id": self.id,
+            "suite": self.suite,
+            "status": self.status,
+            "total": self.total,
+            "passed": self.passed_count,
+            "failed": self.total - self.passed_count,
+            "errors": self.errors,
+            "score": round(self.score, 4),
+            "cost": round(self.cost, 8),
+            "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
+            "prompts": self.prompts,
+            "models": self.models,
+            "git_commit": self.git_commit,
+            "started_at": self.started_at.isoformat(),
+            "finished_at": self.finished_at.isoformat() if self.finished_at else None,
+            "baseline_run_id": self.baseline_run_id,
+        }
+
+    def to_dict(self) -> dict[str, Any]:
+        return {**self.summary(), "parameters": self.parameters, "results": [r.to_dict() for r in self.results]}
+
+
+@dataclass(frozen=True)
+class PreparedPrompt:
+    key: str
+    ref: str  # the resolved version ("summarize:2") or "inline:<id>"
+    view: Any  # llmops.registry.views.PromptVersionView
+
+
+@dataclass(frozen=True)
+class Task:
+    case: CaseSpec
+    prompt: PreparedPrompt
+    model_id: str
+    model: str
+    params: dict[str, Any]
+
+    @property
+    def key(self) -> tuple[str, str, str]:
+        return (self.case.id or "", self.prompt.key, self.model_id)
+
+
+def git_commit(where: str | Path | None = None) -> str | None:
+    try:
+        out = subprocess.run(
+            ["git", "rev-parse", "HEAD"],
+            cwd=str(Path(where).parent if where else Path.cwd()),
+            capture_output=True,
+            text=True,
+            timeout=5,
+        )
+    except (OSError, subprocess.SubprocessError):
+        return None
+    if out.returncode != 0:
+        return None  # not a git checkout
+    return out.stdout.strip() or None
+
+
+def _inline_view(spec: PromptSpec) -> Any:
+    from llmops.registry.views import PromptVersionView
+
+    return PromptVersionView(
+        name=spec.key,
+        version=0,
+        kind="text" if spec.template is not None else "chat",
+        template=spec.template,
+        messages=spec.messages,
+        variables=dict(spec.variables),
+        model_config=dict(spec.params),
+        message="inline prompt of an eval suite",
+        author=None,
+        content_hash="",
+        created_at=datetime.now(UTC),
+    )
+
+
+def resolve_prompts(suite: Suite, database_url: str | None = None) -> list[PreparedPrompt]:
+    """Registry references resolved now, once; inline prompts as they are written."""
+    prepared = []
+    registry = None
+    for spec in suite.prompts:
+        if spec.ref is None:
+            prepared.append(PreparedPrompt(spec.key, f"inline:{spec.key}", _inline_view(spec)))
+            continue
+        if registry is None:
+            from llmops.registry.service import Registry
+
+            registry = Registry(database_url=database_url)
+        try:
+            view = registry.get(spec.ref)
+        except LLMOpsError as exc:
+            raise type(exc)(f"suite {suite.name}: prompt {spec.ref!r}: {exc.message} (run `llmops prompts sync prompts/`?)") from None
+        prepared.append(PreparedPrompt(spec.key, view.ref, view))
+    return prepared
+
+
+def plan(suite: Suite, prompts: list[PreparedPrompt]) -> list[Task]:
+    tasks = []
+    for case in suite.expanded_cases():
+        for prompt in prompts:
+            prompt_params = {k: v for k, v in prompt.view.model_config.items() if k != "model"}
+            models = suite.models or [ModelSpec(id=DEFAULT_MODEL_KEY, model=str(prompt.view.model_config.get("model") or ""))]
+            for model in models:
+                if not model.model:
+                    raise InvalidInput(f"suite {suite.name}: prompt {prompt.key} names no model; list `models:` in the suite")
+                params = {**prompt_params, **suite.params, **model.params}
+                tasks.append(Task(case, prompt, model.key, model.model, params))
+    return tasks
+
+
+def _context_for(case: CaseSpec, suite: Suite) -> str | list[str] | None:
+    if case.context is not None:
+        return case.context
+    if suite.defaults.context is not None:
+        return render_value(suite.defaults.context, EvalContext(output="", variables=case.vars, expected=case.expected))
+    return None
+
+
+def _last_user_message(messages: list[dict]) -> str | None:
+    for message in reversed(messages):
+        if message.get("role") == "user" and isinstance(message.get("content"), str):
+            return message["content"]
+    return None
+
+
+class Runner:
+    def __init__(
+        self,
+        suite: Suite,
+        client: ModelClient,
+        *,
+        concurrency: int = 8,
+        use_cache: bool = True,
+        database_url: str | None = None,
+        progress: Callable[[int, int, CaseResult], None] | None = None,
+        select: Callable[[tuple[str, str, str]], bool] | None = None,
+    ) -> None:
+        if concurrency < 1:
+            raise InvalidInput("concurrency must be at least 1")
+        self.suite = suite
+        self.database_url = database_url
+        self.client = CachedClient(client, ResponseCache(database_url), read=use_cache)
+        self.concurrency = concurrency
+        self.use_cache = use_cache
+        self.progress = progress
+        # Runs only the (case, prompt, model) keys it accepts, e.g. the items pytest selected.
+        self.select = select
+        self.judge = Judge(self.client, suite.judge.model, suite.judge.params) if suite.judge else None
+        self.embedder = make_embedder(suite.embedder, self.client) if suite.embedder else None
+
+    def _check_judge(self, tasks: list[Task]) -> None:
+        if self.judge is not None:
+            return
+        for task in tasks:
+            for spec in task.case.assertions:
+                if spec.needs_judge and not spec.provider:
+                    raise InvalidInput(
+                        f"suite {self.suite.name}: case {task.case.id} uses {spec.type!r}, which needs a judge model: "
+                        "add `judge: MODEL` to the suite"
+                    )
+
+    async def run(self) -> RunResult:
+        started = datetime.now(UTC)
+        prompts = await asyncio.to_thread(resolve_prompts, self.suite, self.database_url)
+        tasks = plan(self.suite, prompts)
+        if self.select is not None:
+            tasks = [t for t in tasks if self.select(t.key)]
+        self._check_judge(tasks)
+        semaphore = asyncio.Semaphore(self.concurrency)
+        done = 0
+
+        async def run_one(task: Task) -> CaseResult:
+            nonlocal done
+            async with semaphore:
+                result = await self._run_task(task)
+            done += 1
+            if self.progress:
+                self.progress(done, len(tasks), result)
+            return result
+
+        results = await asyncio.gather(*(run_one(t) for t in tasks))
+        models = list(dict.fromkeys(t.model for t in tasks))
+        return RunResult(
+            id=uuid.uuid4().hex[:12],
+            suite=self.suite.name,
+            suite_path=self.suite.path,
+            prompts={p.key: p.ref for p in prompts},
+            models=models,
+            parameters={
+                "concurrency": self.concurrency,
+                "cache": self.use_cache,
+                "params": self.suite.params,
+                "models": {m.key: {"model": m.model, "params": m.params} for m in self.suite.models},
+                "judge": self.suite.judge.model if self.suite.judge else None,
+                "cache_hits": self.client.hits,
+                "cache_misses": self.client.misses,
+            },
+            git_commit=await asyncio.to_thread(git_commit, self.suite.path),
+            results=list(results),
+            started_at=started,
+            finished_at=datetime.now(UTC),
+        )
+
+    async def _run_task(self, task: Task) -> CaseResult:
+        from llmops.registry.service import render_view
+
+        case = task.case
+        result = CaseResult(
+            case_id=case.id or "",
+            prompt_id=task.prompt.key,
+            prompt_ref=task.prompt.ref,
+            model_id=task.model_id,
+            model=task.model,
+            params=task.params,
+            variables=dict(case.vars),
+            output=None,
+            error=None,
+            score=0.0,
+            passed=False,
+            reason="",
+        )
+        try:
+            messages = render_view(task.prompt.view, case.vars).as_messages()
+            response: ModelResponse = await self.client.chat(task.model, messages, task.params)
+        except LLMOpsError as exc:
+            result.error = result.reason = exc.message
+            return result
+        result.output, result.usage, result.cost = response.text, response.usage, response.cost
+        result.latency_ms, result.cached = response.latency_ms, response.cached
+        ctx = EvalContext(
+            output=response.text,
+            expected=case.expected,
+            variables=case.vars,
+            context=_context_for(case, self.suite),
+            query=_last_user_message(messages),
+            latency_ms=response.latency_ms,
+            cost=response.cost,
+            judge=self.judge,
+            embedder=self.embedder,
+            client=self.client,
+            base_dir=str(Path(self.suite.path).parent) if self.suite.path else None,
+        )
+        try:
+            result.assertions = await grade_all(case.assertions, ctx)
+        except LLMOpsError as exc:
+            result.error = result.reason = f"grading failed: {exc.message}"
+            return result
+        verdict = combine(result.assertions, case.threshold)
+        result.score, result.passed, result.reason = verdict.score, verdict.passed, verdict.reason
+        return result
+
+
+async def run_suite(
+    suite: Suite,
+    client: ModelClient,
+    *,
+    concurrency: int = 8,
+    use_cache: bool = True,
+    database_url: str | None = None,
+    progress: Callable[[int, int, CaseResult], None] | None = None,
+    select: Callable[[tuple[str, str, str]], bool] | None = None,
+) -> RunResult:
+    """Run every case × prompt × model of a suite (or those `select` accepts); not stored here."""
+    runner = Runner(
+        suite,
+        client,
+        concurrency=concurrency,
+        use_cache=use_cache,
+        database_url=database_url,
+        progress=progress,
+        select=select,
+    )
+    return await runner.run()

@@ -82,7 +82,29 @@ def encoding_name_for(model: str | None) -> str:
 
 @lru_cache(maxsize=8)
 def _encoding(name: str) -> tiktoken.Encoding:
-    return tiktoken.get_encoding(name)
+    encoding = tiktoken.get_encoding(name)
+    # An Encoding keeps a Python copy of its merge ranks (about 30 MB for o200k) that
+    # only pickling and token_byte_values() read; its Rust core holds its own. Counting
+    # needs neither, and the gateway's resident memory does not want it.
+    if getattr(encoding, "_mergeable_ranks", None) is not None:
+        encoding._mergeable_ranks = None
+    return encoding
+
+
+_CACHED_TEXT_MAX = 4096  # longer texts are rarely repeated; caching them would cost memory
+
+
+@lru_cache(maxsize=2048)
+def _count_cached(encoding_name: str, text: str) -> int:
+    return len(_encoding(encoding_name).encode_ordinary(text))
+
+
+def _count_str(text: str, enc: tiktoken.Encoding) -> int:
+    """Tokens in a string; system prompts, roles and names repeat call after call, so
+    short strings are counted once and remembered."""
+    if len(text) <= _CACHED_TEXT_MAX:
+        return _count_cached(enc.name, text)
+    return len(enc.encode_ordinary(text))
 
 
 def _encoding_for(model: str | None) -> tiktoken.Encoding:
@@ -104,7 +126,7 @@ def _count_content(content: Any, enc: tiktoken.Encoding) -> int:
     if content is None:
         return 0
     if isinstance(content, str):
-        return len(enc.encode_ordinary(content))
+        return _count_str(content, enc)
     if isinstance(content, list):
         total = 0
         for part in content:
@@ -168,7 +190,7 @@ def count_messages(messages: Iterable[dict], model: str | None, tools: list[dict
             elif key == "tool_calls" or key == "function_call":
                 total += _count_tool_calls(value if key == "tool_calls" else [{"function": value}], enc)
             else:
-                total += len(enc.encode_ordinary(_as_text(value)))
+                total += _count_str(_as_text(value), enc)
                 if key == "name":
                     total += TOKENS_PER_NAME
     total += REPLY_PRIMER_TOKENS

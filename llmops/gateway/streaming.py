@@ -98,19 +98,23 @@ async def _pump(state: _StreamState, route: RouteResult, headers: list, send: ht
     stream = route.stream
     await send({"type": "http.response.start", "status": 200, "headers": [*http.SSE_HEADERS, *headers]})
     try:
-        out = state.transform(stream.first)
-        if out is not None:
-            await send({"type": "http.response.body", "body": out, "more_body": True})
-        async for payload in stream.rest:
-            out = state.transform(payload)
-            if out is not None:
-                await send({"type": "http.response.body", "body": out, "more_body": True})
+        # What arrived in one read goes out in one write: chunks are never held back
+        # waiting for more, and a burst does not cost a write per chunk.
+        await _forward(state, stream.first, send)
+        async for batch in stream.rest:
+            await _forward(state, batch, send)
     except LLMOpsError as exc:
         # Upstream trouble (or a guardrail block) after bytes went out: tell the client
         # in-band and stop; there is no status code left to change.
         await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
         raise
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
+
+
+async def _forward(state: _StreamState, batch: list[bytes], send: http.Send) -> None:
+    out = [piece for piece in map(state.transform, batch) if piece is not None]
+    if out:
+        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
 
 
 async def stream_to_client(

@@ -30,14 +30,17 @@ class UpstreamReply:
 
 @dataclass
 class UpstreamStream:
-    """An open stream: `first` is the first data payload, `rest` yields the others.
+    """An open stream: `first` is the first batch of data payloads, `rest` yields the
+    others.
 
-    Payloads are the bytes after `data: ` (JSON chunks); the terminal `[DONE]` is not
-    yielded. `close()` aborts the upstream request (the client went away).
+    A payload is the bytes after `data: ` (one JSON chunk); the terminal `[DONE]` is
+    not yielded. Payloads come in batches, one per network read, so the gateway can
+    forward what arrived together in one write. `close()` aborts the upstream request
+    (the client went away).
     """
 
-    first: bytes
-    rest: AsyncIterator[bytes]
+    first: list[bytes]
+    rest: AsyncIterator[list[bytes]]
     closer: Any = None
     first_byte_ms: float = 0.0
     started: float = field(default_factory=time.perf_counter)

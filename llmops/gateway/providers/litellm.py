@@ -106,10 +106,10 @@ class LiteLLMProvider(Provider):
         wrapper = await self._call(endpoint, body, stream=True)
         iterator = wrapper.__aiter__()
 
-        async def events() -> AsyncIterator[bytes]:
+        async def events() -> AsyncIterator[list[bytes]]:
             try:
                 async for chunk in iterator:
-                    yield orjson.dumps(_as_dict(chunk), default=str)
+                    yield [orjson.dumps(_as_dict(chunk), default=str)]
             except Exception as exc:
                 raise self._error(exc) from exc
 

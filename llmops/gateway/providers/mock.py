@@ -157,15 +157,15 @@ class MockProvider(Provider):
                 obj = "text_completion"
             return orjson.dumps({"id": chunk_id, "object": obj, "created": created, "model": model, "choices": [choice]})
 
-        async def events() -> AsyncIterator[bytes]:
+        async def events() -> AsyncIterator[list[bytes]]:
             for piece in pieces[1:]:
-                yield chunk(piece, None)
-            yield chunk(None, "stop")
-            yield orjson.dumps(
+                yield [chunk(piece, None)]
+            yield [chunk(None, "stop")]
+            yield [orjson.dumps(
                 {"id": chunk_id, "object": "chat.completion.chunk" if endpoint == CHAT else "text_completion",
                  "created": created, "model": model, "choices": [], "usage": usage}
-            )
+            )]
 
         return UpstreamStream(
-            first=chunk(pieces[0], None), rest=events(), first_byte_ms=(time.perf_counter() - started) * 1000
+            first=[chunk(pieces[0], None)], rest=events(), first_byte_ms=(time.perf_counter() - started) * 1000
         )

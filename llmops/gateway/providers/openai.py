@@ -143,28 +143,32 @@ class OpenAIProvider(Provider):
             first=first, rest=events, closer=resp.close, first_byte_ms=(time.perf_counter() - started) * 1000
         )
 
-    async def _events(self, resp: aiohttp.ClientResponse, deadline: float) -> AsyncIterator[bytes]:
+    async def _events(self, resp: aiohttp.ClientResponse, deadline: float) -> AsyncIterator[list[bytes]]:
+        """Batches of SSE data payloads, one batch per network read."""
         idle = self.timeouts.idle
         content = resp.content
+        pending = b""
         try:
             while True:
                 try:
                     async with asyncio.timeout(min(idle, max(0.001, deadline - time.monotonic()))):
-                        line = await content.readline()
+                        data = await content.readany()
                 except TimeoutError as exc:
                     raise UpstreamTimeout(f"{self.where} stalled mid-stream (no data for {idle:.1f}s)") from exc
                 except aiohttp.ClientError as exc:
                     raise UpstreamError(f"{self.where} broke off the stream: {type(exc).__name__}") from exc
-                if not line:
+                if not data:
                     # EOF without [DONE]: the upstream died; never pretend it finished.
                     raise UpstreamError(f"{self.where} closed the stream before it was complete")
-                if not line.startswith(b"data:"):
-                    continue  # blank separators, comments, event names
-                payload = line[5:].strip()
-                if payload == b"[DONE]":
+                if b"\r" in data:
+                    data = data.replace(b"\r\n", b"\n")
+                pending += data
+                *events, pending = pending.split(b"\n\n")
+                batch, done = parse_events(events)
+                if batch:
+                    yield batch
+                if done:
                     return
-                if payload:
-                    yield payload
         finally:
             # A fully read response goes back to the pool; anything else is cut, which
             # is how the upstream learns the request was abandoned.
@@ -172,3 +176,18 @@ class OpenAIProvider(Provider):
                 resp.release()
             else:
                 resp.close()
+
+
+def parse_events(events: list[bytes]) -> tuple[list[bytes], bool]:
+    """The data payloads of complete SSE events, and whether `[DONE]` was among them."""
+    batch: list[bytes] = []
+    for event in events:
+        for line in event.split(b"\n"):
+            if not line.startswith(b"data:"):
+                continue  # comments, event names, ids
+            payload = line[5:].strip()
+            if payload == b"[DONE]":
+                return batch, True
+            if payload:
+                batch.append(payload)
+    return batch, False

@@ -351,6 +351,13 @@ class PriceTable:
         self._override_cache: dict[Any, Price] = {}
 
     @classmethod
+    def release(cls) -> None:
+        """Drop the process-wide table (several MB) once its callers hold the prices they
+        need: the gateway looks up each deployment's price at start-up, then releases it."""
+        with cls._default_lock:
+            cls._default = None
+
+    @classmethod
     def load(cls, path: str | Path | None = None) -> PriceTable:
         """The bundled table, read once per process (pass `path` for another file: not cached)."""
         if path is not None:

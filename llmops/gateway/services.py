@@ -71,8 +71,8 @@ class Services:
         self.guardrails = None
         self._registry = None
         self._experiments = None
-        self.prices: dict[str, Any] = {}
-        self.model_prices: dict[str, list[Any]] = {}
+        self.prices: dict[str, Any] = {}  # deployment name -> Price, or None when unknown
+        self.model_prices: dict[str, list[Any]] = {}  # model name -> its deployments' prices
 
     # -- life cycle -------------------------------------------------------------------
 
@@ -103,7 +103,8 @@ class Services:
             # Counted per request (metrics.unknown_price), not once per deployment here.
             price = table.lookup(d.config.model, provider=d.config.provider, override=d.config.pricing, count_unknown=False)
             self.prices[d.name] = price
-            self.model_prices.setdefault(d.model_name, []).append((d.config.model, d.config.pricing, d.config.provider))
+            self.model_prices.setdefault(d.model_name, []).append(price)
+        PriceTable.release()  # every price the gateway needs is now in self.prices
         self.metrics.add_gauge(
             Gauge(
                 "llmops_deployment_available",
@@ -236,17 +237,19 @@ class Services:
         estimated = 0
         max_cost = None
         if key.tpm or self.limiter.tracks_spend(key, call.user):
-            from llmops import pricing, tokens
+            from llmops import tokens
+            from llmops.pricing import DEFAULT_RESERVED_OUTPUT_TOKENS
 
             estimated = tokens.count_prompt(body)
-            max_out = body.get("max_tokens") or body.get("max_completion_tokens") or 4096
+            asked = body.get("max_tokens") or body.get("max_completion_tokens")
+            # Reserve for the dearest deployment the router might pick.
             costs = [
-                pricing.max_cost(model, estimated, max_out, override, provider=provider)
-                for model, override, provider in self.model_prices.get(call.model, [])
+                p.max_cost(estimated, asked or p.max_output_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS)
+                for p in self.model_prices.get(call.model, [])
+                if p is not None
             ]
-            known = [c for c in costs if c is not None]
-            max_cost = max(known) if known else None
-            estimated += int(max_out)
+            max_cost = max(costs) if costs else None
+            estimated += int(asked or DEFAULT_RESERVED_OUTPUT_TOKENS)
         return await self.limiter.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
 
     def account(self, call: Call, deployment: Deployment, body: dict[str, Any], usage: dict | None, texts: list[str]) -> None:

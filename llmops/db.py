@@ -7,8 +7,8 @@ Every table module registers its SQLModel classes by being imported in `_load_ta
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterator
 from contextlib import contextmanager
-from typing import Iterator
 
 from sqlalchemy import event
 from sqlalchemy.engine import Engine

@@ -13,8 +13,8 @@ rather than editing an applied one.
 from __future__ import annotations
 
 import importlib
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Callable
 
 from sqlalchemy import Column, DateTime, MetaData, String, Table, func, select, text
 from sqlalchemy.engine import Connection, Engine

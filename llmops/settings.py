@@ -25,7 +25,7 @@ class Settings:
     spill_dir: str = "./llmops-spill"
 
     @classmethod
-    def from_env(cls) -> "Settings":
+    def from_env(cls) -> Settings:
         return cls(
             database_url=_env("LLMOPS_DATABASE_URL", cls.database_url),
             redis_url=_env("LLMOPS_REDIS_URL"),

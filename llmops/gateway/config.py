@@ -45,7 +45,6 @@ class DeploymentConfig(_Strict):
     # mock provider only: reply text (default: extractive echo), latency in ms
     mock_reply: str | None = None
     mock_latency_ms: float = 0.0
-    mock_fail: str | None = None
     extra_params: dict[str, Any] = Field(default_factory=dict)
 
     @field_validator("weight")

@@ -1,0 +1,354 @@
+"""Comparing prompt versions on models: a small eval suite built in memory and run.
+
+A comparison is an eval run whose cases are the rows the author picked (typed by hand
+or taken from a dataset), whose prompts are pinned versions (`summarize:2`) and whose
+checks are ordinary assertions; so it is run by the eval runner, graded the same way
+as CI grades, and saved with `llmops.evaluation.storage.save_run` as an eval run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import tempfile
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+from pydantic import ValidationError
+
+from llmops.errors import InvalidInput
+from llmops.evaluation.assertions import AssertionSpec, EvalContext, parse_assertions, render_value
+from llmops.evaluation.client import ModelClient
+from llmops.evaluation.reports import GroupSummary, by_prompt_and_model
+from llmops.evaluation.runner import CaseResult, RunResult, run_suite
+from llmops.evaluation.storage import save_run
+from llmops.evaluation.suites import (
+    CaseSpec,
+    Defaults,
+    ModelSpec,
+    PromptSpec,
+    Suite,
+    load_suite,
+    read_case_file,
+)
+from llmops.registry import templates
+from llmops.registry.views import PromptVersionView
+from llmops.ui.textdiff import plain_html, word_diff_html
+
+MIN_VERSIONS, MAX_VERSIONS = 2, 4
+MIN_MODELS, MAX_MODELS = 1, 3
+CASE_FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
+DEFAULT_NAME = "ui-compare"
+MANUAL_CASE_ID = "manual"
+
+
+# --- datasets ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Dataset:
+    """Rows to run: an eval suite's cases (with their checks) or a CSV/JSONL case file."""
+
+    path: Path
+    kind: str  # "suite" | "cases"
+
+    @property
+    def label(self) -> str:
+        return f"{self.path.name} ({'suite' if self.kind == 'suite' else 'case file'})"
+
+
+def list_datasets(evals_dir: Path) -> list[Dataset]:
+    """Suites (`*.yaml` at the top of `evals_dir`) and case files anywhere below it."""
+    if not evals_dir.is_dir():
+        return []
+    found = [Dataset(p, "suite") for p in sorted(evals_dir.glob("*.y*ml"))]
+    found += [
+        Dataset(p, "cases") for p in sorted(evals_dir.rglob("*")) if p.suffix.lower() in CASE_FILE_SUFFIXES
+    ]
+    return found
+
+
+def _case_with_context(case: CaseSpec, suite: Suite) -> CaseSpec:
+    # The suite's `defaults.context` ("{{ text }}") is what faithfulness checks against;
+    # rendered into each row here because the comparison is a different suite.
+    if case.context is not None or suite.defaults.context is None:
+        return case
+    ctx = EvalContext(output="", variables=case.vars, expected=case.expected)
+    return case.model_copy(update={"context": render_value(suite.defaults.context, ctx)})
+
+
+def dataset_rows(dataset: Dataset) -> list[CaseSpec]:
+    """A dataset's rows as cases: a suite's come with their checks and context."""
+    if dataset.kind == "suite":
+        suite = load_suite(dataset.path)
+        return [_case_with_context(case, suite) for case in suite.expanded_cases()]
+    return read_case_file(dataset.path)
+
+
+def uploaded_rows(filename: str, data: bytes) -> list[CaseSpec]:
+    """Rows of an uploaded CSV or JSONL file (columns are variables, plus id/expected)."""
+    suffix = Path(filename).suffix.lower()
+    if suffix not in CASE_FILE_SUFFIXES:
+        raise InvalidInput(f"{filename}: upload a .csv or .jsonl file of rows")
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / f"upload{suffix}"
+        path.write_bytes(data)
+        try:
+            cases = read_case_file(path)
+        except UnicodeDecodeError:
+            raise InvalidInput(f"{filename}: not UTF-8 text") from None
+        except InvalidInput as exc:
+            raise InvalidInput(exc.message.replace(str(path), filename)) from None
+    return [c if c.id else c.model_copy(update={"id": f"row-{i}"}) for i, c in enumerate(cases, 1)]
+
+
+# --- what to fill in and check ------------------------------------------------------------
+
+
+def template_sources(view: PromptVersionView) -> list[str]:
+    return [view.template or ""] if view.kind == "text" else [m["content"] for m in view.messages or []]
+
+
+def prompt_variables(views: Sequence[PromptVersionView]) -> list[str]:
+    """Every variable any of the versions uses or declares, in a stable order."""
+    names: dict[str, None] = {}
+    for view in views:
+        for name in view.variables:
+            names.setdefault(name, None)
+        for name in sorted(templates.used_variables(template_sources(view))):
+            names.setdefault(name, None)
+    return list(names)
+
+
+def missing_for(views: Sequence[PromptVersionView], case: CaseSpec) -> dict[str, list[str]]:
+    """{version ref: variables it needs that the case lacks}, for versions that lack any."""
+    missing = {}
+    for view in views:
+        names = templates.missing_variables(template_sources(view), view.variables, case.vars)
+        if names:
+            missing[view.ref] = names
+    return missing
+
+
+def default_checks(variables: Sequence[str]) -> str:
+    """Checks for hand-typed rows, as suite YAML: no refusal, faithful to the first variable."""
+    checks: list[dict[str, Any]] = [{"type": "not-refusal"}]
+    if variables:
+        checks.append({"type": "faithfulness", "value": "{{ " + variables[0] + " }}", "threshold": 0.5})
+    return yaml.safe_dump(checks, sort_keys=False)
+
+
+def parse_checks(text: str) -> list[AssertionSpec]:
+    """Checks written as an eval suite's `assert:` list (YAML); empty text means none."""
+    if not text.strip():
+        return []
+    try:
+        data = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        raise InvalidInput(f"the checks are not valid YAML: {exc}") from None
+    if data is None:
+        return []
+    if not isinstance(data, list):
+        raise InvalidInput("the checks must be a YAML list, e.g. `- type: contains` / `  value: 2024`")
+    try:
+        return parse_assertions(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        raise InvalidInput(
+            f"check {error['loc'][0] if error['loc'] else ''}: {error['msg'].removeprefix('Value error, ')}"
+        ) from None
+    except (TypeError, ValueError) as exc:
+        raise InvalidInput(f"the checks could not be read: {exc}") from None
+
+
+def manual_case(variables: dict[str, str], case_id: str = MANUAL_CASE_ID) -> CaseSpec:
+    return CaseSpec(id=case_id, vars=dict(variables))
+
+
+# --- running --------------------------------------------------------------------------------
+
+
+@dataclass
+class ComparisonRequest:
+    prompt_refs: list[str]  # pinned versions, e.g. ["summarize:2", "summarize:3"]
+    models: list[str]
+    cases: list[CaseSpec]
+    checks: list[AssertionSpec] = field(default_factory=list)  # applied to every row
+    # The dataset suite the rows came from: its python checks are found beside it.
+    suite_path: str | None = None
+    name: str = DEFAULT_NAME
+    use_cache: bool = False
+    params: dict[str, Any] = field(default_factory=dict)
+
+
+def validate_request(request: ComparisonRequest, views: Sequence[PromptVersionView]) -> None:
+    """Raise InvalidInput saying what to change before any model is called."""
+    refs = list(dict.fromkeys(request.prompt_refs))
+    if not MIN_VERSIONS <= len(refs) <= MAX_VERSIONS:
+        raise InvalidInput(
+            f"pick {MIN_VERSIONS} to {MAX_VERSIONS} different prompt versions (picked {len(refs)})"
+        )
+    models = list(dict.fromkeys(request.models))
+    if not MIN_MODELS <= len(models) <= MAX_MODELS:
+        raise InvalidInput(f"pick {MIN_MODELS} to {MAX_MODELS} models (picked {len(models)})")
+    if not request.cases:
+        raise InvalidInput("nothing to run: fill in the variables or pick at least one row of a dataset")
+    for case in request.cases:
+        missing = missing_for(views, case)
+        if missing:
+            detail = "; ".join(f"{ref} needs {', '.join(names)}" for ref, names in missing.items())
+            raise InvalidInput(f"row {case.id or '(unnamed)'} lacks variables: {detail}")
+
+
+def build_suite(request: ComparisonRequest) -> Suite:
+    from llmops.ui.gateway_client import UI_USER
+
+    return Suite(
+        name=request.name or DEFAULT_NAME,
+        description="comparison run from the llmops app",
+        prompts=[PromptSpec(ref=ref) for ref in dict.fromkeys(request.prompt_refs)],
+        models=[ModelSpec(model=m) for m in dict.fromkeys(request.models)],
+        params={"user": UI_USER, **request.params},
+        defaults=Defaults(assertions=list(request.checks)),
+        cases=list(request.cases),
+        path=request.suite_path,
+    )
+
+
+async def run_comparison(
+    client: ModelClient,
+    request: ComparisonRequest,
+    *,
+    database_url: str,
+    progress: Callable[[int, int, CaseResult], None] | None = None,
+) -> RunResult:
+    """Every row × version × model, graded; not stored (see save_comparison)."""
+    suite = build_suite(request)
+    return await run_suite(
+        suite,
+        client,
+        concurrency=4,
+        use_cache=request.use_cache,
+        database_url=database_url,
+        progress=progress,
+    )
+
+
+class ComparisonJob:
+    """A comparison running on a gateway's loop; poll `done`/`total` to show progress."""
+
+    def __init__(self, gateway, request: ComparisonRequest, database_url: str) -> None:
+        self.done = 0
+        self.total = len(request.cases) * len(set(request.prompt_refs)) * len(set(request.models))
+
+        def progress(done: int, total: int, _result: CaseResult) -> None:
+            self.done, self.total = done, total
+
+        self.future: concurrent.futures.Future[RunResult] = gateway.submit(
+            lambda client: run_comparison(client, request, database_url=database_url, progress=progress)
+        )
+
+    @property
+    def fraction(self) -> float:
+        return self.done / self.total if self.total else 0.0
+
+
+def save_comparison(run: RunResult, database_url: str, name: str | None = None) -> str:
+    """Store the comparison as an eval run (Eval runs page, `llmops eval list`); returns its id."""
+    if name:
+        run.suite = name.strip()
+    if not run.suite:
+        raise InvalidInput("give the eval run a name")
+    save_run(run, database_url)
+    return run.id
+
+
+# --- the grid -------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class GridColumn:
+    prompt_id: str
+    model_id: str
+
+    @property
+    def label(self) -> str:
+        return f"{self.prompt_id} · {self.model_id}"
+
+
+@dataclass(frozen=True)
+class GridCell:
+    result: CaseResult
+    html: str  # the output, with differences from the row's first output marked
+    same_as_reference: bool
+
+    @property
+    def input_tokens(self) -> int:
+        return int(self.result.usage.get("prompt_tokens") or 0)
+
+    @property
+    def output_tokens(self) -> int:
+        return int(self.result.usage.get("completion_tokens") or 0)
+
+
+@dataclass(frozen=True)
+class GridRow:
+    case_id: str
+    variables: dict[str, Any]
+    cells: list[GridCell | None]
+
+    @property
+    def outputs_differ(self) -> bool:
+        outputs = {c.result.output for c in self.cells if c is not None}
+        return len(outputs) > 1
+
+    @property
+    def verdicts_differ(self) -> bool:
+        verdicts = {c.result.passed for c in self.cells if c is not None}
+        return len(verdicts) > 1
+
+
+@dataclass(frozen=True)
+class Grid:
+    columns: list[GridColumn]
+    rows: list[GridRow]
+    summaries: list[GroupSummary]
+
+    def tokens_for(self, column: GridColumn) -> tuple[int, int]:
+        """(input, output) tokens the column's calls used."""
+        index = self.columns.index(column)
+        cells = [row.cells[index] for row in self.rows if row.cells[index] is not None]
+        return sum(c.input_tokens for c in cells), sum(c.output_tokens for c in cells)  # type: ignore[union-attr]
+
+    def summary_for(self, column: GridColumn) -> GroupSummary | None:
+        for s in self.summaries:
+            if (s.prompt_id, s.model_id) == (column.prompt_id, column.model_id):
+                return s
+        return None
+
+
+def comparison_grid(run: RunResult) -> Grid:
+    """Rows are cases, columns version × model in the order they were asked for."""
+    columns = list(dict.fromkeys(GridColumn(r.prompt_id, r.model_id) for r in run.results))
+    by_key = {r.key: r for r in run.results}
+    rows = []
+    for case_id in dict.fromkeys(r.case_id for r in run.results):
+        results = [by_key.get((case_id, c.prompt_id, c.model_id)) for c in columns]
+        reference = next((r.output for r in results if r is not None and r.output is not None), None)
+        cells: list[GridCell | None] = []
+        for result in results:
+            if result is None:
+                cells.append(None)
+                continue
+            text = result.output or ""
+            if result.output is None or reference is None:
+                cells.append(GridCell(result, plain_html(text), False))
+            elif text == reference:
+                cells.append(GridCell(result, plain_html(text), True))
+            else:
+                cells.append(GridCell(result, word_diff_html(reference, text), False))
+        variables = next((r.variables for r in results if r is not None), {})
+        rows.append(GridRow(case_id, variables, cells))
+    return Grid(columns, rows, by_prompt_and_model(run))

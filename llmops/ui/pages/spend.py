@@ -1,0 +1,86 @@
+"""Spend: cost and tokens over time by model, key, user and prompt."""
+
+from __future__ import annotations
+
+import altair as alt
+import pandas as pd
+import streamlit as st
+
+from llmops.spend import parse_since, spend_report
+from llmops.ui import spend_view as sv
+from llmops.ui.timebuckets import BUCKETS, bucket_for
+from llmops.ui.widgets import page_errors, show_notices, ui_settings
+
+settings = ui_settings()
+st.title("Spend")
+show_notices()
+
+SPANS = {
+    "Last hour": "1h",
+    "Last 24 hours": "24h",
+    "Last 7 days": "7d",
+    "Last 30 days": "30d",
+    "All time": None,
+}
+TABS = (("By model", "model"), ("By key", "key"), ("By user", "user"), ("By prompt", "prompt"))
+
+
+def stacked(points: list[sv.SpendPoint], field: str, title: str) -> alt.Chart:
+    data = pd.DataFrame([{"time": p.bucket, "group": p.group, "value": getattr(p, field)} for p in points])
+    return (
+        alt.Chart(data)
+        .mark_bar()
+        .encode(
+            x=alt.X("time:T", title=None),
+            y=alt.Y("sum(value):Q", title=title, stack=True),
+            color=alt.Color("group:N", title=None),
+            tooltip=["time:T", "group:N", alt.Tooltip("sum(value):Q", title=title, format=",.6g")],
+        )
+        .properties(height=260)
+    )
+
+
+with page_errors(settings):
+    c1, c2 = st.columns(2)
+    span_name = c1.selectbox("Period", list(SPANS), index=2, key="spend_span")
+    since = parse_since(SPANS[span_name]) if SPANS[span_name] else None
+    bucket_names = list(BUCKETS)
+    # Buckets sized to the data in the period (a new gateway's hour of traffic in minutes);
+    # keyed by period, so the bucket follows the period until the user picks another.
+    span = sv.ledger_span(settings.database_url, since) or since
+    bucket = c2.selectbox(
+        "Bucket",
+        bucket_names,
+        index=bucket_names.index(bucket_for(span)),
+        key=f"spend_bucket:{SPANS[span_name] or 'all'}",
+    )
+
+    totals = spend_report(settings.database_url, by="model", since=since)
+    requests = sum(r["requests"] for r in totals)
+    if not requests:
+        st.info(
+            "No requests in this period. Spend is read from the gateway's ledger: calls through the "
+            "gateway (or the Compare page) appear here."
+        )
+        st.stop()
+    m = st.columns(4)
+    m[0].metric("Cost", f"${sum(r['cost'] or 0.0 for r in totals):,.6f}")
+    m[1].metric("Requests", f"{requests:,}")
+    m[2].metric("Input tokens", f"{sum(r['input_tokens'] for r in totals):,}")
+    m[3].metric("Output tokens", f"{sum(r['output_tokens'] for r in totals):,}")
+    unpriced = sum(r["unknown_cost_requests"] for r in totals)
+    if unpriced:
+        st.warning(
+            f"{unpriced} request(s) used tokens at an unknown price: their cost is missing from these figures."
+        )
+
+    for tab, (_, by) in zip(st.tabs([t for t, _ in TABS]), TABS, strict=True):
+        with tab:
+            points = sv.spend_over_time(settings.database_url, by=by, since=since, bucket=bucket)
+            left, right = st.columns(2)
+            left.altair_chart(stacked(points, "cost", "cost $"), width="stretch")
+            right.altair_chart(stacked(points, "tokens", "tokens"), width="stretch")
+            table = spend_report(settings.database_url, by=by, since=since)
+            for row in table:
+                row["group"] = sv.NONE_LABEL if row["group"] is None else row["group"]
+            st.dataframe(table, hide_index=True, width="stretch")

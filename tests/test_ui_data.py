@@ -1,0 +1,378 @@
+"""The app's data helpers, without Streamlit: what each page computes from the library.
+
+Helpers that aggregate in SQL run on SQLite and on the machine's PostgreSQL (the
+`database_url` fixture), since time buckets are written per dialect.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import pytest
+
+from llmops import Registry
+from llmops.db import session_scope
+from llmops.errors import Conflict, InvalidInput
+from llmops.evaluation.assertions import AssertionSpec
+from llmops.evaluation.suites import CaseSpec
+from llmops.experiments.models import FeedbackRow
+from llmops.experiments.service import ExperimentService
+from llmops.gateway.ledger_models import LedgerRow
+from llmops.ui import compare as cmp
+from llmops.ui import eval_runs as er
+from llmops.ui import experiments_view as ex
+from llmops.ui import prompts_view as pv
+from llmops.ui import spend_view as sv
+from llmops.ui.errors import describe_error
+from llmops.ui.settings import UISettings, safe_database_url
+from llmops.ui.textdiff import side_by_side, word_diff_html
+from llmops.ui.timebuckets import bucket_for
+from tests.e2e import seed
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+# --- ledger rows as the gateway writes them ---------------------------------------------------
+
+
+def ledger_row(at: datetime, **fields) -> LedgerRow:
+    defaults = dict(
+        id=f"req-{uuid.uuid4().hex}",
+        created_at=at,
+        model="demo",
+        outcome="success",
+        status=200,
+        input_tokens=10,
+        output_tokens=5,
+        cost=0.001,
+        latency_ms=20.0,
+    )
+    return LedgerRow(**{**defaults, **fields})
+
+
+def add(database_url: str, *rows) -> None:
+    with session_scope(database_url) as session:
+        for row in rows:
+            session.add(row)
+
+
+# --- spend over time ------------------------------------------------------------------------
+
+
+def test_spend_is_bucketed_by_hour_and_group(database_url):
+    base = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=3)
+    add(
+        database_url,
+        ledger_row(base + timedelta(minutes=5), model="gpt-4o", cost=0.010, key_name="web"),
+        ledger_row(base + timedelta(minutes=50), model="gpt-4o", cost=0.020, key_name="web"),
+        ledger_row(base + timedelta(minutes=55), model="demo", cost=0.0, key_id="key_1"),
+        ledger_row(base + timedelta(hours=2, minutes=1), model="gpt-4o", cost=0.005, input_tokens=100),
+        ledger_row(base + timedelta(hours=2, minutes=2), model="mystery", cost=None, input_tokens=7),
+    )
+    points = sv.spend_over_time(database_url, by="model", bucket="hour")
+    by_key = {(p.bucket, p.group): p for p in points}
+    first = by_key[(base, "gpt-4o")]
+    assert first.requests == 2 and first.cost == pytest.approx(0.030) and first.tokens == 30
+    assert by_key[(base, "demo")].cost == 0.0
+    later = base + timedelta(hours=2)
+    assert by_key[(later, "gpt-4o")].input_tokens == 100
+    assert by_key[(later, "mystery")].unpriced_requests == 1 and by_key[(later, "mystery")].cost == 0.0
+    assert [p.bucket for p in points] == sorted(p.bucket for p in points)
+
+    keys = {p.group for p in sv.spend_over_time(database_url, by="key", bucket="day")}
+    assert keys == {"web", "key_1", sv.NONE_LABEL}  # key by name, else by id; never a secret
+
+    recent = sv.spend_over_time(
+        database_url, by="model", bucket="minute", since=timedelta(hours=1, minutes=30)
+    )
+    assert {(p.group, p.bucket) for p in recent} == {
+        ("gpt-4o", later + timedelta(minutes=1)),
+        ("mystery", later + timedelta(minutes=2)),
+    }
+
+
+def test_spend_beyond_the_top_groups_is_summed_as_other(database_url):
+    now = datetime.now(UTC) - timedelta(minutes=5)
+    add(database_url, *[ledger_row(now, user=f"user-{i}", cost=0.01 * (i + 1)) for i in range(5)])
+    points = sv.spend_over_time(database_url, by="user", bucket="day", top=2)
+    groups = {p.group: p for p in points}
+    assert set(groups) == {"user-4", "user-3", sv.OTHER_LABEL}
+    assert groups[sv.OTHER_LABEL].requests == 3
+    assert groups[sv.OTHER_LABEL].cost == pytest.approx(0.01 + 0.02 + 0.03)
+
+
+def test_spend_span_sizes_the_buckets(database_url):
+    assert sv.ledger_span(database_url) is None
+    add(database_url, ledger_row(datetime.now(UTC) - timedelta(minutes=20)))
+    span = sv.ledger_span(database_url, timedelta(days=7))
+    assert timedelta(minutes=19) < span < timedelta(minutes=22)
+    assert bucket_for(span) == "minute"
+    assert bucket_for(timedelta(days=2)) == "hour" and bucket_for(None) == "day"
+
+
+def test_spend_rejects_an_unknown_dimension(database_url):
+    with pytest.raises(InvalidInput, match="choose one of model, key, user, prompt, team"):
+        sv.spend_over_time(database_url, by="colour")
+
+
+# --- experiments ---------------------------------------------------------------------------------
+
+
+def test_experiment_series_per_variant_with_feedback(database_url):
+    Registry(database_url).sync(ROOT / "prompts")
+    ExperimentService(database_url).create("ab", "summarize", ["control=production", "candidate=staging"])
+    hour = datetime.now(UTC).replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)
+    rows = [
+        ledger_row(hour + timedelta(minutes=1), experiment="ab", variant="control", latency_ms=10.0),
+        ledger_row(hour + timedelta(minutes=2), experiment="ab", variant="control", latency_ms=30.0),
+        ledger_row(
+            hour + timedelta(minutes=3),
+            experiment="ab",
+            variant="control",
+            outcome="upstream_error",
+            latency_ms=999.0,
+        ),
+        ledger_row(hour + timedelta(minutes=4), experiment="ab", variant="candidate", latency_ms=50.0),
+        ledger_row(hour + timedelta(minutes=5), experiment="other", variant="control"),
+    ]
+    add(database_url, *rows)
+    add(
+        database_url,
+        FeedbackRow(request_id=rows[0].id, score=1.0),
+        FeedbackRow(request_id=rows[1].id, score=0.0),
+        FeedbackRow(request_id=rows[3].id, score=1.0),
+        FeedbackRow(request_id=rows[3].id, comment="great", score=None),
+    )
+    points = {p.variant: p for p in ex.experiment_over_time(database_url, "ab", bucket="hour")}
+    control, candidate = points["control"], points["candidate"]
+    assert control.bucket == hour and control.requests == 3 and control.errors == 1
+    assert control.error_rate == pytest.approx(1 / 3)
+    assert control.latency_ms == pytest.approx(20.0)  # failures say nothing about latency
+    assert control.feedback_mean == pytest.approx(0.5) and control.feedback_count == 2
+    assert candidate.requests == 1 and candidate.feedback_mean == 1.0 and candidate.feedback_count == 1
+    assert ex.traffic_span(database_url, "ab") == timedelta(minutes=3)
+    assert ex.traffic_span(database_url, "nothing") is None
+
+
+def test_variant_rows_carry_intervals_and_name_the_control(database_url):
+    Registry(database_url).sync(ROOT / "prompts")
+    ExperimentService(database_url).create("ab", "summarize", ["control=production", "candidate=staging"])
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    rows = [ledger_row(now, experiment="ab", variant="control" if i % 2 else "candidate") for i in range(12)]
+    add(database_url, *rows)
+    add(database_url, *[FeedbackRow(request_id=r.id, score=float(i % 3 == 0)) for i, r in enumerate(rows)])
+    report = ex.experiment_report("ab", database_url=database_url)
+    table = {r["variant"]: r for r in ex.variant_rows(report)}
+    assert set(table) == {"control (control)", "candidate"}
+    for row in table.values():
+        assert row["requests"] == 6 and row["rated"] == 6
+        assert row["feedback 95% CI low"] <= row["feedback mean"] <= row["feedback 95% CI high"]
+    intervals = ex.feedback_intervals(report)
+    assert [i["variant"] for i in intervals] == ["control", "candidate"]
+    assert [e.name for e in ex.list_experiments(database_url)] == ["ab"]
+
+
+# --- prompts -------------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def registry(tmp_path) -> Registry:
+    registry = Registry(f"sqlite:///{tmp_path / 'llmops.db'}", cache_ttl=0)
+    registry.sync(ROOT / "prompts")
+    return registry
+
+
+def test_label_questions_say_what_will_happen(registry):
+    history = registry.history("summarize")
+    assert pv.current_labels(history) == {"production": 2, "staging": 3}
+    assert pv.move_question(history, "production", 3).startswith(
+        "Move summarize@production from version 2 to version 3?"
+    )
+    assert "(new label) to version 1" in pv.move_question(history, "canary", 1)
+    with pytest.raises(Conflict, match="already points at version 2"):
+        pv.move_question(history, "production", 2)
+    with pytest.raises(InvalidInput, match="no version 9"):
+        pv.move_question(history, "production", 9)
+    with pytest.raises(InvalidInput, match="'latest' is implied"):
+        pv.move_question(history, "latest", 1)
+
+    registry.set_label("summarize", 3, "production")
+    history = registry.history("summarize")
+    question, target = pv.rollback_question(history, "production")
+    assert target == 2 and "back from version 3 to version 2" in question
+    registry.rollback("summarize", "production")
+    assert registry.get("summarize@production").version == target  # the question told the truth
+
+
+def test_version_diff_lines_up_changes_side_by_side(registry):
+    diff = pv.diff_versions(registry, "summarize", 1, 2)
+    kinds = [line.kind for line in diff.lines]
+    assert "changed" in kinds or "added" in kinds
+    assert diff.lines[0].left == diff.lines[0].right == "[system]"
+    assert pv.config_changes_rows(diff.diff.model_config_changes) == []
+    rows = pv.config_changes_rows(
+        {"added": {"top_p": 0.9}, "removed": {}, "changed": {"temperature": {"from": 0.2, "to": 0.7}}}
+    )
+    assert rows == [
+        {"key": "top_p", "change": "added", "before": "", "after": "0.9"},
+        {"key": "temperature", "change": "changed", "before": "0.2", "after": "0.7"},
+    ]
+
+
+def test_side_by_side_and_word_diffs():
+    lines = side_by_side("a\nb\nc", "a\nB\nc\nd")
+    assert [(line.left, line.right, line.kind) for line in lines] == [
+        ("a", "a", "equal"),
+        ("b", "B", "changed"),
+        ("c", "c", "equal"),
+        (None, "d", "added"),
+    ]
+    marked = word_diff_html("The cat sat.", "The big cat sat <b>.")
+    assert "big" in marked and "&lt;b&gt;" in marked and "<b>" not in marked  # text is escaped
+    assert word_diff_html("same words", "same words") == "same words"
+    assert "line-through" in word_diff_html("keep drop", "keep")
+
+
+# --- compare ------------------------------------------------------------------------------------
+
+
+def test_datasets_are_suites_and_case_files(tmp_path):
+    found = cmp.list_datasets(ROOT / "evals")
+    assert [(d.path.name, d.kind) for d in found] == [
+        ("summarize.yaml", "suite"),
+        ("summarize_more.csv", "cases"),
+    ]
+    suite_rows = cmp.dataset_rows(found[0])
+    council = next(r for r in suite_rows if r.id == "council-budget")
+    assert council.context == council.vars["text"]  # the suite's `context: "{{ text }}"`, rendered
+    assert {"faithfulness", "contains", "rouge-l"} <= {a.type for a in council.assertions}
+    assert [r.id for r in cmp.dataset_rows(found[1])] == ["walk-in-clinic", "library-reopens"]
+    assert cmp.list_datasets(tmp_path / "missing") == []
+
+
+def test_uploaded_rows_get_ids_and_errors_name_the_file():
+    rows = cmp.uploaded_rows("mine.csv", b"text,expected\nOne. Two.,One.\nThree.,\n")
+    assert [(r.id, r.vars, r.expected) for r in rows] == [
+        ("row-1", {"text": "One. Two."}, "One."),
+        ("row-2", {"text": "Three."}, None),
+    ]
+    jsonl = cmp.uploaded_rows("mine.jsonl", b'{"id": "a", "text": "x"}\n')
+    assert [(r.id, r.vars) for r in jsonl] == [("a", {"text": "x"})]
+    with pytest.raises(InvalidInput, match="mine.jsonl, line 1: not JSON"):
+        cmp.uploaded_rows("mine.jsonl", b"{nope\n")
+    with pytest.raises(InvalidInput, match="upload a .csv or .jsonl"):
+        cmp.uploaded_rows("mine.xlsx", b"")
+
+
+def test_checks_are_read_as_suite_assertions():
+    assert cmp.parse_checks("") == []
+    specs = cmp.parse_checks(cmp.default_checks(["text"]))
+    assert [(s.type, s.negate) for s in specs] == [("refusal", True), ("faithfulness", False)]
+    assert specs[1].value == "{{ text }}"
+    with pytest.raises(InvalidInput, match="must be a YAML list"):
+        cmp.parse_checks("type: contains")
+    with pytest.raises(InvalidInput, match="not valid YAML"):
+        cmp.parse_checks("- [unclosed")
+    with pytest.raises(InvalidInput, match="needs a value"):
+        cmp.parse_checks("- type: contains")
+
+
+def test_a_request_is_checked_before_any_call(registry):
+    views = [registry.get("summarize:2"), registry.get("summarize:3")]
+    assert cmp.prompt_variables(views) == ["text"]
+    ok = cmp.ComparisonRequest(["summarize:2", "summarize:3"], ["demo"], [cmp.manual_case({"text": "x"})])
+    cmp.validate_request(ok, views)
+    too_many_models = cmp.ComparisonRequest(ok.prompt_refs, ["a", "b", "c", "d"], ok.cases)
+    with pytest.raises(InvalidInput, match="pick 1 to 3 models"):
+        cmp.validate_request(too_many_models, views)
+    missing = cmp.ComparisonRequest(ok.prompt_refs, ["demo"], [CaseSpec(id="r1", vars={"body": "x"})])
+    with pytest.raises(
+        InvalidInput, match="row r1 lacks variables: summarize:2 needs text; summarize:3 needs text"
+    ):
+        cmp.validate_request(missing, views)
+    suite = cmp.build_suite(
+        cmp.ComparisonRequest(ok.prompt_refs, ["demo"], ok.cases, checks=[AssertionSpec(type="is-json")])
+    )
+    assert [p.ref for p in suite.prompts] == ["summarize:2", "summarize:3"]
+    assert suite.params == {"user": "llmops-ui"}  # the app's calls show as one user in Spend
+    assert [a.type for a in suite.expanded_cases()[0].assertions] == ["is-json"]
+
+
+# --- eval runs ------------------------------------------------------------------------------
+
+
+def test_matrix_filters_csv_and_baseline(tmp_path):
+    url = f"sqlite:///{tmp_path / 'llmops.db'}"
+    seed.sync_prompts(url)
+    baseline, current = seed.seed_eval_runs(url, tmp_path)
+
+    matrix = er.result_matrix(er.load_run(baseline.id, url))
+    assert matrix.rows == ["figures", "echo-prefix", "impossible"]
+    assert matrix.filtered() == matrix.rows
+    assert matrix.filtered(failures_only=True) == ["echo-prefix", "impossible"]
+    assert matrix.filtered(differences_only=True) == ["echo-prefix"]
+    assert matrix.table(["figures"]) == [
+        {
+            "case": "figures",
+            "candidate (summarize:2) | demo": "pass 1.00",
+            "first (summarize:1) | demo": "pass 1.00",
+        }
+    ]
+
+    rows = list(csv.DictReader(io.StringIO(er.results_csv(current))))
+    assert len(rows) == 6 and set(rows[0]) == set(er.CSV_COLUMNS)
+    assert {r["prompt_ref"] for r in rows} == {"summarize:1"}
+    assert all(r["output"] for r in rows)
+
+    comparison = er.compare_with_baseline(url, baseline.id, current)
+    assert comparison.regressed
+    assert er.changes_table(comparison) == [
+        {
+            "change": "regressed",
+            "case": "echo-prefix",
+            "prompt": "candidate",
+            "model": "demo",
+            "baseline score": 1.0,
+            "current score": 0.0,
+        }
+    ]
+    assert {r["prompt"]: r["change"] for r in er.baseline_table(comparison)} == {
+        "candidate": "-0.333",
+        "first": "+0.000",
+    }
+    listed = er.recent_runs(url)
+    assert [r.id for r in listed] == [current.id, baseline.id]
+    assert listed[0].label.startswith(f"summary-checks · {current.id} ·") and listed[0].label.endswith(
+        "2/6 passed"
+    )
+
+
+# --- settings and errors -------------------------------------------------------------------------
+
+
+def test_settings_never_show_a_password(monkeypatch):
+    monkeypatch.setenv("LLMOPS_DATABASE_URL", "postgresql://app:hunter2@db.internal:5432/llmops")
+    monkeypatch.setenv("LLMOPS_GATEWAY_URL", "http://gateway:4000")
+    monkeypatch.setenv("LLMOPS_API_KEY", "sk-llmops-secret")
+    settings = UISettings.from_env()
+    assert "hunter2" not in settings.database_label and "***" in settings.database_label
+    assert settings.gateway_label == "gateway at http://gateway:4000"
+    assert "sk-llmops-secret" not in repr(settings)
+    assert safe_database_url("not a url") == "(unreadable database URL; check LLMOPS_DATABASE_URL)"
+
+
+def test_errors_read_as_actions():
+    from sqlalchemy.exc import OperationalError
+
+    db = OperationalError("SELECT 1", {}, Exception("connection refused\nmore detail"))
+    message = describe_error(db, "postgresql://app:***@db/llmops")
+    assert message.startswith(
+        "The database postgresql://app:***@db/llmops could not be read (connection refused)"
+    )
+    assert "Check LLMOPS_DATABASE_URL" in message
+    assert describe_error(InvalidInput("pick 2 to 4 versions"), "x") == "pick 2 to 4 versions"
+    assert "reload the page" in describe_error(RuntimeError("boom"), "x")

@@ -44,6 +44,9 @@ def gateway(upstream, tmp_path_factory):
             _model("bad", "bad-request", base),
             _model("nousage", "no-usage", base),
             _model("down", "ok", f"http://127.0.0.1:{free_port()}/v1"),
+            _model("leaky", "leak-secret", base),
+            {"name": "via-litellm", "deployments": [{"provider": "litellm", "model": "openai/ok", "api_base": base,
+                                                     "api_key": "sk-upstream-secret-123"}]},
             {"name": "demo", "deployments": [{"provider": "mock", "model": "demo", "pricing": {"cost": 0}}]},
         ],
         "router": {"retries": 2, "backoff_base": 0.01, "cooldown_failures": 3, "cooldown_seconds": 60},
@@ -248,3 +251,51 @@ def test_health_and_metrics(gateway):
     for name in ("llmops_requests_total", "llmops_request_duration_seconds_bucket",
                  "llmops_upstream_duration_seconds_bucket", "llmops_tokens_total", "llmops_cost_usd_total"):
         assert name in metrics
+
+
+def test_secret_in_reply_is_redacted_even_split_across_chunks(client):
+    from tests.support.fake_upstream import SECRET
+
+    r = client.chat.completions.create(model="leaky", messages=[{"role": "user", "content": "x"}])
+    assert SECRET not in r.choices[0].message.content and "the key is" in r.choices[0].message.content
+    chunks = list(client.chat.completions.create(model="leaky", messages=[{"role": "user", "content": "x"}],
+                                                 stream=True))
+    text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
+    assert SECRET not in text
+    assert text.startswith("Sure, the key is ") and text.endswith(" and that is all.")
+
+
+def test_litellm_provider_translates_to_an_openai_compatible_upstream(client, upstream):
+    r = client.chat.completions.create(model="via-litellm", messages=[{"role": "user", "content": "hi"}])
+    assert r.choices[0].message.content == REPLY
+    assert upstream.received[-1]["model"] == "ok"
+    chunks = list(client.chat.completions.create(model="via-litellm", messages=[{"role": "user", "content": "hi"}],
+                                                 stream=True))
+    assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == REPLY
+
+
+def test_weights_and_vllm_load_pick_the_deployment(tmp_path):
+    a, b = FakeUpstream(free_port()).start(), FakeUpstream(free_port()).start()
+    try:
+        config = {"models": [
+            {"name": "weighted", "deployments": [
+                {"provider": "openai", "model": "ok", "api_base": a.base_url, "weight": 3},
+                {"provider": "openai", "model": "ok", "api_base": b.base_url, "weight": 1}]},
+            {"name": "replicas", "deployments": [
+                {"provider": "vllm", "model": "ok", "api_base": a.base_url},
+                {"provider": "vllm", "model": "ok", "api_base": b.base_url}]},
+        ], "router": {"vllm_metrics_interval": 0.2}}
+        a.load, b.load = 7, 0  # replica a is busy, by its own /metrics
+        with run_gateway(config, tmp_path) as gw:
+            c = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0)
+            time.sleep(0.6)  # a couple of metrics polls
+            for _ in range(400):
+                c.chat.completions.create(model="weighted", messages=[{"role": "user", "content": "x"}])
+            share_a = a.calls["ok"] / 400
+            assert 0.68 <= share_a <= 0.82, share_a
+            a.reset(), b.reset()
+            for _ in range(30):
+                c.chat.completions.create(model="replicas", messages=[{"role": "user", "content": "x"}])
+            assert (a.calls["ok"], b.calls["ok"]) == (0, 30)
+    finally:
+        a.stop(), b.stop()

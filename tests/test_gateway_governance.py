@@ -140,3 +140,26 @@ def test_budget_holds_under_concurrency(upstream, tmp_path):
             results = list(pool.map(call, range(50)))
         assert results.count("ok") == 10
         assert results.count("refused") == 50 - results.count("ok")
+
+
+def test_two_gateways_share_one_limit_through_redis(upstream, tmp_path):
+    import redis
+
+    try:
+        redis.Redis.from_url("redis://127.0.0.1:6379/0").ping()
+    except redis.RedisError:
+        pytest.skip("no Redis at 127.0.0.1:6379: the shared-limit test needs the machine's Redis")
+    env = {"LLMOPS_MASTER_KEY": MASTER, "LLMOPS_REDIS_URL": "redis://127.0.0.1:6379/0"}
+    config = _config(upstream.base_url)
+    with run_gateway(config, tmp_path, env=env) as one, run_gateway(config, tmp_path, env=env) as two:
+        key = _admin(one, "POST", "/admin/keys", json={"name": "shared", "rpm": 10}).json()["key"]
+        clients = [openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0) for gw in (one, two)]
+        results = []
+        for i in range(20):
+            try:
+                clients[i % 2].chat.completions.create(model="chat", messages=[{"role": "user", "content": "x"}])
+                results.append("ok")
+            except openai.RateLimitError:
+                results.append("refused")
+        assert results.count("ok") == 10, results
+        assert "ok" in results[1::2], "the second gateway served none: the test proves nothing"

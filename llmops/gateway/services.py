@@ -7,6 +7,7 @@ ledger. The inference handler calls them in order.
 
 from __future__ import annotations
 
+import asyncio
 import hmac
 import logging
 from dataclasses import dataclass
@@ -116,6 +117,13 @@ class Services:
         self.metrics.add_gauge(
             Gauge("llmops_ledger_rows", "Ledger writer counters", ("state",), lambda: {(k,): v for k, v in self.ledger.stats().items()})
         )
+        self.metrics.add_gauge(
+            Gauge("llmops_limiter", "Limits: admitted, rejected by limit, Redis errors", ("counter", "limit"), self._limiter_counters)
+        )
+        if self.config.experiments:
+            # Experiments declared in config exist before the first request; an
+            # operator's pause or stop (CLI) still wins over the file.
+            await asyncio.to_thread(self.experiments.sync_from_config, self.config.experiments)
 
     async def stop(self) -> None:
         if self.router:
@@ -126,9 +134,16 @@ class Services:
             await self.limiter.aclose()  # flushes budget spend to the database
         if self.ledger:
             # Drain every queued row before the process exits (SIGTERM included).
-            import asyncio
-
             await asyncio.to_thread(self.ledger.close, 30)
+
+    def _limiter_counters(self) -> dict[tuple[str, ...], float]:
+        out: dict[tuple[str, ...], float] = {}
+        for name, value in self.limiter.metrics().items():
+            if isinstance(value, dict):
+                out.update({(name, limit): v for limit, v in value.items()})
+            else:
+                out[(name, "")] = value
+        return out
 
     def _availability(self) -> dict[tuple[str, ...], float]:
         import time

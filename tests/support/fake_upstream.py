@@ -11,6 +11,7 @@ The upstream `model` name in the request picks the behaviour:
   slow-first-byte  waits 1.5 s, then ok
   bad-request      HTTP 400 with an OpenAI error body
   no-usage         replies without a usage object (streams too)
+  leak-secret      a reply with an API key in it, streamed three characters a chunk
   exact-usage      reports the prompt tokens as llmops counts them and max_tokens
                    completion tokens: a call's real cost equals its reservation
 Every request body received is kept in `received` for assertions.
@@ -27,6 +28,8 @@ from collections import defaultdict
 from aiohttp import web
 
 REPLY = "The quick brown fox jumps over the lazy dog."
+SECRET = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEf"
+LEAKY_REPLY = f"Sure, the key is {SECRET} and that is all."
 
 
 def _chat_reply(model: str, usage: bool = True) -> dict:
@@ -59,6 +62,7 @@ class FakeUpstream:
         self._thread: threading.Thread | None = None
         self._runner: web.AppRunner | None = None
         self.stream_cancelled = threading.Event()
+        self.load = 0  # what GET /metrics reports as vLLM's running requests
 
     # -- server life -----------------------------------------------------------------
     def start(self) -> FakeUpstream:
@@ -71,6 +75,7 @@ class FakeUpstream:
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
+            app.router.add_get("/metrics", self._metrics)
             self._runner = web.AppRunner(app)
             self._loop.run_until_complete(self._runner.setup())
             self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
@@ -129,6 +134,8 @@ class FakeUpstream:
             return fault
         if not body.get("stream"):
             reply = _chat_reply(model, usage=model != "no-usage")
+            if model == "leak-secret":
+                reply["choices"][0]["message"]["content"] = LEAKY_REPLY
             if model == "exact-usage":
                 from llmops import tokens
 
@@ -139,9 +146,12 @@ class FakeUpstream:
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
         await resp.prepare(request)
         words = REPLY.split(" ")
+        if model == "leak-secret":
+            words = [LEAKY_REPLY[i:i + 3] for i in range(0, len(LEAKY_REPLY), 3)]
         try:
             for i, word in enumerate(words):
-                await resp.write(_chunk(model, word + (" " if i < len(words) - 1 else "")))
+                piece = word if model == "leak-secret" else word + (" " if i < len(words) - 1 else "")
+                await resp.write(_chunk(model, piece))
                 if i == 1 and model == "reset-mid-stream":
                     request.transport.abort()
                     return resp
@@ -160,6 +170,11 @@ class FakeUpstream:
             self.stream_cancelled.set()
             raise
         return resp
+
+    async def _metrics(self, request: web.Request) -> web.Response:
+        text = (f'vllm:num_requests_running{{model_name="fake"}} {self.load}\n'
+                f'vllm:num_requests_waiting{{model_name="fake"}} 0\n')
+        return web.Response(text=text, content_type="text/plain")
 
     async def _completions(self, request: web.Request) -> web.Response:
         body = await request.json()

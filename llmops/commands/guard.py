@@ -1,0 +1,133 @@
+"""`llmops guard`: run the guardrail checks from the command line.
+
+  llmops guard check "TEXT" [--json] [--config F] [--model M] [--output]
+  llmops guard scan FILE.jsonl [--config F] [--model M] [--output]
+
+`check` exits 0 when the text may pass (perhaps redacted or flagged) and 1 when a check
+blocks it. `scan` reads rows with a `text` field (and an optional `id`) and writes one
+JSON line per row: {"id", "flagged", "blocked", "checks", "redacted"}.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+from typing import Any
+
+from llmops.commands.output import add_json_flag, print_json, print_table
+from llmops.errors import InvalidInput
+
+
+def register(subparsers) -> None:
+    parser = subparsers.add_parser("guard", help="run guardrail checks on text (injection, PII, secrets...)")
+    sub = parser.add_subparsers(dest="guard_command", metavar="SUBCOMMAND")
+    sub.required = True
+
+    check = sub.add_parser("check", help="check one text; exit status 1 if a check blocks it")
+    check.add_argument("text", help='the text to check ("-" reads standard input)')
+    _common(check)
+    add_json_flag(check)
+    check.set_defaults(func=run_check)
+
+    scan = sub.add_parser("scan", help="check every row of a JSONL file; one JSON line per row on stdout")
+    scan.add_argument("file", help='JSONL with a "text" field and optional "id" ("-" reads standard input)')
+    scan.add_argument("--field", default="text", help="the field holding the text (default: text)")
+    _common(scan)
+    scan.set_defaults(func=run_scan)
+
+
+def _common(parser) -> None:
+    parser.add_argument("--config", help="YAML with the guardrails (a gateway config or a bare guardrails section)")
+    parser.add_argument("--model", help="apply this model's overrides from the config")
+    parser.add_argument("--output", action="store_true", help="run the output checks (as on a model reply)")
+
+
+def _pipeline(args):
+    from llmops.guardrails import GuardrailsConfig, Pipeline
+
+    config = GuardrailsConfig.from_file(args.config) if args.config else GuardrailsConfig.default()
+    return Pipeline(config)
+
+
+def _run(pipe, text: str, args):
+    if args.output:
+        return pipe.check_output(text, model=args.model)
+    return pipe.check_input(text, model=args.model)
+
+
+def run_check(args) -> int:
+    text = sys.stdin.read() if args.text == "-" else args.text
+    result = _run(_pipeline(args), text, args)
+    if args.json:
+        print_json(
+            {
+                "blocked": result.blocked,
+                "blocked_by": result.blocked_by,
+                "message": result.message,
+                "flagged": result.flagged,
+                "verdicts": result.verdicts,
+                "redacted": result.text,
+            }
+        )
+    else:
+        if result.blocked:
+            print(f"blocked by {result.blocked_by}: {result.message}")
+        elif result.flagged:
+            print("allowed, with findings")
+        else:
+            print("allowed: no check fired")
+        if result.verdicts:
+            print_table(
+                ["CHECK", "ACTION", "LABELS", "MATCHED", "SCORE"],
+                [
+                    [v["check"], v["action"], ", ".join(v["labels"]) or v.get("error", ""), v["matched"], v["score"]]
+                    for v in result.verdicts
+                ],
+            )
+        if result.redacted:
+            print(f"redacted: {result.text}")
+    return 1 if result.blocked else 0
+
+
+def run_scan(args) -> int:
+    pipe = _pipeline(args)
+    source = sys.stdin if args.file == "-" else _open(args.file)
+    rows = flagged = 0
+    try:
+        for number, line in enumerate(source, start=1):
+            if not line.strip():
+                continue
+            rows += 1
+            out = _scan_row(pipe, line, number, args)
+            flagged += bool(out.get("flagged"))
+            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    print(f"scanned {rows} rows, {flagged} flagged", file=sys.stderr)
+    return 0
+
+
+def _open(path: str):
+    try:
+        return open(path, encoding="utf-8")
+    except OSError as exc:
+        raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
+
+
+def _scan_row(pipe, line: str, number: int, args) -> dict[str, Any]:
+    try:
+        row = json.loads(line)
+    except ValueError:
+        return {"id": number, "error": f"line {number} is not JSON"}
+    if not isinstance(row, dict) or not isinstance(row.get(args.field), str):
+        row_id = row.get("id", number) if isinstance(row, dict) else number
+        return {"id": row_id, "error": f"line {number} has no string field {args.field!r}"}
+    result = _run(pipe, row[args.field], args)
+    return {
+        "id": row.get("id", number),
+        "flagged": result.flagged,
+        "blocked": result.blocked,
+        "checks": result.checks,
+        "redacted": result.text,
+    }

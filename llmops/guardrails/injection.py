@@ -1,0 +1,123 @@
+"""Prompt injection and jailbreak detection: weighted cue families plus a few structural signs.
+
+The score of a text is the sum over the cue families it shows (see injection_cues.py)
+of the strongest cue's weight (other cues of the family add a quarter of theirs), plus:
+  - a bonus when a persona is set up *and* rules are removed (the shape of a role-play
+    jailbreak; an ordinary role prompt only sets the persona),
+  - a bonus when the text talks to the model about being an AI while also setting a
+    role, a name or an answer format,
+  - a bonus for showing many different families at once,
+  - points for shouted rules (ALWAYS, NEVER, DO NOT...) and capitalised persona names (DAN),
+  - a bonus when a cue appears only after undoing obfuscation (leetspeak, spaced-out
+    letters, look-alike letters, a base64 / hex / ROT13 blob, Unicode tag characters).
+The check flags when the sum reaches `threshold_points`; the reported score maps the sum
+to 0..1 so that the threshold sits at 0.5.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import ClassVar
+
+from llmops.guardrails.base import Check, CheckOptions, register
+from llmops.guardrails.cues import CueSet, merge_families
+from llmops.guardrails.injection_cues import ALL_CUES
+from llmops.guardrails.text import TAG_RE, TextView
+from llmops.guardrails.types import Detection
+
+CUES = CueSet(ALL_CUES)
+
+# Names written in capitals that jailbreak prompts give their persona; matched on the
+# cased text so the given name "Dan" is left alone.
+_SHOUTED_PERSONA = re.compile(r"\b(?:DAN|STAN|DUDE|UCAR|KEVIN|OPPO|SDA|BetterDAN|AntiGPT|NRAF|APOPHIS)\b")
+_PERSONA_WORDS = frozenset({"dan", "stan", "dude", "ucar", "kevin", "oppo", "sda", "betterdan", "antigpt", "nraf", "apophis"})
+
+# Rules shouted in capitals: typical of jailbreak templates, rare in ordinary prompts.
+# (No leading \b: it would make `re` try every position instead of jumping to capitals.)
+_SHOUTED_RULE = re.compile(r"(?:ALWAYS|NEVER|MUST|DO NOT|DON'T|NOT ALLOWED|NO MATTER WHAT|UNDER NO CIRCUMSTANCES)\b")
+
+ROLE_SETUP = frozenset({"persona", "persona_switch"})
+RULE_BREAKING = frozenset({"rule_removal", "named", "compliance", "permission", "threat", "dual", "stay"})
+
+THRESHOLD_POINTS = 2.0
+# A second, different cue of a family already seen adds this fraction of its weight.
+SAME_FAMILY_EXTRA = 0.25
+ROLE_AND_RULES_BONUS = 0.8
+AI_COMBO = frozenset({"persona", "persona_switch", "dual", "named", "template", "hijack", "stay"})
+AI_COMBO_BONUS = 0.5
+FAMILY_BONUS_STEP = 0.4
+FAMILY_BONUS_CAP = 1.6
+OBFUSCATION_BONUS = 1.0
+HIDDEN_TEXT_POINTS = 1.5
+
+
+def cue_families(view: TextView) -> dict[str, float]:
+    """Every cue family the text shows, with its points (strongest cue, plus a share of the others)."""
+    non_ascii = not view.is_ascii
+    main = CUES.families(view.main, non_ascii, extra=SAME_FAMILY_EXTRA)
+    others = [CUES.families(v, True, extra=SAME_FAMILY_EXTRA) for v in view.variants[1:]]
+    families = merge_families([main, *others])
+    if any(weight > main.get(family, 0.0) for family, weight in families.items()):
+        families["obfuscated"] = OBFUSCATION_BONUS
+    words = view.main.words
+    if (words & _PERSONA_WORDS and _SHOUTED_PERSONA.search(view.normalized)) or (
+        "gpt" in view.lower and any(len(w) > 5 and w.endswith("gpt") and w != "chatgpt" for w in words)
+    ):
+        families["named"] = max(families.get("named", 0.0), 1.0)
+    if len(_SHOUTED_RULE.findall(view.normalized)) >= 2:
+        families["insistence"] = max(families.get("insistence", 0.0), 0.5)
+    if non_ascii and TAG_RE.search(view.text):
+        families["hidden_text"] = HIDDEN_TEXT_POINTS
+    return families
+
+
+def points(families: dict[str, float]) -> float:
+    total = sum(families.values())
+    if families.keys() & ROLE_SETUP and families.keys() & RULE_BREAKING:
+        total += ROLE_AND_RULES_BONUS
+    # Talking to the model about being an AI while also setting a role, a format or a name.
+    if "ai_meta" in families and families.keys() & AI_COMBO:
+        total += AI_COMBO_BONUS
+    if len(families) >= 3:
+        total += min(FAMILY_BONUS_STEP * (len(families) - 2), FAMILY_BONUS_CAP)
+    return total
+
+
+def classify(families: dict[str, float]) -> tuple[str, ...]:
+    """Labels for the ledger: what kind of attack this looks like."""
+    labels: set[str] = set()
+    if families.keys() & {"override", "new_task", "hijack", "attention", "spoof", "pivot"}:
+        labels.add("instruction_override")
+    if "prompt_leak" in families and families["prompt_leak"] >= 2.0:
+        labels.add("system_prompt_extraction")
+    if families.keys() & RULE_BREAKING or (families.keys() & ROLE_SETUP and len(families) > 2):
+        labels.add("jailbreak")
+    if families.keys() & {"obfuscated", "hidden_text", "encoded"}:
+        labels.add("obfuscated")
+    return tuple(sorted(labels)) or ("injection",)
+
+
+class InjectionOptions(CheckOptions):
+    # Points needed to flag; lower catches more and blocks more ordinary prompts.
+    threshold_points: float = THRESHOLD_POINTS
+
+
+@register
+class InjectionCheck(Check):
+    name: ClassVar[str] = "injection"
+    default_roles = frozenset({"user", "tool", "function"})
+    block_message = (
+        "The request was blocked: it looks like an attempt to override the model's "
+        "instructions or safety rules (prompt injection or jailbreak). Rephrase it as a plain request."
+    )
+    Options = InjectionOptions
+
+    def scan(self, view: TextView) -> Detection | None:
+        families = cue_families(view)
+        if not families:
+            return None
+        total = points(families)
+        threshold = self.options.threshold_points  # type: ignore[attr-defined]
+        if total < threshold:
+            return None
+        return Detection(score=round(total / (total + threshold), 3), labels=classify(families))

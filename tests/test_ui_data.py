@@ -86,9 +86,8 @@ def test_spend_is_bucketed_by_hour_and_group(database_url):
     keys = {p.group for p in sv.spend_over_time(database_url, by="key", bucket="day")}
     assert keys == {"web", "key_1", sv.NONE_LABEL}  # key by name, else by id; never a secret
 
-    recent = sv.spend_over_time(
-        database_url, by="model", bucket="minute", since=timedelta(hours=1, minutes=30)
-    )
+    # A window that starts exactly at `later`, whatever the time of day the test runs.
+    recent = sv.spend_over_time(database_url, by="model", bucket="minute", since=datetime.now(UTC) - later)
     assert {(p.group, p.bucket) for p in recent} == {
         ("gpt-4o", later + timedelta(minutes=1)),
         ("mystery", later + timedelta(minutes=2)),

@@ -13,8 +13,8 @@ from typing import Any
 from sqlalchemy import JSON, Column, Float, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
+from llmops.columns import UTCDateTime, utcnow
 from llmops.migrations import Migration, create_tables
-from llmops.registry.models import UTCDateTime, utcnow
 
 
 class EvalRun(SQLModel, table=True):

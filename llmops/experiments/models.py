@@ -11,8 +11,8 @@ from datetime import datetime
 from sqlalchemy import Column, Index, String, Text, UniqueConstraint, text
 from sqlmodel import Field, SQLModel
 
+from llmops.columns import UTCDateTime, utcnow
 from llmops.migrations import Migration, create_tables
-from llmops.registry.models import UTCDateTime, utcnow
 
 RUNNING = "running"
 PAUSED = "paused"

@@ -6,6 +6,9 @@ settled), cost accounting, the ledger (SQLite), the default input guardrails.
 
     python benchmarks/bench_gateway.py [--seconds 8] [--no-litellm]
 
+Also runs the "floor" target, benchmarks/floor_proxy.py: a bare uvicorn + aiohttp
+pass-through with no gateway logic, i.e. what the Python stack alone costs here.
+
 Needs nginx-light and wrk (apt) and, for the LiteLLM column, a virtual environment
 with litellm[proxy]; both are set up by this script when missing.
 """
@@ -73,6 +76,8 @@ def main() -> None:
     cmd = [sys.executable, str(BENCH), "--seconds", str(args.seconds), "--project-key", key,
            "--project-cmd", f"{llmops_bin} serve --config {work}/bench.yaml --port 4100 --log-level warning",
            "--project-url", "http://127.0.0.1:4100/v1/chat/completions"]
+    floor = Path(__file__).resolve().parent / "floor_proxy.py"
+    cmd += ["--floor-cmd", f"{sys.executable} {floor} --port 4100"]
     if args.only:
         cmd += ["--only", args.only]
     if not args.no_litellm:

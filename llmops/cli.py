@@ -51,6 +51,29 @@ def main(argv: list[str] | None = None) -> int:
 
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
         return 0
+    except Exception as exc:
+        # Not a library error: still one line a person can act on, with the full trace
+        # only when asked for (it may hold paths and values a terminal log should not).
+        import os
+
+        if os.environ.get("LLMOPS_DEBUG"):
+            raise
+        print(f"error: {describe_unexpected(exc)} (set LLMOPS_DEBUG=1 for the traceback)", file=sys.stderr)
+        return 1
+
+
+def describe_unexpected(exc: BaseException) -> str:
+    from sqlalchemy.exc import DBAPIError, SQLAlchemyError
+
+    if isinstance(exc, DBAPIError):
+        # The driver's first line says what went wrong (never the password of the URL).
+        reason = str(exc.orig).strip().splitlines()[0] if exc.orig else type(exc).__name__
+        return f"the database (LLMOPS_DATABASE_URL or --database-url) could not be used: {reason}"
+    if isinstance(exc, SQLAlchemyError):
+        return f"database error: {type(exc).__name__}"
+    if isinstance(exc, OSError) and exc.strerror:
+        return f"{exc.strerror}: {exc.filename}" if exc.filename else exc.strerror
+    return f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else 'unexpected failure'}"
 
 
 if __name__ == "__main__":

@@ -3,6 +3,7 @@ and a fake upstream that is a real HTTP server (tests/support/fake_upstream.py).
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 import time
 
@@ -45,6 +46,8 @@ def gateway(upstream, tmp_path_factory):
             _model("nousage", "no-usage", base),
             _model("down", "ok", f"http://127.0.0.1:{free_port()}/v1"),
             _model("leaky", "leak-secret", base),
+            _model("garbled", "not-an-object", base),
+            _model("garbled-stream", "bad-chunk", base),
             {"name": "via-litellm", "deployments": [{"provider": "litellm", "model": "openai/ok", "api_base": base,
                                                      "api_key": "sk-upstream-secret-123"}]},
             {"name": "demo", "deployments": [{"provider": "mock", "model": "demo", "pricing": {"cost": 0}}]},
@@ -218,10 +221,44 @@ def test_client_disconnect_cancels_upstream(gateway, upstream):
     assert upstream.stream_cancelled.wait(5), "the upstream stream was not cut when the client left"
 
 
-def test_usage_estimated_when_upstream_reports_none(client):
+def ledger_row(gateway, request_id: str) -> dict:
+    """The gateway's ledger row for a request, once its writer has flushed it."""
+    deadline = time.monotonic() + 10
+    with sqlite3.connect(gateway.tmp / "llmops.db") as db:
+        db.row_factory = sqlite3.Row
+        while True:
+            row = db.execute("SELECT * FROM ledger WHERE id = ?", (request_id,)).fetchone()
+            if row is not None:
+                return dict(row)
+            assert time.monotonic() < deadline, f"no ledger row for {request_id}"
+            time.sleep(0.1)
+
+
+def test_usage_estimated_when_upstream_reports_none(client, gateway):
     raw = client.chat.completions.with_raw_response.create(model="nousage", messages=[{"role": "user", "content": "hi"}])
     assert raw.parse().usage is None
-    # the ledger row says 'estimated': checked in test_ledger_has_every_request
+    row = ledger_row(gateway, raw.headers["x-llmops-request-id"])
+    assert row["usage_source"] == "estimated" and row["input_tokens"] > 0 and row["output_tokens"] > 0
+
+
+def test_a_garbled_upstream_reply_is_an_upstream_error_not_a_success(client, gateway):
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(model="garbled", messages=[{"role": "user", "content": "x"}])
+    assert exc.value.status_code == 502 and "not a JSON object" in exc.value.message
+    row = ledger_row(gateway, exc.value.response.headers["x-llmops-request-id"])
+    assert (row["status"], row["outcome"]) == (502, "upstream_error")
+
+    stream = client.chat.completions.with_raw_response.create(
+        model="garbled-stream", messages=[{"role": "user", "content": "x"}], stream=True
+    )
+    seen = []
+    with pytest.raises(openai.APIError) as exc:
+        for chunk in stream.parse():
+            seen.append(chunk.choices[0].delta.content)
+    assert "not JSON" in str(exc.value)
+    assert len(seen) == 2  # the chunks before the bad one arrived (their text may sit in the output guard)
+    row = ledger_row(gateway, stream.headers["x-llmops-request-id"])
+    assert row["outcome"] == "upstream_error" and row["streamed"]
 
 
 def test_concurrent_calls(gateway):

@@ -95,6 +95,8 @@ def test_keys_limits_guardrails_and_ledger(upstream, tmp_path):
 
         spend = _admin(gw, "GET", "/admin/spend", params={"by": "key"})
         assert spend.status_code == 200
+        as_team = httpx.get(gw.url + "/admin/spend", headers={"Authorization": f"Bearer {key}"})
+        assert as_team.status_code == 403 and as_team.json()["error"]["code"] == "master_key_required"
         metrics = httpx.get(gw.url + "/metrics").text
         assert 'llmops_unknown_price_total{model="free"}' in metrics
         code = gw.stop()  # SIGTERM: a graceful stop that must drain the ledger queue
@@ -163,3 +165,18 @@ def test_two_gateways_share_one_limit_through_redis(upstream, tmp_path):
                 results.append("refused")
         assert results.count("ok") == 10, results
         assert "ok" in results[1::2], "the second gateway served none: the test proves nothing"
+
+
+def test_auth_keys_requires_a_key_without_a_master_key(upstream, tmp_path):
+    from llmops.gateway.keys import KeyStore
+
+    key, _ = KeyStore(f"sqlite:///{tmp_path / 'llmops.db'}").create("app")
+    with run_gateway({**_config(upstream.base_url), "auth": "keys"}, tmp_path) as gw:
+        for token in (None, "sk-made-up"):
+            headers = {"Authorization": f"Bearer {token}"} if token else {}
+            r = httpx.post(gw.base_url + "/chat/completions", headers=headers,
+                           json={"model": "demo", "messages": [{"role": "user", "content": "x"}]})
+            assert r.status_code == 401 and r.json()["error"]["type"] == "authentication_error"
+        client = openai.OpenAI(base_url=gw.base_url, api_key=key, max_retries=0)
+        reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": "Hi."}])
+        assert reply.choices[0].message.content == "Hi."

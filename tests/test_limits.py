@@ -231,6 +231,8 @@ def test_team_and_user_budgets_are_shared_across_keys(backend, sqlite_url):
         alice = await limiter.admit(key(), user="alice", max_cost=0.1)
         with pytest.raises(LimitExceeded) as user:
             await limiter.admit(key(user="alice"), max_cost=0.1)  # the key's owner counts too
+        with pytest.raises(LimitExceeded):  # alice's key cannot name another user to escape her budget
+            await limiter.admit(key(user="alice"), user="bob", max_cost=0.1)
         for res in (a, b, other_team, alice):
             await limiter.settle(res, 1, 0.1)
         await limiter.aclose()

@@ -125,6 +125,13 @@ def test_errors_are_one_line_without_traceback(database_url, cli, tmp_path):
     # The same through a real process: one line on stderr, no traceback.
     done = run_subprocess(database_url, "render", "two")
     assert (done.returncode, done.stderr) == (1, "error: two:1 is missing variables: greeting, name\n")
+    # Failures that are not the registry's own, too: a database that is away, a directory given as a file.
+    done = run_subprocess("postgresql://someone:hunter2@127.0.0.1:1/llmops", "list")
+    assert done.returncode == 1 and done.stderr.count("\n") == 1, done.stderr
+    assert done.stderr.startswith("error: the database") and "Connection refused" in done.stderr
+    assert "hunter2" not in done.stderr and "Traceback" not in done.stderr
+    code, _, err = cli("push", "two", "--file", str(tmp_path), ok=False)
+    assert code == 1 and err.startswith("error: Is a directory") and err.count("\n") == 1
 
 
 def test_concurrent_pushes_get_distinct_consecutive_versions(database_url, tmp_path):

@@ -39,7 +39,7 @@ from llmops.experiments.service import ExperimentService, ExperimentView
 
 MIN_SAMPLES = 30
 ALPHA = 0.05
-ERROR_OUTCOMES = frozenset({"upstream_error"})
+ERROR_OUTCOMES = frozenset({"upstream_error", "gateway_error"})
 BLOCKED_OUTCOMES = frozenset({"blocked", "refused"})
 
 

@@ -12,7 +12,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmops.errors import InvalidInput
 
@@ -135,8 +135,10 @@ def parse_config(raw: dict, source: str = "config") -> GatewayConfig:
     raw = resolve_env(_drop_unconfigured(raw))
     try:
         config = GatewayConfig.model_validate(raw)
-    except ValueError as exc:
-        raise InvalidInput(f"invalid gateway config {source}: {exc}") from exc
+    except ValidationError as exc:
+        # Name the field and the fault, never the value: it may be an API key.
+        faults = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        raise InvalidInput(f"invalid gateway config {source}: {faults}") from None
     names = [m.name for m in config.models]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:

@@ -90,6 +90,14 @@ class NoHealthyDeployment(LLMOpsError):
     code = "no_healthy_deployment"
 
 
+class InternalError(LLMOpsError):
+    """A bug in the gateway: the client still gets OpenAI's shape and the request its ledger row."""
+
+    status = 500
+    type = "server_error"
+    code = "internal_error"
+
+
 class GuardrailBlocked(LLMOpsError):
     status = 400
     type = "invalid_request_error"

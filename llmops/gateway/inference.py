@@ -9,6 +9,7 @@ outcomes into responses and ledger rows.
 
 from __future__ import annotations
 
+import logging
 import time
 from typing import TYPE_CHECKING, Any
 
@@ -17,12 +18,14 @@ import orjson
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway import http
 from llmops.gateway.call import Call
-from llmops.gateway.errors import PermissionDenied, UpstreamError
+from llmops.gateway.errors import InternalError, PermissionDenied, UpstreamError
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from llmops.gateway.streaming import stream_to_client
 
 if TYPE_CHECKING:
     from llmops.gateway.services import Services
+
+log = logging.getLogger("llmops.gateway")
 
 # Fields that would let a client steer the gateway's credentials to another host,
 # or make litellm answer without calling anyone: never forwarded.
@@ -114,8 +117,8 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             call.user = key.user
         raw = await http.read_body(scope, receive, services.config.max_body_bytes)
         body = http.parse_json_object(raw)
-        if isinstance(body.get("user"), str):
-            call.user = body["user"]
+        if isinstance(body.get("user"), str) and not call.user:
+            call.user = body["user"]  # a key bound to a user keeps that user (and budget)
         for name in ROUTING_FIELDS.intersection(body):
             del body[name]
         if endpoint == CHAT and "prompt" in body:
@@ -169,6 +172,14 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         services.metrics.errors.inc(call.model or "", exc.code or exc.type)
         if not responded:
             await http.send_error(send, exc, response_headers(call, services, None))
+    except Exception:
+        # A bug, not the client's fault: it still gets OpenAI's shape, and the ledger its row.
+        log.exception("request %s failed inside the gateway", call.id)
+        call.failed(500, "gateway_error", "internal_error")
+        services.metrics.errors.inc(call.model or "", "internal_error")
+        if not responded:
+            error = InternalError(f"the gateway failed on request {call.id}; its operator can find it in the log")
+            await http.send_error(send, error, response_headers(call, services, None))
     finally:
         await services.settle(reservation, call)
         services.finish(call)

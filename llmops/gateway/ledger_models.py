@@ -16,7 +16,7 @@ from sqlmodel import Field, SQLModel
 
 from llmops.migrations import Migration, create_tables
 
-OUTCOMES = ("success", "upstream_error", "blocked", "refused", "client_error", "cancelled")
+OUTCOMES = ("success", "upstream_error", "gateway_error", "blocked", "refused", "client_error", "cancelled")
 USAGE_SOURCES = ("reported", "estimated")
 
 

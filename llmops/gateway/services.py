@@ -17,7 +17,7 @@ import aiohttp
 
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
-from llmops.gateway.errors import AuthenticationError, GuardrailBlocked
+from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, PermissionDenied
 from llmops.gateway.http import header
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS
@@ -63,6 +63,8 @@ class Services:
         self.database_url = config.database_url or settings.database_url
         self.redis_url = config.redis_url or settings.redis_url
         self.master_key = config.master_key or settings.master_key
+        # With a master key, or `auth: keys` in the config, every call needs a valid key.
+        self.keys_required = bool(self.master_key) or config.auth == "keys"
         self.metrics = GatewayMetrics()
         self.session: aiohttp.ClientSession | None = None
         self.router: Router | None = None
@@ -161,18 +163,22 @@ class Services:
             info = await self.keys.authenticate(token)
             if info is not None:
                 return info
-            if self.master_key:
+            if self.keys_required:
                 raise AuthenticationError(
                     "invalid API key: it is unknown, revoked or expired; ask the gateway's operator for a key"
                 )
             return None
-        if self.master_key:
+        if self.keys_required:
             raise AuthenticationError("missing API key: send 'Authorization: Bearer <your key>'")
-        return None  # no master key configured: the gateway is open (the local default)
+        return None  # no master key and `auth: open`: the gateway is open (the local default)
 
     def require_master(self, identity) -> None:
-        if identity is not MASTER and self.master_key:
+        if identity is MASTER or not self.master_key:
+            return
+        if identity is None:
             raise AuthenticationError("this route needs the master key (LLMOPS_MASTER_KEY)")
+        raise PermissionDenied("this route needs the master key (LLMOPS_MASTER_KEY); a virtual key may not use it",
+                               code="master_key_required")
 
     @property
     def registry(self):
@@ -264,7 +270,10 @@ class Services:
                 if p is not None
             ]
             max_cost = max(costs) if costs else None
-            estimated += int(asked or DEFAULT_RESERVED_OUTPUT_TOKENS)
+            # Tokens per minute count the reply at its ceiling only when the client set one;
+            # a default ceiling would refuse every call on a key whose tpm is below it.
+            # Settle corrects the count to the real usage either way.
+            estimated += int(asked or 0)
         return await self.limiter.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
 
     def account(self, call: Call, deployment: Deployment, body: dict[str, Any], usage: dict | None, texts: list[str]) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import logging
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -18,11 +19,14 @@ import orjson
 from llmops.errors import LLMOpsError
 from llmops.gateway import http
 from llmops.gateway.call import Call
+from llmops.gateway.errors import InternalError, UpstreamError
 from llmops.gateway.providers.base import CHAT
 
 if TYPE_CHECKING:
     from llmops.gateway.router import RouteResult
     from llmops.gateway.services import Services
+
+log = logging.getLogger("llmops.gateway")
 
 DONE = b"data: [DONE]\n\n"
 
@@ -52,7 +56,11 @@ class _StreamState:
 
     def transform(self, payload: bytes) -> bytes | None:
         """The bytes to send for one upstream chunk, or None to drop it."""
-        chunk = orjson.loads(payload)
+        try:
+            chunk = orjson.loads(payload)
+        except orjson.JSONDecodeError as exc:
+            where = self.call.deployment or "the upstream"
+            raise UpstreamError(f"{where} sent a stream chunk that is not JSON; the stream was cut there") from exc
         if not isinstance(chunk, dict):
             return b"data: " + payload + b"\n\n"
         if chunk.get("usage"):
@@ -103,18 +111,28 @@ async def _pump(state: _StreamState, route: RouteResult, headers: list, send: ht
         await _forward(state, stream.first, send)
         async for batch in stream.rest:
             await _forward(state, batch, send)
-    except LLMOpsError as exc:
+    except Exception as exc:
+        if not isinstance(exc, LLMOpsError):
+            log.exception("stream of request %s failed", state.call.id)
+            exc = InternalError(f"the gateway failed while streaming request {state.call.id}; see its log")
         # Upstream trouble (or a guardrail block) after bytes went out: tell the client
         # in-band and stop; there is no status code left to change.
         await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
-        raise
+        raise exc from None
     await send({"type": "http.response.body", "body": DONE, "more_body": False})
 
 
 async def _forward(state: _StreamState, batch: list[bytes], send: http.Send) -> None:
-    out = [piece for piece in map(state.transform, batch) if piece is not None]
-    if out:
-        await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
+    out = []
+    try:
+        for payload in batch:
+            piece = state.transform(payload)
+            if piece is not None:
+                out.append(piece)
+    finally:
+        # A bad chunk ends the stream, but what came before it still reaches the client.
+        if out:
+            await send({"type": "http.response.body", "body": b"".join(out), "more_body": True})
 
 
 async def stream_to_client(
@@ -143,7 +161,10 @@ async def stream_to_client(
             try:
                 pump.result()
             except LLMOpsError as exc:
-                outcome = "blocked" if exc.code == "guardrail_blocked" else "upstream_error"
+                if exc.code == "guardrail_blocked":
+                    outcome = "blocked"
+                else:
+                    outcome = "gateway_error" if isinstance(exc, InternalError) else "upstream_error"
                 call.failed(exc.status, outcome, exc.code or exc.type)
                 services.metrics.errors.inc(call.model or "", exc.code or exc.type)
     finally:

@@ -118,6 +118,8 @@ class FakeUpstream:
             return web.json_response(
                 {"error": {"message": "max_tokens is too large", "type": "invalid_request_error",
                            "param": "max_tokens", "code": None}}, status=400)
+        if model == "not-an-object":
+            return web.json_response([1, 2, 3])
         if model == "stall":
             await asyncio.sleep(30)
         if model == "slow-first-byte":
@@ -152,6 +154,8 @@ class FakeUpstream:
             for i, word in enumerate(words):
                 piece = word if model == "leak-secret" else word + (" " if i < len(words) - 1 else "")
                 await resp.write(_chunk(model, piece))
+                if i == 1 and model == "bad-chunk":
+                    await resp.write(b"data: {not json\n\n")
                 if i == 1 and model == "reset-mid-stream":
                     request.transport.abort()
                     return resp

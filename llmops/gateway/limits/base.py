@@ -289,7 +289,9 @@ class Limiter:
         rules = self._rules
         if not rules:
             return False
-        who = user or info.user
+        # A key bound to a user speaks for that user: the request's `user` field cannot
+        # move its calls onto someone else's budget.
+        who = info.user or user
         return (who is not None and ("user", who) in rules) or (
             info.team is not None and ("team", info.team) in rules
         )
@@ -317,7 +319,7 @@ class Limiter:
                 targets.append(target)
         rules = self._rules
         if rules:
-            who = user or info.user
+            who = info.user or user
             if who is not None:
                 rule = rules.get(("user", who))
                 if rule is not None:

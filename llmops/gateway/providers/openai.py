@@ -73,6 +73,8 @@ class OpenAIProvider(Provider):
         if deployment.api_key:
             self.headers["Authorization"] = f"Bearer {deployment.api_key}"
         self.where = f"upstream {self.deployment.name or self.base}"
+        # Built once: aiohttp's own timers only guard the connect; asyncio.timeout does the rest.
+        self.client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect, sock_read=None)
 
     async def _open(self, endpoint: str, body: dict[str, Any], deadline: float) -> aiohttp.ClientResponse:
         t = self.timeouts
@@ -83,7 +85,7 @@ class OpenAIProvider(Provider):
                     self.base + endpoint,
                     data=orjson.dumps(body),
                     headers=self.headers,
-                    timeout=aiohttp.ClientTimeout(total=None, sock_connect=t.connect, sock_read=None),
+                    timeout=self.client_timeout,
                 )
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.where} sent no response within {timeout:.1f}s") from exc
@@ -114,6 +116,8 @@ class OpenAIProvider(Provider):
             data = orjson.loads(raw)
         except orjson.JSONDecodeError as exc:
             raise UpstreamError(f"{self.where} sent a reply that is not JSON") from exc
+        if not isinstance(data, dict):
+            raise UpstreamError(f"{self.where} sent a reply that is not a JSON object")
         return UpstreamReply(data=data, raw=raw, upstream_ms=(time.perf_counter() - started) * 1000)
 
     def stream_body(self, body: dict[str, Any]) -> dict[str, Any]:

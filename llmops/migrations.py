@@ -55,6 +55,27 @@ def create_tables(*names: str) -> Callable[[Connection], None]:
     return apply
 
 
+def add_columns(table_name: str, *column_names: str) -> Callable[[Connection], None]:
+    """A migration step that adds columns declared on a SQLModel table to an older database.
+
+    A database created after the column was declared already has it (create_tables builds
+    tables as currently declared), so only missing columns are added; they must be nullable.
+    """
+
+    def apply(conn: Connection) -> None:
+        from sqlalchemy import inspect
+        from sqlmodel import SQLModel
+
+        table = SQLModel.metadata.tables[table_name]
+        present = {c["name"] for c in inspect(conn).get_columns(table_name)}
+        for name in column_names:
+            if name not in present:
+                kind = table.c[name].type.compile(dialect=conn.dialect)
+                conn.exec_driver_sql(f'ALTER TABLE {table_name} ADD COLUMN "{name}" {kind}')
+
+    return apply
+
+
 def all_migrations() -> list[Migration]:
     found: list[Migration] = []
     for module_name in TABLE_MODULES:

@@ -13,7 +13,7 @@ from llmops.commands.output import add_json_flag, print_json, print_table
 from llmops.errors import InvalidInput
 
 CLEAR_WORDS = ("none", "unlimited", "off")
-KEY_FIELDS = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "expires", "user", "team")
+KEY_FIELDS = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "expires", "user", "team", "guardrails")
 
 
 def _store(args):
@@ -56,6 +56,8 @@ def _limits_line(info: Any) -> str:
         f"parallel {info.parallel if info.parallel is not None else '-'}",
         f"budget {budget}",
     ]
+    if info.guardrails:
+        parts.append("own guardrails")
     return ", ".join(parts)
 
 
@@ -219,6 +221,10 @@ def _key_options(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     )
     parser.add_argument("--user", **keep, help="the user the key belongs to (for user budgets); '' clears")
     parser.add_argument("--team", **keep, help="the team the key belongs to (for team budgets); '' clears")
+    parser.add_argument(
+        "--guardrails", **keep,
+        help="""guardrails override for this key's calls, as JSON, e.g. '{"checks": {"pii": {"action": "block"}}}'; '{}' clears""",
+    )
     add_json_flag(parser)
 
 

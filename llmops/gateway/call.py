@@ -45,6 +45,8 @@ class Call:
     verdicts: list[dict[str, Any]] | None = None
     streamed: bool = False
     attempts: int = 0
+    # The key's guardrails override (not a ledger field): applies to input and output.
+    guardrails: dict[str, Any] | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -115,6 +115,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         if key is not None:
             call.key_id, call.key_name, call.team = key.id, key.name, key.team
             call.user = key.user
+            call.guardrails = key.guardrails
         raw = await http.read_body(scope, receive, services.config.max_body_bytes)
         body = http.parse_json_object(raw)
         if isinstance(body.get("user"), str) and not call.user:
@@ -131,7 +132,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
                 f"this key may not call model '{model}'; it may call: {', '.join(key.models or [])}", param="model"
             )
         if endpoint != EMBEDDINGS:
-            services.check_input(body, call, key)
+            await services.check_input(body, call)
         reservation = await services.admit(key, call, body)
         stream = bool(body.get("stream")) and endpoint != EMBEDDINGS
         call.streamed = stream
@@ -154,7 +155,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             reply = route.reply
             services.metrics.upstream_latency.observe(reply.upstream_ms / 1000, model, d.name)
             data = reply.data
-            changed = services.check_output(endpoint, data, call)
+            changed = await services.check_output(endpoint, data, call)
             services.account(call, d, body, data.get("usage"), reply_texts(endpoint, data))
             overhead = call.elapsed_ms() - (time.perf_counter() - before_upstream) * 1000
             out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import hmac
+import json
 import re
 import secrets
 import time
@@ -40,7 +41,7 @@ from llmops.settings import get_settings
 KEY_PREFIX = "sk-llmops-"
 DISPLAY_CHARS = 8  # random characters kept for display, after KEY_PREFIX
 MASTER_ID = "master"
-UPDATABLE = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "expires", "user", "team")
+UPDATABLE = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "expires", "user", "team", "guardrails")
 
 
 class KeyStoreUnavailable(LLMOpsError):
@@ -70,6 +71,8 @@ class KeyInfo:
     team: str | None = None
     created_at: datetime | None = None
     revoked_at: datetime | None = None
+    # A guardrails override for this key's calls, applied after the per-model ones.
+    guardrails: dict[str, Any] | None = field(default=None, compare=False)
     _exact: frozenset[str] = field(init=False, repr=False, compare=False)
     _patterns: tuple[str, ...] = field(init=False, repr=False, compare=False)
     _expires_ts: float | None = field(init=False, repr=False, compare=False)
@@ -125,6 +128,7 @@ class KeyInfo:
             "team": self.team,
             "created_at": _iso(self.created_at),
             "revoked_at": _iso(self.revoked_at),
+            "guardrails": self.guardrails,
         }
 
 
@@ -295,7 +299,26 @@ _CLEANERS = {
     "expires": parse_expires,
     "user": lambda v: _text("user", v),
     "team": lambda v: _text("team", v),
+    "guardrails": lambda v: _guardrails(v),
 }
+
+
+def _guardrails(value: Any) -> dict[str, Any] | None:
+    """A per-key guardrails override, checked for shape now (names are checked against the
+    gateway's pipeline on use)."""
+    if value is None or value == {}:
+        return None
+    if isinstance(value, str):
+        try:
+            value = json.loads(value)
+        except ValueError as exc:
+            raise InvalidInput(f"guardrails must be a JSON object: {exc}") from None
+    from llmops.guardrails.config import GuardrailsOverride
+
+    try:
+        return GuardrailsOverride.model_validate(value).model_dump(exclude_unset=True, exclude_defaults=True)
+    except ValidationError as exc:
+        raise InvalidInput(f"guardrails: {_validation_message(exc)}") from None
 
 
 def _clean(fields: dict[str, Any]) -> dict[str, Any]:
@@ -321,6 +344,7 @@ def _info(row: ApiKey) -> KeyInfo:
         team=row.team,
         created_at=row.created_at,
         revoked_at=row.revoked_at,
+        guardrails=row.guardrails,
     )
 
 
@@ -453,6 +477,7 @@ class KeyStore:
         expires: datetime | date | str | None = None,
         user: str | None = None,
         team: str | None = None,
+        guardrails: dict[str, Any] | str | None = None,
         **unknown: Any,
     ) -> tuple[str, KeyInfo]:
         """A new key: (plaintext, info). The plaintext is not stored; show it once.
@@ -461,7 +486,7 @@ class KeyStore:
         """
         fields = _clean(
             dict(name=name, models=models, rpm=rpm, tpm=tpm, parallel=parallel, budget=budget,
-                 period=period, expires=expires, user=user, team=team, **unknown)
+                 period=period, expires=expires, user=user, team=team, guardrails=guardrails, **unknown)
         )
         plaintext = generate_key()
         row = ApiKey(
@@ -569,6 +594,7 @@ class KeyCreateBody(_Body):
     expires: str | None = None
     user: str | None = None
     team: str | None = None
+    guardrails: dict[str, Any] | None = None
 
 
 class KeyUpdateBody(_Body):
@@ -582,6 +608,7 @@ class KeyUpdateBody(_Body):
     expires: str | None = None
     user: str | None = None
     team: str | None = None
+    guardrails: dict[str, Any] | None = None
 
 
 class BudgetBody(_Body):

@@ -12,7 +12,7 @@ from sqlalchemy import JSON, Column, Float, Integer, String
 from sqlmodel import Field, SQLModel
 
 from llmops.columns import UTCDateTime, utcnow
-from llmops.migrations import Migration, create_tables
+from llmops.migrations import Migration, add_columns, create_tables
 
 
 class ApiKey(SQLModel, table=True):
@@ -36,6 +36,8 @@ class ApiKey(SQLModel, table=True):
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
     revoked_at: datetime | None = Field(default=None, sa_column=Column(UTCDateTime, nullable=True))
+    # A guardrails override for this key's calls (the shape of a per-model override).
+    guardrails: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class BudgetRule(SQLModel, table=True):
@@ -68,4 +70,5 @@ class SpendCounter(SQLModel, table=True):
 
 MIGRATIONS = [
     Migration("keys.0001", create_tables("gateway_keys", "gateway_budgets", "gateway_spend")),
+    Migration("keys.0002", add_columns("gateway_keys", "guardrails")),
 ]

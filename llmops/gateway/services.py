@@ -15,9 +15,10 @@ from typing import Any
 
 import aiohttp
 
+from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
-from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, PermissionDenied
+from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, InternalError, PermissionDenied
 from llmops.gateway.http import header
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS
@@ -100,7 +101,8 @@ class Services:
             if self.config.guardrails is not None
             else GuardrailsConfig.default()
         )
-        self.guardrails = Pipeline(guard_config)
+        self._check_judges(guard_config)
+        self.guardrails = Pipeline(guard_config, judge=self.ask_judge)
         table = PriceTable.load()
         for d in self.router.all_deployments():
             # Counted per request (metrics.unknown_price), not once per deployment here.
@@ -201,14 +203,64 @@ class Services:
 
         apply_prompt_reference(self, body, call, scope)
 
-    def check_input(self, body: dict[str, Any], call: Call, key) -> None:
+    def _check_judges(self, guard_config) -> None:
+        """A judge check must name a model of this gateway: say so at start-up, not per request."""
+        from llmops.guardrails.types import GuardrailConfigError
+
+        overrides = list(guard_config.models.values())
+        stages = [guard_config.input, guard_config.output] + [o.input or [] for o in overrides] + [o.output or [] for o in overrides]
+        for spec in (spec for stage in stages for spec in stage if spec.check == "judge"):
+            model = spec.options.get("model")
+            if not model or self.router.models.get(model) is None:
+                raise GuardrailConfigError(
+                    f"guardrails check {spec.key!r}: set options.model to one of this gateway's models "
+                    f"({', '.join(sorted(self.router.models))}); that model judges"
+                )
+
+    async def ask_judge(self, messages: list[dict[str, Any]], model: str | None = None) -> str:
+        """The judge check's model call, through the router like any other, with its own ledger row."""
+        if model is None:
+            raise ValueError("the judge check needs options.model in the gateway")
+        call = Call(endpoint=CHAT, model=model, key_name="guardrail:judge")
+        body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 64}
+        try:
+            route = await self.router.call(model, CHAT, body, stream=False)
+            d = route.deployment
+            call.served_model, call.deployment, call.provider, call.upstream_model = (
+                route.model, d.name, d.config.provider, d.config.model)
+            data = route.reply.data
+            answer = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
+            self.account(call, d, body, data.get("usage"), [answer])
+            return answer
+        except LLMOpsError as exc:
+            call.failed(exc.status, "upstream_error", exc.code or exc.type)
+            raise
+        finally:
+            self.finish(call)
+
+    @staticmethod
+    def _guard_error(exc: Exception) -> InternalError:
+        return InternalError(
+            f"the guardrails for this request could not be built ({exc}); "
+            "check the key's guardrails override against the gateway's config"
+        )
+
+    async def check_input(self, body: dict[str, Any], call: Call) -> None:
+        from llmops.guardrails.types import GuardrailConfigError
+
         pipeline = self.guardrails
         if pipeline is None:
             return
         subject = body.get("messages") if "messages" in body else body.get("prompt")
         if not isinstance(subject, list | str):
             return
-        result = pipeline.check_input(subject, model=call.model, key_overrides=getattr(key, "guardrails", None))
+        try:
+            if pipeline.needs_async(model=call.model, key_overrides=call.guardrails, stage="input"):
+                result = await pipeline.check_input_async(subject, model=call.model, key_overrides=call.guardrails)
+            else:
+                result = pipeline.check_input(subject, model=call.model, key_overrides=call.guardrails)
+        except GuardrailConfigError as exc:
+            raise self._guard_error(exc) from None
         if result.verdicts:
             call.verdicts = list(result.verdicts)
         if result.blocked:
@@ -221,17 +273,22 @@ class Services:
         elif "prompt" in body and isinstance(body["prompt"], str) and result.text is not None:
             body["prompt"] = result.text
 
-    def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
+    async def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
         """Apply output guardrails to a whole reply; True when its text was changed."""
         from llmops.gateway.inference import _replace_texts, reply_texts
 
-        if self.guardrails is None or endpoint not in (CHAT, COMPLETIONS):
+        pipeline = self.guardrails
+        if pipeline is None or endpoint not in (CHAT, COMPLETIONS):
             return False
         texts = reply_texts(endpoint, data)
         new_texts = []
         changed = False
+        in_loop = self.output_guard_async(call)
         for text in texts:
-            result = self.guardrails.check_output(text, model=call.model)
+            if in_loop:
+                result = await pipeline.check_output_async(text, model=call.model, key_overrides=call.guardrails)
+            else:
+                result = pipeline.check_output(text, model=call.model, key_overrides=call.guardrails)
             if result.verdicts:
                 call.verdicts = [*(call.verdicts or []), *result.verdicts]
             if result.blocked:
@@ -247,10 +304,15 @@ class Services:
         return changed
 
     def output_guard_enabled(self, call: Call) -> bool:
-        return self.guardrails is not None and self.guardrails.has_output_checks(model=call.model)
+        return self.guardrails is not None and self.guardrails.has_output_checks(
+            model=call.model, key_overrides=call.guardrails)
+
+    def output_guard_async(self, call: Call) -> bool:
+        return self.guardrails is not None and self.guardrails.needs_async(
+            model=call.model, key_overrides=call.guardrails, stage="output")
 
     def output_stream(self, call: Call):
-        return _BlockingStream(self, self.guardrails.output_stream(model=call.model), call)
+        return _BlockingStream(self, self.guardrails.output_stream(model=call.model, key_overrides=call.guardrails), call)
 
     async def admit(self, key, call: Call, body: dict[str, Any]):
         if key is None or key is MASTER or self.limiter is None:
@@ -339,6 +401,14 @@ class _BlockingStream:
 
     def finish(self) -> str:
         out = self.inner.finish()
+        return self._finished(out)
+
+    async def afinish(self) -> str:
+        """`finish`, with the async checks (judge, plugins) run too."""
+        out = await self.inner.afinish()
+        return self._finished(out)
+
+    def _finished(self, out: str) -> str:
         self._check()
         verdicts = getattr(self.inner, "verdicts", None)
         if verdicts:

@@ -47,6 +47,8 @@ class _StreamState:
         self.texts: dict[int, list[str]] = {}
         self.guards: dict[int, Any] = {}
         self.guarded = services.output_guard_enabled(call)
+        # Async output checks (judge, plugins) run when a choice finishes, in the loop.
+        self.guard_async = self.guarded and services.output_guard_async(call)
 
     def _guard(self, index: int):
         guard = self.guards.get(index)
@@ -54,7 +56,7 @@ class _StreamState:
             guard = self.guards[index] = self.services.output_stream(self.call)
         return guard
 
-    def transform(self, payload: bytes) -> bytes | None:
+    async def transform(self, payload: bytes) -> bytes | None:
         """The bytes to send for one upstream chunk, or None to drop it."""
         try:
             chunk = orjson.loads(payload)
@@ -90,7 +92,7 @@ class _StreamState:
                 guard = self._guard(index)
                 safe = guard.feed(text or "") if isinstance(text, str) else ""
                 if choice.get("finish_reason") is not None:
-                    safe += guard.finish()
+                    safe += (await guard.afinish()) if self.guard_async else guard.finish()
                 if safe != (text or ""):
                     holder[field] = safe
                     changed = True
@@ -126,7 +128,7 @@ async def _forward(state: _StreamState, batch: list[bytes], send: http.Send) -> 
     out = []
     try:
         for payload in batch:
-            piece = state.transform(payload)
+            piece = await state.transform(payload)
             if piece is not None:
                 out.append(piece)
     finally:

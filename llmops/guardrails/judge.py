@@ -1,7 +1,9 @@
 """A check that asks a model. Never on by default; the caller injects the model call.
 
 The pipeline is given `judge: async (messages: list[dict]) -> str` (the gateway passes
-one that goes through its router), so this module knows nothing about HTTP. The judge
+one that goes through its router), so this module knows nothing about HTTP. When the
+check's `model` option is set, the judge is called as `judge(messages, model=...)`:
+the gateway's judge needs it, to know which of its models to ask. The judge
 must answer `SAFE` or `UNSAFE: category, ...`, or JSON {"flagged", "score", "labels"}.
 An answer that is neither is an error, handled by the check's `on_error`.
 """
@@ -17,7 +19,7 @@ from llmops.guardrails.base import Check, CheckOptions, register
 from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Detection
 
-JudgeFn = Callable[[list[dict]], Awaitable[str]]
+JudgeFn = Callable[..., Awaitable[str]]  # (messages, model=...) -> the judge's answer
 
 DEFAULT_PROMPT = (
     "You are a safety classifier in front of a language model. Read the text between <text> and </text>. "
@@ -30,6 +32,8 @@ _LABEL = re.compile(r"[a-z][a-z0-9_ -]{0,40}")
 
 
 class JudgeOptions(CheckOptions):
+    # Which model judges (in the gateway: one of its model names; required there).
+    model: str | None = None
     prompt: str = DEFAULT_PROMPT
     # Only the last max_chars characters are sent, to bound the judge's cost.
     max_chars: int = 8000
@@ -89,5 +93,5 @@ class JudgeCheck(Check):
             {"role": "system", "content": opts.prompt},
             {"role": "user", "content": f"<text>\n{text[-opts.max_chars:]}\n</text>"},
         ]
-        answer = await self._judge(messages)
+        answer = await (self._judge(messages, model=opts.model) if opts.model else self._judge(messages))
         return parse_verdict(answer if isinstance(answer, str) else str(answer), opts.threshold)

@@ -81,6 +81,9 @@ class CompiledConfig:
     enabled: bool
     input: tuple[BoundCheck, ...]
     output: tuple[BoundCheck, ...]
+    # Some check (judge, plugin) runs only fully, or only without blocking, in the async methods.
+    input_async: bool = False
+    output_async: bool = False
 
     def stage(self, stage: Stage) -> tuple[BoundCheck, ...]:
         return self.input if stage == "input" else self.output
@@ -253,10 +256,17 @@ class Pipeline:
         compiled = self.compiled(model, key_overrides)
         return compiled.enabled and bool(compiled.output)
 
-    def needs_async(self, *, model: str | None = None, key_overrides: dict | None = None) -> bool:
-        """True when some check (judge, plugin) only runs fully in the async methods."""
+    def needs_async(self, *, model: str | None = None, key_overrides: dict | None = None,
+                    stage: Stage | None = None) -> bool:
+        """True when some check (judge, plugin) runs fully only in the async methods: an
+        async caller (the gateway) then uses them, so that a slow plugin waits in a
+        thread instead of holding up its event loop."""
         compiled = self.compiled(model, key_overrides)
-        return any(b.check.is_async for b in (*compiled.input, *compiled.output))
+        if not compiled.enabled:
+            return False
+        if stage is None:
+            return compiled.input_async or compiled.output_async
+        return compiled.input_async if stage == "input" else compiled.output_async
 
     # --- input ----------------------------------------------------------------------------
 
@@ -388,10 +398,14 @@ class Pipeline:
     # --- building -------------------------------------------------------------------------
 
     def _compile(self, config: GuardrailsConfig) -> CompiledConfig:
+        inputs = tuple(self._bind(spec, "input") for spec in config.input if spec.enabled)
+        outputs = tuple(self._bind(spec, "output") for spec in config.output if spec.enabled)
         return CompiledConfig(
             enabled=config.enabled,
-            input=tuple(self._bind(spec, "input") for spec in config.input if spec.enabled),
-            output=tuple(self._bind(spec, "output") for spec in config.output if spec.enabled),
+            input=inputs,
+            output=outputs,
+            input_async=any(b.runs_async for b in inputs),
+            output_async=any(b.runs_async for b in outputs),
         )
 
     def _bind(self, spec: CheckSpec, stage: str) -> BoundCheck:

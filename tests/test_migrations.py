@@ -26,3 +26,23 @@ def test_older_database_is_upgraded_in_place(tmp_path, monkeypatch):
     assert Registry(url).get("kept").message == "before the upgrade"
     assert migrations.upgrade(engine) == []  # a second start applies nothing
     dispose_all()
+
+
+def test_a_column_added_by_a_later_release_reaches_an_older_keys_table(database_url):
+    """gateway_keys as keys.0001 made it, before keys.0002 added `guardrails`."""
+    from sqlalchemy import MetaData, Table
+    from sqlmodel import SQLModel
+
+    engine = get_engine(database_url)
+    current = SQLModel.metadata.tables["gateway_keys"]
+    older = Table("gateway_keys", MetaData(), *(c._copy() for c in current.columns if c.name != "guardrails"))
+    with engine.begin() as conn:
+        current.drop(conn)
+        older.create(conn)
+        conn.execute(migrations.applied_table.delete().where(migrations.applied_table.c.id == "keys.0002"))
+    assert migrations.upgrade(engine) == ["keys.0002"]
+    assert "guardrails" in {c["name"] for c in inspect(engine).get_columns("gateway_keys")}
+    from llmops.gateway.keys import KeyStore
+
+    _, info = KeyStore(database_url).create("after", guardrails={"enabled": False})
+    assert KeyStore(database_url).get(info.id).guardrails == {"enabled": False}

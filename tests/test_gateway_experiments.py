@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import math
+import sqlite3
 import statistics
 import subprocess
 import sys
@@ -14,6 +15,7 @@ import time
 import httpx
 import openai
 import pytest
+from scipy import stats as scipy_stats
 
 from tests.support.gateway_proc import REPO, run_gateway
 
@@ -66,14 +68,17 @@ def test_experiment_split_stickiness_feedback_report(env, tmp_path):
     assigned: dict[str, str] = {}
     request_ids: dict[str, list[str]] = {"control": [], "candidate": []}
     with run_gateway(CONFIG, tmp_path) as gw:
-        def call(user: str) -> tuple[str, str, str, str]:
-            r = httpx_client.post("/chat/completions", json={"user": user, "prompt": prompt})
-            assert r.status_code == 200, r.text
-            return user, r.headers["x-llmops-variant"], r.headers["x-llmops-prompt-version"], \
-                r.headers["x-llmops-request-id"]
+        sdk = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0, timeout=30)
 
-        with httpx.Client(base_url=gw.base_url, timeout=30) as httpx_client, \
-                concurrent.futures.ThreadPoolExecutor(16) as pool:
+        def call(user: str) -> tuple[str, str, str, str]:
+            # As an application sends it: the OpenAI SDK, the prompt reference in extra_body.
+            raw = sdk.chat.completions.with_raw_response.create(
+                model="demo", messages=[], user=user, extra_body={"prompt": prompt})
+            assert raw.parse().choices[0].message.content
+            return user, raw.headers["x-llmops-variant"], raw.headers["x-llmops-prompt-version"], \
+                raw.headers["x-llmops-request-id"]
+
+        with concurrent.futures.ThreadPoolExecutor(16) as pool:
             for user, variant, version, rid in pool.map(call, users):
                 assigned[user] = variant
                 request_ids[variant].append(rid)
@@ -99,6 +104,8 @@ def test_experiment_split_stickiness_feedback_report(env, tmp_path):
                                                                    "comment": "auto"})
                 assert r.status_code == 200, r.text
         assert httpx.post(gw.url + "/v1/feedback", json={"score": 0.5}).status_code == 400
+        unknown = httpx.post(gw.url + "/v1/feedback", json={"request_id": "req-mistyped", "score": 0.5})
+        assert unknown.status_code == 404 and "req-mistyped" in unknown.json()["error"]["message"]
 
     # After a restart the same users get the same variants.
     with run_gateway(CONFIG, tmp_path) as gw, httpx.Client(base_url=gw.base_url) as c:
@@ -129,7 +136,20 @@ def test_experiment_split_stickiness_feedback_report(env, tmp_path):
     assert comparison["variant"] == "candidate"
     assert comparison["feedback"]["t"] == pytest.approx(t)
     assert comparison["feedback"]["df"] == pytest.approx(df)
-    assert comparison["feedback"]["p"] < 0.001
+    assert comparison["feedback"]["p"] == pytest.approx(scipy_stats.ttest_ind(a, b, equal_var=False).pvalue, rel=1e-6)
+    for name in ("control", "candidate"):  # Student's t interval of each feedback mean
+        low, high = scipy_stats.t.interval(0.95, len(scores[name]) - 1, loc=statistics.fmean(scores[name]),
+                                           scale=scipy_stats.sem(scores[name]))
+        assert variants[name]["feedback"]["ci95"] == pytest.approx([low, high])
+    # Per-call latency and tokens, from the ledger rows themselves.
+    with sqlite3.connect(tmp_path / "llmops.db") as db:
+        for name in ("control", "candidate"):
+            n, latency, tokens_in, tokens_out = db.execute(
+                "SELECT count(*), avg(latency_ms), avg(input_tokens), avg(output_tokens) FROM ledger"
+                " WHERE experiment = 'sum-ab' AND variant = ?", (name,)).fetchone()
+            assert variants[name]["requests"] == n
+            assert variants[name]["latency_ms"]["mean"] == pytest.approx(latency)
+            assert variants[name]["tokens_per_call"] == pytest.approx({"input": tokens_in, "output": tokens_out})
     assert "candidate: feedback +0.15" in comparison["verdict"]
 
     out = llmops("experiments", "promote", "sum-ab", "candidate", env=env)

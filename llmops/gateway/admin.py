@@ -12,7 +12,7 @@ from urllib.parse import parse_qs
 
 from sqlalchemy import text
 
-from llmops.errors import InvalidInput
+from llmops.errors import InvalidInput, NotFound
 from llmops.gateway import http
 from llmops.gateway.services import Services
 
@@ -81,10 +81,18 @@ async def feedback(services: Services, scope: dict, receive: http.Receive, send:
     thumbs = body.get("thumbs")
     if isinstance(score, str) and score in ("up", "down"):
         thumbs, score = score, None
-    saved = await asyncio.to_thread(
-        record_feedback, request_id, score=score, thumbs=thumbs, comment=body.get("comment"),
-        database_url=services.database_url,
-    )
+    def save():
+        return record_feedback(request_id, score=score, thumbs=thumbs, comment=body.get("comment"),
+                               database_url=services.database_url, require_known=True)
+
+    try:
+        saved = await asyncio.to_thread(save)
+    except NotFound:
+        # A mistyped id must not vanish from every report; but a fresh row may still be
+        # queued, here (flush it) or on another replica (wait out its flush interval).
+        await asyncio.to_thread(services.ledger.flush, 2.0)
+        await asyncio.sleep(2 * services.ledger.flush_interval)
+        saved = await asyncio.to_thread(save)
     await http.send_json(send, 200, saved)
 
 

@@ -510,6 +510,11 @@ class LedgerWriter:
             self._count(dropped=1)
             log.exception("ledger: a row could not be recorded")
 
+    @property
+    def flush_interval(self) -> float:
+        """Seconds a row may wait in the queue before the writer takes it."""
+        return self._flush_interval
+
     def flush(self, timeout: float = 10.0) -> bool:
         """Wait until every row recorded so far is in the database or a spill file."""
         deadline = time.monotonic() + timeout

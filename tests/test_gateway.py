@@ -48,6 +48,13 @@ def gateway(upstream, tmp_path_factory):
             _model("leaky", "leak-secret", base),
             _model("garbled", "not-an-object", base),
             _model("garbled-stream", "bad-chunk", base),
+            {"name": "litellm-stall", "deployments": [{"provider": "litellm", "model": "openai/stall", "api_base": base,
+                                                       "api_key": "sk-upstream-secret-123",
+                                                       "timeouts": {"connect": 1, "first_byte": 0.5, "idle": 0.5, "total": 5}}]},
+            {"name": "litellm-stall-stream", "deployments": [{"provider": "litellm", "model": "openai/stall-mid-stream",
+                                                              "api_base": base, "api_key": "sk-upstream-secret-123",
+                                                              "timeouts": {"connect": 1, "first_byte": 2, "idle": 0.5,
+                                                                           "total": 5}}]},
             {"name": "via-litellm", "deployments": [{"provider": "litellm", "model": "openai/ok", "api_base": base,
                                                      "api_key": "sk-upstream-secret-123"}]},
             {"name": "demo", "deployments": [{"provider": "mock", "model": "demo", "pricing": {"cost": 0}}]},
@@ -300,6 +307,20 @@ def test_secret_in_reply_is_redacted_even_split_across_chunks(client):
     text = "".join(c.choices[0].delta.content or "" for c in chunks if c.choices)
     assert SECRET not in text
     assert text.startswith("Sure, the key is ") and text.endswith(" and that is all.")
+
+
+def test_litellm_deployments_keep_the_first_byte_and_idle_timeouts(client):
+    t = time.monotonic()
+    with pytest.raises(openai.APIStatusError) as exc:
+        client.chat.completions.create(model="litellm-stall", messages=[{"role": "user", "content": "x"}])
+    assert exc.value.status_code == 504 and time.monotonic() - t < 5
+    stream = client.chat.completions.create(model="litellm-stall-stream", messages=[{"role": "user", "content": "x"}],
+                                            stream=True)
+    t = time.monotonic()
+    with pytest.raises(openai.APIError) as exc:
+        for _ in stream:
+            pass
+    assert "stalled" in str(exc.value) and time.monotonic() - t < 5
 
 
 def test_litellm_provider_translates_to_an_openai_compatible_upstream(client, upstream):

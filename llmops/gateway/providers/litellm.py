@@ -7,6 +7,7 @@ when a deployment of this kind is configured, never on the OpenAI/vLLM hot path.
 
 from __future__ import annotations
 
+import asyncio
 import os
 import time
 from collections.abc import AsyncIterator
@@ -94,24 +95,51 @@ class LiteLLMProvider(Provider):
             raise self._error(exc) from exc
         raise UpstreamError(f"endpoint {endpoint} is not supported by litellm", status=400, retryable=False)
 
+    async def _within(self, seconds: float, awaitable: Any, what: str) -> Any:
+        # litellm knows only one timeout; the gateway's first-byte, idle-gap and total
+        # limits are kept here, as the OpenAI provider keeps them on its socket.
+        try:
+            async with asyncio.timeout(max(0.001, seconds)):
+                return await awaitable
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.where} {what}") from exc
+
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
         started = time.perf_counter()
-        result = await self._call(endpoint, body, stream=False)
+        limit = min(self.timeouts.first_byte, self.timeouts.total)
+        result = await self._within(limit, self._call(endpoint, body, stream=False),
+                                    f"sent no response within {limit:.1f}s")
         data = _as_dict(result)
         data.pop("_hidden_params", None)
         return UpstreamReply(data=data, upstream_ms=(time.perf_counter() - started) * 1000)
 
     async def stream(self, endpoint: str, body: dict[str, Any]) -> UpstreamStream:
         started = time.perf_counter()
-        wrapper = await self._call(endpoint, body, stream=True)
+        t = self.timeouts
+        deadline = time.monotonic() + t.total
+        first_by = time.monotonic() + min(t.first_byte, t.total)
+        wrapper = await self._within(first_by - time.monotonic(), self._call(endpoint, body, stream=True),
+                                     f"sent no response within {t.first_byte:.1f}s")
         iterator = wrapper.__aiter__()
 
         async def events() -> AsyncIterator[list[bytes]]:
-            try:
-                async for chunk in iterator:
-                    yield [orjson.dumps(_as_dict(chunk), default=str)]
-            except Exception as exc:
-                raise self._error(exc) from exc
+            waiting_for_first = True
+            while True:
+                now = time.monotonic()
+                until = first_by if waiting_for_first else min(now + t.idle, deadline)
+                try:
+                    async with asyncio.timeout(max(0.001, until - now)):
+                        chunk = await anext(iterator)
+                except StopAsyncIteration:
+                    return
+                except TimeoutError as exc:
+                    if waiting_for_first:
+                        raise UpstreamTimeout(f"{self.where} sent nothing within {t.first_byte:.1f}s") from exc
+                    raise UpstreamTimeout(f"{self.where} stalled mid-stream (no data for {t.idle:.1f}s)") from exc
+                except Exception as exc:
+                    raise self._error(exc) from exc
+                waiting_for_first = False
+                yield [orjson.dumps(_as_dict(chunk), default=str)]
 
         gen = events()
         try:

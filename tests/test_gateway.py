@@ -295,6 +295,10 @@ def test_health_and_metrics(gateway):
     for name in ("llmops_requests_total", "llmops_request_duration_seconds_bucket",
                  "llmops_upstream_duration_seconds_bucket", "llmops_tokens_total", "llmops_cost_usd_total"):
         assert name in metrics
+    # By model and deployment; the unreachable `down` (test above) failed after the router's 2 retries.
+    assert 'llmops_tokens_total{model="chat",deployment="chat/openai/0",direction="input"}' in metrics
+    assert 'llmops_errors_total{model="down",deployment="down/openai/0",type="upstream_error"}' in metrics
+    assert 'llmops_upstream_retries_total{model="down"} 2' in metrics
 
 
 def test_secret_in_reply_is_redacted_even_split_across_chunks(client):

@@ -51,6 +51,10 @@ class UpstreamError(LLMOpsError):
     status = 502
     type = "upstream_error"
     code = "upstream_error"
+    # Set by the router on the error it gives up with: the last deployment it tried
+    # (a router.Deployment) and how many attempts it made in all.
+    deployment = None
+    attempts = 0
 
     def __init__(
         self,

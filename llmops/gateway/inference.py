@@ -164,20 +164,27 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
     except http.ClientGone:
         call.failed(499, "cancelled", "client_disconnected")
     except LLMOpsError as exc:
+        if isinstance(exc, UpstreamError) and exc.deployment is not None:
+            # Which deployment failed last, and how often the router tried: for the ledger and /metrics.
+            d = exc.deployment
+            call.deployment, call.provider, call.upstream_model = d.name, d.config.provider, d.config.model
+            call.attempts = exc.attempts
+            if exc.attempts > 1:
+                services.metrics.retries.inc(call.model or "", amount=exc.attempts - 1)
         outcome = "upstream_error" if isinstance(exc, UpstreamError) or exc.status >= 500 else "client_error"
         if exc.code == "guardrail_blocked":
             outcome = "blocked"
         elif exc.status == 429 and not isinstance(exc, UpstreamError):
             outcome = "refused"
         call.failed(exc.status, outcome, exc.code or exc.type)
-        services.metrics.errors.inc(call.model or "", exc.code or exc.type)
+        services.metrics.errors.inc(call.model or "", call.deployment or "", exc.code or exc.type)
         if not responded:
             await http.send_error(send, exc, response_headers(call, services, None))
     except Exception:
         # A bug, not the client's fault: it still gets OpenAI's shape, and the ledger its row.
         log.exception("request %s failed inside the gateway", call.id)
         call.failed(500, "gateway_error", "internal_error")
-        services.metrics.errors.inc(call.model or "", "internal_error")
+        services.metrics.errors.inc(call.model or "", call.deployment or "", "internal_error")
         if not responded:
             error = InternalError(f"the gateway failed on request {call.id}; its operator can find it in the log")
             await http.send_error(send, error, response_headers(call, services, None))

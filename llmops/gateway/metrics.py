@@ -84,13 +84,13 @@ class Histogram:
 class GatewayMetrics:
     def __init__(self) -> None:
         self.requests = Counter("llmops_requests_total", "Requests handled", ("model", "deployment", "status"))
-        self.errors = Counter("llmops_errors_total", "Requests that ended in an error", ("model", "type"))
-        self.latency = Histogram("llmops_request_duration_seconds", "Whole request time", ("model",))
+        self.errors = Counter("llmops_errors_total", "Requests that ended in an error", ("model", "deployment", "type"))
+        self.latency = Histogram("llmops_request_duration_seconds", "Whole request time", ("model", "deployment"))
         self.upstream_latency = Histogram(
             "llmops_upstream_duration_seconds", "Time to the upstream's reply or first chunk", ("model", "deployment")
         )
-        self.tokens = Counter("llmops_tokens_total", "Tokens by direction", ("model", "direction"))
-        self.cost = Counter("llmops_cost_usd_total", "Cost charged in USD", ("model",))
+        self.tokens = Counter("llmops_tokens_total", "Tokens by direction", ("model", "deployment", "direction"))
+        self.cost = Counter("llmops_cost_usd_total", "Cost charged in USD", ("model", "deployment"))
         self.unknown_price = Counter("llmops_unknown_price_total", "Requests whose cost is unknown (no price)", ("model",))
         self.guardrail_blocks = Counter("llmops_guardrail_blocks_total", "Requests or replies blocked", ("check",))
         self.retries = Counter("llmops_upstream_retries_total", "Extra upstream attempts", ("model",))

@@ -174,6 +174,7 @@ class Router:
                 except UpstreamError as exc:
                     self._failed(d)
                     last_error = exc
+                    exc.deployment, exc.attempts = d, attempts
                     errors.append(f"{d.name}: {exc.message}")
                     if not exc.retryable:
                         raise

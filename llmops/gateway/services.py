@@ -355,14 +355,15 @@ class Services:
         price = self.prices.get(deployment.name)
         m = self.metrics
         model = call.model or ""
-        m.tokens.inc(model, "input", amount=u.input_tokens)
-        m.tokens.inc(model, "output", amount=u.output_tokens)
+        where = call.deployment or ""
+        m.tokens.inc(model, where, "input", amount=u.input_tokens)
+        m.tokens.inc(model, where, "output", amount=u.output_tokens)
         if price is None:
             call.cost = None
             m.unknown_price.inc(model)
         else:
             call.cost = price.cost(u)
-            m.cost.inc(model, amount=call.cost)
+            m.cost.inc(model, where, amount=call.cost)
 
     async def settle(self, reservation, call: Call) -> None:
         if reservation is None:
@@ -378,7 +379,7 @@ class Services:
     def finish(self, call: Call) -> None:
         m = self.metrics
         m.requests.inc(call.model or "", call.deployment or "", str(call.status))
-        m.latency.observe(call.elapsed_ms() / 1000, call.model or "")
+        m.latency.observe(call.elapsed_ms() / 1000, call.model or "", call.deployment or "")
         self.ledger.record(call.ledger_row())
 
 

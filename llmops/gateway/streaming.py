@@ -168,7 +168,7 @@ async def stream_to_client(
                 else:
                     outcome = "gateway_error" if isinstance(exc, InternalError) else "upstream_error"
                 call.failed(exc.status, outcome, exc.code or exc.type)
-                services.metrics.errors.inc(call.model or "", exc.code or exc.type)
+                services.metrics.errors.inc(call.model or "", call.deployment or "", exc.code or exc.type)
     finally:
         gone.cancel()
         await route.stream.close()

@@ -76,7 +76,14 @@ class UpstreamError(LLMOpsError):
         # An upstream's own 4xx error body (its message and param) is passed through:
         # it tells the client what was wrong with its request.
         if self.body and isinstance(self.body.get("error"), dict) and 400 <= self.status < 500:
-            return self.body
+            theirs = self.body["error"]
+            # Every key of OpenAI's shape, even when the upstream left some out.
+            return {"error": {
+                "message": str(theirs.get("message") or self.message),
+                "type": theirs.get("type") or self.type,
+                "param": theirs.get("param"),
+                "code": theirs["code"] if "code" in theirs else self.code,
+            }}
         return super().to_openai()
 
 

@@ -55,7 +55,7 @@ WEAPONS: list[Cue] = [
     cue("weapons", 1.5, "explosive explosives bomb bombs",
         r"\b(?:explosives?|bombs?)\s+(?:from|using|with|out\s+of)\s+(?:household|common|kitchen|fertili[sz]er|everyday)"),
     cue("weapons", 2.5, "convert converting",
-        r"\bconvert(?:ing)?\s+(?:my\s+|a\s+|an\s+)?(?:ar-?15|ak-?47|rifle|glock|pistol|semi-?auto\w*|gun)\s+(?:to|into)\s+(?:a\s+)?(?:full(?:y)?[\s-]?auto\w*|automatic|machine\s+gun)"),
+        r"\bconvert(?:ing)?\s+(?:my\s+|a\s+|an\s+|the\s+)?(?:semi-?auto\w*\s+)?(?:ar-?15|ak-?47|rifle|glock|pistol|semi-?auto\w*|gun|firearm|weapon)s?\s+(?:to|into)\s+(?:a\s+)?(?:full(?:y)?[\s-]?auto\w*|automatic|machine\s+gun)"),
     cue("weapons", 2.0, "background untraceable unregistered illegal",
         r"\b(?:without|avoid|avoiding|bypass|skip|skipping|evade|no)\s+(?:a\s+)?background\s+checks?\b|\b(?:buy|get|obtain|acquire)\s+(?:an?\s+)?(?:untraceable|unregistered|illegal)\s+(?:guns?|firearms?|weapons?|pistols?|rifles?)"),
     cue("weapons", 3.0, "kill hurt harm poison attack injure",

@@ -231,6 +231,9 @@ ENGLISH: list[Cue] = [
         r"\b(?:answer|respond|reply)\s+(?:me\s+)?(?:normally|as\s+(?:yourself|you\s+normally\s+would|chatgpt))\s+(?:\w+\s+){0,2}?(?:and|then)\b"),
     cue("persona", 0.8, "ai chatbot bot language assistant model",
         r"\b(?:ai|chatbot|bot|language\s+model|assistant|ai\s+model|model)\s+(?:named|called)\s+[\[\"'“]?\w"),
+    # "You are Nova, an AI ...": naming the model as another AI (weak alone, as product prompts do it).
+    cue("persona", 0.6, "ai chatbot bot assistant model",
+        r"\b(?:you\s+are|you're)\s+(?:now\s+)?[\w-]+\s*,\s+(?:an?|the)\s+(?:\w+\s+){0,2}?(?:ai|chatbot|bot|assistant|model)\b"),
     cue("dual", 1.0, "two",
         r"\btwo\s+(?:\w+\s+){0,2}?(?:ais|ai\s+models|chatbots|language\s+models|gpts|ai\s+\w+)\b"),
     cue("persona_switch", 1.0, "now",
@@ -283,6 +286,9 @@ ENGLISH: list[Cue] = [
         r"\[/?(?:system|admin|inst|sys|system\s+message)\]|<\|?/?(?:system|im_start|im_end|endoftext|start_header_id)\|?>|<<\s*/?sys\s*>>"),
     cue("spoof", 1.5, "instruction instructions system",
         r"#{2,}\s*(?:system|instruction|instructions|new\s+instructions?)\b"),
+    # Text hidden from a human reader (an HTML comment) that addresses the model.
+    cue("spoof", 2.0, "assistant ai system llm chatgpt model instruction instructions",
+        r"<!--\s*(?:\w+\s+){0,3}?(?:assistant|ai|system|llm|chatgpt|model|instructions?)\s*:"),
     cue("spoof", 2.0, "user end system begin",
         r"\b(?:user\s+(?:message|input)\s+terminat\w*|end\s+of\s+(?:user\s+)?(?:input|prompt|conversation|message|instructions)|system\s+instructions?\s+begins?|begin\s+(?:new\s+)?system\s+(?:instructions?|prompt))"),
     # hijack and attention grabs

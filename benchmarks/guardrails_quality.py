@@ -12,6 +12,11 @@ Data:
     in several languages, and benign prompts that share their words): TUNE, FRESH and
     HOLDOUT and FINAL; the module's docstring gives each set's first count, before it was used.
 
+The injection check's learned scorer (llmops/guardrails/jailbreak_model.json) is trained
+on all of jailbreak_dev.jsonl, so those rows are no longer unseen for the check as a
+whole: `scripts/train_jailbreak_model.py --check-only` gives its cross-validated figures
+and those of a model trained on the "tune" half and counted on the "report" half.
+
 "Blocked" means the default input pipeline blocks the prompt; a benign prompt counts as a
 false positive when the injection or harmful check flags it.
 """

@@ -65,3 +65,14 @@ def test_role_play_jailbreaks_vs_ordinary_role_prompts(pipe):
 def test_short_injection_prompts(pipe):
     rows = _rows("injection_giskard.jsonl")
     assert recall(pipe, [r["text"] for r in rows], {"injection"}) >= 0.9
+
+
+def test_long_ordinary_prompts_are_not_taken_for_attacks(pipe):
+    """Long texts are where a learned scorer could go wrong (role-play jailbreaks are long):
+    news articles to summarise must pass."""
+    path = SHARED.parent / "faithfulness" / "dev.jsonl"
+    if not path.exists():
+        pytest.skip(f"shared development data not found at {path}")
+    documents = list(dict.fromkeys(json.loads(line)["document"] for line in path.open() if line.strip()))[:150]
+    prompts = [f"Summarize the following article in three sentences:\n\n{d}" for d in documents]
+    assert recall(pipe, prompts, {"injection"}) <= 0.02

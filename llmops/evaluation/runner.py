@@ -309,7 +309,7 @@ class Runner:
             return result
 
         results = await asyncio.gather(*(run_one(t) for t in tasks))
-        models = list(dict.fromkeys(t.model for t in tasks))
+        models = list(dict.fromkeys(t.model_id for t in tasks))  # as the suite names them (model and params)
         return RunResult(
             id=uuid.uuid4().hex[:12],
             suite=self.suite.name,

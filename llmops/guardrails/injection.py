@@ -22,6 +22,7 @@ from typing import ClassVar
 from llmops.guardrails.base import Check, CheckOptions, register
 from llmops.guardrails.cues import CueSet, merge_families
 from llmops.guardrails.injection_cues import ALL_CUES
+from llmops.guardrails.jailbreak_model import default_model
 from llmops.guardrails.text import TAG_RE, TextView
 from llmops.guardrails.types import Detection
 
@@ -100,6 +101,9 @@ def classify(families: dict[str, float]) -> tuple[str, ...]:
 class InjectionOptions(CheckOptions):
     # Points needed to flag; lower catches more and blocks more ordinary prompts.
     threshold_points: float = THRESHOLD_POINTS
+    # Also ask the learned role-play jailbreak scorer (jailbreak_model.py) when the cues
+    # alone do not flag a longer text.
+    learned: bool = True
 
 
 @register
@@ -112,12 +116,19 @@ class InjectionCheck(Check):
     )
     Options = InjectionOptions
 
+    def __init__(self, options: InjectionOptions):
+        super().__init__(options)
+        # Loaded now, not on the first request that needs it.
+        self.model = default_model() if options.learned else None
+
     def scan(self, view: TextView) -> Detection | None:
         families = cue_families(view)
-        if not families:
-            return None
-        total = points(families)
         threshold = self.options.threshold_points  # type: ignore[attr-defined]
-        if total < threshold:
-            return None
-        return Detection(score=round(total / (total + threshold), 3), labels=classify(families))
+        total = points(families) if families else 0.0
+        if total >= threshold:
+            return Detection(score=round(total / (total + threshold), 3), labels=classify(families))
+        if self.model is not None:
+            p = self.model.probability(view.lower)
+            if p is not None and p >= self.model.threshold:
+                return Detection(score=round(p, 3), labels=("jailbreak", "learned"))
+        return None

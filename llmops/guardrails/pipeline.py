@@ -111,11 +111,13 @@ class GuardrailResult:
 
     @property
     def flagged(self) -> bool:
-        return bool(self.verdicts)
+        """A check found something, or blocked: a check that merely failed open did not."""
+        return self.blocked or any("error" not in v for v in self.verdicts)
 
     @property
     def checks(self) -> list[str]:
-        return [v["check"] for v in self.verdicts]
+        """The checks that found something (or blocked by failing closed)."""
+        return [v["check"] for v in self.verdicts if "error" not in v or v["check"] == self.blocked_by]
 
     def error(self) -> GuardrailBlocked | None:
         """The exception the gateway turns into a 400 `guardrail_blocked`, if blocked."""

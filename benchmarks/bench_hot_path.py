@@ -66,13 +66,12 @@ async def main(n: int) -> None:
     results = {}
     results["key lookup (cache hit)"] = await timed_async(lambda: services.authenticate(scope))
 
-    def guard():
-        services.check_input({**BODY, "messages": list(BODY["messages"])}, Call(endpoint="chat"), key)
+    def guard(body):
+        return services.check_input({**body, "messages": list(body["messages"])}, Call(endpoint="chat"))
 
-    results["input guardrails (short prompt)"] = per_call(guard, n)
+    results["input guardrails (short prompt)"] = await timed_async(lambda: guard(BODY))
     long_body = {**BODY, "messages": [{"role": "user", "content": ("The council approved a budget of 2.4bn. " * 26)[:1024]}]}
-    results["input guardrails (1 KB prompt)"] = per_call(
-        lambda: services.check_input({**long_body, "messages": list(long_body["messages"])}, Call(endpoint="chat"), key), n)
+    results["input guardrails (1 KB prompt)"] = await timed_async(lambda: guard(long_body))
 
     async def admit_settle():
         call = Call(endpoint="chat", model="bench-model")
@@ -81,9 +80,9 @@ async def main(n: int) -> None:
         await services.settle(res, call)
 
     results["admit + settle (count, reserve, settle)"] = await timed_async(admit_settle)
-    results["output guardrails (reply)"] = per_call(
+    results["output guardrails (reply)"] = await timed_async(
         lambda: services.check_output("/chat/completions", {"choices": [{"message": {"content":
-            "This is a fixed reply from the fake upstream used for gateway benchmarks."}}]}, Call(endpoint="c")), n)
+            "This is a fixed reply from the fake upstream used for gateway benchmarks."}}]}, Call(endpoint="c")))
     results["tokens and cost of the reply"] = per_call(
         lambda: services.account(Call(endpoint="c", model="bench-model"), deployment, BODY, USAGE, []), n)
     results["ledger row (build and queue)"] = per_call(lambda: services.ledger.record(Call(endpoint="c").ledger_row()), n)

@@ -14,11 +14,14 @@ from __future__ import annotations
 import json
 import math
 import re
+from collections import Counter
 from functools import cache
 from pathlib import Path
 
 MODEL_PATH = Path(__file__).with_name("jailbreak_model.json")
 _TOKEN = re.compile(r"(?u)\b\w\w+\b")
+_ASCII_PUNCT = bytes(i for i in range(128) if not (chr(i).isalnum() or chr(i) == "_"))
+_ASCII_TO_SPACE = bytes.maketrans(_ASCII_PUNCT, b" " * len(_ASCII_PUNCT))
 
 
 class JailbreakModel:
@@ -27,6 +30,9 @@ class JailbreakModel:
         self.intercept = intercept
         self.threshold = threshold
         self.min_words = min_words
+        # Bigrams keyed by word pairs, so that counting them stays in C (Counter over zip).
+        self._unigrams = {t: v for t, v in terms.items() if " " not in t}
+        self._bigrams = {tuple(t.split(" ")): v for t, v in terms.items() if " " in t}
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> JailbreakModel:
@@ -35,25 +41,28 @@ class JailbreakModel:
 
     def probability(self, lower: str) -> float | None:
         """P(jailbreak) for a lowercased text; None when it is too short to judge."""
-        words = _TOKEN.findall(lower)
+        words = _words(lower)
         if len(words) < self.min_words:
             return None
-        counts: dict[str, int] = {}
-        for i, word in enumerate(words):
-            counts[word] = counts.get(word, 0) + 1
-            if i:
-                bigram = words[i - 1] + " " + word
-                counts[bigram] = counts.get(bigram, 0) + 1
-        terms = self.terms
         dot = norm = 0.0
-        for term, n in counts.items():
-            found = terms.get(term)
-            if found is not None:
-                value = (1.0 + math.log(n)) * found[0]
-                dot += value * found[1]
+        for counts, table in ((Counter(words), self._unigrams), (Counter(zip(words, words[1:])), self._bigrams)):
+            # Only the terms the model knows: a set intersection, in C.
+            for term in counts.keys() & table.keys():
+                idf, weight = table[term]
+                n = counts[term]
+                value = idf if n == 1 else (1.0 + math.log(n)) * idf
+                dot += value * weight
                 norm += value * value
         z = self.intercept + (dot / math.sqrt(norm) if norm else 0.0)
         return 1.0 / (1.0 + math.exp(-z))
+
+
+def _words(lower: str) -> list[str]:
+    """scikit-learn's default tokens: runs of two or more word characters."""
+    if lower.isascii():
+        # The same tokens for ASCII text, three times faster: punctuation to spaces, then split.
+        return [w for w in lower.encode("ascii").translate(_ASCII_TO_SPACE).decode("ascii").split() if len(w) > 1]
+    return _TOKEN.findall(lower)
 
 
 @cache

@@ -45,7 +45,8 @@ class JailbreakModel:
         if len(words) < self.min_words:
             return None
         dot = norm = 0.0
-        for counts, table in ((Counter(words), self._unigrams), (Counter(zip(words, words[1:])), self._bigrams)):
+        bigrams = Counter(zip(words, words[1:], strict=False))  # each word with the next
+        for counts, table in ((Counter(words), self._unigrams), (bigrams, self._bigrams)):
             # Only the terms the model knows: a set intersection, in C.
             for term in counts.keys() & table.keys():
                 idf, weight = table[term]

@@ -4,13 +4,24 @@ from __future__ import annotations
 
 import os
 import time
+from collections import deque
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+_ids: deque[str] = deque()
+
 
 def new_request_id() -> str:
-    return "req-" + os.urandom(12).hex()
+    """24 random hex digits (unguessable: feedback is tied to request ids), drawn from the
+    OS 256 ids at a time, which saves a system call per request. popleft is atomic, so
+    threads never share an id."""
+    try:
+        return _ids.popleft()
+    except IndexError:
+        block = os.urandom(12 * 256).hex()
+        _ids.extend("req-" + block[i : i + 24] for i in range(0, len(block), 24))
+        return _ids.popleft()
 
 
 @dataclass(slots=True)

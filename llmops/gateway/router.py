@@ -19,6 +19,7 @@ import aiohttp
 from llmops.gateway.config import DeploymentConfig, GatewayConfig, ModelConfig
 from llmops.gateway.errors import ModelNotFound, NoHealthyDeployment, UpstreamError
 from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
+from llmops.gateway.upstream_http import UpstreamClient
 
 
 @dataclass
@@ -59,15 +60,17 @@ def deployment_name(model: ModelConfig, dep: DeploymentConfig, index: int) -> st
     return dep.name or f"{model.name}/{dep.provider}/{index}"
 
 
-def build_provider(dep: DeploymentConfig, config: GatewayConfig, session: aiohttp.ClientSession) -> Provider:
+def build_provider(
+    dep: DeploymentConfig, config: GatewayConfig, session: aiohttp.ClientSession, upstream: UpstreamClient | None = None
+) -> Provider:
     if dep.provider == "openai":
         from llmops.gateway.providers.openai import OpenAIProvider
 
-        return OpenAIProvider(dep, config.timeouts, session)
+        return OpenAIProvider(dep, config.timeouts, session, upstream)
     if dep.provider == "vllm":
         from llmops.gateway.providers.vllm import VLLMProvider
 
-        return VLLMProvider(dep, config.timeouts, session, poll_interval=config.router.vllm_metrics_interval)
+        return VLLMProvider(dep, config.timeouts, session, upstream, poll_interval=config.router.vllm_metrics_interval)
     if dep.provider == "litellm":
         from llmops.gateway.providers.litellm import LiteLLMProvider
 
@@ -78,7 +81,13 @@ def build_provider(dep: DeploymentConfig, config: GatewayConfig, session: aiohtt
 
 
 class Router:
-    def __init__(self, config: GatewayConfig, session: aiohttp.ClientSession, rng: random.Random | None = None):
+    def __init__(
+        self,
+        config: GatewayConfig,
+        session: aiohttp.ClientSession,
+        rng: random.Random | None = None,
+        upstream: UpstreamClient | None = None,
+    ):
         self.config = config
         self.settings = config.router
         self.rng = rng or random.Random()
@@ -90,7 +99,7 @@ class Router:
                     name=deployment_name(model, dep, i),
                     model_name=model.name,
                     config=dep,
-                    provider=build_provider(dep, config, session),
+                    provider=build_provider(dep, config, session, upstream),
                 )
                 for i, dep in enumerate(model.deployments)
             ]

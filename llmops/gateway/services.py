@@ -23,6 +23,7 @@ from llmops.gateway.http import header
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS
 from llmops.gateway.router import Deployment, Router
+from llmops.gateway.upstream_http import UpstreamClient
 from llmops.settings import get_settings
 
 log = logging.getLogger("llmops.gateway")
@@ -68,6 +69,7 @@ class Services:
         self.keys_required = bool(self.master_key) or config.auth == "keys"
         self.metrics = GatewayMetrics()
         self.session: aiohttp.ClientSession | None = None
+        self.upstream: UpstreamClient | None = None
         self.router: Router | None = None
         self.ledger = None
         self.keys = None
@@ -89,7 +91,8 @@ class Services:
 
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
-        self.router = Router(self.config, self.session)
+        self.upstream = UpstreamClient()
+        self.router = Router(self.config, self.session, upstream=self.upstream)
         await self.router.start()
         ledger_opts = {"spill_dir": get_settings().spill_dir, **self.config.ledger}
         self.ledger = LedgerWriter(database_url=self.database_url, **ledger_opts)
@@ -134,6 +137,8 @@ class Services:
             await self.router.stop()
         if self.session:
             await self.session.close()
+        if self.upstream:
+            self.upstream.close()
         if self.limiter:
             await self.limiter.aclose()  # flushes budget spend to the database
         if self.ledger:

@@ -15,6 +15,7 @@ import aiohttp
 
 from llmops.gateway.config import DeploymentConfig, Timeouts
 from llmops.gateway.providers.openai import OpenAIProvider
+from llmops.gateway.upstream_http import UpstreamClient
 
 LOAD_METRICS = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
 
@@ -37,11 +38,12 @@ class VLLMProvider(OpenAIProvider):
         deployment: DeploymentConfig,
         timeouts: Timeouts,
         session: aiohttp.ClientSession,
+        upstream: UpstreamClient | None = None,
         poll_interval: float = 1.0,
     ):
         if not deployment.api_base:
             deployment = deployment.model_copy(update={"api_base": "http://127.0.0.1:8000/v1"})
-        super().__init__(deployment, timeouts, session)
+        super().__init__(deployment, timeouts, session, upstream)
         root = self.base[: -len("/v1")] if self.base.endswith("/v1") else self.base
         self.metrics_url = root + "/metrics"
         self.poll_interval = poll_interval

@@ -26,13 +26,17 @@ _ASCII_TO_SPACE = bytes.maketrans(_ASCII_PUNCT, b" " * len(_ASCII_PUNCT))
 
 class JailbreakModel:
     def __init__(self, terms: dict[str, list[float]], intercept: float, threshold: float, min_words: int):
-        self.terms = terms
         self.intercept = intercept
         self.threshold = threshold
         self.min_words = min_words
         # Bigrams keyed by word pairs, so that counting them stays in C (Counter over zip).
-        self._unigrams = {t: v for t, v in terms.items() if " " not in t}
-        self._bigrams = {tuple(t.split(" ")): v for t, v in terms.items() if " " in t}
+        self._unigrams = {t: tuple(v) for t, v in terms.items() if " " not in t}
+        self._bigrams = {tuple(t.split(" ")): tuple(v) for t, v in terms.items() if " " in t}
+
+    @property
+    def terms(self) -> dict[str, tuple[float, float]]:
+        """Each vocabulary term (a word, or two joined by a space) with its idf and weight."""
+        return {**self._unigrams, **{" ".join(pair): v for pair, v in self._bigrams.items()}}
 
     @classmethod
     def load(cls, path: Path = MODEL_PATH) -> JailbreakModel:

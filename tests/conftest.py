@@ -92,3 +92,10 @@ def database_url(request, tmp_path) -> str:
 
 # One real vLLM server for the whole session, shared by every test that asks for it.
 from tests.support.vllm_server import vllm_server  # noqa: E402,F401
+
+
+def pytest_collection_modifyitems(config, items):
+    # The vLLM server lives from its first test to the end of the session and keeps a
+    # core busy: run its tests last, so the timing-sensitive tests before them have the
+    # machine to themselves.
+    items.sort(key=lambda item: item.get_closest_marker("vllm") is not None)

@@ -227,7 +227,9 @@ class RedisLimiter(Limiter):
         self.redis = aioredis.Redis.from_url(
             redis_url,
             socket_timeout=timeout,
-            socket_connect_timeout=timeout,
+            # A connection is opened once and reused: a burst of new ones on a busy
+            # machine may take longer than a command should (a refused one fails at once).
+            socket_connect_timeout=max(timeout, 2.0),
             retry=Retry(NoBackoff(), 0),
             health_check_interval=30,
         )

@@ -57,7 +57,10 @@ async def ready(services: Services, scope: dict, receive: http.Receive, send: ht
     except Exception as exc:  # report, don't crash: this is what a probe reads
         checks["database"] = f"unreachable: {type(exc).__name__}"
     now = time.monotonic()
-    deployments = {d.name: d.available(now) for d in services.router.all_deployments()}
+    # Healthy: not cooling down after failures, and answering its probe where it has one (vLLM).
+    deployments = {
+        d.name: d.available(now) and d.provider.reachable() is not False for d in services.router.all_deployments()
+    }
     checks["healthy_deployments"] = sum(deployments.values())
     ok = checks["database"] == "ok" and checks["healthy_deployments"] > 0
     await http.send_json(

@@ -78,6 +78,10 @@ class Provider(ABC):
         """The upstream's own queue length, where the provider can read it."""
         return None
 
+    def reachable(self) -> bool | None:
+        """Whether the upstream answers its health probe; None when the provider has none."""
+        return None
+
     def upstream_body(self, body: dict[str, Any]) -> dict[str, Any]:
         out = dict(body)
         out["model"] = self.deployment.model

@@ -49,7 +49,7 @@ class VLLMProvider(OpenAIProvider):
         self.poll_interval = poll_interval
         self._load: float | None = None
         self._poller: asyncio.Task | None = None
-        self.reachable = False
+        self._reachable = False
 
     async def start(self) -> None:
         self._poller = asyncio.create_task(self._poll())
@@ -63,6 +63,9 @@ class VLLMProvider(OpenAIProvider):
     def load(self) -> float | None:
         return self._load
 
+    def reachable(self) -> bool | None:
+        return self._reachable  # as of its last /metrics poll
+
     async def _poll(self) -> None:
         timeout = aiohttp.ClientTimeout(total=max(0.5, self.poll_interval))
         while True:
@@ -70,10 +73,10 @@ class VLLMProvider(OpenAIProvider):
                 async with self.session.get(self.metrics_url, timeout=timeout) as resp:
                     if resp.status == 200:
                         self._load = parse_load(await resp.read())
-                        self.reachable = True
+                        self._reachable = True
                     else:
-                        self.reachable = False
+                        self._reachable = False
             except (aiohttp.ClientError, TimeoutError):
                 self._load = None
-                self.reachable = False
+                self._reachable = False
             await asyncio.sleep(self.poll_interval)

@@ -10,28 +10,23 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, DateTime, Float, Integer, String
-from sqlalchemy.types import TypeDecorator
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, String
 from sqlmodel import Field, SQLModel
 
+from llmops.columns import UTCDateTime
 from llmops.migrations import Migration, create_tables
 
 OUTCOMES = ("success", "upstream_error", "gateway_error", "blocked", "refused", "client_error", "cancelled")
 USAGE_SOURCES = ("reported", "estimated")
 
 
-class UTCTimestamp(TypeDecorator):
-    """Timezone-aware UTC on every backend (SQLite would drop the offset on disk)."""
+class UTCTimestamp(UTCDateTime):
+    """UTCDateTime that takes a naive time as UTC instead of refusing it: ledger rows come
+    back from spill files and other processes, and a row is never lost over its clock."""
 
-    impl = DateTime(timezone=True)
     cache_ok = True
 
     def process_bind_param(self, value: datetime | None, dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)

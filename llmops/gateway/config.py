@@ -19,7 +19,9 @@ from llmops.errors import InvalidInput
 ProviderKind = Literal["openai", "vllm", "litellm", "mock"]
 ENV_PREFIX = "os.environ/"
 
-DEFAULT_CONFIG_PATH = Path(__file__).resolve().parents[2] / "gateway" / "config.yaml"
+# In the repository a link to gateway/config.yaml; in an installed package, a copy of it,
+# so that `llmops serve` with no --config runs anywhere.
+DEFAULT_CONFIG_PATH = Path(__file__).with_name("default_config.yaml")
 
 
 class _Strict(BaseModel):

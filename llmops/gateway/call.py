@@ -62,6 +62,11 @@ class Call:
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
 
+    def served_by(self, deployment: Any) -> None:
+        """Record which deployment (a router.Deployment) took the call, or failed it last."""
+        self.deployment = deployment.name
+        self.provider, self.upstream_model = deployment.config.provider, deployment.config.model
+
     def failed(self, status: int, outcome: str, error_type: str | None) -> None:
         self.status, self.outcome, self.error_type = status, outcome, error_type
 

@@ -143,7 +143,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             services.metrics.retries.inc(model, amount=route.attempts - 1)
         d = route.deployment
         call.served_model = route.model
-        call.deployment, call.provider, call.upstream_model = d.name, d.config.provider, d.config.model
+        call.served_by(d)
         if stream:
             upstream_wait = (time.perf_counter() - before_upstream) * 1000
             call.ttft_ms = call.elapsed_ms()
@@ -166,8 +166,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
     except LLMOpsError as exc:
         if isinstance(exc, UpstreamError) and exc.deployment is not None:
             # Which deployment failed last, and how often the router tried: for the ledger and /metrics.
-            d = exc.deployment
-            call.deployment, call.provider, call.upstream_model = d.name, d.config.provider, d.config.model
+            call.served_by(exc.deployment)
             call.attempts = exc.attempts
             if exc.attempts > 1:
                 services.metrics.retries.inc(call.model or "", amount=exc.attempts - 1)

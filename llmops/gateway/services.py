@@ -230,25 +230,17 @@ class Services:
         body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 64}
         try:
             route = await self.router.call(model, CHAT, body, stream=False)
-            d = route.deployment
-            call.served_model, call.deployment, call.provider, call.upstream_model = (
-                route.model, d.name, d.config.provider, d.config.model)
+            call.served_model = route.model
+            call.served_by(route.deployment)
             data = route.reply.data
             answer = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
-            self.account(call, d, body, data.get("usage"), [answer])
+            self.account(call, route.deployment, body, data.get("usage"), [answer])
             return answer
         except LLMOpsError as exc:
             call.failed(exc.status, "upstream_error", exc.code or exc.type)
             raise
         finally:
             self.finish(call)
-
-    @staticmethod
-    def _guard_error(exc: Exception) -> InternalError:
-        return InternalError(
-            f"the guardrails for this request could not be built ({exc}); "
-            "check the key's guardrails override against the gateway's config"
-        )
 
     async def check_input(self, body: dict[str, Any], call: Call) -> None:
         from llmops.guardrails.types import GuardrailConfigError
@@ -265,7 +257,10 @@ class Services:
             else:
                 result = pipeline.check_input(subject, model=call.model, key_overrides=call.guardrails)
         except GuardrailConfigError as exc:
-            raise self._guard_error(exc) from None
+            raise InternalError(
+                f"the guardrails for this request could not be built ({exc}); "
+                "check the key's guardrails override against the gateway's config"
+            ) from None
         if result.verdicts:
             call.verdicts = list(result.verdicts)
         if result.blocked:

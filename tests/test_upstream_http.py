@@ -5,6 +5,7 @@ closed by the server, and garbage."""
 from __future__ import annotations
 
 import asyncio
+import time
 
 import pytest
 
@@ -103,3 +104,48 @@ def test_unreachable_and_malformed_upstreams_raise_connection_errors():
         client.close()
 
     run(scenario())
+
+
+def test_deadlines_cut_a_silent_upstream_and_a_stalled_body():
+    """A missed deadline raises TimeoutError within a tick and hangs up on the upstream,
+    which is how it learns to stop generating; an answered request keeps its connection."""
+    async def scenario():
+        hung_up = asyncio.Event()
+
+        async def handle(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+            head_bytes = await reader.readuntil(b"\r\n\r\n")
+            await reader.readexactly(int(head_bytes.rsplit(b" ", 1)[1]))
+            if b"/headers-then-stall" in head_bytes:
+                writer.write(b"HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\n\r\n5\r\nhello\r\n")
+            await reader.read()  # wait for the client to hang up
+            hung_up.set()
+            writer.close()
+
+        server = await asyncio.start_server(handle, "127.0.0.1", 0)
+        port = server.sockets[0].getsockname()[1]
+        client = UpstreamClient()
+        pool = client.pool("127.0.0.1", port)
+        loop = asyncio.get_running_loop()
+
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await client.post(pool, head(port), b"{}", 2, deadline=time.monotonic() + 0.2)
+        waited_for_headers = loop.time() - started
+        await asyncio.wait_for(hung_up.wait(), 2)
+
+        hung_up.clear()
+        stalled_head = f"POST /headers-then-stall HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Length: ".encode()
+        response = await client.post(pool, stalled_head, b"{}", 2, deadline=time.monotonic() + 2)
+        assert await response.readany() == b"hello"
+        response.set_deadline(time.monotonic() + 0.2)
+        started = loop.time()
+        with pytest.raises(TimeoutError):
+            await response.readany()
+        waited_for_body = loop.time() - started
+        await asyncio.wait_for(hung_up.wait(), 2)
+        server.close()
+        client.close()
+        return waited_for_headers, waited_for_body
+
+    for waited in run(scenario()):
+        assert 0.19 <= waited < 0.2 + 0.05 + 0.1  # the deadline, plus at most a tick (and some slack)

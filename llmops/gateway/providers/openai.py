@@ -85,7 +85,8 @@ class OpenAIProvider(Provider):
         if deployment.api_key:
             self.headers["Authorization"] = f"Bearer {deployment.api_key}"
         self.where = f"upstream {self.deployment.name or self.base}"
-        # Built once: aiohttp's own timers only guard the connect; asyncio.timeout does the rest.
+        # Built once: aiohttp's own timers only guard the connect; asyncio.timeout does the rest
+        # (on the fast client, deadlines do).
         self.client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect, sock_read=None)
         self.upstream = upstream
         self.fast_pool = None
@@ -107,20 +108,34 @@ class OpenAIProvider(Provider):
             )
         return head
 
-    async def _post(self, endpoint: str, payload: bytes) -> Any:
+    async def _post(self, endpoint: str, payload: bytes, deadline: float) -> Any:
+        """The upstream's response once its status is in; TimeoutError after `deadline`."""
         if self.fast_pool is not None:
-            return await self.upstream.post(self.fast_pool, self._fast_head(endpoint), payload, self.timeouts.connect)
-        return await self.session.post(
-            self.base + endpoint, data=payload, headers=self.headers, timeout=self.client_timeout
-        )
+            return await self.upstream.post(
+                self.fast_pool, self._fast_head(endpoint), payload, self.timeouts.connect, deadline
+            )
+        async with asyncio.timeout(deadline - time.monotonic()):
+            return await self.session.post(
+                self.base + endpoint, data=payload, headers=self.headers, timeout=self.client_timeout
+            )
+
+    async def _within(self, deadline: float, resp: Any, read: Any) -> bytes:
+        """`await read()` on `resp`, raising TimeoutError after `deadline`."""
+        if self.fast_pool is not None:
+            resp.set_deadline(deadline)  # checked by the client's shared timer: no timer per read
+            try:
+                return await read()
+            finally:
+                resp.clear_deadline()  # not while the gateway writes to its own client
+        async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+            return await read()
 
     async def _open(self, endpoint: str, body: dict[str, Any], deadline: float) -> Any:
         """The upstream's response once its status is in: a 200, or the error it stands for."""
         t = self.timeouts
         timeout = min(t.first_byte, deadline - time.monotonic())
         try:
-            async with asyncio.timeout(timeout):
-                resp = await self._post(endpoint, orjson.dumps(body))
+            resp = await self._post(endpoint, orjson.dumps(body), time.monotonic() + timeout)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.where} sent no response within {timeout:.1f}s") from exc
         except TRANSPORT_ERRORS as exc:
@@ -128,7 +143,7 @@ class OpenAIProvider(Provider):
         if resp.status != 200:
             try:
                 raw = await resp.read()
-            except TRANSPORT_ERRORS:
+            except (*TRANSPORT_ERRORS, TimeoutError):
                 raw = b""
             resp.release()
             raise _error_from_response(resp.status, raw, resp.headers, self.where)
@@ -139,8 +154,7 @@ class OpenAIProvider(Provider):
         deadline = time.monotonic() + self.timeouts.total
         resp = await self._open(endpoint, self.upstream_body(body), deadline)
         try:
-            async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
-                raw = await resp.read()
+            raw = await self._within(deadline, resp, resp.read)
         except TimeoutError as exc:
             resp.close()
             raise UpstreamTimeout(f"{self.where} did not finish its reply in time") from exc
@@ -194,8 +208,7 @@ class OpenAIProvider(Provider):
         try:
             while True:
                 try:
-                    async with asyncio.timeout(min(idle, max(0.001, deadline - time.monotonic()))):
-                        data = await content.readany()
+                    data = await self._within(min(time.monotonic() + idle, deadline), resp, content.readany)
                 except TimeoutError as exc:
                     raise UpstreamTimeout(f"{self.where} stalled mid-stream (no data for {idle:.1f}s)") from exc
                 except TRANSPORT_ERRORS as exc:

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import concurrent.futures
+import itertools
 import json
 import threading
 from collections import OrderedDict
@@ -38,6 +39,8 @@ DEFAULT_PLUGIN_TIMEOUT = 1.0
 DEFAULT_JUDGE_TIMEOUT = 10.0
 FAILED_CLOSED_MESSAGE = "The request was blocked: a required safety check could not run. Try again later."
 _CACHE_SIZE = 256
+# Verdicts on texts seen before (see SeenTexts): at most this many characters of text.
+SEEN_TEXTS_CHARS = 2_000_000
 
 # Sync plugins in the sync path run here, so that their timeout can be enforced.
 _plugin_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -50,6 +53,39 @@ def _pool() -> concurrent.futures.ThreadPoolExecutor:
         if _plugin_pool is None:
             _plugin_pool = concurrent.futures.ThreadPoolExecutor(max_workers=4, thread_name_prefix="guardrail-plugin")
         return _plugin_pool
+
+
+class SeenTexts:
+    """What the built-in checks found in texts that come back: the system prompt sent
+    with every call, and the earlier turns a chat client resends each time.
+
+    Only messages before the last one are looked up and remembered: the last message is
+    the new one, and remembering one-off texts would only push out the ones that repeat.
+    Bounded by characters held; when full it starts over (cheaper than LRU bookkeeping
+    on every lookup, and refilled within a few calls). Plugins and the judge are never
+    cached: they may not be deterministic.
+    """
+
+    def __init__(self, max_chars: int = SEEN_TEXTS_CHARS):
+        self.max_chars = max_chars
+        self._found: dict[tuple[int, str], Detection | None] = {}
+        self._chars = 0
+
+    def get(self, token: int, text: str) -> Detection | None | bool:
+        """The detection (or None), or False when this text was not seen by this check."""
+        return self._found.get((token, text), False)
+
+    def put(self, token: int, text: str, detection: Detection | None) -> None:
+        if len(text) > self.max_chars // 8:
+            return
+        if self._chars + len(text) > self.max_chars:
+            self._found = {}
+            self._chars = 0
+        self._found[(token, text)] = detection
+        self._chars += len(text)
+
+
+_tokens = itertools.count(1)
 
 
 @dataclass(frozen=True)
@@ -67,8 +103,11 @@ class BoundCheck:
     # Runs in the async pass: the judge and plugins (which get a timeout).
     runs_async: bool = field(init=False)
     block_message: str = field(init=False)
+    # Names this binding in SeenTexts (a check with other options is another binding).
+    token: int = field(init=False)
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "token", next(_tokens))
         is_plugin = isinstance(self.check, PluginCheck)
         object.__setattr__(self, "action", self.spec.action)
         object.__setattr__(self, "is_plugin", is_plugin)
@@ -141,6 +180,8 @@ class _Segment:
     text: str
     changed: bool = False
     _view: TextView | None = None
+    # Part of a message before the last one: a text likely to come back (SeenTexts).
+    repeats: bool = False
 
     @property
     def view(self) -> TextView:
@@ -222,6 +263,7 @@ class Pipeline:
         self.config = config
         self.judge = judge
         self._cache: OrderedDict[tuple[str | None, str | None], CompiledConfig] = OrderedDict()
+        self._seen = SeenTexts()
         self._lock = threading.Lock()
         self._base = self._compile(config.resolve())
         # Build every model override now, so a bad one fails at start-up, not per request.
@@ -340,8 +382,19 @@ class Pipeline:
                 elif detection:
                     run.record(bound, detection)
                 continue
+            seen = self._seen if not bound.is_plugin else None
             for segment in targets:
-                detection, error = self.scan_one(bound, segment.view)
+                if seen is not None and segment.repeats:
+                    found = seen.get(bound.token, segment.text)
+                    if found is False:
+                        text = segment.text
+                        detection, error = self.scan_one(bound, segment.view)
+                        if not error:
+                            seen.put(bound.token, text, detection)
+                    else:
+                        detection, error = found, None
+                else:
+                    detection, error = self.scan_one(bound, segment.view)
                 if error:
                     run.record_error(bound, error)
                     break
@@ -450,17 +503,18 @@ def _segments(messages: list[dict[str, Any]] | str) -> list[_Segment]:
     if isinstance(messages, str):
         return [_Segment("user", 0, None, messages)]
     segments: list[_Segment] = []
+    last = len(messages) - 1
     for i, message in enumerate(messages):
         if not isinstance(message, dict):
             continue
         role = str(message.get("role") or "user")
         content = message.get("content")
         if isinstance(content, str):
-            segments.append(_Segment(role, i, None, content))
+            segments.append(_Segment(role, i, None, content, repeats=i < last))
         elif isinstance(content, list):
             for j, part in enumerate(content):
                 if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
-                    segments.append(_Segment(role, i, j, part["text"]))
+                    segments.append(_Segment(role, i, j, part["text"], repeats=i < last))
     return segments
 
 

@@ -306,6 +306,18 @@ def test_health_and_metrics(gateway, client):
     assert retries and int(retries.group(1)) % 2 == 0 and int(retries.group(1)) >= 2
 
 
+def test_every_response_carries_a_request_id(gateway, client):
+    """Health, metrics, models, admin and unknown routes too: an operator can quote it."""
+    ids = set()
+    for method, path in (("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/metrics"),
+                         ("GET", "/v1/models"), ("GET", "/no/such/route"), ("DELETE", "/v1/chat/completions")):
+        response = httpx.request(method, gateway.url + path)
+        request_id = response.headers.get("x-llmops-request-id", "")
+        assert request_id.startswith("req-"), (method, path, response.status_code)
+        ids.add(request_id)
+    assert len(ids) == 6
+
+
 def test_secret_in_reply_is_redacted_even_split_across_chunks(client):
     from tests.support.fake_upstream import SECRET
 
@@ -381,3 +393,38 @@ def test_ready_counts_a_vllm_server_that_does_not_answer_as_unhealthy(tmp_path):
         time.sleep(0.5)
         ready = httpx.get(gw.url + "/health/ready")
         assert ready.status_code == 200 and ready.json()["checks"]["healthy_deployments"] == 1
+
+
+def test_a_failing_deployment_rests_then_gets_a_single_probe(upstream, tmp_path):
+    """After `cooldown_failures` failures in a row a deployment takes no calls; when its
+    rest is over, one call probes it while the others keep going elsewhere."""
+    base = upstream.base_url
+    config = {
+        "models": [{"name": "recovering", "deployments": [
+            {"provider": "openai", "model": "fail500", "api_base": base, "api_key": "k", "weight": 1000},
+            {"provider": "openai", "model": "ok", "api_base": base, "api_key": "k", "weight": 1}]}],
+        "router": {"retries": 1, "backoff_base": 0.001, "cooldown_failures": 2, "cooldown_seconds": 1},
+    }
+    upstream.reset()
+    with run_gateway(config, tmp_path) as gw:
+        client = openai.OpenAI(base_url=gw.base_url, api_key="x", max_retries=0, timeout=20)
+
+        def ask() -> str:
+            return client.chat.completions.create(
+                model="recovering", messages=[{"role": "user", "content": "hi"}]).choices[0].message.content
+
+        assert [ask() for _ in range(6)] == [REPLY] * 6  # each failure was retried on the healthy one
+        assert upstream.calls["fail500"] == 2  # then it rested
+        available = 'llmops_deployment_available{model="recovering",deployment="recovering/openai/0"} 0'
+        assert available in httpx.get(gw.url + "/metrics").text
+
+        time.sleep(1.2)
+        replies: list[str] = []
+        threads = [threading.Thread(target=lambda: replies.append(ask())) for _ in range(8)]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        assert replies == [REPLY] * 8
+        assert upstream.calls["fail500"] == 3  # one probe, which failed: it rests again
+        assert [ask() for _ in range(3)] == [REPLY] * 3 and upstream.calls["fail500"] == 3

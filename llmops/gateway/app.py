@@ -5,6 +5,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 from collections.abc import Awaitable, Callable
 from pathlib import Path
@@ -91,6 +92,10 @@ class Gateway:
         configure_offline_tokenizers()
         await self.services.start()
         self.started = True
+        # What start-up built lives as long as the process: keep the collector from
+        # walking it again. A full collection over it stalled requests for 40-65 ms.
+        gc.collect()
+        gc.freeze()
 
     async def shutdown(self) -> None:
         if self.started:

@@ -29,27 +29,49 @@ if TYPE_CHECKING:
     from llmops.gateway.keys import KeyInfo
 
 
-class _Window:
-    """One key's requests of the last minute (a sliding log), and its requests in flight."""
+# Requests of the last minute are counted per tenth of a second: at most 600 buckets
+# per key however fast it calls (a log of single requests held 150,000 entries, about
+# 19 MB, for a key at 2,500 req/s). An entry leaves the window up to 0.1 s early.
+BUCKETS_PER_SECOND = 10
 
-    __slots__ = ("entries", "count", "tokens", "inflight")
+
+class _Window:
+    """One key's requests and tokens of the last minute, by tenth of a second, and its
+    requests in flight."""
+
+    __slots__ = ("buckets", "count", "tokens", "inflight")
 
     def __init__(self) -> None:
-        self.entries: deque[list] = deque()  # [expires_at, tokens], oldest first
+        self.buckets: deque[list] = deque()  # [expires_at, requests, tokens], oldest first
         self.count = 0
         self.tokens = 0
         self.inflight = 0
 
     def expire(self, now: float) -> None:
-        entries = self.entries
-        while entries and entries[0][0] <= now:
-            expired = entries.popleft()
-            self.count -= 1
-            self.tokens -= expired[1]
+        buckets = self.buckets
+        while buckets and buckets[0][0] <= now:
+            expired = buckets.popleft()
+            self.count -= expired[1]
+            self.tokens -= expired[2]
+
+    def add(self, now: float, tokens: int) -> list:
+        """Count one request; returns its bucket (settle corrects the tokens in it)."""
+        expires_at = int(now * BUCKETS_PER_SECOND) / BUCKETS_PER_SECOND + WINDOW_SECONDS
+        buckets = self.buckets
+        if buckets and buckets[-1][0] == expires_at:
+            bucket = buckets[-1]
+            bucket[1] += 1
+            bucket[2] += tokens
+        else:
+            bucket = [expires_at, 1, tokens]
+            buckets.append(bucket)
+        self.count += 1
+        self.tokens += tokens
+        return bucket
 
     def seconds_until_free(self, tokens_needed: int, now: float) -> float:
         freed = 0
-        for expires_at, tokens in self.entries:
+        for expires_at, _, tokens in self.buckets:
             freed += tokens
             if freed >= tokens_needed:
                 return expires_at - now
@@ -97,7 +119,7 @@ class LocalLimiter(Limiter):
             window.expire(now)
             if rpm is not None and window.count >= rpm:
                 self.rejected_total["rpm"] += 1
-                raise rpm_error(info, window.entries[0][0] - now if window.entries else None)
+                raise rpm_error(info, window.buckets[0][0] - now if window.buckets else None)
             if tpm is not None and window.tokens + estimated_tokens > tpm:
                 self.rejected_total["tpm"] += 1
                 wait = window.seconds_until_free(window.tokens + estimated_tokens - tpm, now)
@@ -115,18 +137,13 @@ class LocalLimiter(Limiter):
                 self.rejected_total["budget"] += 1
                 raise budget_error(target, counter.spent, counter.reserved, max_cost, now)
 
-        entry = None
-        if rated:
-            entry = [now + WINDOW_SECONDS, estimated_tokens]
-            window.entries.append(entry)
-            window.count += 1
-            window.tokens += estimated_tokens
+        bucket = window.add(now, estimated_tokens) if rated else None
         window.inflight += 1
         if max_cost:
             for counter in budgets:
                 counter.reserved += max_cost
         self.admitted_total += 1
-        return Reservation(next(self._ids), info.id, estimated_tokens, max_cost, targets, (window, entry, budgets))
+        return Reservation(next(self._ids), info.id, estimated_tokens, max_cost, targets, (window, bucket, budgets))
 
     async def settle(self, res: Reservation, actual_tokens: int, actual_cost: float | None) -> None:
         self._finish(res, actual_tokens, actual_cost or 0.0)
@@ -138,11 +155,11 @@ class LocalLimiter(Limiter):
         if res.done:
             return
         res.done = True
-        window, entry, budgets = res.state
-        # An entry already out of the window no longer counts; leave it as it was.
-        if entry is not None and entry[0] > self.clock():
-            window.tokens += tokens - entry[1]
-            entry[1] = tokens
+        window, bucket, budgets = res.state
+        # A bucket already out of the window no longer counts; leave it as it was.
+        if bucket is not None and bucket[0] > self.clock():
+            window.tokens += tokens - res.estimated_tokens
+            bucket[2] += tokens - res.estimated_tokens
         window.inflight -= 1
         if budgets:
             reserved = res.max_cost or 0.0
@@ -174,7 +191,7 @@ class LocalLimiter(Limiter):
         now = self.clock()
         for key_id, window in list(self._windows.items()):
             window.expire(now)
-            if not window.entries and window.inflight == 0:
+            if not window.buckets and window.inflight == 0:
                 del self._windows[key_id]
         current = {"total", self.periods.current("day", now)[0], self.periods.current("month", now)[0]}
         for key, counter in list(self._counters.items()):

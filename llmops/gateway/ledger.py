@@ -440,6 +440,21 @@ def _sqlite_batch_insert(engine: Engine) -> BatchInsert:
     return insert_sqlite
 
 
+# The writer's niceness: it shares the gateway's core, and a request waking up must not
+# wait for the scheduler to end the writer's time slice. Measured at one connection on
+# one core: p99 3.6 ms instead of 6.2 ms. It still gets about a tenth of a busy core,
+# which is more than it needs (about 27 us per row).
+WRITER_NICE = 10
+
+
+def _lower_priority() -> None:
+    """Lower this thread's scheduling priority (Linux sets niceness per thread)."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
+    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
+        pass
+
+
 class LedgerWriter:
     """Batched, crash-safe writer of ledger rows (see the module doc)."""
 
@@ -587,6 +602,7 @@ class LedgerWriter:
     # -- background thread -------------------------------------------------------------
 
     def _run(self) -> None:
+        _lower_priority()
         while True:
             if not self._stopping and len(self._queue) < self._batch_size:
                 self._wake.wait(self._flush_interval)

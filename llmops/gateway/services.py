@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
+import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -113,6 +114,11 @@ class Services:
             self.prices[d.name] = price
             self.model_prices.setdefault(d.model_name, []).append(price)
         PriceTable.release()  # every price the gateway needs is now in self.prices
+        if self.keys_required:
+            # Keys with token limits or budgets count every prompt: load the encodings
+            # now, not on the first such request (which would wait about 0.3 s each).
+            names = [m.name for m in self.config.models] + [d.config.model for d in self.router.all_deployments()]
+            threading.Thread(target=_preload_tokenizers, args=(names,), name="llmops-tokenizers", daemon=True).start()
         self.metrics.add_gauge(
             Gauge(
                 "llmops_deployment_available",
@@ -381,6 +387,15 @@ class Services:
         m.requests.inc(call.model or "", call.deployment or "", str(call.status))
         m.latency.observe(call.elapsed_ms() / 1000, call.model or "", call.deployment or "")
         self.ledger.record(call.ledger_row())
+
+
+def _preload_tokenizers(models: list[str]) -> None:
+    from llmops import tokens
+
+    try:
+        tokens.preload(models)
+    except Exception:  # counting will load (and report) it on first use instead
+        log.warning("could not preload tokenizers", exc_info=True)
 
 
 class _BlockingStream:

@@ -115,9 +115,10 @@ class Services:
             self.model_prices.setdefault(d.model_name, []).append(price)
         PriceTable.release()  # every price the gateway needs is now in self.prices
         if self.keys_required:
-            # Keys with token limits or budgets count every prompt: load the encodings
-            # now, not on the first such request (which would wait about 0.3 s each).
-            names = [m.name for m in self.config.models] + [d.config.model for d in self.router.all_deployments()]
+            # Keys with token limits or budgets count every prompt (by the model name the
+            # client asks for): load those encodings now, not on the first such request,
+            # which would wait about 0.3 s. Only those: each costs 25-55 MB resident.
+            names = [m.name for m in self.config.models]
             threading.Thread(target=_preload_tokenizers, args=(names,), name="llmops-tokenizers", daemon=True).start()
         self.metrics.add_gauge(
             Gauge(

@@ -107,13 +107,6 @@ def _count_str(text: str, enc: tiktoken.Encoding) -> int:
     return len(enc.encode_ordinary(text))
 
 
-def preload(models: Iterable[str | None]) -> None:
-    """Load the encodings these models count with now (about 0.3 s each, holding the
-    GIL), so that the first request that counts does not wait for it."""
-    for name in {encoding_name_for(m) for m in models}:
-        _encoding(name)
-
-
 def _encoding_for(model: str | None) -> tiktoken.Encoding:
     return _encoding(encoding_name_for(model))
 

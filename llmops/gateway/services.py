@@ -10,7 +10,6 @@ from __future__ import annotations
 import asyncio
 import hmac
 import logging
-import threading
 from dataclasses import dataclass
 from typing import Any
 
@@ -114,12 +113,6 @@ class Services:
             self.prices[d.name] = price
             self.model_prices.setdefault(d.model_name, []).append(price)
         PriceTable.release()  # every price the gateway needs is now in self.prices
-        if self.keys_required:
-            # Keys with token limits or budgets count every prompt (by the model name the
-            # client asks for): load those encodings now, not on the first such request,
-            # which would wait about 0.3 s. Only those: each costs 25-55 MB resident.
-            names = [m.name for m in self.config.models]
-            threading.Thread(target=_preload_tokenizers, args=(names,), name="llmops-tokenizers", daemon=True).start()
         self.metrics.add_gauge(
             Gauge(
                 "llmops_deployment_available",
@@ -388,15 +381,6 @@ class Services:
         m.requests.inc(call.model or "", call.deployment or "", str(call.status))
         m.latency.observe(call.elapsed_ms() / 1000, call.model or "", call.deployment or "")
         self.ledger.record(call.ledger_row())
-
-
-def _preload_tokenizers(models: list[str]) -> None:
-    from llmops import tokens
-
-    try:
-        tokens.preload(models)
-    except Exception:  # counting will load (and report) it on first use instead
-        log.warning("could not preload tokenizers", exc_info=True)
 
 
 class _BlockingStream:

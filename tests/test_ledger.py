@@ -358,6 +358,18 @@ def test_postgres_unreachable_then_back_every_row_once(postgres_database_url, sp
     assert stats["replayed"] >= 1500 and stats["written"] + stats["replayed"] == 2500
 
 
+def test_a_row_sqlite_cannot_store_is_set_aside(tmp_path, spill_dir):
+    url = f"sqlite:///{tmp_path}/ledger.db"
+    writer = LedgerWriter(url, spill_dir=spill_dir, flush_interval=0.05).start()
+    writer.record(make_row(1))
+    writer.record(make_row(2, input_tokens=2**70))  # beyond a 64-bit SQLite integer
+    writer.record(make_row(3))
+    writer.close()
+    assert [r["id"] for r in read_rows(url)] == ["req-000001", "req-000003"]
+    assert writer.stats()["rejected"] == 1 and writer.stats()["database_up"] == 1
+    assert spill_files(spill_dir) == []
+
+
 @pytest.mark.postgres
 def test_rows_the_database_refuses_do_not_block_the_batch(postgres_database_url, spill_dir):
     empty_ledger(postgres_database_url)

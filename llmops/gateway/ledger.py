@@ -28,9 +28,11 @@ are truncated. `record` takes ownership of the dict (it may set `created_at`).
 from __future__ import annotations
 
 import atexit
+import json
 import logging
 import math
 import os
+import sqlite3
 import threading
 import time
 import uuid
@@ -167,7 +169,10 @@ def normalize_row(row: Mapping[str, Any]) -> dict[str, Any]:
 
 def _dump_line(row: Mapping[str, Any]) -> bytes:
     # default=str: a row must reach the disk even if a field holds an odd object.
-    return orjson.dumps(row, default=str) + b"\n"
+    try:
+        return orjson.dumps(row, default=str) + b"\n"
+    except TypeError:  # an int past 64 bits, which orjson refuses and json writes
+        return json.dumps(row, default=str, ensure_ascii=False).encode() + b"\n"
 
 
 def _write_all(fd: int, data: bytes) -> None:
@@ -368,7 +373,9 @@ def _describe(exc: BaseException) -> str:
 def _is_row_error(exc: BaseException) -> bool:
     """Refused for this row's content, not because the database is away."""
     # TypeError/ValueError: a value the driver or JSON cannot encode (an int past 64 bits).
-    if isinstance(exc, (sa_exc.IntegrityError, sa_exc.DataError, TypeError, ValueError, OverflowError)):
+    # (sqlite3's own errors: SQLite batches go to its cursor directly, unwrapped.)
+    if isinstance(exc, (sa_exc.IntegrityError, sa_exc.DataError, sqlite3.IntegrityError, sqlite3.DataError,
+                        TypeError, ValueError, OverflowError)):
         return True
     # A value that could not even be bound never reached the database.
     return isinstance(exc, sa_exc.StatementError) and not isinstance(exc, sa_exc.DBAPIError)

@@ -67,6 +67,7 @@ def _error_from_response(status: int, raw: bytes, headers: Any, where: str) -> U
 
 class OpenAIProvider(Provider):
     kind = "openai"
+    default_api_base = "https://api.openai.com/v1"  # when the deployment names none
 
     def __init__(
         self,
@@ -77,7 +78,7 @@ class OpenAIProvider(Provider):
     ):
         super().__init__(deployment, timeouts)
         if not deployment.api_base:
-            deployment = deployment.model_copy(update={"api_base": "https://api.openai.com/v1"})
+            deployment = deployment.model_copy(update={"api_base": self.default_api_base})
             self.deployment = deployment
         self.base = deployment.api_base.rstrip("/")
         self.session = session

@@ -10,12 +10,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+from typing import Any
 
 import aiohttp
 
-from llmops.gateway.config import DeploymentConfig, Timeouts
 from llmops.gateway.providers.openai import OpenAIProvider
-from llmops.gateway.upstream_http import UpstreamClient
 
 LOAD_METRICS = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
 
@@ -32,18 +31,11 @@ def parse_load(text: bytes) -> float:
 
 class VLLMProvider(OpenAIProvider):
     kind = "vllm"
+    default_api_base = "http://127.0.0.1:8000/v1"
 
-    def __init__(
-        self,
-        deployment: DeploymentConfig,
-        timeouts: Timeouts,
-        session: aiohttp.ClientSession,
-        upstream: UpstreamClient | None = None,
-        poll_interval: float = 1.0,
-    ):
-        if not deployment.api_base:
-            deployment = deployment.model_copy(update={"api_base": "http://127.0.0.1:8000/v1"})
-        super().__init__(deployment, timeouts, session, upstream)
+    def __init__(self, *args: Any, poll_interval: float = 1.0, **kwargs: Any):
+        """OpenAIProvider's arguments, and how often to read the server's /metrics."""
+        super().__init__(*args, **kwargs)
         root = self.base[: -len("/v1")] if self.base.endswith("/v1") else self.base
         self.metrics_url = root + "/metrics"
         self.poll_interval = poll_interval

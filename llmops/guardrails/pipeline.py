@@ -382,24 +382,25 @@ class Pipeline:
                 elif detection:
                     run.record(bound, detection)
                 continue
-            seen = self._seen if not bound.is_plugin else None
             for segment in targets:
-                if seen is not None and segment.repeats:
-                    found = seen.get(bound.token, segment.text)
-                    if found is False:
-                        text = segment.text
-                        detection, error = self.scan_one(bound, segment.view)
-                        if not error:
-                            seen.put(bound.token, text, detection)
-                    else:
-                        detection, error = found, None
-                else:
-                    detection, error = self.scan_one(bound, segment.view)
+                detection, error = self._scan_segment(bound, segment)
                 if error:
                     run.record_error(bound, error)
                     break
                 if detection:
                     run.apply(bound, segment, detection)
+
+    def _scan_segment(self, bound: BoundCheck, segment: _Segment) -> tuple[Detection | None, str | None]:
+        """scan_one, remembering built-in checks' verdicts on texts that come back (SeenTexts)."""
+        if not segment.repeats or bound.is_plugin:
+            return self.scan_one(bound, segment.view)
+        found = self._seen.get(bound.token, segment.text)
+        if found is not False:
+            return found, None
+        detection, error = self.scan_one(bound, segment.view)
+        if not error:
+            self._seen.put(bound.token, segment.text, detection)
+        return detection, error
 
     def scan_one(self, bound: BoundCheck, view: TextView) -> tuple[Detection | None, str | None]:
         """Run one sync check on one text: (detection, error)."""

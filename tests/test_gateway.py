@@ -165,10 +165,12 @@ def test_client_cannot_redirect_upstream(client, upstream):
     assert sent["top_k"] == 5  # provider-specific fields still pass through
 
 
-def test_retries_then_success(client, upstream):
+def test_retries_then_success(client, gateway, upstream):
     raw = client.chat.completions.with_raw_response.create(model="flaky", messages=[{"role": "user", "content": "x"}])
     assert raw.parse().choices[0].message.content == REPLY
     assert upstream.calls["flaky-2"] == 3
+    metrics = httpx.get(gateway.url + "/metrics").text
+    assert 'llmops_upstream_retries_total{model="flaky"} 2' in metrics  # the two extra attempts
 
 
 def test_retry_after_is_honoured(client, upstream):

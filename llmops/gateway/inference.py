@@ -139,8 +139,6 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         before_upstream = time.perf_counter()
         route = await services.router.call(model, endpoint, body, stream)
         call.attempts = route.attempts
-        if route.attempts > 1:
-            services.metrics.retries.inc(model, amount=route.attempts - 1)
         d = route.deployment
         call.served_model = route.model
         call.served_by(d)
@@ -168,8 +166,6 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             # Which deployment failed last, and how often the router tried: for the ledger and /metrics.
             call.served_by(exc.deployment)
             call.attempts = exc.attempts
-            if exc.attempts > 1:
-                services.metrics.retries.inc(call.model or "", amount=exc.attempts - 1)
         outcome = "upstream_error" if isinstance(exc, UpstreamError) or exc.status >= 500 else "client_error"
         if exc.code == "guardrail_blocked":
             outcome = "blocked"

@@ -18,7 +18,13 @@ import aiohttp
 from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
-from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, InternalError, PermissionDenied
+from llmops.gateway.errors import (
+    AuthenticationError,
+    GuardrailBlocked,
+    InternalError,
+    PermissionDenied,
+    UpstreamError,
+)
 from llmops.gateway.http import header
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS
@@ -230,6 +236,7 @@ class Services:
         body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 64}
         try:
             route = await self.router.call(model, CHAT, body, stream=False)
+            call.attempts = route.attempts
             call.served_model = route.model
             call.served_by(route.deployment)
             data = route.reply.data
@@ -237,6 +244,9 @@ class Services:
             self.account(call, route.deployment, body, data.get("usage"), [answer])
             return answer
         except LLMOpsError as exc:
+            if isinstance(exc, UpstreamError) and exc.deployment is not None:
+                call.served_by(exc.deployment)
+                call.attempts = exc.attempts
             call.failed(exc.status, "upstream_error", exc.code or exc.type)
             raise
         finally:
@@ -380,6 +390,8 @@ class Services:
         m = self.metrics
         m.requests.inc(call.model or "", call.deployment or "", str(call.status))
         m.latency.observe(call.elapsed_ms() / 1000, call.model or "", call.deployment or "")
+        if call.attempts > 1:
+            m.retries.inc(call.model or "", amount=call.attempts - 1)
         self.ledger.record(call.ledger_row())
 
 

@@ -4,10 +4,15 @@ Drives ../shared/tools/gatewaybench (nginx fake upstream, wrk load, each gateway
 one core) with the default governance on: a virtual key (limits checked, spend
 settled), cost accounting, the ledger (SQLite), the default input guardrails.
 
-    python benchmarks/bench_gateway.py [--seconds 8] [--no-litellm]
+    python benchmarks/bench_gateway.py [--seconds 8] [--no-litellm] [--rounds 1]
 
 Also runs the "floor" target, benchmarks/floor_proxy.py: a bare uvicorn + aiohttp
 pass-through with no gateway logic, i.e. what the Python stack alone costs here.
+
+On a shared machine one 8-second window per target can land in a slow minute for one
+target and a fast one for the next. `--rounds N` measures direct, floor and the gateway
+N times in turn (LiteLLM once, in the first round), prints every round, and ends with
+the median of each latency figure over the rounds.
 
 Needs nginx-light and wrk (apt) and, for the LiteLLM column, a virtual environment
 with litellm[proxy]; both are set up by this script when missing.
@@ -16,7 +21,9 @@ with litellm[proxy]; both are set up by this script when missing.
 from __future__ import annotations
 
 import argparse
+import json
 import os
+import statistics
 import shutil
 import subprocess
 import sys
@@ -64,6 +71,7 @@ def main() -> None:
     ap.add_argument("--seconds", type=int, default=8)
     ap.add_argument("--no-litellm", action="store_true")
     ap.add_argument("--only", default=None, help="passed to gatewaybench (e.g. direct,project)")
+    ap.add_argument("--rounds", type=int, default=1, help="repeat direct, floor and gateway this many times")
     args = ap.parse_args()
     ensure_tools(not args.no_litellm)
     work = Path(tempfile.mkdtemp(prefix="llmops-bench-"))
@@ -78,11 +86,34 @@ def main() -> None:
            "--project-url", "http://127.0.0.1:4100/v1/chat/completions"]
     floor = Path(__file__).resolve().parent / "floor_proxy.py"
     cmd += ["--floor-cmd", f"{sys.executable} {floor} --port 4100"]
-    if args.only:
-        cmd += ["--only", args.only]
     if not args.no_litellm:
         env["LITELLM_BIN"] = str(LITELLM_ENV / "bin" / "litellm")
-    subprocess.run(cmd, env=env, check=True)
+    summaries = []
+    for round_ in range(args.rounds):
+        only = args.only or ("direct,floor,project" if round_ else None)
+        summaries.append(run_round(cmd + (["--only", only] if only else []), env))
+    if args.rounds > 1:
+        print_medians(summaries)
+
+
+def run_round(cmd: list[str], env: dict) -> dict:
+    """One gatewaybench run, its lines echoed; returns its SUMMARY."""
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    print(out, end="", flush=True)
+    for line in out.splitlines():
+        if line.startswith("SUMMARY "):
+            return json.loads(line[len("SUMMARY "):])
+    return {}
+
+
+def print_medians(summaries: list[dict]) -> None:
+    keys = [k for k in summaries[0] if k.endswith("_ms") or k.endswith("_vs_floor")]
+    medians = {}
+    for k in keys:
+        values = [s[k] for s in summaries if k in s]
+        medians[k] = round(statistics.median(values), 3)
+        print(f"{k}: {values} median {medians[k]}")
+    print("MEDIANS " + json.dumps(medians))
 
 
 if __name__ == "__main__":

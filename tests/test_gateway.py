@@ -133,6 +133,7 @@ def test_errors_are_openai_shaped(client, gateway):
     with pytest.raises(openai.NotFoundError) as exc:
         client.chat.completions.create(model="nope", messages=[{"role": "user", "content": "x"}])
     assert "nope" in exc.value.message and exc.value.code == "model_not_found"
+    assert float(exc.value.response.headers["x-llmops-overhead-ms"]) >= 0
     with pytest.raises(openai.BadRequestError) as exc:
         client.chat.completions.create(model="chat", messages=[])
     assert exc.value.body["param"] == "messages"
@@ -148,9 +149,16 @@ def test_errors_are_openai_shaped(client, gateway):
 
 
 def test_unreachable_upstream_is_502_and_secret_never_leaks(client, gateway):
+    started = time.perf_counter()
     with pytest.raises(openai.InternalServerError) as exc:
         client.chat.completions.create(model="down", messages=[{"role": "user", "content": "x"}])
+    took_ms = (time.perf_counter() - started) * 1000
     assert exc.value.status_code == 502 and "could not be reached" in exc.value.message
+    # A failed call says who failed it and what the gateway itself spent, retries aside.
+    headers = exc.value.response.headers
+    assert headers["x-llmops-request-id"].startswith("req-")
+    assert headers["x-llmops-deployment"] == "down/openai/0"
+    assert 0 <= float(headers["x-llmops-overhead-ms"]) < took_ms
     assert "sk-upstream-secret" not in str(exc.value.body)
     assert "sk-upstream-secret" not in gateway.log()
 

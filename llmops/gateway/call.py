@@ -56,7 +56,7 @@ class Call:
     usage_source: str | None = None
     cost: float | None = None
     ttft_ms: float | None = None
-    upstream_ms: float = 0.0
+    upstream_ms: float = 0.0  # in the router: the upstream, its retries and backoff (not overhead)
     status: int = 200
     outcome: str = "success"
     error_type: str | None = None

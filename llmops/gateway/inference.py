@@ -89,14 +89,16 @@ def _replace_texts(endpoint: str, data: dict[str, Any], texts: list[str]) -> Non
             i += 1
 
 
-def response_headers(call: Call, services: Services, overhead_ms: float | None) -> list[tuple[bytes, bytes]]:
+def response_headers(call: Call) -> list[tuple[bytes, bytes]]:
+    # Overhead: the whole time so far less the router's upstream phase (the upstream's
+    # answer, retries and backoff included); on a refusal before any upstream call, all of it.
+    overhead = call.elapsed_ms() - call.upstream_ms
     headers = [
         (b"x-llmops-request-id", call.id.encode()),
         (b"x-llmops-model", (call.served_model or call.model or "").encode()),
         (b"x-llmops-deployment", (call.deployment or "").encode()),
+        (b"x-llmops-overhead-ms", f"{overhead:.3f}".encode()),
     ]
-    if overhead_ms is not None:
-        headers.append((b"x-llmops-overhead-ms", f"{overhead_ms:.3f}".encode()))
     if call.cost is not None:
         headers.append((b"x-llmops-cost", f"{call.cost:.8f}".encode()))
     if call.prompt_name:
@@ -137,16 +139,18 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         stream = bool(body.get("stream")) and endpoint != EMBEDDINGS
         call.streamed = stream
         before_upstream = time.perf_counter()
-        route = await services.router.call(model, endpoint, body, stream)
+        try:
+            route = await services.router.call(model, endpoint, body, stream)
+        finally:
+            call.upstream_ms = (time.perf_counter() - before_upstream) * 1000
         call.attempts = route.attempts
         d = route.deployment
         call.served_model = route.model
         call.served_by(d)
         if stream:
-            upstream_wait = (time.perf_counter() - before_upstream) * 1000
             call.ttft_ms = call.elapsed_ms()
-            services.metrics.upstream_latency.observe(upstream_wait / 1000, model, d.name)
-            headers = response_headers(call, services, call.elapsed_ms() - upstream_wait)
+            services.metrics.upstream_latency.observe(call.upstream_ms / 1000, model, d.name)
+            headers = response_headers(call)
             responded = True
             await stream_to_client(services, call, body, route, endpoint, headers, receive, send)
         else:
@@ -155,10 +159,9 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             data = reply.data
             changed = await services.check_output(endpoint, data, call)
             services.account(call, d, body, data.get("usage"), reply_texts(endpoint, data))
-            overhead = call.elapsed_ms() - (time.perf_counter() - before_upstream) * 1000
             out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
             responded = True
-            await http.send_bytes(send, 200, out, response_headers(call, services, overhead))
+            await http.send_bytes(send, 200, out, response_headers(call))
     except http.ClientGone:
         call.failed(499, "cancelled", "client_disconnected")
     except LLMOpsError as exc:
@@ -174,7 +177,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         call.failed(exc.status, outcome, exc.code or exc.type)
         services.metrics.errors.inc(call.model or "", call.deployment or "", exc.code or exc.type)
         if not responded:
-            await http.send_error(send, exc, response_headers(call, services, None))
+            await http.send_error(send, exc, response_headers(call))
     except Exception:
         # A bug, not the client's fault: it still gets OpenAI's shape, and the ledger its row.
         log.exception("request %s failed inside the gateway", call.id)
@@ -182,7 +185,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         services.metrics.errors.inc(call.model or "", call.deployment or "", "internal_error")
         if not responded:
             error = InternalError(f"the gateway failed on request {call.id}; its operator can find it in the log")
-            await http.send_error(send, error, response_headers(call, services, None))
+            await http.send_error(send, error, response_headers(call))
     finally:
         await services.settle(reservation, call)
         services.finish(call)

@@ -57,12 +57,20 @@ def ensure_tools(with_litellm: bool) -> None:
                         "litellm[proxy]>=1.80,!=1.82.7,!=1.82.8,<2"], check=True)
 
 
-def make_key(db_url: str, env: dict) -> str:
-    code = (
-        "from llmops.gateway.keys import KeyStore;"
-        "k, _ = KeyStore().create('bench', rpm=10_000_000, tpm=10_000_000_000, budget=1e9, period='total');"
-        "print(k)"
-    )
+# The virtual key every gateway benchmark calls with: limits checked and spend settled,
+# never reached.
+KEY_LIMITS = {"rpm": 10_000_000, "tpm": 10_000_000_000, "budget": 1e9, "period": "total"}
+MASTER_KEY = "sk-bench-master-0123456789abcdef"
+
+
+def gateway_env(work: Path) -> dict[str, str]:
+    """The environment of a benchmarked gateway: its SQLite database and spill files in `work`."""
+    return {**os.environ, "LLMOPS_DATABASE_URL": f"sqlite:///{work}/bench.db", "LLMOPS_MASTER_KEY": MASTER_KEY,
+            "LLMOPS_SPILL_DIR": str(work / "spill")}
+
+
+def make_key(env: dict) -> str:
+    code = f"from llmops.gateway.keys import KeyStore; k, _ = KeyStore().create('bench', **{KEY_LIMITS!r}); print(k)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 
@@ -77,10 +85,8 @@ def main() -> None:
     ensure_tools(not args.no_litellm)
     work = Path(tempfile.mkdtemp(prefix="llmops-bench-"))
     (work / "bench.yaml").write_text(CONFIG)
-    master = "sk-bench-master-0123456789abcdef"
-    env = {**os.environ, "LLMOPS_DATABASE_URL": f"sqlite:///{work}/bench.db", "LLMOPS_MASTER_KEY": master,
-           "LLMOPS_SPILL_DIR": str(work / "spill")}
-    key = make_key(env["LLMOPS_DATABASE_URL"], env)
+    env = gateway_env(work)
+    key = make_key(env)
     llmops_bin = Path(sys.executable).parent / "llmops"
     cmd = [sys.executable, str(BENCH), "--seconds", str(args.seconds), "--project-key", key,
            "--project-cmd", f"{llmops_bin} serve --config {work}/bench.yaml --port 4100 --log-level warning",

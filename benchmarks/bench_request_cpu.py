@@ -60,7 +60,7 @@ async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
     config.write_text(bench_gateway.CONFIG + (GUARDRAILS_OFF if bare else ""))
     key = "none"
     if not bare:
-        key, _ = KeyStore().create("bench", rpm=10_000_000, tpm=10_000_000_000, budget=1e9, period="total")
+        key, _ = KeyStore().create("bench", **bench_gateway.KEY_LIMITS)
     app = create_app(config)
     await app.startup()
     if variant.endswith("no-ledger"):
@@ -100,11 +100,9 @@ async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
 
 def run_child(variant: str, requests: int) -> dict[str, float]:
     work = Path(tempfile.mkdtemp(prefix="llmops-cpu-"))
-    env = {**os.environ, "LLMOPS_DATABASE_URL": f"sqlite:///{work}/bench.db", "LLMOPS_SPILL_DIR": str(work / "spill")}
+    env = bench_gateway.gateway_env(work)
     if variant.startswith("bare"):
-        env.pop("LLMOPS_MASTER_KEY", None)
-    else:
-        env["LLMOPS_MASTER_KEY"] = "sk-bench-master-0123456789abcdef"
+        del env["LLMOPS_MASTER_KEY"]  # open gateway: no key asked
     # One core, as bench_gateway pins the gateway: the writer thread shares it.
     cmd = ["taskset", "-c", "0", sys.executable, __file__, "--child", variant, "--requests", str(requests), "--work", str(work)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -9,6 +9,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
+from llmops.gateway.errors import UpstreamError
+
 _suffixes: deque[str] = deque()
 
 
@@ -73,6 +75,13 @@ class Call:
         """Record which deployment (a router.Deployment) took the call, or failed it last."""
         self.deployment = deployment.name
         self.provider, self.upstream_model = deployment.config.provider, deployment.config.model
+
+    def tried_until(self, error: BaseException) -> None:
+        """After the router gave up (an UpstreamError): which deployment failed last, and
+        how often it tried, for the ledger and /metrics."""
+        if isinstance(error, UpstreamError) and error.deployment is not None:
+            self.served_by(error.deployment)
+            self.attempts = error.attempts
 
     def failed(self, status: int, outcome: str, error_type: str | None) -> None:
         self.status, self.outcome, self.error_type = status, outcome, error_type

@@ -165,10 +165,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
     except http.ClientGone:
         call.failed(499, "cancelled", "client_disconnected")
     except LLMOpsError as exc:
-        if isinstance(exc, UpstreamError) and exc.deployment is not None:
-            # Which deployment failed last, and how often the router tried: for the ledger and /metrics.
-            call.served_by(exc.deployment)
-            call.attempts = exc.attempts
+        call.tried_until(exc)
         outcome = "upstream_error" if isinstance(exc, UpstreamError) or exc.status >= 500 else "client_error"
         if exc.code == "guardrail_blocked":
             outcome = "blocked"

@@ -18,13 +18,7 @@ import aiohttp
 from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
-from llmops.gateway.errors import (
-    AuthenticationError,
-    GuardrailBlocked,
-    InternalError,
-    PermissionDenied,
-    UpstreamError,
-)
+from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, InternalError, PermissionDenied
 from llmops.gateway.http import header
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS
@@ -244,9 +238,7 @@ class Services:
             self.account(call, route.deployment, body, data.get("usage"), [answer])
             return answer
         except LLMOpsError as exc:
-            if isinstance(exc, UpstreamError) and exc.deployment is not None:
-                call.served_by(exc.deployment)
-                call.attempts = exc.attempts
+            call.tried_until(exc)
             call.failed(exc.status, "upstream_error", exc.code or exc.type)
             raise
         finally:

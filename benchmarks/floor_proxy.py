@@ -1,10 +1,11 @@
 """The floor: a bare pass-through proxy on the gateway's own stack, with no gateway logic.
 
-uvicorn (uvloop, httptools) serving, and the gateway's upstream client
-(`llmops.gateway.upstream_http`, what it uses for plain-http upstreams) forwarding: what
-the gateway's Python stack alone costs per request on this machine, so the gateway's
-own figures can be read against it (`bench_gateway.py`). Model name to upstream:
-bench-model -> :18080 (JSON), bench-stream -> :18081 (SSE), as gatewaybench expects.
+uvicorn with the gateway's own HTTP protocol (`llmops.gateway.http_protocol`) serving, and
+the gateway's upstream client (`llmops.gateway.upstream_http`, what it uses for plain-http
+upstreams) forwarding: what the gateway's Python stack alone costs per request on this
+machine, so the gateway's own figures can be read against it (`bench_gateway.py`). Model
+name to upstream: bench-model -> :18080 (JSON), bench-stream -> :18081 (SSE), as
+gatewaybench expects.
 
 Until 2026-12 this floor forwarded with aiohttp, which the gateway does not use for
 plain http: on this machine aiohttp's client alone cost about 0.35 ms per request
@@ -20,6 +21,7 @@ import argparse
 import orjson
 import uvicorn
 
+from llmops.gateway.server import HTTP_PROTOCOL
 from llmops.gateway.upstream_http import UpstreamClient
 
 UPSTREAMS = {"bench-model": ("127.0.0.1", 18080), "bench-stream": ("127.0.0.1", 18081)}
@@ -67,5 +69,5 @@ if __name__ == "__main__":
     ap = argparse.ArgumentParser()
     ap.add_argument("--port", type=int, default=4100)
     args = ap.parse_args()
-    uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop", http="httptools",
+    uvicorn.run(app, host="127.0.0.1", port=args.port, loop="uvloop", http=HTTP_PROTOCOL,
                 log_level="warning", access_log=False)

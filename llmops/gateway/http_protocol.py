@@ -5,8 +5,8 @@ shutdown. This class replaces only its per-connection protocol (`HttpToolsProtoc
 where a request's fixed cost lies, with one that does less per request:
 
 - no per-request asyncio.Event: a receive() that has to wait gets a future, and only then;
-- response headers are held back and written with the first body bytes: one write,
-  one TCP segment, one wake-up of the client for a whole JSON reply;
+- the head of a sized response is written with its body: one write, one TCP segment,
+  one wake-up of the client for a whole JSON reply (a stream's head goes out at once);
 - no regex over each response header (the app's own headers), only a check that no
   header carries a line break;
 - the keep-alive timer is armed once per idle connection and re-armed when it fires
@@ -440,5 +440,8 @@ class Cycle:
         if self.head:
             self.left = 0
         parts.append(b"\r\n")
-        # Held until the first body bytes, so a whole reply leaves in one write.
-        self.held = b"".join(parts)
+        head = b"".join(parts)
+        if sized and not self.chunked and self.left:
+            self.held = head  # a sized reply: head and body leave in one write
+        else:
+            self.conn.transport.write(head)  # a stream: the client sees the head at once

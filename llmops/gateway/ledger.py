@@ -652,10 +652,15 @@ class LedgerWriter:
         if not self._db_up and now >= self._next_probe:
             self._probe()
         self._draining = True
+        # Only the rows queued by now: rows that arrive while they are written wait for
+        # the next cycle. Draining those too kept the writer going in batches of a few
+        # rows under steady traffic, a transaction each.
+        due = len(self._queue)
         try:
-            while self._queue:
+            while due > 0 and self._queue:
                 queue = self._queue
-                batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size))]
+                batch = [queue.popleft() for _ in range(min(len(queue), self._batch_size, due))]
+                due -= len(batch)
                 self._inflight = batch
                 try:
                     self._write_batch(batch)

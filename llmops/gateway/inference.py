@@ -19,7 +19,7 @@ from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway import http
 from llmops.gateway.call import Call
 from llmops.gateway.errors import InternalError, PermissionDenied, UpstreamError
-from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, reply_texts
 from llmops.gateway.streaming import stream_to_client
 
 if TYPE_CHECKING:
@@ -62,31 +62,6 @@ def _validate(endpoint: str, body: dict[str, Any]) -> str:
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidInput("'stream' must be true or false", param="stream")
     return model
-
-
-def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
-    texts = []
-    for choice in data.get("choices") or []:
-        if endpoint == CHAT:
-            content = (choice.get("message") or {}).get("content")
-        else:
-            content = choice.get("text")
-        if isinstance(content, str):
-            texts.append(content)
-    return texts
-
-
-def _replace_texts(endpoint: str, data: dict[str, Any], texts: list[str]) -> None:
-    i = 0
-    for choice in data.get("choices") or []:
-        if endpoint == CHAT:
-            message = choice.get("message") or {}
-            if isinstance(message.get("content"), str):
-                message["content"] = texts[i]
-                i += 1
-        elif isinstance(choice.get("text"), str):
-            choice["text"] = texts[i]
-            i += 1
 
 
 def response_headers(call: Call) -> list[tuple[bytes, bytes]]:

@@ -15,15 +15,17 @@ from typing import Any
 
 import aiohttp
 
+from llmops import pricing
 from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
 from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, InternalError, PermissionDenied
 from llmops.gateway.http import header
 from llmops.gateway.metrics import GatewayMetrics, Gauge
-from llmops.gateway.providers.base import CHAT, COMPLETIONS
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, replace_texts, reply_texts
 from llmops.gateway.router import Deployment, Router
 from llmops.gateway.upstream_http import UpstreamClient
+from llmops.guardrails.types import GuardrailConfigError
 from llmops.settings import get_settings
 
 log = logging.getLogger("llmops.gateway")
@@ -87,7 +89,6 @@ class Services:
         from llmops.gateway.ledger import LedgerWriter
         from llmops.gateway.limits import limiter_from_config
         from llmops.guardrails import GuardrailsConfig, Pipeline
-        from llmops.pricing import PriceTable
 
         connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
         self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
@@ -106,13 +107,13 @@ class Services:
         )
         self._check_judges(guard_config)
         self.guardrails = Pipeline(guard_config, judge=self.ask_judge)
-        table = PriceTable.load()
+        table = pricing.PriceTable.load()
         for d in self.router.all_deployments():
             # Counted per request (metrics.unknown_price), not once per deployment here.
             price = table.lookup(d.config.model, provider=d.config.provider, override=d.config.pricing, count_unknown=False)
             self.prices[d.name] = price
             self.model_prices.setdefault(d.model_name, []).append(price)
-        PriceTable.release()  # every price the gateway needs is now in self.prices
+        pricing.PriceTable.release()  # every price the gateway needs is now in self.prices
         self.metrics.add_gauge(
             Gauge(
                 "llmops_deployment_available",
@@ -210,8 +211,6 @@ class Services:
 
     def _check_judges(self, guard_config) -> None:
         """A judge check must name a model of this gateway: say so at start-up, not per request."""
-        from llmops.guardrails.types import GuardrailConfigError
-
         overrides = list(guard_config.models.values())
         stages = [guard_config.input, guard_config.output] + [o.input or [] for o in overrides] + [o.output or [] for o in overrides]
         for spec in (spec for stage in stages for spec in stage if spec.check == "judge"):
@@ -245,8 +244,6 @@ class Services:
             self.finish(call)
 
     async def check_input(self, body: dict[str, Any], call: Call) -> None:
-        from llmops.guardrails.types import GuardrailConfigError
-
         pipeline = self.guardrails
         if pipeline is None:
             return
@@ -277,8 +274,6 @@ class Services:
 
     async def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
         """Apply output guardrails to a whole reply; True when its text was changed."""
-        from llmops.gateway.inference import _replace_texts, reply_texts
-
         pipeline = self.guardrails
         if pipeline is None or endpoint not in (CHAT, COMPLETIONS):
             return False
@@ -302,7 +297,7 @@ class Services:
             changed = changed or new != text
             new_texts.append(new)
         if changed:
-            _replace_texts(endpoint, data, new_texts)
+            replace_texts(endpoint, data, new_texts)
         return changed
 
     def output_guard_enabled(self, call: Call) -> bool:
@@ -322,14 +317,13 @@ class Services:
         estimated = 0
         max_cost = None
         if key.tpm or self.limiter.tracks_spend(key, call.user):
-            from llmops import tokens
-            from llmops.pricing import DEFAULT_RESERVED_OUTPUT_TOKENS
+            from llmops import tokens  # (tiktoken: imported once a key counts tokens)
 
             estimated = tokens.count_prompt(body)
             asked = body.get("max_tokens") or body.get("max_completion_tokens")
             # Reserve for the dearest deployment the router might pick.
             costs = [
-                p.max_cost(estimated, asked or p.max_output_tokens or DEFAULT_RESERVED_OUTPUT_TOKENS)
+                p.max_cost(estimated, asked or p.max_output_tokens or pricing.DEFAULT_RESERVED_OUTPUT_TOKENS)
                 for p in self.model_prices.get(call.model, [])
                 if p is not None
             ]
@@ -341,12 +335,12 @@ class Services:
         return await self.limiter.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
 
     def account(self, call: Call, deployment: Deployment, body: dict[str, Any], usage: dict | None, texts: list[str]) -> None:
-        from llmops import pricing, tokens
-
         if usage:
             u = pricing.usage_from_openai(usage)
             call.usage_source = "reported"
         else:
+            from llmops import tokens
+
             model = deployment.config.model
             u = pricing.Usage(
                 input_tokens=tokens.count_prompt({**body, "model": model}),

@@ -28,6 +28,33 @@ class UpstreamReply:
     upstream_ms: float = 0.0
 
 
+def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
+    """The texts of a chat or completions reply, one per choice that has one."""
+    texts = []
+    for choice in data.get("choices") or []:
+        if endpoint == CHAT:
+            content = (choice.get("message") or {}).get("content")
+        else:
+            content = choice.get("text")
+        if isinstance(content, str):
+            texts.append(content)
+    return texts
+
+
+def replace_texts(endpoint: str, data: dict[str, Any], texts: list[str]) -> None:
+    """Put `texts` (as reply_texts gave them, changed) back into the reply."""
+    i = 0
+    for choice in data.get("choices") or []:
+        if endpoint == CHAT:
+            message = choice.get("message") or {}
+            if isinstance(message.get("content"), str):
+                message["content"] = texts[i]
+                i += 1
+        elif isinstance(choice.get("text"), str):
+            choice["text"] = texts[i]
+            i += 1
+
+
 @dataclass
 class UpstreamStream:
     """An open stream: `first` is the first batch of data payloads, `rest` yields the

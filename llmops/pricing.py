@@ -151,14 +151,16 @@ def usage_from_openai(usage: Mapping[str, Any] | Any | None) -> Usage:
     """
     if usage is None:
         return Usage(0, 0)
-    if not isinstance(usage, Mapping):
+    # (`type(x) is dict` first: the gateway passes parsed JSON on every request, and an
+    # isinstance check against the Mapping ABC costs more than the rest of this function.)
+    if type(usage) is not dict and not isinstance(usage, Mapping):
         dump = getattr(usage, "model_dump", None)
         usage = dump() if callable(dump) else dict(getattr(usage, "__dict__", {}))
     prompt_details = usage.get("prompt_tokens_details") or usage.get("input_tokens_details") or {}
     completion_details = usage.get("completion_tokens_details") or usage.get("output_tokens_details") or {}
-    if not isinstance(prompt_details, Mapping):
+    if type(prompt_details) is not dict and not isinstance(prompt_details, Mapping):
         prompt_details = {}
-    if not isinstance(completion_details, Mapping):
+    if type(completion_details) is not dict and not isinstance(completion_details, Mapping):
         completion_details = {}
     input_tokens = _int(usage.get("prompt_tokens", usage.get("input_tokens")))
     output_tokens = _int(usage.get("completion_tokens", usage.get("output_tokens")))
@@ -171,6 +173,8 @@ def usage_from_openai(usage: Mapping[str, Any] | Any | None) -> Usage:
 
 
 def _int(value: Any) -> int:
+    if value.__class__ is int:
+        return value if value > 0 else 0
     if value is None or isinstance(value, bool):
         return 0
     try:

@@ -15,7 +15,7 @@ from typing import Any
 
 import aiohttp
 
-from llmops import pricing
+from llmops import pricing, tokens
 from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
@@ -317,8 +317,6 @@ class Services:
         estimated = 0
         max_cost = None
         if key.tpm or self.limiter.tracks_spend(key, call.user):
-            from llmops import tokens  # (tiktoken: imported once a key counts tokens)
-
             estimated = tokens.count_prompt(body)
             asked = body.get("max_tokens") or body.get("max_completion_tokens")
             # Reserve for the dearest deployment the router might pick.
@@ -339,8 +337,6 @@ class Services:
             u = pricing.usage_from_openai(usage)
             call.usage_source = "reported"
         else:
-            from llmops import tokens
-
             model = deployment.config.model
             u = pricing.Usage(
                 input_tokens=tokens.count_prompt({**body, "model": model}),

@@ -165,3 +165,13 @@ def test_a_client_that_leaves_does_not_disturb_the_next(gateway):
         sock.sendall(_post(CHAT))
         status, _, _ = Reader(sock).response()
         assert status == 200
+
+
+def test_oversized_headers_get_431(gateway):
+    with _connect(gateway) as sock:
+        padding = "".join(f"X-Pad-{i}: {'a' * 1000}\r\n" for i in range(70))
+        sock.sendall(_post(CHAT, padding))
+        reader = Reader(sock)
+        status, _, body = reader.response()
+        assert status == 431 and b"exceed" in body
+        assert reader.closed()

@@ -34,6 +34,8 @@ log = logging.getLogger("uvicorn.error")
 
 # Past this much unread request body, stop reading the socket until the app reads.
 READ_HIGH_WATER = 65536
+# A request line and headers longer than this get 431: they would only fill memory.
+MAX_HEAD_BYTES = 65536
 
 
 def _status_line(code: int) -> bytes:
@@ -74,6 +76,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
         # Per request, while its head is parsed.
         self.url = b""
         self.headers: list[tuple[bytes, bytes]] = []
+        self.head_bytes = 0
         self.reading: Cycle | None = None
 
     # -- connection --------------------------------------------------------------------
@@ -110,8 +113,12 @@ class GatewayHttpProtocol(asyncio.Protocol):
             # (WebSocket, h2c): not spoken here. The request itself is answered as plain
             # HTTP/1.1, as uvicorn does; the bytes of the other protocol are dropped.
             log.debug("ignoring a request to upgrade the connection")
-        except httptools.HttpParserError:
-            self._refuse(400, "invalid HTTP request")
+        except httptools.HttpParserError as exc:
+            # (httptools wraps what a callback raises; __context__ holds it)
+            if isinstance(exc.__context__, HeadTooLarge):
+                self._refuse(431, f"request line and headers exceed {MAX_HEAD_BYTES} bytes")
+            else:
+                self._refuse(400, "invalid HTTP request")
 
     def _refuse(self, status: int, message: str) -> None:
         if self.cycle is not None and self.cycle.response_started:
@@ -149,12 +156,20 @@ class GatewayHttpProtocol(asyncio.Protocol):
     def on_message_begin(self) -> None:
         self.url = b""
         self.headers = []
+        self.head_bytes = 0
 
     def on_url(self, url: bytes) -> None:
         self.url += url
+        self._count_head(len(url))
 
     def on_header(self, name: bytes, value: bytes) -> None:
         self.headers.append((name.lower(), value))
+        self._count_head(len(name) + len(value))
+
+    def _count_head(self, size: int) -> None:
+        self.head_bytes += size
+        if self.head_bytes > MAX_HEAD_BYTES:
+            raise HeadTooLarge()  # stops the parser; data_received answers 431
 
     def on_headers_complete(self) -> None:
         parser = self.parser
@@ -269,6 +284,10 @@ class GatewayHttpProtocol(asyncio.Protocol):
         waiter = self.loop.create_future()
         self.drain_waiters.append(waiter)
         await waiter
+
+
+class HeadTooLarge(Exception):
+    pass
 
 
 def _address(info: Any) -> tuple[str, int] | None:

@@ -175,3 +175,16 @@ def test_oversized_headers_get_431(gateway):
         status, _, body = reader.response()
         assert status == 431 and b"exceed" in body
         assert reader.closed()
+
+
+def test_several_workers_serve_and_stop_cleanly(tmp_path):
+    config = {"models": [{"name": "demo", "deployments": [{"provider": "mock", "model": "demo"}]}]}
+    with run_gateway(config, tmp_path, workers=2) as gw:
+        for _ in range(6):  # new connections land on either worker
+            with _connect(gw) as sock:
+                sock.sendall(_post(CHAT))
+                status, _, body = Reader(sock).response()
+                assert status == 200 and json.loads(body)["object"] == "chat.completion"
+        code = gw.stop()
+    assert code in (0, -15), gw.log()  # uvicorn re-raises SIGTERM after a clean shutdown
+    assert "Traceback" not in gw.log()

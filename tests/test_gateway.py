@@ -317,13 +317,15 @@ def test_health_and_metrics(gateway, client):
 
 
 def test_every_response_carries_a_request_id(gateway, client):
-    """Health, metrics, models, admin and unknown routes too: an operator can quote it."""
+    """Health, metrics, models, admin and unknown routes too: an operator can quote it.
+    They carry the gateway's time as overhead too (no model or deployment applies)."""
     ids = set()
     for method, path in (("GET", "/health/live"), ("GET", "/health/ready"), ("GET", "/metrics"),
                          ("GET", "/v1/models"), ("GET", "/no/such/route"), ("DELETE", "/v1/chat/completions")):
         response = httpx.request(method, gateway.url + path)
         request_id = response.headers.get("x-llmops-request-id", "")
         assert request_id.startswith("req-"), (method, path, response.status_code)
+        assert float(response.headers["x-llmops-overhead-ms"]) >= 0, (method, path)
         ids.add(request_id)
     assert len(ids) == 6
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import gc
 import logging
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -34,12 +35,15 @@ def _inference(endpoint: str) -> Handler:
 
 
 def _stamped(send: http.Send) -> http.Send:
-    """`send` that puts a fresh x-llmops-request-id on the response (every response has one)."""
+    """`send` that puts a fresh x-llmops-request-id on the response (every response has
+    one), and the gateway's time on it so far: here all of it is the gateway's own."""
     request_id = (b"x-llmops-request-id", new_request_id().encode())
+    started = time.perf_counter()
 
     async def stamped_send(message: dict[str, Any]) -> None:
         if message["type"] == "http.response.start":
-            message = {**message, "headers": [*message.get("headers", ()), request_id]}
+            overhead = (b"x-llmops-overhead-ms", f"{(time.perf_counter() - started) * 1000:.3f}".encode())
+            message = {**message, "headers": [*message.get("headers", ()), request_id, overhead]}
         await send(message)
 
     return stamped_send

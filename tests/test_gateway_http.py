@@ -188,3 +188,14 @@ def test_several_workers_serve_and_stop_cleanly(tmp_path):
         code = gw.stop()
     assert code in (0, -15), gw.log()  # uvicorn re-raises SIGTERM after a clean shutdown
     assert "Traceback" not in gw.log()
+
+
+def test_requests_before_a_malformed_one_are_still_answered(gateway):
+    with _connect(gateway) as sock:
+        sock.sendall(_post(CHAT) + b"GARBAGE\r\n\r\n")
+        reader = Reader(sock)
+        status, _, body = reader.response()
+        assert status == 200 and json.loads(body)["object"] == "chat.completion"
+        status, _, _ = reader.response()
+        assert status == 400
+        assert reader.closed()

@@ -78,6 +78,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self.headers: list[tuple[bytes, bytes]] = []
         self.head_bytes = 0
         self.reading: Cycle | None = None
+        self.refusal: tuple[int, str] | None = None  # set once the client broke the protocol
 
     # -- connection --------------------------------------------------------------------
 
@@ -106,6 +107,8 @@ class GatewayHttpProtocol(asyncio.Protocol):
         return None  # close our side too (the default)
 
     def data_received(self, data: bytes) -> None:
+        if self.refusal is not None:
+            return
         self.last_active = time.monotonic()
         try:
             self.parser.feed_data(data)
@@ -121,9 +124,17 @@ class GatewayHttpProtocol(asyncio.Protocol):
                 self._refuse(400, "invalid HTTP request")
 
     def _refuse(self, status: int, message: str) -> None:
-        if self.cycle is not None and self.cycle.response_started:
-            self.transport.close()
+        """The client broke the protocol: read no more, answer what was read before, then
+        send `status` and close."""
+        if self.refusal is not None:
             return
+        self.refusal = (status, message)
+        self._pause_reading()
+        if self.cycle is None:
+            self._send_refusal()
+
+    def _send_refusal(self) -> None:
+        status, message = self.refusal  # type: ignore[misc]
         body = message.encode()
         self.transport.write(
             STATUS_LINES[status]
@@ -245,6 +256,9 @@ class GatewayHttpProtocol(asyncio.Protocol):
             if not self.pipeline:
                 self._resume_reading()
             return
+        if self.refusal is not None:
+            self._send_refusal()
+            return
         self._resume_reading()
         self._arm_idle_timer()
 
@@ -263,7 +277,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
             self.transport.pause_reading()
 
     def _resume_reading(self) -> None:
-        if self.reading_paused:
+        if self.reading_paused and self.refusal is None:
             self.reading_paused = False
             self.transport.resume_reading()
 

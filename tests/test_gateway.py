@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import re
 import sqlite3
+import ssl
+import subprocess
 import threading
 import time
 
@@ -440,3 +442,33 @@ def test_a_failing_deployment_rests_then_gets_a_single_probe(upstream, tmp_path)
         assert replies == [REPLY] * 8
         assert upstream.calls["fail500"] == 3  # one probe, which failed: it rests again
         assert [ask() for _ in range(3)] == [REPLY] * 3 and upstream.calls["fail500"] == 3
+
+
+def test_https_upstream_goes_through_aiohttp_with_tls(tmp_path):
+    """Hosted APIs are https: the gateway's aiohttp session carries those calls (TLS
+    verified against the CA bundle the operator names, here a self-signed certificate)."""
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-days", "1", "-subj", "/CN=127.0.0.1",
+                    "-addext", "subjectAltName=IP:127.0.0.1", "-keyout", str(key), "-out", str(cert)],
+                   check=True, capture_output=True)
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    context.load_cert_chain(cert, key)
+    tls = FakeUpstream(free_port(), ssl_context=context).start()
+    try:
+        assert tls.base_url.startswith("https://")
+        config = {"models": [_model("hosted", "ok", tls.base_url)]}
+        with run_gateway(config, tmp_path, env={"SSL_CERT_FILE": str(cert)}) as gw:
+            client = openai.OpenAI(base_url=gw.base_url, api_key="anything", max_retries=0, timeout=20)
+            reply = client.chat.completions.create(model="hosted", messages=[{"role": "user", "content": "hi"}])
+            assert reply.choices[0].message.content == REPLY
+            stream = client.chat.completions.create(model="hosted", messages=[{"role": "user", "content": "hi"}],
+                                                    stream=True)
+            assert "".join(c.choices[0].delta.content or "" for c in stream if c.choices) == REPLY
+            assert tls.received and tls.received[-1]["stream"] is True
+        # Without the CA, the certificate is refused: a 502, not a silent downgrade.
+        with run_gateway(config, tmp_path) as gw:
+            client = openai.OpenAI(base_url=gw.base_url, api_key="anything", max_retries=0, timeout=20)
+            with pytest.raises(openai.InternalServerError):
+                client.chat.completions.create(model="hosted", messages=[{"role": "user", "content": "hi"}])
+    finally:
+        tls.stop()

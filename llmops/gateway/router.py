@@ -12,14 +12,15 @@ import asyncio
 import random
 import time
 from dataclasses import dataclass, field
-from typing import Any
-
-import aiohttp
+from typing import TYPE_CHECKING, Any
 
 from llmops.gateway.config import DeploymentConfig, GatewayConfig, ModelConfig
 from llmops.gateway.errors import ModelNotFound, NoHealthyDeployment, UpstreamError
 from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
 from llmops.gateway.upstream_http import UpstreamClient
+
+if TYPE_CHECKING:
+    from llmops.gateway.lazy_session import LazySession
 
 
 @dataclass
@@ -60,7 +61,7 @@ def deployment_name(model: ModelConfig, dep: DeploymentConfig, index: int) -> st
 
 
 def build_provider(
-    dep: DeploymentConfig, config: GatewayConfig, session: aiohttp.ClientSession, upstream: UpstreamClient | None = None
+    dep: DeploymentConfig, config: GatewayConfig, session: LazySession, upstream: UpstreamClient | None = None
 ) -> Provider:
     if dep.provider == "openai":
         from llmops.gateway.providers.openai import OpenAIProvider
@@ -83,7 +84,7 @@ class Router:
     def __init__(
         self,
         config: GatewayConfig,
-        session: aiohttp.ClientSession,
+        session: LazySession,
         rng: random.Random | None = None,
         upstream: UpstreamClient | None = None,
     ):

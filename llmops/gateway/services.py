@@ -13,14 +13,13 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
-import aiohttp
-
 from llmops import pricing, tokens
 from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
 from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, InternalError, PermissionDenied
 from llmops.gateway.http import header
+from llmops.gateway.lazy_session import LazySession
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, replace_texts, reply_texts
 from llmops.gateway.router import Deployment, Router
@@ -70,7 +69,7 @@ class Services:
         # With a master key, or `auth: keys` in the config, every call needs a valid key.
         self.keys_required = bool(self.master_key) or config.auth == "keys"
         self.metrics = GatewayMetrics()
-        self.session: aiohttp.ClientSession | None = None
+        self.session: LazySession | None = None
         self.upstream: UpstreamClient | None = None
         self.router: Router | None = None
         self.ledger = None
@@ -90,8 +89,7 @@ class Services:
         from llmops.gateway.limits import limiter_from_config
         from llmops.guardrails import GuardrailsConfig, Pipeline
 
-        connector = aiohttp.TCPConnector(limit=0, ttl_dns_cache=300, keepalive_timeout=60)
-        self.session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
+        self.session = LazySession()
         self.upstream = UpstreamClient()
         self.router = Router(self.config, self.session, upstream=self.upstream)
         await self.router.start()

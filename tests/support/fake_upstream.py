@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import ssl
 import threading
 import time
 from collections import defaultdict
@@ -53,9 +54,10 @@ def _chunk(model: str, content: str | None, finish: str | None = None) -> bytes:
 
 
 class FakeUpstream:
-    def __init__(self, port: int):
+    def __init__(self, port: int, ssl_context: ssl.SSLContext | None = None):
         self.port = port
-        self.base_url = f"http://127.0.0.1:{port}/v1"
+        self.ssl_context = ssl_context  # given: the upstream speaks https, as hosted APIs do
+        self.base_url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/v1"
         self.received: list[dict] = []
         self.calls: dict[str, int] = defaultdict(int)
         self._loop: asyncio.AbstractEventLoop | None = None
@@ -78,7 +80,7 @@ class FakeUpstream:
             app.router.add_get("/metrics", self._metrics)
             self._runner = web.AppRunner(app)
             self._loop.run_until_complete(self._runner.setup())
-            self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
+            self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context).start())
             ready.set()
             self._loop.run_forever()
 

@@ -2,7 +2,8 @@
 
 Plain-http upstreams (local and in-cluster servers, where the client's own cost shows)
 go through the gateway's lean keep-alive client (upstream_http.py: 4x aiohttp's
-throughput on loopback); https ones through the shared aiohttp session, for its TLS.
+throughput on loopback); https ones through the shared aiohttp session, for its TLS
+(lazy_session.py: opened on first use).
 """
 
 from __future__ import annotations
@@ -13,16 +14,13 @@ from collections.abc import AsyncIterator
 from typing import Any
 from urllib.parse import urlsplit
 
-import aiohttp
 import orjson
 
 from llmops.gateway.config import DeploymentConfig, Timeouts
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout
+from llmops.gateway.lazy_session import LazySession, client_timeout, transport_errors
 from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
-from llmops.gateway.upstream_http import UpstreamClient, UpstreamConnectionError
-
-# What either client raises when the connection fails or breaks.
-TRANSPORT_ERRORS = (aiohttp.ClientError, UpstreamConnectionError)
+from llmops.gateway.upstream_http import UpstreamClient
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524}
 
@@ -73,7 +71,7 @@ class OpenAIProvider(Provider):
         self,
         deployment: DeploymentConfig,
         timeouts: Timeouts,
-        session: aiohttp.ClientSession,
+        session: LazySession,
         upstream: UpstreamClient | None = None,
     ):
         super().__init__(deployment, timeouts)
@@ -86,9 +84,7 @@ class OpenAIProvider(Provider):
         if deployment.api_key:
             self.headers["Authorization"] = f"Bearer {deployment.api_key}"
         self.where = f"upstream {self.deployment.name or self.base}"
-        # Built once: aiohttp's own timers only guard the connect; asyncio.timeout does the rest
-        # (on the fast client, deadlines do).
-        self.client_timeout = aiohttp.ClientTimeout(total=None, sock_connect=self.timeouts.connect, sock_read=None)
+        self._client_timeout: Any = None  # aiohttp's, built on the first call through it
         self.upstream = upstream
         self.fast_pool = None
         self._fast_heads: dict[str, bytes] = {}
@@ -115,9 +111,13 @@ class OpenAIProvider(Provider):
             return await self.upstream.post(
                 self.fast_pool, self._fast_head(endpoint), payload, self.timeouts.connect, deadline
             )
+        if self._client_timeout is None:
+            # Built once: aiohttp's own timers only guard the connect; asyncio.timeout does
+            # the rest (on the fast client, deadlines do).
+            self._client_timeout = client_timeout(total=None, sock_connect=self.timeouts.connect, sock_read=None)
         async with asyncio.timeout(deadline - time.monotonic()):
             return await self.session.post(
-                self.base + endpoint, data=payload, headers=self.headers, timeout=self.client_timeout
+                self.base + endpoint, data=payload, headers=self.headers, timeout=self._client_timeout
             )
 
     async def _within(self, deadline: float, resp: Any, read: Any) -> bytes:
@@ -139,12 +139,12 @@ class OpenAIProvider(Provider):
             resp = await self._post(endpoint, orjson.dumps(body), time.monotonic() + timeout)
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.where} sent no response within {timeout:.1f}s") from exc
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             raise UpstreamError(f"{self.where} could not be reached: {type(exc).__name__}", status=502) from exc
         if resp.status != 200:
             try:
                 raw = await resp.read()
-            except (*TRANSPORT_ERRORS, TimeoutError):
+            except (*transport_errors(), TimeoutError):
                 raw = b""
             resp.release()
             raise _error_from_response(resp.status, raw, resp.headers, self.where)
@@ -159,7 +159,7 @@ class OpenAIProvider(Provider):
         except TimeoutError as exc:
             resp.close()
             raise UpstreamTimeout(f"{self.where} did not finish its reply in time") from exc
-        except TRANSPORT_ERRORS as exc:
+        except transport_errors() as exc:
             resp.close()
             raise UpstreamError(f"{self.where} broke off its reply: {type(exc).__name__}") from exc
         except BaseException:
@@ -212,7 +212,7 @@ class OpenAIProvider(Provider):
                     data = await self._within(min(time.monotonic() + idle, deadline), resp, content.readany)
                 except TimeoutError as exc:
                     raise UpstreamTimeout(f"{self.where} stalled mid-stream (no data for {idle:.1f}s)") from exc
-                except TRANSPORT_ERRORS as exc:
+                except transport_errors() as exc:
                     raise UpstreamError(f"{self.where} broke off the stream: {type(exc).__name__}") from exc
                 if not data:
                     # EOF without [DONE]: the upstream died; never pretend it finished.

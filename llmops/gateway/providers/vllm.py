@@ -12,8 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-import aiohttp
-
+from llmops.gateway.lazy_session import client_timeout, transport_errors
 from llmops.gateway.providers.openai import OpenAIProvider
 
 LOAD_METRICS = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
@@ -59,7 +58,7 @@ class VLLMProvider(OpenAIProvider):
         return self._reachable  # as of its last /metrics poll
 
     async def _poll(self) -> None:
-        timeout = aiohttp.ClientTimeout(total=max(0.5, self.poll_interval))
+        timeout = client_timeout(total=max(0.5, self.poll_interval))
         while True:
             try:
                 async with self.session.get(self.metrics_url, timeout=timeout) as resp:
@@ -68,7 +67,7 @@ class VLLMProvider(OpenAIProvider):
                         self._reachable = True
                     else:
                         self._reachable = False
-            except (aiohttp.ClientError, TimeoutError):
+            except (*transport_errors(), TimeoutError):
                 self._load = None
                 self._reachable = False
             await asyncio.sleep(self.poll_interval)

@@ -56,10 +56,14 @@ def cue_families(view: TextView) -> dict[str, float]:
     """Every cue family the text shows, with its points (strongest cue, plus a share of the others)."""
     non_ascii = not view.is_ascii
     main = CUES.families(view.main, non_ascii, extra=SAME_FAMILY_EXTRA)
-    others = [CUES.families(v, True, extra=SAME_FAMILY_EXTRA) for v in view.variants[1:]]
-    families = merge_families([main, *others])
-    if any(weight > main.get(family, 0.0) for family, weight in families.items()):
-        families["obfuscated"] = OBFUSCATION_BONUS
+    variants = view.variants
+    if len(variants) == 1:  # nothing was de-obfuscated: the common case, kept short
+        families = {family: weight for family, weight in main.items() if weight > 0.0}
+    else:
+        others = [CUES.families(v, True, extra=SAME_FAMILY_EXTRA) for v in variants[1:]]
+        families = merge_families([main, *others])
+        if any(weight > main.get(family, 0.0) for family, weight in families.items()):
+            families["obfuscated"] = OBFUSCATION_BONUS
     words = view.main.words
     if (words & _PERSONA_WORDS and _SHOUTED_PERSONA.search(view.normalized)) or (
         "gpt" in view.lower and any(len(w) > 5 and w.endswith("gpt") and w != "chatgpt" for w in words)

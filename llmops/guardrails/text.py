@@ -44,6 +44,7 @@ _HEX_STRIP = re.compile(r"0x|\\x|[ :]")
 _HEX_DIGITS = frozenset("0123456789abcdefABCDEF")
 _PUNCT = "()[]{}<>,;:.!?'\"`"
 _LEET_PIECES = re.compile(r"[a-z0-9@$]+")
+_LEET_CHAR = re.compile(r"[0134578@$]")
 _HYPHENATED = re.compile(r"[a-z]+(?:[-_]+[a-z]+)+")
 
 
@@ -236,7 +237,7 @@ class TextView:
         # Each de-obfuscated form is only worth scanning when it spells a word the checks
         # look for (VOCABULARY): "1gn0r3" -> "ignore" is, "mp3" -> "mpe" is not.
         # Leetspeak: words that mix letters with digits (or split at @ and $).
-        if any(c in lower for c in "0134578@$"):
+        if _LEET_CHAR.search(lower):
             # (set difference first: it drops the plain words in C before the Python loop)
             mixed = [w for w in words - _alpha_words(words) if not w.isdigit()]
             if "@" in lower or "$" in lower:

@@ -315,7 +315,7 @@ class Cycle:
 
     __slots__ = (
         "conn", "scope", "keep_alive", "expect_continue", "body", "body_size", "more_body", "waiter",
-        "disconnected", "response_started", "response_complete", "chunked", "left", "held", "head",
+        "disconnected", "response_started", "response_complete", "chunked", "left", "held", "is_head",
     )
 
     def __init__(self, conn: GatewayHttpProtocol, scope: dict[str, Any], keep_alive: bool, expect_continue: bool):
@@ -333,7 +333,7 @@ class Cycle:
         self.chunked = False
         self.left = 0  # content-length bytes still to send
         self.held: bytes | None = None  # the response head, until the first body bytes
-        self.head = scope["method"] == "HEAD"
+        self.is_head = scope["method"] == "HEAD"  # headers only, whatever the app sends
 
     def wake(self) -> None:
         waiter = self.waiter
@@ -420,7 +420,7 @@ class Cycle:
             raise RuntimeError(f"Expected ASGI message 'http.response.body', but got '{kind}'.")
         body = message.get("body", b"")
         more = message.get("more_body", False)
-        if self.head:
+        if self.is_head:
             out = b""
         elif self.chunked:
             out = b"%x\r\n%b\r\n" % (len(body), body) if body else b""
@@ -438,7 +438,7 @@ class Cycle:
         if out:
             conn.transport.write(out)
         if not more:
-            if self.left and not self.head:
+            if self.left and not self.is_head:
                 raise RuntimeError("Response content shorter than Content-Length")
             self.response_complete = True
             self.wake()
@@ -467,10 +467,10 @@ class Cycle:
             parts += (name, b": ", value, b"\r\n")
         if not self.keep_alive and not close_asked:
             parts.append(b"connection: close\r\n")
-        if not sized and not self.head and status not in (204, 304):
+        if not sized and not self.is_head and status not in (204, 304):
             self.chunked = True
             parts.append(b"transfer-encoding: chunked\r\n")
-        if self.head:
+        if self.is_head:
             self.left = 0
         parts.append(b"\r\n")
         head = b"".join(parts)

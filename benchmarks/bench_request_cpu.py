@@ -13,6 +13,8 @@ Variants:
   no-ledger   the same, rows not queued (what the ledger writer costs)
   bare        no key and no guardrails (open gateway), ledger on
   bare-no-ledger
+  floor       floor_proxy.py's pass-through app on the same upstream client: full minus
+              floor is the gateway's own work
 The main thread's and the ledger writer's shares are printed too.
 """
 
@@ -37,13 +39,15 @@ sys.path.insert(0, str(REPO.parent / "shared" / "tools" / "gatewaybench"))
 import bench_gateway  # noqa: E402
 import gatewaybench  # noqa: E402
 
-VARIANTS = ("full", "no-ledger", "bare", "bare-no-ledger")
+VARIANTS = ("full", "no-ledger", "bare", "bare-no-ledger", "floor")
 GUARDRAILS_OFF = "guardrails: {enabled: false, input: [], output: []}\n"
 WARMUP = 500
 
 
-def thread_cpu(native_id: int) -> float:
-    """Seconds of CPU a thread of this process has used so far (Linux)."""
+def thread_cpu(native_id: int | None) -> float:
+    """Seconds of CPU a thread of this process has used so far (Linux); 0 for no thread."""
+    if native_id is None:
+        return 0.0
     stat = Path(f"/proc/self/task/{native_id}/stat").read_text()
     fields = stat[stat.rindex(")") + 2 :].split()
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
@@ -55,16 +59,25 @@ async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
     from llmops.gateway.app import create_app
     from llmops.gateway.keys import KeyStore
 
-    bare = variant.startswith("bare")
+    bare = variant.startswith("bare") or variant == "floor"
     config = work / "bench.yaml"
     config.write_text(bench_gateway.CONFIG + (GUARDRAILS_OFF if bare else ""))
     key = "none"
     if not bare:
         key, _ = KeyStore().create("bench", **bench_gateway.KEY_LIMITS)
-    app = create_app(config)
-    await app.startup()
-    if variant.endswith("no-ledger"):
-        app.services.ledger.record = lambda row: None
+    if variant == "floor":
+        import floor_proxy
+
+        from llmops.gateway.upstream_http import UpstreamClient
+
+        floor_proxy.client = UpstreamClient()  # as its lifespan would
+        app, ledger = floor_proxy.app, None
+    else:
+        app = create_app(config)
+        await app.startup()
+        ledger = app.services.ledger
+        if variant.endswith("no-ledger"):
+            ledger.record = lambda row: None
     body = orjson.dumps(gatewaybench.BODY)
     scope = {"type": "http", "method": "POST", "path": "/v1/chat/completions", "headers": [
         (b"authorization", b"Bearer " + key.encode()), (b"content-type", b"application/json"),
@@ -85,15 +98,18 @@ async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
 
     for _ in range(WARMUP):
         await one()
-    writer = next(t.native_id for t in threading.enumerate() if t.name == "llmops-ledger")
-    app.services.ledger.flush()
+    writer = next((t.native_id for t in threading.enumerate() if t.name == "llmops-ledger"), None)
+    if ledger is not None:
+        ledger.flush()
     writer_cpu, cpu, wall = thread_cpu(writer), time.process_time(), time.perf_counter()
     for _ in range(requests):
         await one()
     wall = time.perf_counter() - wall
-    app.services.ledger.flush()  # the rows of this window are written, and counted
+    if ledger is not None:
+        ledger.flush()  # the rows of this window are written, and counted
     cpu, writer_cpu = time.process_time() - cpu, thread_cpu(writer) - writer_cpu
-    await app.shutdown()
+    if ledger is not None:
+        await app.shutdown()
     return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6,
             "writer_us": writer_cpu / requests * 1e6}
 

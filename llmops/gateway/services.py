@@ -249,6 +249,8 @@ class Services:
         if not isinstance(subject, list | str):
             return
         try:
+            if not pipeline.has_input_checks(model=call.model, key_overrides=call.guardrails):
+                return  # guardrails off for this call: nothing to take apart and put back
             if pipeline.needs_async(model=call.model, key_overrides=call.guardrails, stage="input"):
                 result = await pipeline.check_input_async(subject, model=call.model, key_overrides=call.guardrails)
             else:
@@ -273,7 +275,7 @@ class Services:
     async def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
         """Apply output guardrails to a whole reply; True when its text was changed."""
         pipeline = self.guardrails
-        if pipeline is None or endpoint not in (CHAT, COMPLETIONS):
+        if pipeline is None or endpoint not in (CHAT, COMPLETIONS) or not self.output_guard_enabled(call):
             return False
         texts = reply_texts(endpoint, data)
         new_texts = []

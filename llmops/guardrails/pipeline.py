@@ -296,6 +296,10 @@ class Pipeline:
                 self._cache.popitem(last=False)
         return compiled
 
+    def has_input_checks(self, *, model: str | None = None, key_overrides: dict | None = None) -> bool:
+        compiled = self.compiled(model, key_overrides)
+        return compiled.enabled and bool(compiled.input)
+
     def has_output_checks(self, *, model: str | None = None, key_overrides: dict | None = None) -> bool:
         compiled = self.compiled(model, key_overrides)
         return compiled.enabled and bool(compiled.output)

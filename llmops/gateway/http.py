@@ -71,10 +71,15 @@ class ClientGone(Exception):
     """The client disconnected before the gateway could answer."""
 
 
-async def send_bytes(send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
-    length = (b"content-length", str(len(body)).encode())
-    await send({"type": "http.response.start", "status": status, "headers": [*JSON_HEADERS, length, *headers]})
+async def _send_whole(send: Send, status: int, body: bytes, headers: list[tuple[bytes, bytes]]) -> None:
+    """A reply whose body is known whole: sized, so no chunked framing on either end."""
+    headers.append((b"content-length", str(len(body)).encode()))
+    await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
+
+
+async def send_bytes(send: Send, status: int, body: bytes, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+    await _send_whole(send, status, body, [*JSON_HEADERS, *headers])
 
 
 async def send_json(send: Send, status: int, data: Any, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
@@ -90,6 +95,4 @@ async def send_error(send: Send, error: LLMOpsError, headers: Iterable[tuple[byt
 
 
 async def send_text(send: Send, status: int, body: bytes, content_type: bytes) -> None:
-    headers = [(b"content-type", content_type), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _send_whole(send, status, body, [(b"content-type", content_type)])

@@ -7,8 +7,9 @@ settled), cost accounting, the ledger (SQLite), the default input guardrails.
     python benchmarks/bench_gateway.py [--seconds 8] [--no-litellm] [--rounds 1]
 
 Also runs the "floor" target, benchmarks/floor_proxy.py: a bare pass-through on the
-gateway's own stack (uvicorn and its upstream client) with no gateway logic, i.e. what
-the stack alone costs here; the gap between floor and gateway is the gateway's work.
+gateway's own stack (uvicorn with the gateway's HTTP protocol, and its upstream client)
+with no gateway logic, i.e. what the stack alone costs here; the gap between floor and
+gateway is the gateway's work.
 
 On a shared machine one 8-second window per target can land in a slow minute for one
 target and a fast one for the next. `--rounds N` measures direct, floor and the gateway

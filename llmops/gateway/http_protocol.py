@@ -357,8 +357,8 @@ class Cycle:
                 self.conn.transport.close()
         else:
             if self.disconnected:
-                pass
-            elif not self.response_started:
+                return  # nobody to answer (finally still runs)
+            if not self.response_started:
                 log.error("ASGI callable returned without starting response.")
                 await self._send_500()
             elif not self.response_complete:

@@ -28,10 +28,6 @@ class LazySession:
             self._session = aiohttp.ClientSession(connector=connector, auto_decompress=True)
         return self._session
 
-    @property
-    def opened(self) -> bool:
-        return self._session is not None
-
     def post(self, url: str, **kwargs: Any) -> Any:
         return self._open().post(url, **kwargs)
 

@@ -565,7 +565,6 @@ class LedgerWriter:
         self._rejected = 0
         self._writer_tid: int | None = None
         self._idle_class = False  # the writer thread is in SCHED_IDLE now
-        self._backlog_rows = BACKLOG_ROWS
 
     # -- public API ------------------------------------------------------------------
 
@@ -589,7 +588,7 @@ class LedgerWriter:
                 # A full batch wakes the writer early; otherwise it wakes every flush_interval.
                 if queued >= self._batch_size and not self._wake.is_set():
                     self._wake.set()
-                if queued >= self._backlog_rows and self._idle_class:
+                if queued >= BACKLOG_ROWS and self._idle_class:
                     self._leave_idle_class()
             else:
                 self._overflow(row)
@@ -685,7 +684,7 @@ class LedgerWriter:
         self._writer_tid = threading.get_native_id()
         idle_usable = _idle_class_usable()
         while True:
-            if idle_usable and not self._idle_class and len(self._queue) < self._backlog_rows // 4:
+            if idle_usable and not self._idle_class and len(self._queue) < BACKLOG_ROWS // 4:
                 self._idle_class = _set_idle_class(self._writer_tid, True)  # caught up
             if not self._stopping and len(self._queue) < self._batch_size:
                 self._wake.wait(self._flush_interval)

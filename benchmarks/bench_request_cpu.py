@@ -13,6 +13,8 @@ Variants:
   no-ledger   the same, rows not queued (what the ledger writer costs)
   bare        no key and no guardrails (open gateway), ledger on
   bare-no-ledger
+  noguard-no-ledger  the key and limits on, guardrails and ledger off (bench_instructions.py
+              uses it; not among this script's variants)
   floor       floor_proxy.py's pass-through app on the same upstream client: full minus
               floor is the gateway's own work
 The main thread's and the ledger writer's shares are printed too.
@@ -53,7 +55,19 @@ def thread_cpu(native_id: int | None) -> float:
     return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
-async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
+class InProcess:
+    """One variant's app, warmed up, with `one()` making one chat call through it."""
+
+    def __init__(self, app, ledger, one):
+        self.app, self.ledger, self.one = app, ledger, one
+
+    async def close(self) -> None:
+        if self.ledger is not None:
+            await self.app.shutdown()
+
+
+async def prepare(variant: str, work: Path) -> InProcess:
+    """The gateway's ASGI app (or the floor's) for `variant`, called WARMUP times."""
     import orjson
 
     from llmops.gateway.app import create_app
@@ -61,7 +75,8 @@ async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
 
     bare = variant.startswith("bare") or variant == "floor"
     config = work / "bench.yaml"
-    config.write_text(bench_gateway.CONFIG + (GUARDRAILS_OFF if bare else ""))
+    guardrails_off = bare or variant.startswith("noguard")
+    config.write_text(bench_gateway.CONFIG + (GUARDRAILS_OFF if guardrails_off else ""))
     key = "none"
     if not bare:
         key, _ = KeyStore().create("bench", **bench_gateway.KEY_LIMITS)
@@ -98,27 +113,36 @@ async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
 
     for _ in range(WARMUP):
         await one()
-    writer = next((t.native_id for t in threading.enumerate() if t.name == "llmops-ledger"), None)
     if ledger is not None:
         ledger.flush()
+    return InProcess(app, ledger, one)
+
+
+async def measure(variant: str, requests: int, work: Path) -> dict[str, float]:
+    run = await prepare(variant, work)
+    writer = next((t.native_id for t in threading.enumerate() if t.name == "llmops-ledger"), None)
     writer_cpu, cpu, wall = thread_cpu(writer), time.process_time(), time.perf_counter()
     for _ in range(requests):
-        await one()
+        await run.one()
     wall = time.perf_counter() - wall
-    if ledger is not None:
-        ledger.flush()  # the rows of this window are written, and counted
+    if run.ledger is not None:
+        run.ledger.flush()  # the rows of this window are written, and counted
     cpu, writer_cpu = time.process_time() - cpu, thread_cpu(writer) - writer_cpu
-    if ledger is not None:
-        await app.shutdown()
+    await run.close()
     return {"cpu_us": cpu / requests * 1e6, "wall_us": wall / requests * 1e6,
             "writer_us": writer_cpu / requests * 1e6}
 
 
-def run_child(variant: str, requests: int) -> dict[str, float]:
-    work = Path(tempfile.mkdtemp(prefix="llmops-cpu-"))
+def child_env(variant: str, work: Path) -> dict[str, str]:
     env = bench_gateway.gateway_env(work)
     if variant.startswith("bare"):
         del env["LLMOPS_MASTER_KEY"]  # open gateway: no key asked
+    return env
+
+
+def run_child(variant: str, requests: int) -> dict[str, float]:
+    work = Path(tempfile.mkdtemp(prefix="llmops-cpu-"))
+    env = child_env(variant, work)
     # One core, as bench_gateway pins the gateway: the writer thread shares it.
     cmd = ["taskset", "-c", "0", sys.executable, __file__, "--child", variant, "--requests", str(requests), "--work", str(work)]
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)

@@ -45,6 +45,10 @@ class JailbreakModel:
 
     def probability(self, lower: str) -> float | None:
         """P(jailbreak) for a lowercased text; None when it is too short to judge."""
+        # n tokens of two or more characters, each apart from the next, take at least
+        # 3n - 1 characters: a shorter text is too short without tokenising it.
+        if len(lower) < 3 * self.min_words - 1:
+            return None
         words = _words(lower)
         if len(words) < self.min_words:
             return None

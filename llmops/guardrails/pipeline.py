@@ -548,17 +548,20 @@ def _result(run: _Run, original: list[dict[str, Any]] | str) -> GuardrailResult:
         message = run.blocked_by.spec.message or FAILED_CLOSED_MESSAGE
     else:
         message = run.blocked_by.block_message
+    # Only a check that found something changes a text (apply records it first), so with
+    # no verdicts there is nothing to rebuild: the usual case, kept short.
+    found = bool(run.verdicts)
     if isinstance(original, str):
         text, messages = run.segments[0].text, None
     else:
-        messages = _rebuild(original, run.segments)
-        text = "\n\n".join(s.text for s in run.segments)
+        messages = _rebuild(original, run.segments) if found else original
+        text = "\n\n".join([s.text for s in run.segments])
     return GuardrailResult(
         blocked=blocked,
         blocked_by=run.blocked_by.name if run.blocked_by else None,
         message=message,
         text=text,
         messages=messages,
-        verdicts=list(run.verdicts.values()),
-        redacted=any(s.changed for s in run.segments),
+        verdicts=list(run.verdicts.values()) if found else [],
+        redacted=found and any(s.changed for s in run.segments),
     )

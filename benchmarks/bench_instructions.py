@@ -24,7 +24,6 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import re
 import shutil
 import subprocess
@@ -58,12 +57,16 @@ async def child(variant: str, requests: int, work: Path, signals: Path) -> None:
     await run.close()
 
 
-def _wait_for(path: Path, proc: subprocess.Popen, timeout: float = 900) -> None:
+def _wait_for(path: Path, proc: subprocess.Popen, log: Path, timeout: float = 900) -> None:
     deadline = time.monotonic() + timeout
     while not path.exists():
         if proc.poll() is not None or time.monotonic() > deadline:
-            raise SystemExit(f"the child under callgrind stopped before {path.name}; see its log in {path.parent}")
+            raise SystemExit(f"the child under callgrind stopped before {path.name}; see {log}")
         time.sleep(0.2)
+
+
+def _callgrind_control(proc: subprocess.Popen, *args: str) -> None:
+    subprocess.run(["callgrind_control", *args, str(proc.pid)], check=True, capture_output=True)
 
 
 def count(variant: str, requests: int) -> int:
@@ -77,16 +80,15 @@ def count(variant: str, requests: int) -> int:
     cmd = ["valgrind", "--tool=callgrind", "--instr-atstart=no", f"--callgrind-out-file={out}",
            sys.executable, __file__, "--child", variant, "--requests", str(requests),
            "--work", str(work), "--signals", str(signals)]
-    with open(work / "child.log", "w") as log:
-        proc = subprocess.Popen(cmd, env=env, stdout=log, stderr=subprocess.STDOUT)
+    log = work / "child.log"
+    with open(log, "w") as handle:
+        proc = subprocess.Popen(cmd, env=env, stdout=handle, stderr=subprocess.STDOUT)
     try:
-        _wait_for(signals / "ready", proc)
-        control = ["callgrind_control"]
-        subprocess.run([*control, "-i", "on", str(proc.pid)], check=True, capture_output=True)
+        _wait_for(signals / "ready", proc, log)
+        _callgrind_control(proc, "-i", "on")
         (signals / "go").touch()
-        _wait_for(signals / "done", proc)
-        subprocess.run([*control, "-d", str(proc.pid)], check=True, capture_output=True)
-        subprocess.run([*control, "-i", "off", str(proc.pid)], check=True, capture_output=True)
+        _wait_for(signals / "done", proc, log)
+        _callgrind_control(proc, "-d")  # the window, into callgrind.out.1
         (signals / "end").touch()
         proc.wait(300)
     finally:
@@ -125,5 +127,4 @@ def main() -> None:
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONHASHSEED", "0")
     main()

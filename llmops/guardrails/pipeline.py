@@ -562,6 +562,6 @@ def _result(run: _Run, original: list[dict[str, Any]] | str) -> GuardrailResult:
         message=message,
         text=text,
         messages=messages,
-        verdicts=list(run.verdicts.values()) if found else [],
+        verdicts=list(run.verdicts.values()),
         redacted=found and any(s.changed for s in run.segments),
     )

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import time
 from datetime import UTC, date, datetime, timedelta
 
 import pytest
@@ -281,3 +282,38 @@ def test_create_from_an_untrusted_body_refuses_unknown_fields(database_url):
     with pytest.raises(InvalidInput, match="name"):
         store.create(**{"rpm": 3})
     assert store.list() == []
+
+
+def test_a_key_in_use_never_waits_on_the_database_and_a_revoke_is_still_seen(database_url):
+    class SlowKeyStore(KeyStore):
+        """The gateway's store on a database that takes 0.1 s to answer."""
+
+        def _read(self, digest):
+            time.sleep(0.1)
+            return super()._read(digest)
+
+    admin = KeyStore(database_url)
+    gateway = SlowKeyStore(database_url, cache_ttl=1.0)  # stands for another process
+    plaintext, info = admin.create("app")
+
+    async def scenario():
+        assert (await gateway.check(plaintext)).reason == "ok"  # first sight: reads
+        waits, revoked_at, refused_at = [], None, None
+        start = time.monotonic()
+        while time.monotonic() - start < 4.0:
+            before = time.monotonic()
+            result = await gateway.check(plaintext)
+            waits.append(time.monotonic() - before)
+            if revoked_at is None and time.monotonic() - start > 1.5:
+                admin.revoke(info.id)
+                revoked_at = time.monotonic()
+            if result.reason == "revoked" and refused_at is None:
+                refused_at = time.monotonic()
+            await asyncio.sleep(0.02)
+        await gateway.aclose()
+        return waits, refused_at - revoked_at
+
+    waits, seen_after = run(scenario())
+    # Every entry was read again ahead of its expiry: no call waited for the 0.1 s read.
+    assert max(waits) < 0.05, sorted(waits)[-5:]
+    assert seen_after <= 1.0 + 0.1 + 0.3  # still within cache_ttl and one read

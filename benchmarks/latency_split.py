@@ -11,6 +11,8 @@ and every cycle of the ledger writer thread. It prints:
 
 - the client's p50 / p99 (wrk) beside the handler's, and the time between one handler's
   end and the next one's start (the HTTP protocol, the kernel and the client);
+- what the slow requests (at or over the handler's p99) spent their time on: waiting
+  for the upstream (`Router.call`), the event loop thread's CPU, or neither;
 - whole turns (one handler's end to the next one's), and their p99 after wrk's
   correction for coordinated omission (a turn k times the mean adds about k samples),
   with the number of stalls of 1.5 ms or more: a few of those decide the client's p99;
@@ -20,7 +22,7 @@ and every cycle of the ledger writer thread. It prints:
   the share of *all* requests that did: a cause shows as a much higher share among the
   slow ones than among all.
 
-The probes wrap internals (`inference.handle`, `LedgerWriter._cycle`): a diagnostic for
+The probes wrap internals (`inference.handle`, `Router.call`, `LedgerWriter._cycle`): a diagnostic for
 the tail, not a figure to compare with LiteLLM (bench_gateway.py is that).
 """
 
@@ -52,20 +54,30 @@ URL = f"http://127.0.0.1:{PORT}/v1/chat/completions"
 def serve_with_probes(config: str, trace: str) -> int:
     """The gateway (`llmops serve`) with timing probes; SIGUSR1 writes them to `trace`."""
     from llmops.cli import main
-    from llmops.gateway import inference, ledger
+    from llmops.gateway import inference, ledger, router
 
-    clock = time.perf_counter
-    requests: list[tuple[float, float]] = []
+    clock, cpu_clock = time.perf_counter, time.thread_time
+    # Per request: start, end, the event loop thread's CPU time, the upstream phase.
+    requests: list[tuple[float, float, float, float]] = []
     collections: list[tuple[float, float, int]] = []
     cycles: list[tuple[float, float]] = []
-    handle, cycle = inference.handle, ledger.LedgerWriter._cycle
+    handle, cycle, route = inference.handle, ledger.LedgerWriter._cycle, router.Router.call
+    upstream = [0.0]  # of the request in hand: one connection, one request at a time
 
     async def timed_handle(*args, **kwargs):
-        start = clock()
+        start, cpu = clock(), cpu_clock()
+        upstream[0] = 0.0
         try:
             return await handle(*args, **kwargs)
         finally:
-            requests.append((start, clock()))
+            requests.append((start, clock(), cpu_clock() - cpu, upstream[0]))
+
+    async def timed_route(self, *args, **kwargs):
+        start = clock()
+        try:
+            return await route(self, *args, **kwargs)
+        finally:
+            upstream[0] = clock() - start
 
     def timed_cycle(self):
         start = clock()
@@ -88,6 +100,7 @@ def serve_with_probes(config: str, trace: str) -> int:
         part.replace(trace)  # whole or absent: the parent polls for it
 
     inference.handle = timed_handle
+    router.Router.call = timed_route
     ledger.LedgerWriter._cycle = timed_cycle
     gc.callbacks.append(on_gc)
     signal.signal(signal.SIGUSR1, dump)
@@ -110,7 +123,8 @@ def overlap_share(intervals: list[tuple[float, float]], events: list) -> float:
 
 
 def report(client: dict, trace: dict, window_start: float) -> None:
-    requests = [r for r in trace["requests"] if r[0] >= window_start]
+    timed = [r for r in trace["requests"] if r[0] >= window_start]
+    requests = [(start, end) for start, end, _, _ in timed]
     collections = [c for c in trace["gc"] if c[1] >= window_start]
     cycles = [c for c in trace["writer"] if c[1] >= window_start]
     ms = sorted((end - start) * 1000 for start, end in requests)
@@ -133,6 +147,15 @@ def report(client: dict, trace: dict, window_start: float) -> None:
     stalls = sum(t >= 1.5 for t in turns)
     print(f"whole turns         p50 {percentile(turns, 0.5):.3f} ms   p99 {percentile(turns, 0.99):.3f} ms   "
           f"p99 as wrk corrects it {percentile(corrected, 0.99):.3f} ms   ({stalls} turns of 1.5 ms or more)")
+    # What the slow requests did with their time: waited for the upstream (its answer,
+    # and the event loop noticing it), ran on the CPU, or neither (off the core).
+    kinds = {"upstream": 0, "cpu": 0, "neither": 0}
+    for start, end, cpu, up in timed:
+        if end - start >= p99:
+            kinds["upstream" if up > (end - start) / 2 else "cpu" if cpu > (end - start) / 2 else "neither"] += 1
+    print(f"slow requests       {sum(kinds.values())}: most of their time waiting on the upstream {kinds['upstream']}, "
+          f"on the CPU {kinds['cpu']}, neither {kinds['neither']}; typical upstream phase "
+          f"{percentile(sorted(r[3] for r in timed), 0.5) * 1000:.3f} ms, CPU {percentile(sorted(r[2] for r in timed), 0.5) * 1000:.3f} ms")
     busy = sum(e - s for s, e in cycles)
     print(f"ledger writer       busy {busy / wall:.0%} of the wall time, in {len(cycles)} cycles")
     for name, events in (("ledger writer", cycles), ("gc", collections)):

@@ -23,6 +23,7 @@ from llmops.gateway.limits import (
     make_limiter,
     period_window,
 )
+from tests.support.steady_use import use_steadily
 
 REDIS_URL = "redis://127.0.0.1:6379/0"
 DEAD_REDIS_URL = "redis://127.0.0.1:1/0"  # nothing listens on port 1
@@ -509,22 +510,18 @@ def test_budgets_in_use_are_reread_without_making_a_request_wait(backend, sqlite
             return read()
 
         limiter.spend_book.budgets = slow_read
-        waits, lowered_at, refused_at = [], None, None
-        start = time.monotonic()
-        while time.monotonic() - start < 4.0:
-            before = time.monotonic()
+
+        async def refused() -> bool:
             try:
-                res = await limiter.admit(key(team="ml"), max_cost=0.01)
-                await limiter.release(res)
+                await limiter.release(await limiter.admit(key(team="ml"), max_cost=0.01))
             except LimitExceeded:
-                refused_at = refused_at or time.monotonic()
-            waits.append(time.monotonic() - before)
-            if lowered_at is None and time.monotonic() - start > 1.5:
-                store.set_budget("team", "ml", 0.001, "day")  # another process lowers it
-                lowered_at = time.monotonic()
-            await asyncio.sleep(0.02)
+                return True
+            return False
+
+        # Another process lowers the team's budget under the current spend.
+        found = await use_steadily(refused, lambda: store.set_budget("team", "ml", 0.001, "day"))
         await limiter.aclose()
-        return waits, refused_at - lowered_at
+        return found
 
     waits, seen_after = run(scenario())
     # The budgets were read again ahead of time: no admit waited for the 0.1 s read.

@@ -115,10 +115,7 @@ def overlap_share(intervals: list[tuple[float, float]], events: list) -> float:
     """The share of `intervals` that overlap any of `events` (start, end, ...)."""
     if not intervals:
         return 0.0
-    events = sorted((e[0], e[1]) for e in events)
-    hits = 0
-    for start, end in intervals:
-        hits += any(a < end and b > start for a, b in events if a < end)
+    hits = sum(any(e[0] < end and e[1] > start for e in events) for start, end in intervals)
     return hits / len(intervals)
 
 
@@ -131,7 +128,8 @@ def report(client: dict, trace: dict, window_start: float) -> None:
     gaps = sorted((requests[i + 1][0] - requests[i][1]) * 1000 for i in range(len(requests) - 1))
     wall = requests[-1][1] - requests[0][0]
     p99 = percentile(ms, 0.99) / 1000
-    slow = [(s, e) for s, e in requests if e - s >= p99]
+    slow_timed = [r for r in timed if r[1] - r[0] >= p99]
+    slow = [(start, end) for start, end, _, _ in slow_timed]
     print(f"client (wrk)        p50 {client['p50_ms']:.3f} ms   p99 {client['p99_ms']:.3f} ms   {client['rps']:.0f} req/s")
     print(f"handler             p50 {percentile(ms, 0.5):.3f} ms   p99 {percentile(ms, 0.99):.3f} ms   "
           f"p99.9 {percentile(ms, 0.999):.3f} ms   ({len(ms)} requests)")
@@ -150,9 +148,8 @@ def report(client: dict, trace: dict, window_start: float) -> None:
     # What the slow requests did with their time: waited for the upstream (its answer,
     # and the event loop noticing it), ran on the CPU, or neither (off the core).
     kinds = {"upstream": 0, "cpu": 0, "neither": 0}
-    for start, end, cpu, up in timed:
-        if end - start >= p99:
-            kinds["upstream" if up > (end - start) / 2 else "cpu" if cpu > (end - start) / 2 else "neither"] += 1
+    for start, end, cpu, up in slow_timed:
+        kinds["upstream" if up > (end - start) / 2 else "cpu" if cpu > (end - start) / 2 else "neither"] += 1
     print(f"slow requests       {sum(kinds.values())}: most of their time waiting on the upstream {kinds['upstream']}, "
           f"on the CPU {kinds['cpu']}, neither {kinds['neither']}; typical upstream phase "
           f"{percentile(sorted(r[3] for r in timed), 0.5) * 1000:.3f} ms, CPU {percentile(sorted(r[2] for r in timed), 0.5) * 1000:.3f} ms")
@@ -184,8 +181,8 @@ def main() -> None:
         if gatewaybench.wait_ready(URL, headers={"Authorization": "Bearer " + key}) is None:
             raise SystemExit(f"the gateway did not start; see {log.name}")
         gatewaybench.wrk(URL, 1, 2, False, key, str(work))  # warm-up
-        # The probes' clock is perf_counter in the gateway's process; the window starts
-        # after the warm-up, which a request count cannot tell, so mark it by time.
+        # The probes' clock is the gateway process's own perf_counter, which this process
+        # cannot read: the window starts at the first request after the warm-up's.
         marker = len(json.loads(_dump(proc, trace))["requests"])
         client = gatewaybench.wrk(URL, 1, args.seconds, False, key, str(work))
         data = json.loads(_dump(proc, trace))

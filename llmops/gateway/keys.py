@@ -40,6 +40,7 @@ from llmops.gateway.errors import AuthenticationError, PermissionDenied
 from llmops.gateway.keys_models import ApiKey, utcnow
 from llmops.gateway.limits.periods import PERIODS
 from llmops.gateway.limits.spend import Budget, SpendBook
+from llmops.gateway.side_work import run_side_work
 from llmops.settings import get_settings
 
 KEY_PREFIX = "sk-llmops-"
@@ -452,7 +453,7 @@ class KeyStore:
 
     async def _fetch(self, digest: bytes) -> AuthResult:
         forgets = self._forgets
-        result = await asyncio.to_thread(self._read, digest)
+        result = await run_side_work(self._read, digest)
         # A revoke or update made here while this read ran must not be undone by it.
         if forgets == self._forgets:
             self._remember(digest, result)

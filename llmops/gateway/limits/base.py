@@ -31,6 +31,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.errors import LLMOpsError
 from llmops.gateway.limits.periods import PeriodClock, describe_reset
 from llmops.gateway.limits.spend import Budget, SpendBook, SpendKey
+from llmops.gateway.side_work import run_side_work
 
 if TYPE_CHECKING:
     from llmops.gateway.keys import KeyInfo
@@ -371,7 +372,7 @@ class Limiter:
     async def _read_rules(self) -> None:
         assert self.spend_book is not None
         try:
-            stored = await asyncio.to_thread(self.spend_book.budgets)
+            stored = await run_side_work(self.spend_book.budgets)
         except Exception:  # keep the last rules rather than fail requests; retried next TTL
             log.exception("reading user/team budgets failed; keeping the previous ones")
             stored = None
@@ -390,7 +391,7 @@ class Limiter:
     async def load_spend(self, key: SpendKey) -> float:
         if self.spend_book is None:
             return 0.0
-        return await asyncio.to_thread(self.spend_book.load, *key)
+        return await run_side_work(self.spend_book.load, *key)
 
     def record_spend(self, targets: tuple[BudgetTarget, ...], cost: float) -> None:
         if self.spend_book is None or not targets or not cost:
@@ -421,7 +422,7 @@ class Limiter:
         assert self.spend_book is not None
         batch, self._pending = self._pending, {}
         try:
-            await asyncio.to_thread(self.spend_book.add, batch)
+            await run_side_work(self.spend_book.add, batch)
         except Exception:
             # Keep the spend for the next flush rather than lose it.
             self.spend_flush_errors_total += 1

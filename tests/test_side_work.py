@@ -1,0 +1,45 @@
+"""Database calls on the request path run beside the event loop, giving way to it."""
+
+import asyncio
+import os
+import sys
+
+import pytest
+
+from llmops.gateway.side_work import SIDE_WORK_NICE, SIDE_WORK_SWITCH_INTERVAL, run_side_work
+
+
+def _seen_by_the_thread() -> dict:
+    return {
+        "nice": os.getpriority(os.PRIO_PROCESS, 0) if hasattr(os, "getpriority") else None,
+        "policy": os.sched_getscheduler(0) if hasattr(os, "sched_getscheduler") else None,
+        "interval": sys.getswitchinterval(),
+    }
+
+
+def _fails() -> None:
+    raise ValueError("the database said no")
+
+
+def test_a_call_returns_or_raises_as_it_would_inline_and_leaves_the_interval_as_it_was():
+    before = sys.getswitchinterval()
+
+    async def main():
+        seen = await run_side_work(_seen_by_the_thread)
+        with pytest.raises(ValueError, match="the database said no"):
+            await run_side_work(_fails)
+        # Many at once: the interval is restored once the last one ends.
+        results = await asyncio.gather(*(run_side_work(pow, 2, n) for n in range(20)))
+        return seen, results
+
+    seen, results = asyncio.run(main())
+    assert results == [2**n for n in range(20)]
+    assert seen["interval"] == pytest.approx(min(before, SIDE_WORK_SWITCH_INTERVAL))
+    assert sys.getswitchinterval() == before
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
+def test_calls_run_at_a_lower_priority_than_the_event_loop():
+    seen = asyncio.run(run_side_work(_seen_by_the_thread))
+    assert seen["nice"] >= SIDE_WORK_NICE > os.getpriority(os.PRIO_PROCESS, 0)
+    assert seen["policy"] == os.SCHED_BATCH

@@ -8,9 +8,11 @@ wake-up and system call on both cores. A turn is one request as wrk sees it: fro
 of its sends to the next. For the turns of `--slow-ms` or more it prints where the
 gateway's event loop thread spent the turn:
 
-- running on the core;
+- running on the core, in user space or in a system call (a send to loopback runs the
+  receiving side's network stack too);
 - runnable, but another task had the core (and which task: a thread of the gateway,
-  another process, a kernel thread);
+  another process, a kernel thread; the gateway's threads by priority: 120 the event
+  loop and the default executor, 125 the ledger writer, 130 side work);
 - waiting for the GIL (a futex wait), and which task had the core meanwhile;
 - waiting for the client or the upstream (in epoll): then the delay was on the other
   core, and the tasks that ran there during slow turns are listed, against their share
@@ -45,7 +47,9 @@ URL = f"http://127.0.0.1:{PORT}/v1/chat/completions"
 TRACING = Path("/sys/kernel/tracing")
 EVENTS = ("sched/sched_switch", "sched/sched_wakeup", "raw_syscalls/sys_enter", "raw_syscalls/sys_exit")
 LINE = re.compile(r"^\s*(.+?)-(\d+)\s+\[(\d+)\]\s+\S+\s+([\d.]+): (\w+): (.*)$")
-SWITCH = re.compile(r"prev_comm=(.*?) prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+) ==> next_comm=(.*?) next_pid=(\d+)")
+SWITCH = re.compile(
+    r"prev_comm=(.*?) prev_pid=(\d+) prev_prio=\d+ prev_state=(\S+) ==> next_comm=(.*?) next_pid=(\d+) next_prio=(\d+)"
+)
 SYS_WRITE, SYS_SENDTO, SYS_FUTEX, SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT = 1, 44, 202, 232, 281
 FUTEX_WAIT_BITSET_PRIVATE = 0x89  # how CPython's GIL waits (a timed condition wait)
 
@@ -117,12 +121,14 @@ class Turns:
     def _enter(self, ts: float, state: str) -> None:
         if self.since is not None:
             blamed = self.on_core0 if self.state in ("runnable", "gil wait") else ""
+            if self.state == "running" and self.syscall not in (None, "futex"):
+                blamed = "in a system call"
             self.parts[(self.state, blamed)] += ts - self.since
         self.state, self.since = state, ts
 
     def event(self, ts: float, cpu: int, tid: int, comm: str, name: str, rest: str) -> None:
         if name == "sched_switch":
-            prev_comm, prev, prev_state, next_comm, nxt = SWITCH.search(rest).groups()
+            prev_comm, prev, prev_state, next_comm, nxt, next_prio = SWITCH.search(rest).groups()
             if cpu != 0:
                 if self._core1_since is not None:
                     self.core1.append((self._core1_since, ts, re.sub(r"/\d+$", "", prev_comm)))
@@ -133,18 +139,20 @@ class Turns:
                 self._enter(ts, "runnable" if prev_state.startswith("R") else waiting)
             elif self.state in ("runnable", "gil wait"):
                 self._enter(ts, self.state)  # close the outgoing task's share
-            self.on_core0 = f"{next_comm}/{nxt}" if int(nxt) != self.loop else "?"
+            self.on_core0 = f"{next_comm}/{nxt} prio {next_prio}" if int(nxt) != self.loop else "?"
             if int(nxt) == self.loop:
                 self._enter(ts, "running")
         elif name == "sched_wakeup" and f" pid={self.loop} " in rest and self.state == "client/upstream":
             self._enter(ts, "runnable")
         elif name == "sys_enter" and tid == self.loop:
+            self._enter(ts, self.state)  # running in user space until now
             number = int(rest.split()[1])
             if number == SYS_FUTEX and int(rest.split(", ")[1], 16) == FUTEX_WAIT_BITSET_PRIVATE:
                 self.syscall = "futex"
             else:
                 self.syscall = "epoll" if number in (SYS_EPOLL_WAIT, SYS_EPOLL_PWAIT) else "other"
         elif name == "sys_exit" and tid == self.loop:
+            self._enter(ts, self.state)
             self.syscall = None
         elif name == "sys_enter" and comm == "wrk" and int(rest.split()[1]) in (SYS_WRITE, SYS_SENDTO):
             self._enter(ts, self.state)
@@ -207,6 +215,7 @@ def main() -> None:
     bench_gateway.ensure_tools(with_litellm=False)
     work = Path(tempfile.mkdtemp(prefix="llmops-sched-"))
     pid, trace = record(args.seconds, work)
+    print(f"event loop thread: {pid}; trace: {trace}")
     analyse(pid, trace, args.slow_ms)
 
 

@@ -11,8 +11,8 @@ gateway's event loop thread spent the turn:
 - running on the core, in user space or in a system call (a send to loopback runs the
   receiving side's network stack too);
 - runnable, but another task had the core (and which task: a thread of the gateway,
-  another process, a kernel thread; the gateway's threads by priority: 120 the event
-  loop and the default executor, 125 the ledger writer, 130 side work);
+  another process, a kernel thread; the gateway's threads are all called python, and
+  the ledger writer shows as priority 125; SCHED_IDLE threads, like side work, as 120);
 - waiting for the GIL (a futex wait), and which task had the core meanwhile;
 - waiting for the client or the upstream (in epoll): then the delay was on the other
   core, and the tasks that ran there during slow turns are listed, against their share

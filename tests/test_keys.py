@@ -22,6 +22,7 @@ from llmops.db import get_engine
 from llmops.errors import InvalidInput, NotFound
 from llmops.gateway.errors import AuthenticationError, PermissionDenied
 from llmops.gateway.keys import KeyInfo, KeyStore, parse_bearer, parse_expires
+from tests.support.starved_side_work import HeldWhenIdle
 from tests.support.steady_use import use_steadily
 
 
@@ -310,3 +311,30 @@ def test_a_key_in_use_never_waits_on_the_database_and_a_revoke_is_still_seen(dat
     # Every entry was read again ahead of its expiry: no call waited for the 0.1 s read.
     assert max(waits) < 0.05, sorted(waits)[-5:]
     assert seen_after <= 1.0 + 0.1 + 0.3  # still within cache_ttl and one read
+
+
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
+def test_a_read_ahead_held_up_neither_holds_up_a_request_nor_undoes_a_newer_read(database_url):
+    admin = KeyStore(database_url)
+    gateway = KeyStore(database_url, cache_ttl=1.0)  # stands for another process
+    gateway._read = held = HeldWhenIdle(gateway._read)
+    plaintext, info = admin.create("app")
+
+    async def scenario():
+        start = time.monotonic()
+        assert (await gateway.check(plaintext)).reason == "ok"  # first sight: reads
+        await asyncio.sleep(0.85 - (time.monotonic() - start))
+        assert (await gateway.check(plaintext)).reason == "ok"  # near expiry: reads ahead, held up
+        assert await asyncio.to_thread(held.has_read.wait, 5)
+        admin.revoke(info.id)
+        await asyncio.sleep(1.1 - (time.monotonic() - start))
+        before = time.monotonic()
+        assert (await gateway.check(plaintext)).reason == "revoked"  # expired: reads for itself
+        waited = time.monotonic() - before
+        held.release.set()  # the read ahead answers at last, with what it read before the revoke
+        await asyncio.sleep(0.2)
+        assert (await gateway.check(plaintext)).reason == "revoked"
+        await gateway.aclose()
+        return waited
+
+    assert run(scenario()) < 0.5

@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from llmops.gateway.side_work import SIDE_WORK_NICE, SIDE_WORK_SWITCH_INTERVAL, run_side_work
+from llmops.gateway.side_work import SIDE_WORK_SWITCH_INTERVAL, run_side_work
 
 
 def _seen_by_the_thread() -> dict:
@@ -26,20 +26,25 @@ def test_a_call_returns_or_raises_as_it_would_inline_and_leaves_the_interval_as_
 
     async def main():
         seen = await run_side_work(_seen_by_the_thread)
+        awaited = await run_side_work(_seen_by_the_thread, awaited=True)
         with pytest.raises(ValueError, match="the database said no"):
             await run_side_work(_fails)
         # Many at once: the interval is restored once the last one ends.
         results = await asyncio.gather(*(run_side_work(pow, 2, n) for n in range(20)))
-        return seen, results
+        return seen, awaited, results
 
-    seen, results = asyncio.run(main())
+    seen, awaited, results = asyncio.run(main())
     assert results == [2**n for n in range(20)]
-    assert seen["interval"] == pytest.approx(min(before, SIDE_WORK_SWITCH_INTERVAL))
+    assert seen["interval"] == awaited["interval"] == pytest.approx(min(before, SIDE_WORK_SWITCH_INTERVAL))
     assert sys.getswitchinterval() == before
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread priority is Linux's")
-def test_calls_run_at_a_lower_priority_than_the_event_loop():
-    seen = asyncio.run(run_side_work(_seen_by_the_thread))
-    assert seen["nice"] >= SIDE_WORK_NICE > os.getpriority(os.PRIO_PROCESS, 0)
-    assert seen["policy"] == os.SCHED_BATCH
+@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread scheduling is Linux's")
+def test_work_nobody_waits_for_runs_only_when_the_core_is_idle_and_awaited_work_at_normal_priority():
+    async def main():
+        return await run_side_work(_seen_by_the_thread), await run_side_work(_seen_by_the_thread, awaited=True)
+
+    background, awaited = asyncio.run(main())
+    assert background["policy"] == os.SCHED_IDLE
+    assert awaited["policy"] == os.sched_getscheduler(0)
+    assert awaited["nice"] == os.getpriority(os.PRIO_PROCESS, 0)

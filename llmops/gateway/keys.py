@@ -376,7 +376,8 @@ class KeyStore:
         self._cache: dict[bytes, tuple[float, AuthResult]] = {}
         self._negatives = 0
         self._max_negatives = max_negative_entries
-        self._inflight: dict[bytes, asyncio.Task[AuthResult]] = {}
+        self._inflight: dict[bytes, asyncio.Task[AuthResult]] = {}  # reads requests wait for
+        self._ahead: dict[bytes, asyncio.Task[AuthResult]] = {}  # reads ahead: never waited for
         self._read_ahead = cache_ttl * READ_AHEAD_SHARE
         self._forgets = 0  # bumped by every revoke or update made through this store
         self.admin = KeysAdmin(self)
@@ -413,8 +414,8 @@ class KeyStore:
         left = hit[0] - time.monotonic() if hit is not None else 0.0
         if left > 0.0:
             result = hit[1]
-            if left < self._read_ahead and digest not in self._inflight:
-                self._fetch_soon(digest)
+            if left < self._read_ahead and digest not in self._ahead and digest not in self._inflight:
+                self._read_ahead_soon(digest, hit)
         else:
             result = await self._lookup(digest)
         info = result.info
@@ -434,34 +435,38 @@ class KeyStore:
         return result.info
 
     async def _lookup(self, digest: bytes) -> AuthResult:
-        # One database read per token at a time, however many requests wait on it.
-        task = self._inflight.get(digest) or self._fetch_soon(digest)
+        # One database read per token at a time, however many requests wait on it. A read
+        # ahead still under way is not waited for: it runs at the lowest priority.
+        task = self._inflight.get(digest)
+        if task is None:
+            task = self._inflight[digest] = asyncio.get_running_loop().create_task(self._fetch(digest))
+            task.add_done_callback(lambda t: self._fetched(self._inflight, digest, t))
         return await asyncio.shield(task)
 
-    def _fetch_soon(self, digest: bytes) -> asyncio.Task[AuthResult]:
-        task = asyncio.get_running_loop().create_task(self._fetch(digest))
-        self._inflight[digest] = task
-        task.add_done_callback(lambda t: self._fetched(digest, t))
-        return task
+    def _read_ahead_soon(self, digest: bytes, entry: tuple[float, AuthResult]) -> None:
+        task = self._ahead[digest] = asyncio.get_running_loop().create_task(self._fetch(digest, entry))
+        task.add_done_callback(lambda t: self._fetched(self._ahead, digest, t))
 
-    def _fetched(self, digest: bytes, task: asyncio.Task[AuthResult]) -> None:
-        self._inflight.pop(digest, None)
+    def _fetched(self, reads: dict[bytes, asyncio.Task[AuthResult]], digest: bytes, task: asyncio.Task) -> None:
+        reads.pop(digest, None)
         # A read ahead has no caller to raise to: the entry stays until it expires, and
         # the first request after that reads (and reports) for itself.
         if not task.cancelled():
             task.exception()
 
-    async def _fetch(self, digest: bytes) -> AuthResult:
+    async def _fetch(self, digest: bytes, ahead_of: tuple[float, AuthResult] | None = None) -> AuthResult:
+        """Read a key and cache the answer; `ahead_of`: the cache entry a read ahead renews."""
         forgets = self._forgets
-        result = await run_side_work(self._read, digest)
-        # A revoke or update made here while this read ran must not be undone by it.
-        if forgets == self._forgets:
+        result = await run_side_work(self._read, digest, awaited=ahead_of is None)
+        # A revoke or update made here while this read ran must not be undone by it, nor
+        # may a read ahead overwrite what a newer read stored meanwhile.
+        if forgets == self._forgets and (ahead_of is None or self._cache.get(digest) is ahead_of):
             self._remember(digest, result)
         return result
 
     async def aclose(self) -> None:
         """Wait for reads still under way (reads ahead included); call on shutdown."""
-        await asyncio.gather(*self._inflight.values(), return_exceptions=True)
+        await asyncio.gather(*self._inflight.values(), *self._ahead.values(), return_exceptions=True)
 
     def _read(self, digest: bytes) -> AuthResult:
         wanted = digest.hex()

@@ -6,15 +6,19 @@ SQLAlchemy with cold caches (measured in the running gateway). Run through
 `asyncio.to_thread`, it kept the GIL for whole switch intervals (1 ms), and a request
 that arrived meanwhile waited that long.
 
-`run_side_work(fn, *args)` runs `fn` on a pool of threads in SCHED_BATCH at nice 10
-(where the OS allows; elsewhere at normal priority): handing a call over no longer
-makes the woken thread preempt the event loop. While any such call runs, the switch
-interval is SIDE_WORK_SWITCH_INTERVAL, so the event loop waits at most that long for
-the GIL; only then, since a short interval throughout made streaming 12-37% slower.
-A request woken while a side thread runs can still wait for the rest of that thread's
-time slice: SCHED_IDLE would avoid that, but would starve the reads a request awaits
-whenever the core is saturated. At nice 10 a side thread gets about a tenth of a
-saturated core.
+`run_side_work(fn, *args)` is for work no request waits for (reads ahead of expiry,
+spend flushes). It runs `fn` on threads in SCHED_IDLE, which have the core only when
+nothing else wants it: a request woken meanwhile takes it at once. (SCHED_BATCH at nice
+10 still kept a woken request off the core for the rest of its time slice; at nice 10
+alone, even handing a call over was preempted, for up to 1.3 ms.) On a saturated core
+such a thread gets almost nothing, which is why no request may wait for one.
+
+`run_side_work(fn, *args, awaited=True)` is for a read a request waits for (a key seen
+for the first time): the default executor, at normal priority.
+
+Either way, while such a call runs, the switch interval is SIDE_WORK_SWITCH_INTERVAL,
+so the event loop waits at most that long for the GIL; only then, since a short
+interval throughout made streaming 12-37% slower.
 
 At one connection, five 10 s runs of each in turn (p99, ms): 0.64-1.29 (median 0.73)
 with this and the ledger writer's finer pacing, 0.94-1.38 (median 1.07) before.
@@ -34,7 +38,7 @@ __all__ = ["run_side_work"]
 
 T = TypeVar("T")
 
-SIDE_WORK_NICE = 10
+SIDE_WORK_NICE = 19  # where SCHED_IDLE is refused
 SIDE_WORK_SWITCH_INTERVAL = 0.0001
 SIDE_WORK_THREADS = 4
 
@@ -46,16 +50,13 @@ _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 def _lower_priority() -> None:
     me = threading.get_native_id()
-    try:  # Linux: policy and niceness per thread; elsewhere, or if refused, as it was
-        # SCHED_BATCH: a woken side thread never preempts the running one. At nice 10
-        # alone, the event loop handing a call over was preempted for up to 1.3 ms.
-        os.sched_setscheduler(me, os.SCHED_BATCH, os.sched_param(0))
+    try:  # Linux; elsewhere, or if refused, the lowest niceness instead
+        os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
     except (AttributeError, OSError):
-        pass
-    try:
-        os.setpriority(os.PRIO_PROCESS, me, SIDE_WORK_NICE)
-    except (AttributeError, OSError):
-        pass
+        try:
+            os.setpriority(os.PRIO_PROCESS, me, SIDE_WORK_NICE)
+        except (AttributeError, OSError):
+            pass
 
 
 def _executor() -> concurrent.futures.ThreadPoolExecutor:
@@ -84,6 +85,8 @@ def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
                 sys.setswitchinterval(_normal_interval)
 
 
-async def run_side_work(fn: Callable[..., T], *args: Any) -> T:
-    """`fn(*args)` in a low-priority thread; the event loop keeps the core and the GIL."""
-    return await asyncio.get_running_loop().run_in_executor(_executor(), _call, fn, args)
+async def run_side_work(fn: Callable[..., T], *args: Any, awaited: bool = False) -> T:
+    """`fn(*args)` in a thread that lets the event loop keep the core and the GIL:
+    at the lowest priority, or at normal priority when a request is `awaited` on it."""
+    executor = None if awaited else _executor()
+    return await asyncio.get_running_loop().run_in_executor(executor, _call, fn, args)

@@ -237,7 +237,10 @@ class Limiter:
         self._rules: dict[tuple[str, str], Budget] = dict(self._static_rules)
         self._rules_due = 0.0 if spend_book is not None else math.inf
         self._rules_read_ahead = self._rules_due  # from here on, re-read in the background
-        self._rules_task: asyncio.Task | None = None
+        self._rules_task: asyncio.Task | None = None  # a read requests wait for
+        self._rules_ahead_task: asyncio.Task | None = None  # a read ahead: never waited for
+        self._rules_reads = 0  # reads started, and the latest one whose answer is in use
+        self._rules_applied = 0
         self._pending: dict[SpendKey, float] = {}
         self._key_targets: dict[str, tuple[KeyInfo, BudgetTarget]] = {}
         self._rule_targets: dict[tuple[str, str], BudgetTarget] = {}
@@ -282,8 +285,9 @@ class Limiter:
 
     async def aclose(self) -> None:
         """Flush spend and drop connections; call on gateway shutdown."""
-        if self._rules_task is not None:
-            await self._rules_task  # a read ahead still under way (it never raises)
+        for task in (self._rules_task, self._rules_ahead_task):
+            if task is not None:
+                await task  # a read still under way (it never raises)
         await self.flush()
 
     # --- budgets a request is charged to ------------------------------------------------
@@ -347,8 +351,8 @@ class Limiter:
             return False
         if now >= self._rules_due:
             return True
-        if self._rules_task is None or self._rules_task.done():
-            self._rules_task = asyncio.get_running_loop().create_task(self._read_rules())
+        if self._rules_ahead_task is None or self._rules_ahead_task.done():
+            self._rules_ahead_task = asyncio.get_running_loop().create_task(self._read_rules(ahead=True))
         return False
 
     def _target(self, rule: Budget, now: float) -> BudgetTarget:
@@ -363,19 +367,25 @@ class Limiter:
         return target
 
     async def refresh_rules(self) -> None:
-        # One reader at a time; the others wait for the same answer.
+        # One reader at a time; the others wait for the same answer. A read ahead still
+        # under way is not waited for: it runs at the lowest priority.
         task = self._rules_task
         if task is None or task.done():
             task = self._rules_task = asyncio.get_running_loop().create_task(self._read_rules())
         await asyncio.shield(task)
 
-    async def _read_rules(self) -> None:
+    async def _read_rules(self, ahead: bool = False) -> None:
         assert self.spend_book is not None
+        self._rules_reads += 1
+        read = self._rules_reads
         try:
-            stored = await run_side_work(self.spend_book.budgets)
+            stored = await run_side_work(self.spend_book.budgets, awaited=not ahead)
         except Exception:  # keep the last rules rather than fail requests; retried next TTL
             log.exception("reading user/team budgets failed; keeping the previous ones")
             stored = None
+        if read < self._rules_applied:
+            return  # a read started later has answered already: this one is older
+        self._rules_applied = read
         if stored is not None:
             self._rules = {**self._static_rules, **stored}
             self._key_targets.clear()  # also bounds them to the keys seen since the last refresh
@@ -391,7 +401,7 @@ class Limiter:
     async def load_spend(self, key: SpendKey) -> float:
         if self.spend_book is None:
             return 0.0
-        return await run_side_work(self.spend_book.load, *key)
+        return await run_side_work(self.spend_book.load, *key, awaited=True)
 
     def record_spend(self, targets: tuple[BudgetTarget, ...], cost: float) -> None:
         if self.spend_book is None or not targets or not cost:

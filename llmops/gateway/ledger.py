@@ -523,8 +523,11 @@ def _now_and_then(pace: Callable[[], None], every: int) -> Callable[[], None]:
     return sometimes
 
 
-def _release(items: list[Any], pace: Callable[[], None]) -> None:
+def _release(items: list[Any], pace: Callable[[], None] | None) -> None:
     """Empty a list of written rows a few at a time, pacing in between."""
+    if pace is None:
+        items.clear()
+        return
     while items:
         del items[-YIELD_EVERY_ROWS:]
         pace()
@@ -796,11 +799,18 @@ class LedgerWriter:
     def _write_batch(self, batch: list[dict[str, Any]]) -> None:
         """Write a batch, then empty the list (it is in the database or a spill file)."""
         # Give the core back every few rows while keeping up (the queue is below the level
-        # at which the writer returns to SCHED_IDLE); when rows pile up behind this batch
-        # (the gateway is saturated, or the writer was kept off the core a while), less
-        # often, or the queue would grow; never not at all, or a request would wait for
-        # the GIL a whole switch interval (1 ms) at a time.
-        pace = yield_cpu if len(self._queue) < BACKLOG_ROWS // 4 else _now_and_then(yield_cpu, BEHIND_PACE_EVERY)
+        # at which the writer returns to SCHED_IDLE). When rows pile up behind this batch
+        # while the writer is still in SCHED_IDLE (it was kept off the core a while), less
+        # often: writing flat out made a request wait for the GIL a whole switch interval
+        # (1 ms) at a time. Once it has left SCHED_IDLE (BACKLOG_ROWS waited: the gateway
+        # is saturated), flat out: pacing then let the queue grow, and memory with it
+        # (+5-10 MB resident at 32 connections), and cost streaming throughput.
+        if len(self._queue) < BACKLOG_ROWS // 4:
+            pace: Callable[[], None] | None = yield_cpu
+        elif self._idle_class:
+            pace = _now_and_then(yield_cpu, BEHIND_PACE_EVERY)
+        else:
+            pace = None
         rows = self._normalize_all(batch, pace)
         if rows and not self._db_up:
             self._spill_rows(rows)

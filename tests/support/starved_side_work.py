@@ -3,9 +3,11 @@ saturated core, where a thread in SCHED_IDLE gets no CPU) until the test lets it
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
-from collections.abc import Callable
+import time
+from collections.abc import Awaitable, Callable
 from typing import Generic, TypeVar
 
 T = TypeVar("T")
@@ -26,3 +28,26 @@ class HeldWhenIdle(Generic[T]):
             self.has_read.set()
             self.release.wait(10)
         return answer
+
+
+async def expire_behind_a_held_read_ahead(
+    refused: Callable[[], Awaitable[bool]], change: Callable[[], object], held: HeldWhenIdle, ttl: float = 1.0
+) -> float:
+    """Against a cache entry of `ttl` seconds just read: call near its end (a read ahead
+    starts, and is held), `change()` the database once that read has read, call after the
+    entry expired (refused: it read the change for itself), then let the read ahead answer
+    with what it read before, and call again (still refused: the older answer was dropped).
+    Returns how long the call after expiry took."""
+    start = time.monotonic()
+    await asyncio.sleep(0.85 * ttl - (time.monotonic() - start))
+    assert not await refused()
+    assert await asyncio.to_thread(held.has_read.wait, 5)
+    change()
+    await asyncio.sleep(1.1 * ttl - (time.monotonic() - start))
+    before = time.monotonic()
+    assert await refused()
+    waited = time.monotonic() - before
+    held.release.set()
+    await asyncio.sleep(0.2)
+    assert await refused()
+    return waited

@@ -51,6 +51,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.gateway.ledger_models import STRING_LENGTHS, LedgerRow
+from llmops.gateway.side_work import set_idle_class, set_nice
 
 try:  # POSIX; elsewhere a writer replays only its own spill files
     import fcntl
@@ -534,11 +535,8 @@ def _release(items: list[Any], pace: Callable[[], None] | None) -> None:
 
 
 def _lower_priority() -> None:
-    """Lower this thread's scheduling priority (Linux sets niceness per thread)."""
-    try:
-        os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), WRITER_NICE)
-    except (AttributeError, OSError):  # not Linux, or not allowed: run at normal priority
-        pass
+    """Lower this thread's scheduling priority to WRITER_NICE, where allowed."""
+    set_nice(threading.get_native_id(), WRITER_NICE)
 
 
 # Better still, while it keeps up the writer runs in SCHED_IDLE: only when the core has
@@ -551,16 +549,6 @@ def _lower_priority() -> None:
 BACKLOG_ROWS = 2000
 
 
-def _set_idle_class(native_id: int, idle: bool) -> bool:
-    """Move a thread into SCHED_IDLE, or back to the normal class; False if refused."""
-    try:
-        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-        os.sched_setscheduler(native_id, policy, os.sched_param(0))
-        return True
-    except (AttributeError, OSError):
-        return False
-
-
 def _idle_class_usable() -> bool:
     """Whether a thread at WRITER_NICE may enter SCHED_IDLE and come back: tried on a
     throwaway thread, since a writer that could not come back would starve under load."""
@@ -569,7 +557,7 @@ def _idle_class_usable() -> bool:
     def probe() -> None:
         _lower_priority()
         me = threading.get_native_id()
-        ok.append(_set_idle_class(me, True) and _set_idle_class(me, False))
+        ok.append(set_idle_class(me, True) and set_idle_class(me, False))
 
     thread = threading.Thread(target=probe, name="llmops-ledger-probe")
     thread.start()
@@ -725,7 +713,7 @@ class LedgerWriter:
         # Rows pile up: the core has no idle time to give the writer. Back to nice 5.
         self._idle_class = False
         if self._writer_tid is not None:
-            _set_idle_class(self._writer_tid, False)
+            set_idle_class(self._writer_tid, False)
 
     def _count(self, spilled: int = 0, dropped: int = 0) -> None:
         with self._counts_lock:
@@ -740,7 +728,7 @@ class LedgerWriter:
         idle_usable = _idle_class_usable()
         while True:
             if idle_usable and not self._idle_class and len(self._queue) < BACKLOG_ROWS // 4:
-                self._idle_class = _set_idle_class(self._writer_tid, True)  # caught up
+                self._idle_class = set_idle_class(self._writer_tid, True)  # caught up
             if not self._stopping and len(self._queue) < self._batch_size:
                 self._wake.wait(self._flush_interval)
             self._wake.clear()

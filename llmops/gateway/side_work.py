@@ -48,15 +48,29 @@ _normal_interval = 0.0
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
+def set_idle_class(native_id: int, idle: bool) -> bool:
+    """Move a thread into SCHED_IDLE, or back to the normal class; False if refused."""
+    try:
+        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
+        os.sched_setscheduler(native_id, policy, os.sched_param(0))
+        return True
+    except (AttributeError, OSError):
+        return False
+
+
+def set_nice(native_id: int, nice: int) -> None:
+    """Set a thread's niceness (Linux sets it per thread); elsewhere, or if not allowed,
+    the thread keeps its priority."""
+    try:
+        os.setpriority(os.PRIO_PROCESS, native_id, nice)
+    except (AttributeError, OSError):
+        pass
+
+
 def _lower_priority() -> None:
     me = threading.get_native_id()
-    try:  # Linux; elsewhere, or if refused, the lowest niceness instead
-        os.sched_setscheduler(me, os.SCHED_IDLE, os.sched_param(0))
-    except (AttributeError, OSError):
-        try:
-            os.setpriority(os.PRIO_PROCESS, me, SIDE_WORK_NICE)
-        except (AttributeError, OSError):
-            pass
+    if not set_idle_class(me, True):  # not Linux, or refused: the lowest niceness instead
+        set_nice(me, SIDE_WORK_NICE)
 
 
 def _executor() -> concurrent.futures.ThreadPoolExecutor:

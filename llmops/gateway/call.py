@@ -67,6 +67,8 @@ class Call:
     attempts: int = 0
     # The key's guardrails override (not a ledger field): applies to input and output.
     guardrails: dict[str, Any] | None = None
+    # The guardrails resolved for this call (Services.guard_checks; not a ledger field).
+    guard_checks: Any = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -133,7 +133,9 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             services.metrics.upstream_latency.observe(reply.upstream_ms / 1000, model, d.name)
             data = reply.data
             changed = await services.check_output(endpoint, data, call)
-            services.account(call, d, body, data.get("usage"), reply_texts(endpoint, data))
+            usage = data.get("usage")
+            # The reply's texts are only counted when the upstream reported no usage.
+            services.account(call, d, body, usage, [] if usage else reply_texts(endpoint, data))
             out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
             responded = True
             await http.send_bytes(send, 200, out, response_headers(call))

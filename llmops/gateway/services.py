@@ -11,7 +11,7 @@ import asyncio
 import hmac
 import logging
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from llmops import pricing, tokens
 from llmops.errors import LLMOpsError
@@ -26,6 +26,9 @@ from llmops.gateway.router import Deployment, Router
 from llmops.gateway.upstream_http import UpstreamClient
 from llmops.guardrails.types import GuardrailConfigError
 from llmops.settings import get_settings
+
+if TYPE_CHECKING:
+    from llmops.guardrails.pipeline import CompiledConfig
 
 log = logging.getLogger("llmops.gateway")
 
@@ -243,25 +246,37 @@ class Services:
         finally:
             self.finish(call)
 
-    async def check_input(self, body: dict[str, Any], call: Call) -> None:
+    def guard_checks(self, call: Call) -> CompiledConfig | None:
+        """The guardrails for this call, its model's and its key's overrides applied, or
+        None when it has none. Resolved once per request and kept on the call: with a key
+        override that is a JSON dump and a lock, which input, output and streaming would
+        otherwise each pay again."""
         pipeline = self.guardrails
         if pipeline is None:
-            return
+            return None
+        checks = call.guard_checks
+        if checks is None:
+            try:
+                checks = call.guard_checks = pipeline.compiled(call.model, call.guardrails)
+            except GuardrailConfigError as exc:
+                raise InternalError(
+                    f"the guardrails for this request could not be built ({exc}); "
+                    "check the key's guardrails override against the gateway's config"
+                ) from None
+        return checks if checks.enabled else None
+
+    async def check_input(self, body: dict[str, Any], call: Call) -> None:
         subject = body.get("messages") if "messages" in body else body.get("prompt")
         if not isinstance(subject, list | str):
             return
-        try:
-            if not pipeline.has_input_checks(model=call.model, key_overrides=call.guardrails):
-                return  # guardrails off for this call: nothing to take apart and put back
-            if pipeline.needs_async(model=call.model, key_overrides=call.guardrails, stage="input"):
-                result = await pipeline.check_input_async(subject, model=call.model, key_overrides=call.guardrails)
-            else:
-                result = pipeline.check_input(subject, model=call.model, key_overrides=call.guardrails)
-        except GuardrailConfigError as exc:
-            raise InternalError(
-                f"the guardrails for this request could not be built ({exc}); "
-                "check the key's guardrails override against the gateway's config"
-            ) from None
+        checks = self.guard_checks(call)
+        if checks is None or not checks.input:
+            return  # guardrails off for this call: nothing to take apart and put back
+        pipeline = self.guardrails
+        if checks.input_async:
+            result = await pipeline.check_input_async(subject, compiled=checks)
+        else:
+            result = pipeline.check_input(subject, compiled=checks)
         if result.verdicts:
             call.verdicts = list(result.verdicts)
         if result.blocked:
@@ -276,18 +291,19 @@ class Services:
 
     async def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
         """Apply output guardrails to a whole reply; True when its text was changed."""
-        pipeline = self.guardrails
-        if pipeline is None or endpoint not in (CHAT, COMPLETIONS) or not self.output_guard_enabled(call):
+        if endpoint not in (CHAT, COMPLETIONS):
             return False
-        texts = reply_texts(endpoint, data)
+        checks = self.output_checks(call)
+        if checks is None:
+            return False
+        pipeline = self.guardrails
         new_texts = []
         changed = False
-        in_loop = self.output_guard_async(call)
-        for text in texts:
-            if in_loop:
-                result = await pipeline.check_output_async(text, model=call.model, key_overrides=call.guardrails)
+        for text in reply_texts(endpoint, data):
+            if checks.output_async:
+                result = await pipeline.check_output_async(text, compiled=checks)
             else:
-                result = pipeline.check_output(text, model=call.model, key_overrides=call.guardrails)
+                result = pipeline.check_output(text, compiled=checks)
             if result.verdicts:
                 call.verdicts = [*(call.verdicts or []), *result.verdicts]
             if result.blocked:
@@ -302,16 +318,13 @@ class Services:
             replace_texts(endpoint, data, new_texts)
         return changed
 
-    def output_guard_enabled(self, call: Call) -> bool:
-        return self.guardrails is not None and self.guardrails.has_output_checks(
-            model=call.model, key_overrides=call.guardrails)
+    def output_checks(self, call: Call) -> CompiledConfig | None:
+        """The call's guardrails when they check output, else None."""
+        checks = self.guard_checks(call)
+        return checks if checks is not None and checks.output else None
 
-    def output_guard_async(self, call: Call) -> bool:
-        return self.guardrails is not None and self.guardrails.needs_async(
-            model=call.model, key_overrides=call.guardrails, stage="output")
-
-    def output_stream(self, call: Call):
-        return _BlockingStream(self, self.guardrails.output_stream(model=call.model, key_overrides=call.guardrails), call)
+    def output_stream(self, call: Call, checks: CompiledConfig):
+        return _BlockingStream(self, self.guardrails.output_stream(compiled=checks), call)
 
     async def admit(self, key, call: Call, body: dict[str, Any]):
         if key is None or key is MASTER or self.limiter is None:

@@ -46,14 +46,15 @@ class _StreamState:
         self.usage: dict[str, Any] | None = None
         self.texts: dict[int, list[str]] = {}
         self.guards: dict[int, Any] = {}
-        self.guarded = services.output_guard_enabled(call)
+        self.checks = services.output_checks(call)
+        self.guarded = self.checks is not None
         # Async output checks (judge, plugins) run when a choice finishes, in the loop.
-        self.guard_async = self.guarded and services.output_guard_async(call)
+        self.guard_async = self.guarded and self.checks.output_async
 
     def _guard(self, index: int):
         guard = self.guards.get(index)
         if guard is None:
-            guard = self.guards[index] = self.services.output_stream(self.call)
+            guard = self.guards[index] = self.services.output_stream(self.call, self.checks)
         return guard
 
     async def transform(self, payload: bytes) -> bytes | None:

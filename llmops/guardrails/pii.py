@@ -111,6 +111,7 @@ _NUMBER_RUN = re.compile(r"[+(\d][\d \-.()/]*")
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _EMAIL_DOMAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_ASCII_DIGIT = re.compile("[0-9]")
 
 
 def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
@@ -138,7 +139,7 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
             if start < at < end - 1 and EMAIL_RE.fullmatch(text, start, end):
                 add(start, end, "email")
             at = text.find("@", end)
-    if not any(d in text for d in "0123456789"):
+    if _ASCII_DIGIT.search(text) is None:
         return spans
     runs = _number_runs(text)
     # Most specific first: an IBAN or card contains runs that look like phone numbers.

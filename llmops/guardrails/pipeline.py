@@ -105,6 +105,8 @@ class BoundCheck:
     block_message: str = field(init=False)
     # Names this binding in SeenTexts (a check with other options is another binding).
     token: int = field(init=False)
+    conversation: bool = field(init=False)
+    scan: Any = field(init=False)  # the check's bound scan method, looked up once
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "token", next(_tokens))
@@ -113,6 +115,8 @@ class BoundCheck:
         object.__setattr__(self, "is_plugin", is_plugin)
         object.__setattr__(self, "runs_async", self.check.is_async or is_plugin)
         object.__setattr__(self, "block_message", self.spec.message or self.check.block_message)
+        object.__setattr__(self, "conversation", self.check.scope == "conversation")
+        object.__setattr__(self, "scan", self.check.scan)
 
 
 @dataclass(frozen=True)
@@ -170,7 +174,7 @@ class GuardrailResult:
             raise err
 
 
-@dataclass
+@dataclass(slots=True)
 class _Segment:
     """One piece of text inside the checked messages, and where it goes back."""
 
@@ -195,7 +199,7 @@ class _Segment:
             self.changed = True
 
 
-@dataclass
+@dataclass(slots=True)
 class _Run:
     """The state of one check_* call: segments, verdicts by check, the first block."""
 
@@ -204,6 +208,8 @@ class _Run:
     verdicts: dict[str, dict[str, Any]] = field(default_factory=dict)
     blocked_by: BoundCheck | None = None
     failed_closed: bool = False
+    # The segments each role filter selects (targets); checks mostly share a few filters.
+    _by_roles: dict[frozenset[str], list[_Segment]] = field(default_factory=dict)
 
     def record(self, bound: BoundCheck, detection: Detection) -> None:
         verdict = self.verdicts.get(bound.name)
@@ -238,9 +244,13 @@ class _Run:
             self.failed_closed = True
 
     def targets(self, bound: BoundCheck) -> list[_Segment]:
-        if bound.roles is None or self.stage == "output":
+        roles = bound.roles
+        if roles is None or self.stage == "output":
             return self.segments
-        return [s for s in self.segments if s.role in bound.roles]
+        found = self._by_roles.get(roles)
+        if found is None:
+            found = self._by_roles[roles] = [s for s in self.segments if s.role in roles]
+        return found
 
     def apply(self, bound: BoundCheck, segment: _Segment, detection: Detection) -> None:
         self.record(bound, detection)
@@ -319,18 +329,24 @@ class Pipeline:
     # --- input ----------------------------------------------------------------------------
 
     def check_input(self, messages: list[dict[str, Any]] | str, *, model: str | None = None,
-                    key_overrides: dict | GuardrailsOverride | None = None) -> GuardrailResult:
-        """Sync and fast: every check but the judge; plugins run with their timeout."""
-        compiled = self.compiled(model, key_overrides)
+                    key_overrides: dict | GuardrailsOverride | None = None,
+                    compiled: CompiledConfig | None = None) -> GuardrailResult:
+        """Sync and fast: every check but the judge; plugins run with their timeout.
+
+        `compiled`: what `compiled(model, key_overrides)` returned, for a caller that
+        asks more than once per request (the gateway); model and key_overrides are then
+        not read."""
+        compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         run = _Run("input", _segments(messages))
         if compiled.enabled:
             self._run_sync(compiled.input, run, plugins_too=True)
         return _result(run, messages)
 
     async def check_input_async(self, messages: list[dict[str, Any]] | str, *, model: str | None = None,
-                                key_overrides: dict | GuardrailsOverride | None = None) -> GuardrailResult:
+                                key_overrides: dict | GuardrailsOverride | None = None,
+                                compiled: CompiledConfig | None = None) -> GuardrailResult:
         """Like check_input, and also runs async checks (judge, async plugins)."""
-        compiled = self.compiled(model, key_overrides)
+        compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         run = _Run("input", _segments(messages))
         if compiled.enabled:
             self._run_sync(compiled.input, run, plugins_too=False)
@@ -340,16 +356,18 @@ class Pipeline:
     # --- output ---------------------------------------------------------------------------
 
     def check_output(self, text: str, *, model: str | None = None,
-                     key_overrides: dict | GuardrailsOverride | None = None) -> GuardrailResult:
-        compiled = self.compiled(model, key_overrides)
+                     key_overrides: dict | GuardrailsOverride | None = None,
+                     compiled: CompiledConfig | None = None) -> GuardrailResult:
+        compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         run = _Run("output", [_Segment("assistant", 0, None, text)])
         if compiled.enabled:
             self._run_sync(compiled.output, run, plugins_too=True)
         return _result(run, text)
 
     async def check_output_async(self, text: str, *, model: str | None = None,
-                                 key_overrides: dict | GuardrailsOverride | None = None) -> GuardrailResult:
-        compiled = self.compiled(model, key_overrides)
+                                 key_overrides: dict | GuardrailsOverride | None = None,
+                                 compiled: CompiledConfig | None = None) -> GuardrailResult:
+        compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         run = _Run("output", [_Segment("assistant", 0, None, text)])
         if compiled.enabled:
             self._run_sync(compiled.output, run, plugins_too=False)
@@ -357,28 +375,32 @@ class Pipeline:
         return _result(run, text)
 
     def output_stream(self, *, model: str | None = None, key_overrides: dict | GuardrailsOverride | None = None,
-                      hold: int | None = None):
+                      hold: int | None = None, compiled: CompiledConfig | None = None):
         """A streaming checker: `feed(delta) -> str` and `finish() -> str` (see stream.py)."""
         from llmops.guardrails.stream import DEFAULT_HOLD, OutputStream
 
-        compiled = self.compiled(model, key_overrides)
+        compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         checks = compiled.output if compiled.enabled else ()
         return OutputStream(self, checks, hold=DEFAULT_HOLD if hold is None else hold)
 
     # --- running checks -------------------------------------------------------------------
 
     def _run_sync(self, checks: tuple[BoundCheck, ...], run: _Run, *, plugins_too: bool) -> None:
+        # Runs for every request: built-in checks are called here directly, not through
+        # scan_one, and each role filter's segments are listed once per run.
+        seen = self._seen
         for bound in checks:
-            if bound.check.is_async:
-                if plugins_too:  # the sync path cannot run it: that is a failure to check
-                    run.record_error(bound, "needs the async method (check_input_async / check_output_async)")
-                continue
-            if bound.is_plugin and not plugins_too:
-                continue
+            if bound.runs_async:
+                if bound.check.is_async:
+                    if plugins_too:  # the sync path cannot run it: that is a failure to check
+                        run.record_error(bound, "needs the async method (check_input_async / check_output_async)")
+                    continue
+                if not plugins_too:
+                    continue
             targets = run.targets(bound)
             if not targets:
                 continue
-            if bound.check.scope == "conversation":
+            if bound.conversation:
                 joined = "\n".join(s.text for s in targets)
                 detection, error = self.scan_one(bound, TextView(joined))
                 if error:
@@ -387,24 +409,26 @@ class Pipeline:
                     run.record(bound, detection)
                 continue
             for segment in targets:
-                detection, error = self._scan_segment(bound, segment)
+                if bound.is_plugin:
+                    detection, error = self.scan_one(bound, segment.view)
+                else:
+                    # A text that comes back (an earlier turn, the system prompt): its verdict
+                    # may be remembered (SeenTexts).
+                    detection = seen.get(bound.token, segment.text) if segment.repeats else False
+                    error = None
+                    if detection is False:
+                        try:
+                            detection = bound.scan(segment.view)
+                        except Exception as exc:  # a check must never take the request down with it
+                            detection, error = None, f"failed: {type(exc).__name__}"
+                        else:
+                            if segment.repeats:
+                                seen.put(bound.token, segment.text, detection)
                 if error:
                     run.record_error(bound, error)
                     break
                 if detection:
                     run.apply(bound, segment, detection)
-
-    def _scan_segment(self, bound: BoundCheck, segment: _Segment) -> tuple[Detection | None, str | None]:
-        """scan_one, remembering built-in checks' verdicts on texts that come back (SeenTexts)."""
-        if not segment.repeats or bound.is_plugin:
-            return self.scan_one(bound, segment.view)
-        found = self._seen.get(bound.token, segment.text)
-        if found is not False:
-            return found, None
-        detection, error = self.scan_one(bound, segment.view)
-        if not error:
-            self._seen.put(bound.token, segment.text, detection)
-        return detection, error
 
     def scan_one(self, bound: BoundCheck, view: TextView) -> tuple[Detection | None, str | None]:
         """Run one sync check on one text: (detection, error)."""

@@ -57,6 +57,30 @@ def test_a_keys_own_guardrails_apply_to_its_calls_only(tmp_path):
         assert exc.value.code == "guardrail_blocked" and exc.value.param == "pii"
 
 
+def test_a_keys_output_override_applies_to_whole_and_streamed_replies(tmp_path):
+    # The mock echoes the prompt: with the key's input checks off, a credential reaches
+    # the reply, where the key's own output check (block, not the default redact) stops it.
+    store = KeyStore(f"sqlite:///{tmp_path / 'llmops.db'}")
+    strict, _ = store.create("strict-output", guardrails={
+        "input": [], "output": [{"check": "secrets", "action": "block"}]})
+    relaxed, _ = store.create("relaxed")
+    text = "Deploy with sk-proj-abcdefghijklmnopqrstuvwxyz0123456789 tonight."
+    with run_gateway({"models": [_demo("demo")], "auth": "keys"}, tmp_path) as gw:
+        assert _ask(_client(gw, relaxed), text) == "Deploy with [OPENAI_KEY] tonight."
+        strict_client = _client(gw, strict)
+        with pytest.raises(openai.BadRequestError) as exc:
+            _ask(strict_client, text)
+        assert exc.value.code == "guardrail_blocked" and exc.value.param == "secrets"
+        stream = strict_client.chat.completions.create(
+            model="demo", messages=[{"role": "user", "content": text}], stream=True)
+        streamed = []
+        with pytest.raises(openai.APIError) as exc:
+            for chunk in stream:
+                streamed.append(chunk.choices[0].delta.content or "" if chunk.choices else "")
+        assert "secrets" in str(exc.value)
+        assert "sk-proj-" not in "".join(streamed)
+
+
 def test_plugins_run_without_blocking_the_gateway(tmp_path, plugin_env):
     config = {
         "models": [_demo("demo")],

@@ -420,7 +420,7 @@ class Pipeline:
                         try:
                             detection = bound.scan(segment.view)
                         except Exception as exc:  # a check must never take the request down with it
-                            detection, error = None, f"failed: {type(exc).__name__}"
+                            detection, error = None, _failure(exc)
                         else:
                             if segment.repeats:
                                 seen.put(bound.token, segment.text, detection)
@@ -440,7 +440,7 @@ class Pipeline:
         except concurrent.futures.TimeoutError:
             return None, f"timed out after {bound.timeout}s"
         except Exception as exc:  # a check must never take the request down with it
-            return None, f"failed: {type(exc).__name__}"
+            return None, _failure(exc)
 
     async def _run_async(self, checks: tuple[BoundCheck, ...], run: _Run) -> None:
         jobs: list[tuple[BoundCheck, _Segment | None, Any]] = []
@@ -477,7 +477,7 @@ class Pipeline:
         except TimeoutError:
             return None, f"timed out after {bound.timeout}s"
         except Exception as exc:
-            return None, f"failed: {type(exc).__name__}"
+            return None, _failure(exc)
 
     # --- building -------------------------------------------------------------------------
 
@@ -526,6 +526,11 @@ class Pipeline:
             roles=frozenset(roles) if roles is not None else None,
             timeout=timeout,
         )
+
+
+def _failure(exc: Exception) -> str:
+    """The verdict's `error` for a check that raised: its type only, never the text it read."""
+    return f"failed: {type(exc).__name__}"
 
 
 def _segments(messages: list[dict[str, Any]] | str) -> list[_Segment]:

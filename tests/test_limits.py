@@ -6,6 +6,7 @@ Each Redis test uses its own key prefix and deletes its keys afterwards.
 from __future__ import annotations
 
 import asyncio
+import functools
 import json
 import subprocess
 import sys
@@ -90,6 +91,15 @@ async def admit_all(limiter, info, n, **kw):
 
     results = await asyncio.gather(*(one() for _ in range(n)))
     return [r for r in results if not isinstance(r, LimitExceeded)], [r for r in results if isinstance(r, LimitExceeded)]
+
+
+async def refused_for_team_ml(limiter) -> bool:
+    """Whether one call of a key in team "ml" (costing up to $0.01) is refused now."""
+    try:
+        await limiter.release(await limiter.admit(key(team="ml"), max_cost=0.01))
+    except LimitExceeded:
+        return True
+    return False
 
 
 def test_requests_per_minute(backend, sqlite_url):
@@ -512,13 +522,7 @@ def test_budgets_in_use_are_reread_without_making_a_request_wait(backend, sqlite
 
         limiter.spend_book.budgets = slow_read
 
-        async def refused() -> bool:
-            try:
-                await limiter.release(await limiter.admit(key(team="ml"), max_cost=0.01))
-            except LimitExceeded:
-                return True
-            return False
-
+        refused = functools.partial(refused_for_team_ml, limiter)
         # Another process lowers the team's budget under the current spend.
         found = await use_steadily(refused, lambda: store.set_budget("team", "ml", 0.001, "day"))
         await limiter.aclose()
@@ -538,13 +542,7 @@ def test_a_rules_read_ahead_held_up_neither_holds_up_a_request_nor_undoes_a_newe
     async def scenario():
         limiter = make_limiter(None, database_url=sqlite_url, rules_ttl=1.0)
 
-        async def refused() -> bool:
-            try:
-                await limiter.release(await limiter.admit(key(team="ml"), max_cost=0.01))
-            except LimitExceeded:
-                return True
-            return False
-
+        refused = functools.partial(refused_for_team_ml, limiter)
         assert not await refused()  # reads the budgets
         limiter.spend_book.budgets = held = HeldWhenIdle(limiter.spend_book.budgets)
         # Another process lowers the team's budget under what a call may cost.

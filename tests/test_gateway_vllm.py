@@ -12,7 +12,7 @@ import openai
 import pytest
 
 from tests.support.gateway_proc import run_gateway
-from tests.support.vllm_server import VllmServer, read_metric
+from tests.support.vllm_server import VllmServer, ran_to_max_tokens, read_metric, wait_until_idle
 
 pytestmark = pytest.mark.vllm
 
@@ -85,18 +85,21 @@ def test_completions(gateway, vllm_server):
 
 
 def test_client_disconnect_stops_vllm_generation(gateway, vllm_server):
-    g0 = read_metric(vllm_server.metrics_url, GENERATED)
-    body = {"model": "tiny", "stream": True, "max_tokens": 12000, "ignore_eos": True,
+    requested = 12_000  # seconds of decoding here if nobody stops it
+    g0, ran_out0 = read_metric(vllm_server.metrics_url, GENERATED), ran_to_max_tokens(vllm_server)
+    body = {"model": "tiny", "stream": True, "max_tokens": requested, "ignore_eos": True,
             "messages": [{"role": "user", "content": "Write forever."}]}
     with httpx.stream("POST", gateway.base_url + "/chat/completions", json=body, timeout=120) as r:
         assert r.status_code == 200
+        request_id = r.headers["x-llmops-request-id"]
         for n, _ in enumerate(r.iter_lines()):
             if n >= 10:
                 break  # hang up after a few events
-    time.sleep(2)
-    after_2s = read_metric(vllm_server.metrics_url, GENERATED)
-    time.sleep(2)
-    after_4s = read_metric(vllm_server.metrics_url, GENERATED)
-    assert after_4s == after_2s, "vLLM kept generating after the client left"
-    assert after_4s - g0 < 2000
-    assert read_metric(vllm_server.metrics_url, "vllm:num_requests_running") == 0
+    wait_until_idle(vllm_server)
+    generated = read_metric(vllm_server.metrics_url, GENERATED) - g0
+    assert ran_to_max_tokens(vllm_server) == ran_out0, "vLLM ran the request to its end after the client left"
+    assert 0 < generated < requested
+    time.sleep(1)
+    assert read_metric(vllm_server.metrics_url, GENERATED) - g0 == generated, "vLLM kept generating"
+    row = ledger_row(gateway, request_id)
+    assert (row["status"], row["error_type"]) == (499, "client_disconnected")

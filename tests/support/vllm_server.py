@@ -247,3 +247,26 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer
     model_dir = build_model(tmp_path_factory.mktemp("tiny-llama"))
     with start_vllm(model_dir) as server:
         yield server
+
+
+def ran_to_max_tokens(server: VllmServer) -> float:
+    """How many requests vLLM has ended because they used up max_tokens (aborted ones are
+    not counted anywhere in its /metrics, so "not this" is how a test sees an abort)."""
+    return read_metric(server.metrics_url, "vllm:request_success_total", {"finished_reason": "length"})
+
+
+def wait_until_idle(server: VllmServer, timeout: float = 120.0) -> None:
+    """Wait until vLLM runs and queues no request.
+
+    Polled rather than slept: with both cores busy, vLLM's API process was seen taking
+    seconds to act on a hang-up, and to answer /metrics at all.
+    """
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        text = httpx.get(server.metrics_url, timeout=30.0).text
+        running, waiting = (parse_metric(text, f"vllm:num_requests_{state}") for state in ("running", "waiting"))
+        if running + waiting == 0:
+            return
+        time.sleep(0.2)
+    raise AssertionError(f"vLLM still had requests after {timeout:.0f} s")
+

@@ -40,14 +40,12 @@ from llmops.gateway.errors import AuthenticationError, PermissionDenied
 from llmops.gateway.keys_models import ApiKey, utcnow
 from llmops.gateway.limits.periods import PERIODS
 from llmops.gateway.limits.spend import Budget, SpendBook
-from llmops.gateway.side_work import run_side_work
+from llmops.gateway.side_work import READ_AHEAD_SHARE, run_side_work
 from llmops.settings import get_settings
 
 KEY_PREFIX = "sk-llmops-"
 DISPLAY_CHARS = 8  # random characters kept for display, after KEY_PREFIX
 MASTER_ID = "master"
-# Cached answers in use are read again during this last share of their life (see above).
-READ_AHEAD_SHARE = 0.2
 UPDATABLE = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "expires", "user", "team", "guardrails")
 
 

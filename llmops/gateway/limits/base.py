@@ -31,7 +31,7 @@ from typing import TYPE_CHECKING, Any
 from llmops.errors import LLMOpsError
 from llmops.gateway.limits.periods import PeriodClock, describe_reset
 from llmops.gateway.limits.spend import Budget, SpendBook, SpendKey
-from llmops.gateway.side_work import run_side_work
+from llmops.gateway.side_work import READ_AHEAD_SHARE, run_side_work
 
 if TYPE_CHECKING:
     from llmops.gateway.keys import KeyInfo
@@ -40,8 +40,6 @@ log = logging.getLogger("llmops.gateway.limits")
 
 WINDOW_SECONDS = 60.0
 DEFAULT_FAIL_OPEN = {"rate_limits": True, "budgets": False}
-# User and team budgets in use are read again during this last share of rules_ttl.
-RULES_READ_AHEAD_SHARE = 0.2
 EPSILON = 1e-9  # float slack, so ten $0.10 calls fit a $1.00 budget
 
 
@@ -390,7 +388,7 @@ class Limiter:
             self._rules = {**self._static_rules, **stored}
             self._key_targets.clear()  # also bounds them to the keys seen since the last refresh
         self._rules_due = time.monotonic() + self.rules_ttl
-        self._rules_read_ahead = self._rules_due - self.rules_ttl * RULES_READ_AHEAD_SHARE
+        self._rules_read_ahead = self._rules_due - self.rules_ttl * READ_AHEAD_SHARE
         self.prune()
 
     def prune(self) -> None:

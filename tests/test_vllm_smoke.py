@@ -7,13 +7,12 @@ aborts and /metrics are vLLM's own. Skipped with LLMOPS_SKIP_VLLM=1.
 from __future__ import annotations
 
 import json
-import time
 from typing import Any
 
 import httpx
 import pytest
 
-from tests.support.vllm_server import VllmServer, ran_to_max_tokens, read_metric, wait_until_idle
+from tests.support.vllm_server import VllmServer, assert_stopped_early, generation_mark, read_metric
 
 pytestmark = pytest.mark.vllm
 
@@ -114,7 +113,7 @@ def test_text_completion_counts_prompt_tokens_like_tokenize(vllm_server: VllmSer
 
 def test_closing_a_stream_stops_generation(vllm_server: VllmServer) -> None:
     requested = 12_000  # ~13 s to ~80 s of decoding here if nobody stopped it
-    before, ran_out_before = read_metric(vllm_server.metrics_url, GENERATED), ran_to_max_tokens(vllm_server)
+    before = generation_mark(vllm_server)
     request = {
         "model": vllm_server.model,
         "messages": MESSAGES,
@@ -134,9 +133,4 @@ def test_closing_a_stream_stops_generation(vllm_server: VllmServer) -> None:
                     break
     assert chunks == 5
 
-    wait_until_idle(vllm_server)
-    generated = read_metric(vllm_server.metrics_url, GENERATED) - before
-    assert ran_to_max_tokens(vllm_server) == ran_out_before, "vLLM ran the stream to its end after the client left"
-    assert 0 < generated < requested
-    time.sleep(1)
-    assert read_metric(vllm_server.metrics_url, GENERATED) - before == generated, "vLLM kept generating"
+    assert_stopped_early(vllm_server, before, requested)

@@ -27,6 +27,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import NamedTuple
 
 import httpx
 import pytest
@@ -249,18 +250,41 @@ def vllm_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[VllmServer
         yield server
 
 
-def ran_to_max_tokens(server: VllmServer) -> float:
-    """How many requests vLLM has ended because they used up max_tokens (aborted ones are
-    not counted anywhere in its /metrics, so "not this" is how a test sees an abort)."""
-    return read_metric(server.metrics_url, "vllm:request_success_total", {"finished_reason": "length"})
+class GenerationMark(NamedTuple):
+    """vLLM's counters at one moment: tokens generated, and requests ended by max_tokens."""
+
+    generated: float
+    ran_out: float
 
 
-def wait_until_idle(server: VllmServer, timeout: float = 120.0) -> None:
-    """Wait until vLLM runs and queues no request.
+def generation_mark(server: VllmServer) -> GenerationMark:
+    text = httpx.get(server.metrics_url, timeout=30.0).text
+    return GenerationMark(
+        parse_metric(text, "vllm:generation_tokens_total"),
+        parse_metric(text, "vllm:request_success_total", {"finished_reason": "length"}),
+    )
 
-    Polled rather than slept: with both cores busy, vLLM's API process was seen taking
-    seconds to act on a hang-up, and to answer /metrics at all.
+
+def assert_stopped_early(server: VllmServer, before: GenerationMark, requested: int) -> None:
+    """After a client hung up on a stream of `requested` tokens (marked `before`): vLLM
+    ended the request early and generates nothing more.
+
+    Aborted requests are not counted anywhere in vLLM's /metrics, so an abort shows as a
+    request that went away without ending by max_tokens. vLLM is polled until idle rather
+    than given a fixed time: with both cores busy, its API process was seen taking seconds
+    to act on a hang-up, and to answer /metrics at all.
     """
+    _wait_until_idle(server)
+    after = generation_mark(server)
+    generated = after.generated - before.generated
+    assert after.ran_out == before.ran_out, "vLLM ran the stream to its end after the client left"
+    assert 0 < generated < requested, f"{generated} tokens generated of {requested}"
+    time.sleep(1)
+    later = generation_mark(server).generated
+    assert later == after.generated, f"vLLM kept generating once idle: {after.generated} -> {later}"
+
+
+def _wait_until_idle(server: VllmServer, timeout: float = 120.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = httpx.get(server.metrics_url, timeout=30.0).text
@@ -269,4 +293,3 @@ def wait_until_idle(server: VllmServer, timeout: float = 120.0) -> None:
             return
         time.sleep(0.2)
     raise AssertionError(f"vLLM still had requests after {timeout:.0f} s")
-

@@ -317,8 +317,9 @@ class Pipeline:
     def needs_async(self, *, model: str | None = None, key_overrides: dict | None = None,
                     stage: Stage | None = None) -> bool:
         """True when some check (judge, plugin) runs fully only in the async methods: an
-        async caller (the gateway) then uses them, so that a slow plugin waits in a
-        thread instead of holding up its event loop."""
+        async caller then uses them, so that a slow plugin waits in a thread instead of
+        holding up its event loop. (The gateway reads the same from the CompiledConfig it
+        resolved for the request: `input_async`, `output_async`.)"""
         compiled = self.compiled(model, key_overrides)
         if not compiled.enabled:
             return False

@@ -76,7 +76,7 @@ def gateway_env(work: Path) -> dict[str, str]:
 
 
 def make_key(env: dict) -> str:
-    code = f"from llmops.gateway.keys import KeyStore; k, _ = KeyStore().create('bench', **{KEY_LIMITS!r}); print(k)"
+    code = f"from llmops.governance.keys import KeyStore; k, _ = KeyStore().create('bench', **{KEY_LIMITS!r}); print(k)"
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
     return out.stdout.strip().splitlines()[-1]
 

@@ -49,7 +49,7 @@ async def main(n: int) -> None:
         "database_url": f"sqlite:///{tmp}/hot.db", "ledger": {"spill_dir": f"{tmp}/spill"}})
     services = Services(config)
     await services.start()
-    key_text, key = services.keys.create("bench", rpm=10**9, tpm=10**12, budget=1e9)
+    key_text, key = services.governance.keys.create("bench", rpm=10**9, tpm=10**12, budget=1e9)
     scope = {"headers": [(b"authorization", f"Bearer {key_text}".encode())]}
     deployment = services.router.all_deployments()[0]
 
@@ -85,7 +85,7 @@ async def main(n: int) -> None:
             "This is a fixed reply from the fake upstream used for gateway benchmarks."}}]}, Call(endpoint="c")))
     results["tokens and cost of the reply"] = per_call(
         lambda: services.account(Call(endpoint="c", model="bench-model"), deployment, BODY, USAGE, []), n)
-    results["ledger row (build and queue)"] = per_call(lambda: services.ledger.record(Call(endpoint="c").ledger_row()), n)
+    results["ledger row (build and queue)"] = per_call(lambda: services.governance.record(Call(endpoint="c").ledger_row()), n)
     await services.stop()
     total = sum(v for k, v in results.items() if "1 KB" not in k)
     for name, us in results.items():

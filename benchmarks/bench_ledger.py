@@ -22,7 +22,7 @@ from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 
-from llmops.gateway.ledger import LedgerWriter
+from llmops.governance.ledger import LedgerWriter
 
 ADMIN_URL = os.environ.get("LLMOPS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 

@@ -18,8 +18,8 @@ import time
 import uuid
 from pathlib import Path
 
-from llmops.gateway.keys import KeyInfo, KeyStore
-from llmops.gateway.limits import make_limiter
+from llmops.governance.keys import KeyInfo, KeyStore
+from llmops.governance.limits import make_limiter
 
 HEAVY = dict(rpm=10**9, tpm=10**12, parallel=10**6, budget=10**9, period="month")
 
@@ -37,12 +37,12 @@ async def bench_auth(db_url: str, n: int) -> str:
     """CPU µs per cache hit: best and median of 10 rounds."""
     store = KeyStore(db_url)
     plaintext, _ = store.create("bench")
-    await store.authenticate(plaintext)  # fill the cache
+    await store.check(plaintext)  # fill the cache
     rounds = []
     for _ in range(10):
         start = time.process_time()
         for _ in range(n // 10):
-            await store.authenticate(plaintext)
+            await store.check(plaintext)
         rounds.append((time.process_time() - start) / (n // 10) * 1e6)
     return _report(rounds)
 

@@ -71,7 +71,7 @@ async def prepare(variant: str, work: Path) -> InProcess:
     import orjson
 
     from llmops.gateway.app import create_app
-    from llmops.gateway.keys import KeyStore
+    from llmops.governance.keys import KeyStore
 
     bare = variant.startswith("bare") or variant == "floor"
     config = work / "bench.yaml"
@@ -90,7 +90,7 @@ async def prepare(variant: str, work: Path) -> InProcess:
     else:
         app = create_app(config)
         await app.startup()
-        ledger = app.services.ledger
+        ledger = app.services.governance.ledger
         if variant.endswith("no-ledger"):
             ledger.record = lambda row: None
     body = orjson.dumps(gatewaybench.BODY)

@@ -54,7 +54,8 @@ URL = f"http://127.0.0.1:{PORT}/v1/chat/completions"
 def serve_with_probes(config: str, trace: str) -> int:
     """The gateway (`llmops serve`) with timing probes; SIGUSR1 writes them to `trace`."""
     from llmops.cli import main
-    from llmops.gateway import inference, ledger, router
+    from llmops.gateway import inference, router
+    from llmops.governance import ledger
 
     clock, cpu_clock = time.perf_counter, time.thread_time
     # Per request: start, end, the event loop thread's CPU time, the upstream phase.

@@ -27,6 +27,22 @@ class InvalidInput(LLMOpsError):
     code = "invalid_request"
 
 
+class AuthenticationError(LLMOpsError):
+    """No key, or a key that may not be used (unknown, revoked, expired): 401."""
+
+    status = 401
+    type = "authentication_error"
+    code = "invalid_api_key"
+
+
+class PermissionDenied(LLMOpsError):
+    """A known key asked for something it may not do: 403."""
+
+    status = 403
+    type = "permission_error"
+    code = "model_not_allowed"
+
+
 class NotFound(LLMOpsError):
     status = 404
     code = "not_found"

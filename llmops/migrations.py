@@ -22,8 +22,8 @@ from sqlalchemy.engine import Connection, Engine
 # Modules that define tables and their MIGRATIONS, in dependency order.
 TABLE_MODULES = [
     "llmops.registry.models",
-    "llmops.gateway.ledger_models",
-    "llmops.gateway.keys_models",
+    "llmops.governance.ledger_models",
+    "llmops.governance.tables",
     "llmops.evaluation.models",
     "llmops.experiments.models",
 ]

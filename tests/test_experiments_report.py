@@ -23,7 +23,7 @@ from llmops.experiments.service import ExperimentService
 
 
 def _ledger_table():
-    from llmops.gateway.ledger_models import LedgerRow
+    from llmops.governance.ledger_models import LedgerRow
 
     return LedgerRow.__table__
 

@@ -168,7 +168,7 @@ def test_two_gateways_share_one_limit_through_redis(upstream, tmp_path):
 
 
 def test_auth_keys_requires_a_key_without_a_master_key(upstream, tmp_path):
-    from llmops.gateway.keys import KeyStore
+    from llmops.governance.keys import KeyStore
 
     key, _ = KeyStore(f"sqlite:///{tmp_path / 'llmops.db'}").create("app")
     with run_gateway({**_config(upstream.base_url), "auth": "keys"}, tmp_path) as gw:

@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 import openai
 import pytest
 
-from llmops.gateway.keys import KeyStore
+from llmops.governance.keys import KeyStore
 from tests.support.gateway_proc import run_gateway
 
 PLUGINS = '''

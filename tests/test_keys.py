@@ -19,12 +19,15 @@ from sqlalchemy import text
 
 from llmops.cli import main as cli
 from llmops.db import get_engine
-from llmops.errors import InvalidInput, NotFound
-from llmops.gateway.errors import AuthenticationError, PermissionDenied
-from llmops.gateway.keys import KeyInfo, KeyStore, parse_bearer, parse_expires
+from llmops.errors import AuthenticationError, InvalidInput, NotFound, PermissionDenied
+from llmops.governance import Access, KeyInfo, KeyStore
+from llmops.governance.keys import parse_expires
 from tests.support.starved_side_work import HeldWhenIdle, expire_behind_a_held_read_ahead
 from tests.support.steady_use import use_steadily
 
+
+async def info_of(store: KeyStore, token: str | None) -> KeyInfo | None:
+    return (await store.check(token)).info
 
 def run(coro):
     return asyncio.run(coro)
@@ -53,7 +56,7 @@ def test_authenticate_returns_the_keys_limits(database_url):
         "app", models=["gpt-4o-mini", "openai/*"], rpm=10, tpm=5000, parallel=3, budget=2.5, period="day",
         expires="30d", user="alice", team="ml",
     )
-    info = run(store.authenticate(plaintext))
+    info = run(info_of(store, plaintext))
     assert isinstance(info, KeyInfo) and info == created
     assert (info.rpm, info.tpm, info.parallel, info.budget, info.period) == (10, 5000, 3, 2.5, "day")
     assert (info.user, info.team) == ("alice", "ml")
@@ -72,30 +75,48 @@ def test_unknown_missing_and_tampered_tokens_are_refused(database_url):
     assert run(store.check("")).reason == "missing"
     assert run(store.check("sk-llmops-" + "x" * 43)).reason == "unknown"
     tampered = plaintext[:-1] + ("A" if plaintext[-1] != "A" else "B")
-    assert run(store.authenticate(tampered)) is None
+    assert run(info_of(store, tampered)) is None
     # A negative answer is cached too, and stays negative.
-    assert run(store.authenticate(tampered)) is None
-    assert run(store.authenticate(plaintext)) is not None
+    assert run(info_of(store, tampered)) is None
+    assert run(info_of(store, plaintext)) is not None
 
 
 def test_errors_name_the_key_by_prefix_never_by_secret(database_url):
     store = KeyStore(database_url)
+    access = Access(store, master_key_set=False, keys_required=True)
     plaintext, info = store.create("app")
 
     with pytest.raises(AuthenticationError) as missing:
-        run(store.require(None))
+        run(access.authenticate(None))
     assert missing.value.status == 401 and "Authorization: Bearer" in missing.value.message
 
     wrong = "sk-llmops-thisisnotarealkeybutlongenough00000000"
     with pytest.raises(AuthenticationError) as unknown:
-        run(store.require(f"Bearer {wrong}"))
+        run(access.authenticate(wrong))
     assert wrong not in unknown.value.message and unknown.value.to_openai()["error"]["code"] == "invalid_api_key"
 
     store.revoke(info.id)
     with pytest.raises(AuthenticationError) as revoked:
-        run(store.require(f"Bearer {plaintext}"))
+        run(access.authenticate(plaintext))
     assert "revoked" in revoked.value.message and info.prefix in revoked.value.message
-    assert plaintext not in revoked.value.message
+    assert plaintext not in revoked.value.message and revoked.value.code == "revoked_api_key"
+
+
+def test_revoked_and_expired_keys_are_refused_even_on_an_open_gateway(database_url):
+    store = KeyStore(database_url)
+    access = Access(store, master_key_set=False, keys_required=False)
+    revoked, revoked_info = store.create("gone")
+    store.revoke(revoked_info.id)
+    expiring, expiring_info = store.create("soon", expires="1s")
+    assert run(access.authenticate(None)) is None
+    assert run(access.authenticate("any string at all")) is None
+    with pytest.raises(AuthenticationError) as refused:
+        run(access.authenticate(revoked))
+    assert refused.value.code == "revoked_api_key"
+    time.sleep(1.1)
+    with pytest.raises(AuthenticationError) as late:
+        run(access.authenticate(expiring))
+    assert late.value.code == "expired_api_key" and expiring_info.prefix in late.value.message
 
 
 def test_revoke_is_seen_at_once_here_and_within_the_cache_ttl_elsewhere(database_url):
@@ -104,11 +125,11 @@ def test_revoke_is_seen_at_once_here_and_within_the_cache_ttl_elsewhere(database
     plaintext, info = admin.create("app")
 
     async def scenario():
-        assert await admin.authenticate(plaintext) is not None
-        assert await gateway.authenticate(plaintext) is not None
+        assert await info_of(admin, plaintext) is not None
+        assert await info_of(gateway, plaintext) is not None
         admin.revoke(info.id)
         here = await admin.check(plaintext)
-        cached_elsewhere = await gateway.authenticate(plaintext)
+        cached_elsewhere = await info_of(gateway, plaintext)
         await asyncio.sleep(0.6)
         later_elsewhere = await gateway.check(plaintext)
         return here, cached_elsewhere, later_elsewhere
@@ -143,9 +164,9 @@ def test_update_changes_and_clears_fields(database_url):
     plaintext, info = store.create("app", rpm=10, budget=5)
 
     async def scenario():
-        await store.authenticate(plaintext)  # cached before the update
+        await info_of(store, plaintext)  # cached before the update
         updated = store.update(info.id, rpm=None, tpm=1000, models="gpt-4o", team="ml")
-        return updated, await store.authenticate(plaintext)
+        return updated, await info_of(store, plaintext)
 
     updated, seen = run(scenario())
     assert (updated.rpm, updated.tpm, updated.models, updated.team, updated.budget) == (None, 1000, ("gpt-4o",), "ml", 5)
@@ -177,14 +198,19 @@ def test_list_shows_every_key_with_status(database_url):
 
 def test_the_master_key_is_recognised_without_the_database(database_url):
     store = KeyStore(database_url, master_key="sk-master-test-0123456789")
-    info = run(store.authenticate("sk-master-test-0123456789"))
+    access = Access(store, master_key_set=True, keys_required=True)
+    info = run(access.authenticate("sk-master-test-0123456789"))
     assert info is not None and info.id == "master" and info.allows("anything") and info.rpm is None
-    assert store.is_master("sk-master-test-0123456789") and not store.is_master("sk-master-test-x")
-    store.require_master("Bearer sk-master-test-0123456789")
+    assert info.guardrails is None  # the master key is a key record like any other
+    access.authorize_admin(info)
+    _, virtual = store.create("app")
+    with pytest.raises(PermissionDenied) as denied:
+        access.authorize_admin(virtual)
+    assert denied.value.code == "master_key_required"
     with pytest.raises(AuthenticationError):
-        store.require_master("Bearer sk-llmops-notmaster")
-    with pytest.raises(AuthenticationError, match="LLMOPS_MASTER_KEY"):
-        KeyStore(database_url, master_key="").require_master("Bearer anything")
+        run(access.authenticate("sk-llmops-notmaster"))
+    with pytest.raises(PermissionDenied, match="LLMOPS_MASTER_KEY"):
+        Access(KeyStore(database_url, master_key=""), master_key_set=False, keys_required=False).authorize_admin(None)
 
 
 def test_expiry_dates_parse_as_documented():
@@ -199,8 +225,6 @@ def test_expiry_dates_parse_as_documented():
         parse_expires("2026-03-01", now)
     with pytest.raises(InvalidInput, match="not a date"):
         parse_expires("next tuesday", now)
-    assert parse_bearer("Bearer abc") == "abc" and parse_bearer("bearer  abc ") == "abc"
-    assert parse_bearer("abc") == "abc" and parse_bearer("Basic abc") is None and parse_bearer(None) is None
 
 
 def test_admin_api_from_json_bodies(database_url):
@@ -274,7 +298,7 @@ def test_cli_entry_point_prints_the_key_once(database_url, tmp_path):
     )
     assert listed.returncode == 0 and "sdk" in listed.stdout and key not in listed.stdout
     assert key[:18] in listed.stdout
-    assert run(KeyStore(database_url).authenticate(key)).rpm == 5
+    assert run(info_of(KeyStore(database_url), key)).rpm == 5
 
 
 def test_create_from_an_untrusted_body_refuses_unknown_fields(database_url):

@@ -23,9 +23,9 @@ from sqlalchemy.exc import OperationalError, ProgrammingError
 from llmops.cli import main as cli_main
 from llmops.db import get_engine, normalize_url
 from llmops.errors import InvalidInput
-from llmops.gateway import ledger as ledger_module
-from llmops.gateway.ledger import LedgerWriter
-from llmops.spend import parse_since, spend_report
+from llmops.governance import ledger as ledger_module
+from llmops.governance.ledger import LedgerWriter
+from llmops.governance.spend import parse_since, spend_report
 
 # ------------------------------------------------------------------------- helpers
 
@@ -435,7 +435,7 @@ CHILD = textwrap.dedent(
     """
     import signal, sys, time
     from datetime import UTC, datetime
-    from llmops.gateway.ledger import LedgerWriter
+    from llmops.governance.ledger import LedgerWriter
 
     url, spill, count = sys.argv[1], sys.argv[2], int(sys.argv[3])
     # Nothing would be written before the SIGTERM without close(): a long flush interval.

@@ -17,8 +17,8 @@ from datetime import UTC, datetime
 
 import pytest
 
-from llmops.gateway.keys import KeyInfo, KeyStore
-from llmops.gateway.limits import (
+from llmops.governance.keys import KeyInfo, KeyStore
+from llmops.governance.limits import (
     LimiterUnavailable,
     LimitExceeded,
     make_limiter,
@@ -342,8 +342,8 @@ def test_spend_survives_a_restart(engine, database_url, request):
 WORKER = textwrap.dedent(
     """
     import asyncio, json, sys, time
-    from llmops.gateway.keys import KeyInfo
-    from llmops.gateway.limits import LimitExceeded, make_limiter
+    from llmops.governance.keys import KeyInfo
+    from llmops.governance.limits import LimitExceeded, make_limiter
 
     url, prefix, db, start = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
 
@@ -464,7 +464,7 @@ def test_period_windows():
 
 def test_a_budget_set_mid_period_counts_what_the_ledger_already_holds(database_url):
     from llmops.db import session_scope
-    from llmops.gateway.ledger_models import LedgerRow
+    from llmops.governance.ledger_models import LedgerRow
 
     now = datetime.now(UTC)
     month_start = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
@@ -493,17 +493,19 @@ def test_a_budget_set_mid_period_counts_what_the_ledger_already_holds(database_u
 
 
 def test_limiter_from_the_gateway_config(sqlite_url):
-    from llmops.errors import InvalidInput
-    from llmops.gateway.limits import LocalLimiter, limiter_from_config
+    from pydantic import ValidationError
 
-    limiter = limiter_from_config(
-        {"fail_open": {"budgets": True}, "budgets": [{"team": "ml", "budget": 5}], "flush_interval": 0.5},
-        redis_url=None, database_url=sqlite_url,
+    from llmops.governance.config import LimitsConfig
+    from llmops.governance.limits import LocalLimiter, limiter_from_config
+
+    config = LimitsConfig.model_validate(
+        {"fail_open": {"budgets": True}, "budgets": [{"team": "ml", "budget": 5}], "flush_interval": 0.5}
     )
+    limiter = limiter_from_config(config, redis_url=None, database_url=sqlite_url)
     assert isinstance(limiter, LocalLimiter) and limiter.fail_open == {"rate_limits": True, "budgets": True}
     assert limiter.tracks_spend(key(team="ml"))
-    with pytest.raises(InvalidInput, match="flush_every"):
-        limiter_from_config({"flush_every": 1}, redis_url=None, database_url=sqlite_url)
+    with pytest.raises(ValidationError, match="flush_every"):
+        LimitsConfig.model_validate({"flush_every": 1})
 
 
 def test_budgets_in_use_are_reread_without_making_a_request_wait(backend, sqlite_url):

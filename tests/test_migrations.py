@@ -42,7 +42,7 @@ def test_a_column_added_by_a_later_release_reaches_an_older_keys_table(database_
         conn.execute(migrations.applied_table.delete().where(migrations.applied_table.c.id == "keys.0002"))
     assert migrations.upgrade(engine) == ["keys.0002"]
     assert "guardrails" in {c["name"] for c in inspect(engine).get_columns("gateway_keys")}
-    from llmops.gateway.keys import KeyStore
+    from llmops.governance.keys import KeyStore
 
     _, info = KeyStore(database_url).create("after", guardrails={"enabled": False})
     assert KeyStore(database_url).get(info.id).guardrails == {"enabled": False}

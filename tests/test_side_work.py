@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from llmops.gateway.side_work import SIDE_WORK_SWITCH_INTERVAL, run_side_work
+from llmops.governance.side_work import SIDE_WORK_SWITCH_INTERVAL, run_side_work
 
 
 def _seen_by_the_thread() -> dict:

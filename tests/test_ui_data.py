@@ -21,7 +21,7 @@ from llmops.evaluation.assertions import AssertionSpec
 from llmops.evaluation.suites import CaseSpec
 from llmops.experiments.models import FeedbackRow
 from llmops.experiments.service import ExperimentService
-from llmops.gateway.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LedgerRow
 from llmops.ui import compare as cmp
 from llmops.ui import eval_runs as er
 from llmops.ui import experiments_view as ex

@@ -17,7 +17,7 @@ KEY_FIELDS = ("name", "models", "rpm", "tpm", "parallel", "budget", "period", "e
 
 
 def _store(args):
-    from llmops.gateway.keys import KeyStore
+    from llmops.governance.keys import KeyStore
 
     return KeyStore(args.database_url)
 
@@ -41,7 +41,7 @@ def _usd(text: str) -> float | None:
 
 
 def _money(value: float | None) -> str:
-    from llmops.gateway.limits.base import usd
+    from llmops.governance.limits.base import usd
 
     return "-" if value is None else usd(value)
 

@@ -30,7 +30,7 @@ def _money(cost: float | None) -> str:
 
 
 def run(args: argparse.Namespace) -> int:
-    from llmops.spend import parse_since, spend_report
+    from llmops.governance.spend import parse_since, spend_report
 
     since = parse_since(args.since) if args.since else None
     report = spend_report(args.database_url, by=args.by, since=since)

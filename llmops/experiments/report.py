@@ -34,7 +34,7 @@ from llmops.experiments import stats
 from llmops.experiments.assignment import VariantSpec
 from llmops.experiments.evals import eval_scores_for
 from llmops.experiments.feedback import VariantFeedback, feedback_by_variant
-from llmops.experiments.ledger import ledger_table
+from llmops.experiments.ledger import LEDGER_TABLE
 from llmops.experiments.service import ExperimentService, ExperimentView
 
 MIN_SAMPLES = 30
@@ -281,13 +281,9 @@ def experiment_report(
     service = service or ExperimentService(database_url)
     view = service.get(name)
     engine = get_engine(service.database_url)
-    ledger = ledger_table(engine)
-    if ledger is not None:
-        with engine.connect() as conn:
-            by_variant = _read_ledger(conn, ledger, name)
-            feedback = feedback_by_variant(conn, ledger, name)
-    else:
-        by_variant, feedback = {}, {}
+    with engine.connect() as conn:
+        by_variant = _read_ledger(conn, LEDGER_TABLE, name)
+        feedback = feedback_by_variant(conn, LEDGER_TABLE, name)
     weights = (
         service.current_weights(name) if view.status == "running" else tuple(v.weight for v in view.variants)
     )

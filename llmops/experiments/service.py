@@ -565,7 +565,7 @@ class ExperimentService:
 
     def _thompson_weights(self, view: ExperimentView) -> tuple[float, ...]:
         from llmops.experiments.feedback import feedback_by_variant
-        from llmops.experiments.ledger import ledger_table
+        from llmops.experiments.ledger import LEDGER_TABLE
         from llmops.experiments.thompson import allocation_weights, period_seed
 
         period_index = int(time.time() // self.thompson_period)
@@ -573,13 +573,9 @@ class ExperimentService:
         if cached is not None and cached.period_index == period_index and cached.variants == view.variants:
             return cached.weights
         configured = [v.weight for v in view.variants]
-        ledger = ledger_table(self.engine)
-        if ledger is None:
-            weights = tuple(configured)
-        else:
-            with self.engine.connect() as conn:
-                feedback = feedback_by_variant(conn, ledger, view.name)
-            scores = [feedback[v.name].scores if v.name in feedback else [] for v in view.variants]
-            weights = tuple(allocation_weights(configured, scores, seed=period_seed(view.name, period_index)))
+        with self.engine.connect() as conn:
+            feedback = feedback_by_variant(conn, LEDGER_TABLE, view.name)
+        scores = [feedback[v.name].scores if v.name in feedback else [] for v in view.variants]
+        weights = tuple(allocation_weights(configured, scores, seed=period_seed(view.name, period_index)))
         self._thompson[view.name] = _ThompsonCache(period_index, weights, view.variants)
         return weights

@@ -93,24 +93,20 @@ async def feedback(services: Services, scope: dict, receive: http.Receive, send:
     except NotFound:
         # A mistyped id must not vanish from every report; but a fresh row may still be
         # queued, here (flush it) or on another replica (wait out its flush interval).
-        await asyncio.to_thread(services.ledger.flush, 2.0)
-        await asyncio.sleep(2 * services.ledger.flush_interval)
+        await asyncio.to_thread(services.governance.ledger.flush, 2.0)
+        await asyncio.sleep(2 * services.governance.ledger.flush_interval)
         saved = await asyncio.to_thread(save)
     await http.send_json(send, 200, saved)
 
 
-async def _admin(services: Services, scope: dict) -> None:
-    services.require_master(await services.authenticate(scope))
-
-
 async def keys_create(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    await http.send_json(send, 200, await services.keys.admin.create(await _json_body(services, scope, receive)))
+    await services.authorize_admin(scope)
+    await http.send_json(send, 200, await services.governance.admin.create(await _json_body(services, scope, receive)))
 
 
 async def keys_list(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    await http.send_json(send, 200, await services.keys.admin.list())
+    await services.authorize_admin(scope)
+    await http.send_json(send, 200, await services.governance.admin.list())
 
 
 def _last_segment(scope: dict) -> str:
@@ -118,40 +114,40 @@ def _last_segment(scope: dict) -> str:
 
 
 async def keys_get(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    await http.send_json(send, 200, await services.keys.admin.get(_last_segment(scope)))
+    await services.authorize_admin(scope)
+    await http.send_json(send, 200, await services.governance.admin.get(_last_segment(scope)))
 
 
 async def keys_update(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
+    await services.authorize_admin(scope)
     body = await _json_body(services, scope, receive)
-    await http.send_json(send, 200, await services.keys.admin.update(_last_segment(scope), body))
+    await http.send_json(send, 200, await services.governance.admin.update(_last_segment(scope), body))
 
 
 async def keys_revoke(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    await http.send_json(send, 200, await services.keys.admin.revoke(_last_segment(scope)))
+    await services.authorize_admin(scope)
+    await http.send_json(send, 200, await services.governance.admin.revoke(_last_segment(scope)))
 
 
 async def budgets_list(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    await http.send_json(send, 200, await services.keys.admin.budgets())
+    await services.authorize_admin(scope)
+    await http.send_json(send, 200, await services.governance.admin.budgets())
 
 
 async def budgets_set(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    await http.send_json(send, 200, await services.keys.admin.set_budget(await _json_body(services, scope, receive)))
+    await services.authorize_admin(scope)
+    await http.send_json(send, 200, await services.governance.admin.set_budget(await _json_body(services, scope, receive)))
 
 
 async def budgets_remove(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
+    await services.authorize_admin(scope)
     body = await _json_body(services, scope, receive)
-    await http.send_json(send, 200, await services.keys.admin.remove_budget(body))
+    await http.send_json(send, 200, await services.governance.admin.remove_budget(body))
 
 
 async def spend(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
-    from llmops.spend import parse_since, spend_report
+    await services.authorize_admin(scope)
+    from llmops.governance.spend import parse_since, spend_report
 
     q = _query(scope)
     since = parse_since(q["since"]) if q.get("since") else None
@@ -160,7 +156,7 @@ async def spend(services: Services, scope: dict, receive: http.Receive, send: ht
 
 
 async def experiment_report(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    await _admin(services, scope)
+    await services.authorize_admin(scope)
     from llmops.experiments.report import experiment_report as report
 
     data = await asyncio.to_thread(report, _last_segment(scope), database_url=services.database_url)

@@ -15,6 +15,7 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmops.errors import InvalidInput
+from llmops.governance.config import LedgerConfig, LimitsConfig
 
 ProviderKind = Literal["openai", "vllm", "litellm", "mock"]
 ENV_PREFIX = "os.environ/"
@@ -85,8 +86,8 @@ class GatewayConfig(_Strict):
     database_url: str | None = None
     redis_url: str | None = None
     guardrails: dict[str, Any] | None = None
-    limits: dict[str, Any] = Field(default_factory=dict)
-    ledger: dict[str, Any] = Field(default_factory=dict)
+    limits: LimitsConfig = Field(default_factory=LimitsConfig)
+    ledger: LedgerConfig = Field(default_factory=LedgerConfig)
     experiments: list[dict[str, Any]] = Field(default_factory=list)
 
     def model(self, name: str) -> ModelConfig | None:

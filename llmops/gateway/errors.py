@@ -5,18 +5,6 @@ from __future__ import annotations
 from llmops.errors import LLMOpsError
 
 
-class AuthenticationError(LLMOpsError):
-    status = 401
-    type = "authentication_error"
-    code = "invalid_api_key"
-
-
-class PermissionDenied(LLMOpsError):
-    status = 403
-    type = "permission_error"
-    code = "model_not_allowed"
-
-
 class ModelNotFound(LLMOpsError):
     status = 404
     type = "invalid_request_error"
@@ -107,13 +95,3 @@ class InternalError(LLMOpsError):
     status = 500
     type = "server_error"
     code = "internal_error"
-
-
-class GuardrailBlocked(LLMOpsError):
-    status = 400
-    type = "invalid_request_error"
-    code = "guardrail_blocked"
-
-    def __init__(self, message: str, check: str | None):
-        super().__init__(message, param=check)
-        self.check = check

@@ -1,4 +1,4 @@
-"""One inference request through the gateway, in the order of DESIGN.md:
+"""One inference request through the gateway, step by step in this order:
 
 auth ─► parse ─► model and prompt resolution ─► input guardrails ─► limits
 ─► router (retries, fallbacks) ─► output guardrails ─► tokens and cost ─► ledger.
@@ -18,7 +18,7 @@ import orjson
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway import http
 from llmops.gateway.call import Call
-from llmops.gateway.errors import InternalError, PermissionDenied, UpstreamError
+from llmops.gateway.errors import InternalError, UpstreamError
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, reply_texts
 from llmops.gateway.streaming import stream_to_client
 
@@ -104,10 +104,8 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         model = _validate(endpoint, body)
         call.model = model
         services.router.resolve(model)
-        if key is not None and not key.allows(model):
-            raise PermissionDenied(
-                f"this key may not call model '{model}'; it may call: {', '.join(key.models or [])}", param="model"
-            )
+        if key is not None:
+            key.require_model(model)
         if endpoint != EMBEDDINGS:
             await services.check_input(body, call)
         reservation = await services.admit(key, call, body)

@@ -8,47 +8,29 @@ ledger. The inference handler calls them in order.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from llmops import pricing, tokens
 from llmops.errors import LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
-from llmops.gateway.errors import AuthenticationError, GuardrailBlocked, InternalError, PermissionDenied
+from llmops.gateway.errors import InternalError
 from llmops.gateway.http import header
 from llmops.gateway.lazy_session import LazySession
 from llmops.gateway.metrics import GatewayMetrics, Gauge
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, replace_texts, reply_texts
 from llmops.gateway.router import Deployment, Router
 from llmops.gateway.upstream_http import UpstreamClient
-from llmops.guardrails.types import GuardrailConfigError
+from llmops.governance import Governance, KeyInfo
+from llmops.governance.limits import Reservation
+from llmops.guardrails.types import GuardrailBlocked, GuardrailConfigError
 from llmops.settings import get_settings
 
 if TYPE_CHECKING:
     from llmops.guardrails.pipeline import CompiledConfig
 
 log = logging.getLogger("llmops.gateway")
-
-
-@dataclass(frozen=True)
-class MasterIdentity:
-    """The operator's own key: every model, no limits, admin routes."""
-
-    id: str = "master"
-    name: str = "master"
-    prefix: str = "master"
-    user: str | None = None
-    team: str | None = None
-    models: list[str] | None = None
-
-    def allows(self, model: str) -> bool:
-        return True
-
-
-MASTER = MasterIdentity()
 
 
 def bearer_token(scope: dict) -> str | None:
@@ -69,15 +51,11 @@ class Services:
         self.database_url = config.database_url or settings.database_url
         self.redis_url = config.redis_url or settings.redis_url
         self.master_key = config.master_key or settings.master_key
-        # With a master key, or `auth: keys` in the config, every call needs a valid key.
-        self.keys_required = bool(self.master_key) or config.auth == "keys"
         self.metrics = GatewayMetrics()
         self.session: LazySession | None = None
         self.upstream: UpstreamClient | None = None
         self.router: Router | None = None
-        self.ledger = None
-        self.keys = None
-        self.limiter = None
+        self.governance: Governance | None = None
         self.guardrails = None
         self._registry = None
         self._experiments = None
@@ -87,20 +65,21 @@ class Services:
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        from llmops.gateway.keys import KeyStore
-        from llmops.gateway.ledger import LedgerWriter
-        from llmops.gateway.limits import limiter_from_config
         from llmops.guardrails import GuardrailsConfig, Pipeline
 
         self.session = LazySession()
         self.upstream = UpstreamClient()
         self.router = Router(self.config, self.session, upstream=self.upstream)
         await self.router.start()
-        ledger_opts = {"spill_dir": get_settings().spill_dir, **self.config.ledger}
-        self.ledger = LedgerWriter(database_url=self.database_url, **ledger_opts)
-        self.ledger.start()
-        self.keys = KeyStore(database_url=self.database_url, master_key=self.master_key)
-        self.limiter = limiter_from_config(self.config.limits, redis_url=self.redis_url, database_url=self.database_url)
+        self.governance = Governance(
+            database_url=self.database_url,
+            redis_url=self.redis_url,
+            master_key=self.master_key,
+            keys_required=self.config.auth == "keys",
+            limits=self.config.limits,
+            ledger=self.config.ledger,
+        )
+        self.governance.start()
         guard_config = (
             GuardrailsConfig.model_validate(self.config.guardrails)
             if self.config.guardrails is not None
@@ -124,7 +103,7 @@ class Services:
             )
         )
         self.metrics.add_gauge(
-            Gauge("llmops_ledger_rows", "Ledger writer counters", ("state",), lambda: {(k,): v for k, v in self.ledger.stats().items()})
+            Gauge("llmops_ledger_rows", "Ledger writer counters", ("state",), lambda: {(k,): v for k, v in self.governance.ledger.stats().items()})
         )
         self.metrics.add_gauge(
             Gauge("llmops_limiter", "Limits: admitted, rejected by limit, Redis errors", ("counter", "limit"), self._limiter_counters)
@@ -141,17 +120,12 @@ class Services:
             await self.session.close()
         if self.upstream:
             self.upstream.close()
-        if self.keys:
-            await self.keys.aclose()
-        if self.limiter:
-            await self.limiter.aclose()  # flushes budget spend to the database
-        if self.ledger:
-            # Drain every queued row before the process exits (SIGTERM included).
-            await asyncio.to_thread(self.ledger.close, 30)
+        if self.governance:
+            await self.governance.aclose()
 
     def _limiter_counters(self) -> dict[tuple[str, ...], float]:
         out: dict[tuple[str, ...], float] = {}
-        for name, value in self.limiter.metrics().items():
+        for name, value in self.governance.limiter.metrics().items():
             if isinstance(value, dict):
                 out.update({(name, limit): v for limit, v in value.items()})
             else:
@@ -166,30 +140,13 @@ class Services:
 
     # -- steps of a request ------------------------------------------------------------
 
-    async def authenticate(self, scope: dict):
-        token = bearer_token(scope)
-        if token is not None and self.master_key and hmac.compare_digest(token.encode(), self.master_key.encode()):
-            return MASTER
-        if token is not None:
-            info = await self.keys.authenticate(token)
-            if info is not None:
-                return info
-            if self.keys_required:
-                raise AuthenticationError(
-                    "invalid API key: it is unknown, revoked or expired; ask the gateway's operator for a key"
-                )
-            return None
-        if self.keys_required:
-            raise AuthenticationError("missing API key: send 'Authorization: Bearer <your key>'")
-        return None  # no master key and `auth: open`: the gateway is open (the local default)
+    async def authenticate(self, scope: dict) -> KeyInfo | None:
+        return await self.governance.authenticate(bearer_token(scope))
 
-    def require_master(self, identity) -> None:
-        if identity is MASTER or not self.master_key:
-            return
-        if identity is None:
-            raise AuthenticationError("this route needs the master key (LLMOPS_MASTER_KEY)")
-        raise PermissionDenied("this route needs the master key (LLMOPS_MASTER_KEY); a virtual key may not use it",
-                               code="master_key_required")
+    async def authorize_admin(self, scope: dict) -> KeyInfo | None:
+        identity = await self.authenticate(scope)
+        self.governance.authorize_admin(identity)
+        return identity
 
     @property
     def registry(self):
@@ -282,7 +239,7 @@ class Services:
         if result.blocked:
             self.metrics.guardrail_blocks.inc(result.blocked_by or "")
             raise GuardrailBlocked(
-                f"request blocked by guardrail '{result.blocked_by}': {result.message}", check=result.blocked_by
+                result.blocked_by or "", f"request blocked: {result.message}"
             )
         if "messages" in body and result.messages is not None:
             body["messages"] = result.messages
@@ -309,7 +266,7 @@ class Services:
             if result.blocked:
                 self.metrics.guardrail_blocks.inc(result.blocked_by or "")
                 raise GuardrailBlocked(
-                    f"the model's reply was blocked by guardrail '{result.blocked_by}'", check=result.blocked_by
+                    result.blocked_by or "", "the model's reply was blocked"
                 )
             new = result.text if result.text is not None else text
             changed = changed or new != text
@@ -326,12 +283,11 @@ class Services:
     def output_stream(self, call: Call, checks: CompiledConfig):
         return _BlockingStream(self, self.guardrails.output_stream(compiled=checks), call)
 
-    async def admit(self, key, call: Call, body: dict[str, Any]):
-        if key is None or key is MASTER or self.limiter is None:
-            return None
+    async def admit(self, key: KeyInfo | None, call: Call, body: dict[str, Any]) -> Reservation | None:
+        governance = self.governance
         estimated = 0
         max_cost = None
-        if key.tpm or self.limiter.tracks_spend(key, call.user):
+        if governance.tracks_spend(key, call.user):
             estimated = tokens.count_prompt(body)
             asked = body.get("max_tokens") or body.get("max_completion_tokens")
             # Reserve for the dearest deployment the router might pick.
@@ -345,7 +301,7 @@ class Services:
             # a default ceiling would refuse every call on a key whose tpm is below it.
             # Settle corrects the count to the real usage either way.
             estimated += int(asked or 0)
-        return await self.limiter.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
+        return await governance.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
 
     def account(self, call: Call, deployment: Deployment, body: dict[str, Any], usage: dict | None, texts: list[str]) -> None:
         if usage:
@@ -372,16 +328,13 @@ class Services:
             call.cost = price.cost(u)
             m.cost.inc(model, where, amount=call.cost)
 
-    async def settle(self, reservation, call: Call) -> None:
-        if reservation is None:
-            return
-        try:
-            if call.outcome == "success" or call.cost:
-                await self.limiter.settle(reservation, call.input_tokens + call.output_tokens, call.cost)
-            else:
-                await self.limiter.release(reservation)
-        except Exception:  # accounting must never turn a served reply into an error
-            log.exception("settling a reservation failed for request %s", call.id)
+    async def settle(self, reservation: Reservation | None, call: Call) -> None:
+        await self.governance.settle(
+            reservation,
+            tokens=call.input_tokens + call.output_tokens,
+            cost=call.cost,
+            served=call.outcome == "success",
+        )
 
     def finish(self, call: Call) -> None:
         m = self.metrics
@@ -389,7 +342,7 @@ class Services:
         m.latency.observe(call.elapsed_ms() / 1000, call.model or "", call.deployment or "")
         if call.attempts > 1:
             m.retries.inc(call.model or "", amount=call.attempts - 1)
-        self.ledger.record(call.ledger_row())
+        self.governance.record(call.ledger_row())
 
 
 class _BlockingStream:
@@ -402,7 +355,7 @@ class _BlockingStream:
         if getattr(self.inner, "blocked", False):
             check = getattr(self.inner, "blocked_by", None)
             self.services.metrics.guardrail_blocks.inc(check or "")
-            raise GuardrailBlocked(f"the model's reply was blocked by guardrail '{check}'", check=check)
+            raise GuardrailBlocked(check or "", "the model's reply was blocked")
 
     def feed(self, delta: str) -> str:
         out = self.inner.feed(delta)

@@ -16,7 +16,7 @@ from llmops.db import get_engine
 from llmops.experiments.models import FeedbackRow
 from llmops.experiments.report import ERROR_OUTCOMES, experiment_report
 from llmops.experiments.service import ExperimentService, ExperimentView
-from llmops.gateway.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LedgerRow
 from llmops.ui.timebuckets import bucket_column, parse_bucket
 
 __all__ = [

@@ -1,6 +1,6 @@
 """Spend over time from the gateway's ledger: cost and tokens per time bucket and group.
 
-Totals per group come from `llmops.spend.spend_report` (the same figures as `llmops
+Totals per group come from `llmops.governance.spend.spend_report` (the same figures as `llmops
 spend` and GET /admin/spend); this adds the time axis for the charts.
 """
 
@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.db import get_engine
 from llmops.errors import InvalidInput
-from llmops.gateway.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LedgerRow
 from llmops.ui.timebuckets import bucket_column, parse_bucket
 
 # The dimensions the Spend page charts, and the ledger column each reads.

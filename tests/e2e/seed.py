@@ -61,7 +61,7 @@ def _config(database_url: str):
 
 
 async def _send_traffic(database_url: str, requests: int) -> list[tuple[str, str]]:
-    from llmops.gateway.keys import KeyStore
+    from llmops.governance.keys import KeyStore
 
     keys = KeyStore(database_url=database_url)
     web, _ = keys.create(name="web-app", team="news")

@@ -6,7 +6,7 @@ import altair as alt
 import pandas as pd
 import streamlit as st
 
-from llmops.spend import parse_since, spend_report
+from llmops.governance.spend import parse_since, spend_report
 from llmops.ui import spend_view as sv
 from llmops.ui.timebuckets import BUCKETS, bucket_for
 from llmops.ui.widgets import page_errors, show_notices, ui_settings

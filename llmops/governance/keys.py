@@ -1,7 +1,7 @@
 """Virtual keys: create, list, update, revoke, and authenticate a bearer token.
 
 A key (`sk-llmops-` + 43 url-safe characters, 256 random bits) is shown once, at
-creation; the database keeps its sha256 and a display prefix. `authenticate` hashes the
+creation; the database keeps its sha256 and a display prefix. `check` hashes the
 token, looks the hash up in an in-process cache, and on a miss reads the database in a
 worker thread (never on the event loop), then compares hashes with
 `hmac.compare_digest`.
@@ -35,12 +35,11 @@ from sqlalchemy.exc import OperationalError
 from sqlmodel import select
 
 from llmops.db import session_scope
-from llmops.errors import InvalidInput, LLMOpsError, NotFound
-from llmops.gateway.errors import AuthenticationError, PermissionDenied
-from llmops.gateway.keys_models import ApiKey, utcnow
-from llmops.gateway.limits.periods import PERIODS
-from llmops.gateway.limits.spend import Budget, SpendBook
-from llmops.gateway.side_work import READ_AHEAD_SHARE, run_side_work
+from llmops.errors import AuthenticationError, InvalidInput, LLMOpsError, NotFound, PermissionDenied
+from llmops.governance.limits.periods import PERIODS
+from llmops.governance.limits.spend import Budget, SpendBook
+from llmops.governance.side_work import READ_AHEAD_SHARE, run_side_work
+from llmops.governance.tables import ApiKey, utcnow
 from llmops.settings import get_settings
 
 KEY_PREFIX = "sk-llmops-"
@@ -160,9 +159,11 @@ class AuthResult:
             )
         else:
             message = "Invalid API key. Check the key, or create one with `llmops keys create`."
-        return AuthenticationError(message, code="expired_api_key" if self.reason == "expired" else None)
+        codes = {"revoked": "revoked_api_key", "expired": "expired_api_key"}
+        return AuthenticationError(message, code=codes.get(self.reason))
 
 
+MASTER = KeyInfo(id=MASTER_ID, name=MASTER_ID, prefix=MASTER_ID)
 _MISSING = AuthResult(None, "missing")
 _UNKNOWN = AuthResult(None, "unknown")
 
@@ -181,16 +182,6 @@ def generate_key() -> str:
 
 def hash_key(token: str) -> str:
     return hashlib.sha256(token.encode()).hexdigest()
-
-
-def parse_bearer(header: str | None) -> str | None:
-    """The token from an `Authorization: Bearer ...` header value (a bare token is accepted)."""
-    if not header:
-        return None
-    scheme, _, rest = header.strip().partition(" ")
-    if rest and scheme.lower() == "bearer":
-        return rest.strip() or None
-    return header.strip() if not rest else None
 
 
 _DURATION = re.compile(r"^(\d+)\s*([smhdw])$")
@@ -369,8 +360,7 @@ class KeyStore:
         self.spend_book = SpendBook(database_url)
         master = master_key if master_key is not None else get_settings().master_key
         self._master_digest = hashlib.sha256(master.encode()).digest() if master else None
-        master_info = KeyInfo(id=MASTER_ID, name=MASTER_ID, prefix=MASTER_ID)
-        self._master_result = AuthResult(master_info, "ok", master_info)
+        self._master_result = AuthResult(MASTER, "ok", MASTER)
         self._cache: dict[bytes, tuple[float, AuthResult]] = {}
         self._negatives = 0
         self._max_negatives = max_negative_entries
@@ -381,24 +371,6 @@ class KeyStore:
         self.admin = KeysAdmin(self)
 
     # --- authentication (async, for the gateway) ----------------------------------------
-
-    @property
-    def has_master_key(self) -> bool:
-        return self._master_digest is not None
-
-    def is_master(self, token: str | None) -> bool:
-        if not token or self._master_digest is None:
-            return False
-        return hmac.compare_digest(hashlib.sha256(token.encode()).digest(), self._master_digest)
-
-    def require_master(self, authorization: str | None) -> None:
-        """For admin routes: raise AuthenticationError (401) unless the header carries the master key."""
-        if self._master_digest is None:
-            raise AuthenticationError(
-                "The admin API is off: start the gateway with LLMOPS_MASTER_KEY set.", code="admin_disabled"
-            )
-        if not self.is_master(parse_bearer(authorization)):
-            raise AuthenticationError("Admin routes need the master key as `Authorization: Bearer ...`.")
 
     async def check(self, token: str | None) -> AuthResult:
         """Who the token is, and why not when it may not be used."""
@@ -420,17 +392,6 @@ class KeyStore:
         if info is not None and info._expires_ts is not None and time.time() >= info._expires_ts:
             return AuthResult(None, "expired", info)
         return result
-
-    async def authenticate(self, token: str | None) -> KeyInfo | None:
-        """The key's KeyInfo, or None when unknown, revoked or expired."""
-        return (await self.check(token)).info
-
-    async def require(self, authorization: str | None) -> KeyInfo:
-        """From an Authorization header value to a KeyInfo, or AuthenticationError (401)."""
-        result = await self.check(parse_bearer(authorization))
-        if result.info is None:
-            raise result.error()
-        return result.info
 
     async def _lookup(self, digest: bytes) -> AuthResult:
         # One database read per token at a time, however many requests wait on it. A read

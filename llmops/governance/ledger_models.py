@@ -1,7 +1,7 @@
 """The `ledger` table: one row per gateway request, whatever its end.
 
-Rows are written in batches by `llmops.gateway.ledger.LedgerWriter` and read by
-`llmops.spend`. The primary key is the request id, which is what makes replaying a
+Rows are written in batches by `llmops.governance.ledger.LedgerWriter` and read by
+`llmops.governance.spend`. The primary key is the request id, which is what makes replaying a
 spill file idempotent. `key_id` holds a key's id or prefix, never the secret.
 """
 

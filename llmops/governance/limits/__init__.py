@@ -22,7 +22,8 @@ from collections.abc import Callable, Iterable, Mapping
 from typing import Any
 
 from llmops.errors import InvalidInput
-from llmops.gateway.limits.base import (
+from llmops.governance.config import LimitsConfig
+from llmops.governance.limits.base import (
     DEFAULT_FAIL_OPEN,
     BudgetTarget,
     Limiter,
@@ -30,9 +31,9 @@ from llmops.gateway.limits.base import (
     LimitExceeded,
     Reservation,
 )
-from llmops.gateway.limits.local import LocalLimiter
-from llmops.gateway.limits.periods import PERIODS, period_window
-from llmops.gateway.limits.spend import Budget, SpendBook, validate_budget
+from llmops.governance.limits.local import LocalLimiter
+from llmops.governance.limits.periods import PERIODS, period_window
+from llmops.governance.limits.spend import Budget, SpendBook, validate_budget
 
 __all__ = [
     "DEFAULT_FAIL_OPEN",
@@ -89,32 +90,20 @@ def make_limiter(
     )
     if not redis_url:
         return LocalLimiter(**options)
-    from llmops.gateway.limits.redis_limiter import RedisLimiter
+    from llmops.governance.limits.redis_limiter import RedisLimiter
 
     return RedisLimiter(
         redis_url, prefix=redis_prefix, lease_seconds=lease_seconds, timeout=redis_timeout, **options
     )
 
 
-CONFIG_OPTIONS = ("fail_open", "budgets", "redis_prefix", "rules_ttl", "flush_interval", "lease_seconds", "redis_timeout")
-
-
-def limiter_from_config(
-    limits: Mapping[str, Any] | None, *, redis_url: str | None, database_url: str | None
-) -> Limiter:
-    """`make_limiter` from the gateway config's `limits:` section, e.g.
-
-        limits:
-          fail_open: {rate_limits: true, budgets: false}
-          budgets: [{team: ml, budget: 100, period: month}]
-          flush_interval: 1.0
-    """
-    options = dict(limits or {})
-    unknown = sorted(set(options) - set(CONFIG_OPTIONS))
-    if unknown:
-        raise InvalidInput(f"limits: unknown setting(s) {unknown}; known: {', '.join(CONFIG_OPTIONS)}")
-    fail_open = options.pop("fail_open", None)
-    return make_limiter(redis_url, fail_open, database_url=database_url, **options)
+def limiter_from_config(limits: LimitsConfig, *, redis_url: str | None, database_url: str | None) -> Limiter:
+    """`make_limiter` from the gateway config's `limits:` section."""
+    options = limits.model_dump(exclude={"fail_open", "budgets"})
+    budgets = [b.model_dump(exclude_none=True) for b in limits.budgets]
+    return make_limiter(
+        redis_url, limits.fail_open.model_dump(), database_url=database_url, budgets=budgets, **options
+    )
 
 
 def _budget(item: Budget | Mapping[str, Any]) -> Budget:

@@ -29,7 +29,7 @@ from itertools import count
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from llmops.gateway.limits.base import (
+from llmops.governance.limits.base import (
     WINDOW_SECONDS,
     BudgetTarget,
     Limiter,
@@ -42,9 +42,9 @@ from llmops.gateway.limits.base import (
 )
 
 if TYPE_CHECKING:
-    from llmops.gateway.keys import KeyInfo
+    from llmops.governance.keys import KeyInfo
 
-log = logging.getLogger("llmops.gateway.limits")
+log = logging.getLogger("llmops.governance.limits")
 NANO = 1_000_000_000
 
 # KEYS: rate hash, rate queue, parallel zset, then (budget hash, budget leases) per budget.

@@ -29,14 +29,14 @@ from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from llmops.errors import LLMOpsError
-from llmops.gateway.limits.periods import PeriodClock, describe_reset
-from llmops.gateway.limits.spend import Budget, SpendBook, SpendKey
-from llmops.gateway.side_work import READ_AHEAD_SHARE, run_side_work
+from llmops.governance.limits.periods import PeriodClock, describe_reset
+from llmops.governance.limits.spend import Budget, SpendBook, SpendKey
+from llmops.governance.side_work import READ_AHEAD_SHARE, run_side_work
 
 if TYPE_CHECKING:
-    from llmops.gateway.keys import KeyInfo
+    from llmops.governance.keys import KeyInfo
 
-log = logging.getLogger("llmops.gateway.limits")
+log = logging.getLogger("llmops.governance.limits")
 
 WINDOW_SECONDS = 60.0
 DEFAULT_FAIL_OPEN = {"rate_limits": True, "budgets": False}

@@ -12,7 +12,7 @@ from collections import deque
 from itertools import count
 from typing import TYPE_CHECKING
 
-from llmops.gateway.limits.base import (
+from llmops.governance.limits.base import (
     EPSILON,
     WINDOW_SECONDS,
     Limiter,
@@ -23,10 +23,10 @@ from llmops.gateway.limits.base import (
     rpm_error,
     tpm_error,
 )
-from llmops.gateway.limits.spend import SpendKey
+from llmops.governance.limits.spend import SpendKey
 
 if TYPE_CHECKING:
-    from llmops.gateway.keys import KeyInfo
+    from llmops.governance.keys import KeyInfo
 
 
 # Requests of the last minute are counted per tenth of a second: at most 600 buckets

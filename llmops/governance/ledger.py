@@ -50,8 +50,8 @@ from sqlalchemy import insert as generic_insert
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from llmops.gateway.ledger_models import STRING_LENGTHS, LedgerRow
-from llmops.gateway.side_work import set_idle_class, set_nice
+from llmops.governance.ledger_models import STRING_LENGTHS, LedgerRow
+from llmops.governance.side_work import set_idle_class, set_nice
 
 try:  # POSIX; elsewhere a writer replays only its own spill files
     import fcntl

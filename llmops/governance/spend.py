@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.db import get_engine
 from llmops.errors import InvalidInput
-from llmops.gateway.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LedgerRow
 
 __all__ = ["spend_report", "parse_since", "GROUPINGS"]
 

@@ -21,9 +21,9 @@ from sqlmodel import select
 
 from llmops.db import get_engine, session_scope
 from llmops.errors import InvalidInput
-from llmops.gateway.keys_models import BudgetRule as BudgetRow
-from llmops.gateway.keys_models import SpendCounter, utcnow
-from llmops.gateway.limits.periods import PERIODS, period_start, period_window
+from llmops.governance.limits.periods import PERIODS, period_start, period_window
+from llmops.governance.tables import BudgetRule as BudgetRow
+from llmops.governance.tables import SpendCounter, utcnow
 
 BUDGET_SCOPES = ("user", "team")
 SpendKey = tuple[str, str, str]  # (scope, subject, period_id)
@@ -131,7 +131,7 @@ class SpendBook:
     def _ledger_spend(self, scope: str, subject: str, period_id: str) -> float:
         """What the gateway's ledger recorded for this budget's subject in the period."""
         try:
-            from llmops.gateway.ledger_models import LedgerRow
+            from llmops.governance.ledger_models import LedgerRow
         except ImportError:
             return 0.0
         columns = LedgerRow.__table__.c

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import random
+import subprocess
+import sys
 from datetime import UTC, datetime
 
 import pytest
@@ -88,7 +91,7 @@ def test_feedback_report_and_promote(cli_db, capsys):
     from sqlalchemy import insert
 
     from llmops.db import get_engine
-    from llmops.gateway.ledger_models import LedgerRow
+    from llmops.governance.ledger_models import LedgerRow
 
     _run(
         capsys,
@@ -146,3 +149,21 @@ def test_feedback_report_and_promote(cli_db, capsys):
     code, out, _ = _run(capsys, "experiments", "promote", "sum-ab", "candidate")
     assert code == 0 and out.strip() == "summarize@production -> version 2 (candidate); sum-ab stopped"
     assert Registry(cli_db).get("summarize").version == 2
+
+
+def test_feedback_for_an_unknown_request_fails_as_the_http_api_does(cli_db):
+    """POST /v1/feedback answers 404 for an id the ledger lacks; the command exits 1."""
+    from llmops.experiments.feedback import feedback_for_request
+
+    proc = subprocess.run(
+        [sys.executable, "-m", "llmops.cli", "experiments", "feedback", "req-mistyped", "--up"],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+        env={**os.environ, "LLMOPS_DATABASE_URL": cli_db},
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert proc.stderr == "error: no request 'req-mistyped' in the ledger (it may not be flushed yet)\n"
+    assert feedback_for_request("req-mistyped", database_url=cli_db) == []

@@ -177,13 +177,35 @@ def cmd_report(args) -> int:
     return 0
 
 
+# A gateway writes its ledger in batches (every 0.25 s by default): an id this command
+# does not find yet is looked up once more after this many seconds, as POST /v1/feedback
+# waits out two flush intervals before it answers 404.
+FEEDBACK_RETRY_SECONDS = 0.5
+
+
 def cmd_feedback(args) -> int:
+    import time
+
+    from llmops.errors import NotFound
     from llmops.experiments.feedback import record_feedback
 
     thumbs = "up" if args.up else "down" if args.down else None
-    view = record_feedback(
-        args.request_id, score=args.score, thumbs=thumbs, comment=args.comment, source="cli"
-    )
+
+    def save():
+        return record_feedback(
+            args.request_id,
+            score=args.score,
+            thumbs=thumbs,
+            comment=args.comment,
+            source="cli",
+            require_known=True,
+        )
+
+    try:
+        view = save()
+    except NotFound:
+        time.sleep(FEEDBACK_RETRY_SECONDS)
+        view = save()  # a second NotFound is the one-line error and exit 1 of `llmops`
     print_json(view.to_dict()) if args.json else print(f"feedback {view.id} recorded for {view.request_id}")
     return 0
 
@@ -259,8 +281,14 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_promote)
 
-    p = sub.add_parser("feedback", help="record feedback on a request (as POST /v1/feedback does)")
-    p.add_argument("request_id")
+    p = sub.add_parser(
+        "feedback",
+        help="record feedback on a request (as POST /v1/feedback does)",
+        description="Record a score, thumbs up/down or a comment on one gateway request. "
+        "REQUEST_ID is the x-llmops-request-id header of its response; an id the ledger does "
+        "not hold is refused (exit status 1), as POST /v1/feedback answers 404.",
+    )
+    p.add_argument("request_id", help="the x-llmops-request-id header of the request's response")
     group = p.add_mutually_exclusive_group()
     group.add_argument("--score", type=float, help="a score in 0..1")
     group.add_argument("--up", action="store_true", help="thumbs up (1)")

@@ -1,21 +1,48 @@
 """`llmops guard`: run the guardrail checks from the command line.
 
   llmops guard check "TEXT" [--json] [--config F] [--model M] [--output]
-  llmops guard scan FILE.jsonl [--config F] [--model M] [--output]
+  llmops guard scan FILE.jsonl [--field F] [--no-fail] [--config F] [--model M] [--output]
 
 `check` exits 0 when the text may pass (perhaps redacted or flagged) and 1 when a check
-blocks it. `scan` reads rows with a `text` field (and an optional `id`) and writes one
-JSON line per row: {"id", "flagged", "blocked", "checks", "redacted"}.
+blocks it. `scan` reads JSONL rows with a `text` field (or `--field`) and an optional
+`id`, writes one JSON line per row ({"id", "flagged", "blocked", "checks", "redacted"},
+or {"id", "error"} for a row it could not check) and, for CI, exits 1 when any row is
+blocked or could not be checked (`--no-fail`: exit 0 all the same).
 """
 
 from __future__ import annotations
 
+import argparse
 import json
 import sys
 from typing import Any
 
 from llmops.commands.output import add_json_flag, print_json, print_table
 from llmops.errors import InvalidInput
+
+SCAN_DESCRIPTION = """\
+Run the guardrail checks on every row of a JSONL file, as the gateway runs them on a
+request (the input checks; with --output, the checks on a model's reply).
+
+Input: one JSON object per line; blank lines are skipped.
+  text   the text to check (a string; --field names another field)
+  id     optional: any JSON value that names the row in the output (default: the line number)
+Other fields are ignored."""
+
+SCAN_EPILOG = """\
+Output, on stdout, one JSON line per row, in input order:
+  {"id": ..., "flagged": true|false, "blocked": true|false, "checks": [names of the checks
+   that fired], "redacted": "the text after redaction (the text itself when nothing was redacted)"}
+A row that is not a JSON object with a string text field gets {"id": ..., "error": "..."}.
+On stderr, a last line: "scanned N rows: F flagged, B blocked, E not checked".
+
+Exit status: 0 when no row was blocked and every row was checked; 1 when a row was
+blocked or could not be checked (a line that is not JSON, or has no text), and for a
+file or config that cannot be read; --no-fail makes the first two exit 0.
+
+Example:
+  llmops guard scan rows.jsonl > verdicts.jsonl
+  llmops guard scan prompts.jsonl --field prompt --config guardrails.yaml --no-fail"""
 
 
 def register(subparsers) -> None:
@@ -29,9 +56,23 @@ def register(subparsers) -> None:
     add_json_flag(check)
     check.set_defaults(func=run_check)
 
-    scan = sub.add_parser("scan", help="check every row of a JSONL file; one JSON line per row on stdout")
-    scan.add_argument("file", help='JSONL with a "text" field and optional "id" ("-" reads standard input)')
+    scan = sub.add_parser(
+        "scan",
+        help="check every row of a JSONL file; one JSON line per row; exit status 1 if a row is blocked",
+        description=SCAN_DESCRIPTION,
+        epilog=SCAN_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    scan.add_argument(
+        "file",
+        help='JSONL: one JSON object per line, e.g. {"id": "r1", "text": "..."} ("-" reads standard input)',
+    )
     scan.add_argument("--field", default="text", help="the field holding the text (default: text)")
+    scan.add_argument(
+        "--no-fail",
+        action="store_true",
+        help="exit 0 even when rows are blocked or could not be checked (report only)",
+    )
     _common(scan)
     scan.set_defaults(func=run_scan)
 
@@ -92,7 +133,7 @@ def run_check(args) -> int:
 def run_scan(args) -> int:
     pipe = _pipeline(args)
     source = sys.stdin if args.file == "-" else _open(args.file)
-    rows = flagged = 0
+    rows = flagged = blocked = unchecked = 0
     try:
         for number, line in enumerate(source, start=1):
             if not line.strip():
@@ -100,11 +141,16 @@ def run_scan(args) -> int:
             rows += 1
             out = _scan_row(pipe, line, number, args)
             flagged += bool(out.get("flagged"))
+            blocked += bool(out.get("blocked"))
+            unchecked += "error" in out
             sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
     finally:
         if source is not sys.stdin:
             source.close()
-    print(f"scanned {rows} rows, {flagged} flagged", file=sys.stderr)
+    counts = f"{flagged} flagged, {blocked} blocked, {unchecked} not checked"
+    print(f"scanned {rows} row{'' if rows == 1 else 's'}: {counts}", file=sys.stderr)
+    if (blocked or unchecked) and not args.no_fail:
+        return 1
     return 0
 
 

@@ -1,11 +1,13 @@
 """Feedback on a request: a score in 0..1 or thumbs up/down, and an optional comment.
 
 The gateway writes its ledger asynchronously in batches, so a client may well send
-feedback for a request whose ledger row is not stored yet. `record_feedback` therefore
-accepts any well-formed request id and the report joins feedback to the ledger when
-it runs: feedback for a request that never reaches the ledger (a mistyped id) is
-kept but counted nowhere. Pass `require_known=True` to refuse ids the ledger lacks
-(for callers who know the ledger has been flushed, e.g. a batch import).
+feedback for a request whose ledger row is not stored yet. By default `record_feedback`
+therefore accepts any well-formed request id and the report joins feedback to the
+ledger when it runs: feedback for a request that never reaches the ledger (a mistyped
+id) is kept but counted nowhere. `require_known=True` refuses ids the ledger lacks
+with NotFound; POST /v1/feedback (a 404) and `llmops experiments feedback` (exit
+status 1) both pass it, each after giving a queued row time to be flushed and asking
+again, so a mistyped id is an error there rather than feedback counted nowhere.
 """
 
 from __future__ import annotations

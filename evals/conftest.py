@@ -1,7 +1,7 @@
 """pytest wiring for the eval suites in this directory: `pytest evals/` runs them in CI.
 
 Each case × prompt × model of every suite here is a test item (see
-llmops/evaluation/pytest_plugin.py). Runs go to a fresh SQLite database per session,
+llmops/pytest_plugin.py). Runs go to a fresh SQLite database per session,
 into which `prompts/` is synced first, so the suites test the prompts as committed;
 pass --eval-database-url (or LLMOPS_EVAL_DATABASE_URL) to keep runs and the response
 cache in a database of your own. Without --eval-gateway-url (or LLMOPS_GATEWAY_URL)
@@ -15,7 +15,7 @@ import os
 import tempfile
 from pathlib import Path
 
-from llmops.evaluation import pytest_plugin
+from llmops import pytest_plugin
 
 PROMPTS_DIR = Path(__file__).resolve().parent.parent / "prompts"
 

@@ -10,8 +10,7 @@ import pytest
 from llmops.errors import InvalidInput
 from llmops.evaluation.client import HttpModelClient
 from llmops.evaluation.judge import Judge, parse_json_reply
-from llmops.evaluation.service import run_suite_async
-from llmops.evaluation.suites import load_suite
+from llmops.gateway.clients import run_suite_file
 from llmops.testing import assert_eval_async
 from tests.test_eval_fakes import FakeModelServer
 
@@ -99,7 +98,7 @@ def test_a_suite_with_judge_assertions(fake, tmp_path, database_url):
             """
         )
     )
-    result, _ = asyncio.run(run_suite_async(load_suite(path), gateway_url=fake.url, database_url=database_url))
+    result, _ = run_suite_file(path, gateway_url=fake.url, database_url=database_url)
     [case] = result.results
     assert case.passed, case.reason
     assert [a.name for a in case.assertions] == [
@@ -115,7 +114,7 @@ def test_a_suite_using_a_judge_assertion_without_a_judge_fails_before_calling(fa
         "cases: [{id: c, assert: [{type: llm-rubric, value: polite}]}]\n"
     )
     with pytest.raises(InvalidInput, match="needs a judge model"):
-        asyncio.run(run_suite_async(load_suite(path), gateway_url=fake.url, database_url=database_url))
+        run_suite_file(path, gateway_url=fake.url, database_url=database_url)
     assert fake.requests == []
 
 
@@ -137,6 +136,6 @@ def test_an_assertion_may_name_its_own_judge_model(fake, tmp_path, database_url)
         "cases: [{id: c, vars: {text: 'The budget is £2bn.'},"
         " assert: [{type: llm-rubric, value: budget, provider: judge}]}]\n"
     )
-    result, _ = asyncio.run(run_suite_async(load_suite(path), gateway_url=fake.url, database_url=database_url))
+    result, _ = run_suite_file(path, gateway_url=fake.url, database_url=database_url)
     assert result.passed, result.results[0].reason
     assert len(fake.chat_requests("judge")) == 1

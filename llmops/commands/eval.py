@@ -49,7 +49,7 @@ def _time(value) -> str:
 
 def cmd_run(args) -> int:
     from llmops.evaluation import reports
-    from llmops.evaluation.service import run_suite_file
+    from llmops.gateway.clients import run_suite_file
 
     run, comparison = run_suite_file(
         args.suite,
@@ -202,8 +202,8 @@ def cmd_score(args) -> int:
 
 
 async def _judge_scores(args, rows: list[dict[str, Any]]) -> list:
-    from llmops.evaluation.client import open_client
     from llmops.evaluation.judge import Judge
+    from llmops.gateway.clients import open_client
 
     async with open_client(args.gateway_url, None, args.gateway_config) as client:
         judge = Judge(client, args.judge_model)

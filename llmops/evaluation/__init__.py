@@ -2,6 +2,8 @@
 
 suites (YAML loading) -> runner (case × prompt × model, through client and cache) ->
 assertions / faithfulness / judge / semantic (grading) -> storage (runs in the database)
--> reports (tables, comparisons, JUnit). `service.run_suite_file` is `llmops eval run`;
-`pytest_plugin` makes suites pytest items; `llmops.testing.assert_eval` is for hand-written tests.
+-> reports (tables, comparisons, JUnit). `service.run_suite_async` runs, compares and
+stores one suite with a model client; `llmops.gateway.clients` supplies the gateway as
+that client, `llmops.pytest_plugin` makes suites pytest items, and
+`llmops.testing.assert_eval` is for hand-written tests.
 """

@@ -2,22 +2,18 @@
 
 `HttpModelClient` speaks the OpenAI chat and embeddings API over httpx; pointed at a
 gateway URL it runs against a remote gateway, given an ASGI transport it runs against a
-gateway in this process (`in_process_client`), so suites run offline in CI with no port.
+gateway in this process (`llmops.gateway.clients`), so suites run offline in CI with no port.
 """
 
 from __future__ import annotations
 
-import os
 import time
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Protocol
 
 import httpx
 
-from llmops.errors import InvalidInput, LLMOpsError
+from llmops.errors import LLMOpsError
 
 
 class ModelCallError(LLMOpsError):
@@ -124,35 +120,3 @@ class HttpModelClient:
 
     async def __aexit__(self, *exc: object) -> None:
         await self.aclose()
-
-
-@asynccontextmanager
-async def in_process_client(config: str | Path | None = None, api_key: str | None = None) -> AsyncIterator[HttpModelClient]:
-    """A client wired to a gateway started in this process (no port, no network)."""
-    try:
-        from llmops.gateway.app import running_app
-    except ImportError as exc:
-        raise InvalidInput(f"no gateway URL given and the in-process gateway is unavailable ({exc}); pass --gateway-url") from None
-    from llmops.settings import get_settings
-
-    async with running_app(config) as app:
-        transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-        # The gateway in this process trusts the operator who started it.
-        key = api_key or get_settings().master_key
-        async with HttpModelClient("http://gateway.in-process", key, transport=transport) as client:
-            yield client
-
-
-@asynccontextmanager
-async def open_client(
-    gateway_url: str | None = None, api_key: str | None = None, gateway_config: str | Path | None = None
-) -> AsyncIterator[HttpModelClient]:
-    """The gateway at `gateway_url` (or LLMOPS_GATEWAY_URL), else one in this process."""
-    gateway_url = gateway_url or os.environ.get("LLMOPS_GATEWAY_URL") or None
-    api_key = api_key or os.environ.get("LLMOPS_API_KEY") or None
-    if gateway_url:
-        async with HttpModelClient(gateway_url, api_key) as client:
-            yield client
-    else:
-        async with in_process_client(gateway_config, api_key) as client:
-            yield client

@@ -1,9 +1,9 @@
 """pytest collects eval suites: each case × prompt × model of `evals/*.yaml` is a test item.
 
-Wire it with the `pytest11` entry point (`llmops = "llmops.evaluation.pytest_plugin"`), or
+Wire it with the `pytest11` entry point (`llmops = "llmops.pytest_plugin"`), or
 from a conftest.py next to the suites:
 
-    from llmops.evaluation.pytest_plugin import collect_suite_file
+    from llmops.pytest_plugin import collect_suite_file
 
     def pytest_collect_file(parent, file_path):
         return collect_suite_file(parent, file_path)
@@ -134,7 +134,7 @@ def _run_for(item: EvalItem) -> RunResult:
     runs = item.session.stash.setdefault(_RUNS_KEY, {})
     path = str(item.path)
     if path not in runs:
-        from llmops.evaluation.service import run_suite_file
+        from llmops.gateway.clients import run_suite_file
 
         selected = {i.key for i in item.session.items if isinstance(i, EvalItem) and str(i.path) == path}
         options = item.config.option

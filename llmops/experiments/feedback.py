@@ -20,6 +20,7 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
 
+from llmops.columns import table_of
 from llmops.db import get_engine, session_scope
 from llmops.errors import InvalidInput, NotFound
 from llmops.experiments.models import FeedbackRow
@@ -144,7 +145,7 @@ class VariantFeedback:
 
 def feedback_by_variant(conn: Connection, ledger, experiment: str) -> dict[str, VariantFeedback]:
     """Feedback on the experiment's requests, grouped by the variant the ledger recorded."""
-    fb = FeedbackRow.__table__
+    fb = table_of(FeedbackRow)
     query = (
         select(ledger.c.variant, fb.c.request_id, fb.c.score, fb.c.thumbs, fb.c.comment)
         .select_from(fb.join(ledger, ledger.c.id == fb.c.request_id))

@@ -2,12 +2,12 @@
 
 from __future__ import annotations
 
-from sqlalchemy import Table, select
+from sqlalchemy import select
 from sqlalchemy.engine import Engine
 
-from llmops.governance.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LEDGER_TABLE
 
-LEDGER_TABLE: Table = LedgerRow.__table__  # type: ignore[attr-defined]
+__all__ = ["LEDGER_TABLE", "ledger_has_request"]
 
 
 def ledger_has_request(engine: Engine, request_id: str) -> bool:

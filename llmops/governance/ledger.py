@@ -50,7 +50,7 @@ from sqlalchemy import insert as generic_insert
 from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
-from llmops.governance.ledger_models import STRING_LENGTHS, LedgerRow
+from llmops.governance.ledger_models import LEDGER_TABLE, STRING_LENGTHS
 from llmops.governance.side_work import set_idle_class, set_nice
 
 try:  # POSIX; elsewhere a writer replays only its own spill files
@@ -63,7 +63,6 @@ __all__ = ["LedgerWriter", "normalize_row", "DEFAULT_SPILL_DIR"]
 log = logging.getLogger(__name__)
 
 DEFAULT_SPILL_DIR = "./llmops-spill"
-LEDGER_TABLE = LedgerRow.__table__
 
 # ---------------------------------------------------------------------------- rows
 

@@ -10,10 +10,10 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import JSON, Boolean, Column, Float, Integer, String
+from sqlalchemy import JSON, Boolean, Column, Float, Integer, String, Table
 from sqlmodel import Field, SQLModel
 
-from llmops.columns import UTCDateTime
+from llmops.columns import UTCDateTime, table_of
 from llmops.migrations import Migration, create_tables
 
 OUTCOMES = ("success", "upstream_error", "gateway_error", "blocked", "refused", "client_error", "cancelled")
@@ -93,5 +93,7 @@ class LedgerRow(SQLModel, table=True):
     streamed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     endpoint: str | None = _str("endpoint")
 
+
+LEDGER_TABLE: Table = table_of(LedgerRow)  # for Core queries and bulk inserts
 
 MIGRATIONS = [Migration("ledger.0001", create_tables("ledger"))]

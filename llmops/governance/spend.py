@@ -21,7 +21,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.db import get_engine
 from llmops.errors import InvalidInput
-from llmops.governance.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LEDGER_TABLE
 
 __all__ = ["spend_report", "parse_since", "GROUPINGS"]
 
@@ -48,7 +48,7 @@ def parse_since(value: str) -> timedelta:
 
 def _group_columns(by: str) -> tuple[list[ColumnElement], ColumnElement, list[tuple[str, ColumnElement]]]:
     """(GROUP BY columns, the group's label, extra output columns)."""
-    t = LedgerRow.__table__.c
+    t = LEDGER_TABLE.c
     if by == "model":
         return [t.model], t.model, []
     if by == "key":
@@ -78,7 +78,7 @@ def spend_report(
     attribute (no key, no prompt...).
     """
     group_by, label, extras = _group_columns(by)
-    t = LedgerRow.__table__.c
+    t = LEDGER_TABLE.c
     used_tokens = (t.input_tokens + t.output_tokens) > 0
     known_cost_rows = func.sum(case((t.cost.is_not(None), 1), else_=0))
     query = select(

@@ -12,11 +12,12 @@ from typing import Any
 
 from sqlalchemy import Float, case, cast, func, select
 
+from llmops.columns import table_of
 from llmops.db import get_engine
 from llmops.experiments.models import FeedbackRow
 from llmops.experiments.report import ERROR_OUTCOMES, experiment_report
 from llmops.experiments.service import ExperimentService, ExperimentView
-from llmops.governance.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LEDGER_TABLE
 from llmops.ui.timebuckets import bucket_column, parse_bucket
 
 __all__ = [
@@ -96,7 +97,7 @@ def feedback_intervals(report: dict[str, Any]) -> list[dict[str, Any]]:
 
 def traffic_span(database_url: str, name: str) -> timedelta | None:
     """How long the experiment has had traffic (first to last request), None when it has none."""
-    t = LedgerRow.__table__.c
+    t = LEDGER_TABLE.c
     with get_engine(database_url).connect() as conn:
         first, last = conn.execute(
             select(func.min(t.created_at), func.max(t.created_at)).where(t.experiment == name)
@@ -133,8 +134,9 @@ class VariantPoint:
 
 def experiment_over_time(database_url: str, name: str, *, bucket: str = "hour") -> list[VariantPoint]:
     """Requests, errors, mean latency and mean feedback per variant per bucket, oldest first."""
-    t = LedgerRow.__table__.c
-    f = FeedbackRow.__table__.c
+    t = LEDGER_TABLE.c
+    feedback_table = table_of(FeedbackRow)
+    f = feedback_table.c
     engine = get_engine(database_url)
     when = bucket_column(t.created_at, engine.dialect.name, bucket).label("bucket")
     success = t.outcome == "success"
@@ -151,7 +153,7 @@ def experiment_over_time(database_url: str, name: str, *, bucket: str = "hour") 
     )
     rated = (
         select(when, t.variant, func.avg(f.score).label("feedback"), func.count(f.score).label("rated"))
-        .select_from(LedgerRow.__table__.join(FeedbackRow.__table__, f.request_id == t.id))
+        .select_from(LEDGER_TABLE.join(feedback_table, f.request_id == t.id))
         .where(t.experiment == name, f.score.is_not(None))
         .group_by(when, t.variant)
     )

@@ -14,7 +14,7 @@ from sqlalchemy.sql.elements import ColumnElement
 
 from llmops.db import get_engine
 from llmops.errors import InvalidInput
-from llmops.governance.ledger_models import LedgerRow
+from llmops.governance.ledger_models import LEDGER_TABLE
 from llmops.ui.timebuckets import bucket_column, parse_bucket
 
 # The dimensions the Spend page charts, and the ledger column each reads.
@@ -24,7 +24,7 @@ OTHER_LABEL = "(other)"
 
 
 def _group_column(by: str) -> ColumnElement:
-    t = LedgerRow.__table__.c
+    t = LEDGER_TABLE.c
     if by == "model":
         return t.model
     if by == "key":
@@ -41,7 +41,7 @@ def _group_column(by: str) -> ColumnElement:
 
 def ledger_span(database_url: str, since: timedelta | None = None) -> timedelta | None:
     """How far back the period's oldest request is (None: no request), to size the chart's buckets."""
-    t = LedgerRow.__table__.c
+    t = LEDGER_TABLE.c
     query = select(func.min(t.created_at))
     if since is not None:
         query = query.where(t.created_at >= datetime.now(UTC) - since)
@@ -75,7 +75,7 @@ def spend_over_time(
     top: int = 8,
 ) -> list[SpendPoint]:
     """Per bucket and group, oldest first; groups beyond the `top` dearest are summed as (other)."""
-    t = LedgerRow.__table__.c
+    t = LEDGER_TABLE.c
     engine = get_engine(database_url)
     when = bucket_column(t.created_at, engine.dialect.name, bucket).label("bucket")
     group = _group_column(by).label("grp")

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlmodel import select
 
+from llmops.columns import table_of
 from llmops.db import get_engine, session_scope
 from llmops.errors import InvalidInput
 from llmops.governance.limits.periods import PERIODS, period_start, period_window
@@ -67,7 +68,7 @@ def _add_statement(dialect: str):
     0.5 ms (1.1-1.5 ms with cold caches, and a request waited that long for the GIL);
     this one, executed with the rows as parameters, about 70 us.
     """
-    table = SpendCounter.__table__
+    table = table_of(SpendCounter)
     statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
     return statement.on_conflict_do_update(
         index_elements=["scope", "subject", "period_id"],
@@ -121,7 +122,7 @@ class SpendBook:
         insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
         values = {"scope": scope, "subject": subject, "period_id": period_id, "spend": seed, "updated_at": utcnow()}
         # Whoever seeds first wins; from then on the counter only grows by settled costs.
-        statement = insert(SpendCounter.__table__).values(values).on_conflict_do_nothing()
+        statement = insert(table_of(SpendCounter)).values(values).on_conflict_do_nothing()
         with engine.begin() as conn:
             conn.execute(statement)
         with session_scope(self.database_url) as session:
@@ -131,10 +132,10 @@ class SpendBook:
     def _ledger_spend(self, scope: str, subject: str, period_id: str) -> float:
         """What the gateway's ledger recorded for this budget's subject in the period."""
         try:
-            from llmops.governance.ledger_models import LedgerRow
+            from llmops.governance.ledger_models import LEDGER_TABLE
         except ImportError:
             return 0.0
-        columns = LedgerRow.__table__.c
+        columns = LEDGER_TABLE.c
         who = {"key": "key_id", "user": "user", "team": "team"}.get(scope)
         if who is None or who not in columns:
             return 0.0

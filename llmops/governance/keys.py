@@ -19,20 +19,22 @@ life, so steady traffic never waits on the database; only a token not seen for a
 from __future__ import annotations
 
 import asyncio
+import builtins
 import hashlib
 import hmac
 import json
 import re
 import secrets
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from fnmatch import fnmatchcase
-from typing import Any
+from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
 from sqlalchemy.exc import OperationalError
-from sqlmodel import select
+from sqlmodel import col, select
 
 from llmops.db import session_scope
 from llmops.errors import AuthenticationError, InvalidInput, LLMOpsError, NotFound, PermissionDenied
@@ -284,7 +286,7 @@ def _period(value: Any) -> str:
     return value
 
 
-_CLEANERS = {
+_CLEANERS: dict[str, Callable[[Any], Any]] = {
     "name": lambda v: _text("name", v, required=True),
     "models": _models,
     "rpm": lambda v: _limit("rpm", v),
@@ -381,8 +383,7 @@ class KeyStore:
         if master is not None and hmac.compare_digest(digest, master):
             return self._master_result
         hit = self._cache.get(digest)
-        left = hit[0] - time.monotonic() if hit is not None else 0.0
-        if left > 0.0:
+        if hit is not None and (left := hit[0] - time.monotonic()) > 0.0:
             result = hit[1]
             if left < self._read_ahead and digest not in self._ahead and digest not in self._inflight:
                 self._read_ahead_soon(digest, hit)
@@ -497,9 +498,9 @@ class KeyStore:
 
     def list(self, include_revoked: bool = True) -> list[KeyInfo]:
         with session_scope(self.database_url) as session:
-            query = select(ApiKey).order_by(ApiKey.created_at, ApiKey.id)
+            query = select(ApiKey).order_by(col(ApiKey.created_at), col(ApiKey.id))
             if not include_revoked:
-                query = query.where(ApiKey.revoked_at.is_(None))  # type: ignore[union-attr]
+                query = query.where(col(ApiKey.revoked_at).is_(None))
             return [_info(row) for row in session.exec(query).all()]
 
     def get(self, ref: str) -> KeyInfo:
@@ -558,7 +559,7 @@ class KeyStore:
     def remove_budget(self, scope: str, subject: str) -> bool:
         return self.spend_book.remove_budget(scope, subject)
 
-    def budgets(self) -> list[Budget]:
+    def budgets(self) -> builtins.list[Budget]:
         return sorted(self.spend_book.budgets().values(), key=lambda b: (b.scope, b.subject))
 
     def spent(self, scope: str, subject: str, period: str) -> float:
@@ -611,7 +612,10 @@ class BudgetBody(_Body):
     period: str = "month"
 
 
-def _parse(model: type[_Body], body: Any) -> _Body:
+_B = TypeVar("_B", bound=_Body)
+
+
+def _parse(model: type[_B], body: Any) -> _B:
     try:
         return model.model_validate(body if body is not None else {})
     except ValidationError as exc:
@@ -667,7 +671,7 @@ class KeysAdmin:
     async def budgets(self) -> dict:
         return {"object": "list", "data": await asyncio.to_thread(self._budgets_with_spend)}
 
-    def _list_with_spend(self) -> list[dict]:
+    def _list_with_spend(self) -> builtins.list[dict]:
         return [self._with_spend(info) for info in self.store.list()]
 
     def _with_spend(self, info: KeyInfo) -> dict:
@@ -675,7 +679,7 @@ class KeysAdmin:
         data["spent"] = self.store.spent("key", info.id, info.period) if info.budget is not None else None
         return data
 
-    def _budgets_with_spend(self) -> list[dict]:
+    def _budgets_with_spend(self) -> builtins.list[dict]:
         return [
             {**rule.to_dict(), "spent": self.store.spent(rule.scope, rule.subject, rule.period)}
             for rule in self.store.budgets()
@@ -683,6 +687,8 @@ class KeysAdmin:
 
 
 def _budget_target(user: str | None, team: str | None) -> tuple[str, str]:
-    if bool(user) == bool(team):
-        raise InvalidInput("give exactly one of user or team")
-    return ("user", user) if user else ("team", team)  # type: ignore[return-value]
+    if user and not team:
+        return ("user", user)
+    if team and not user:
+        return ("team", team)
+    raise InvalidInput("give exactly one of user or team")

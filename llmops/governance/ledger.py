@@ -56,7 +56,7 @@ from llmops.governance.side_work import set_idle_class, set_nice
 try:  # POSIX; elsewhere a writer replays only its own spill files
     import fcntl
 except ImportError:  # pragma: no cover - Windows
-    fcntl = None  # type: ignore[assignment]
+    fcntl = None  # type: ignore[assignment]  # the module or None; every use checks for None
 
 __all__ = ["LedgerWriter", "normalize_row", "DEFAULT_SPILL_DIR"]
 

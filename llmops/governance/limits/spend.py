@@ -12,6 +12,7 @@ from __future__ import annotations
 import functools
 from collections.abc import Mapping
 from dataclasses import dataclass
+from typing import SupportsFloat
 
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
@@ -43,11 +44,14 @@ class Budget:
         return {"scope": self.scope, "subject": self.subject, "budget": self.budget, "period": self.period}
 
 
-def validate_budget(scope: str, subject: str, budget: float, period: str) -> Budget:
+def validate_budget(scope: str, subject: str, budget: object, period: str) -> Budget:
+    """A Budget from checked input; `budget` may come straight from JSON or YAML."""
     if scope not in BUDGET_SCOPES:
         raise InvalidInput(f"budget scope must be one of {', '.join(BUDGET_SCOPES)}, not {scope!r}")
     if not subject or not str(subject).strip():
         raise InvalidInput(f"a {scope} budget needs the {scope}'s name")
+    if not isinstance(budget, SupportsFloat | str):
+        raise InvalidInput(f"budget must be a number of USD, not {budget!r}")
     try:
         amount = float(budget)
     except (TypeError, ValueError) as exc:

@@ -332,7 +332,6 @@ def _provider_matches(entry_provider: Any, provider: str) -> bool:
     )
 
 
-_MISS = object()
 # Gateway providers whose model names carry litellm's own prefix ("anthropic/claude-...").
 _NAME_CARRIES_PROVIDER = {"litellm"}
 
@@ -409,14 +408,15 @@ class PriceTable:
         if provider in _NAME_CARRIES_PROVIDER:
             provider = None
         cache_key = (model or "", provider)
-        price = self._cache.get(cache_key, _MISS)
-        if price is _MISS:
+        try:
+            price = self._cache[cache_key]
+        except KeyError:
             price = self._find(cache_key[0], cache_key[1])
             if len(self._cache) < 100_000:  # model names come from clients: keep memory bounded
                 self._cache[cache_key] = price
         if price is None and count_unknown:
             _count_unknown(model or "")
-        return price  # type: ignore[return-value]
+        return price
 
     def _override_price(self, override: Mapping[str, Any]) -> Price:
         try:

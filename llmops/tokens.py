@@ -87,7 +87,8 @@ def _encoding(name: str) -> tiktoken.Encoding:
     # only pickling and token_byte_values() read; its Rust core holds its own. Counting
     # needs neither, and the gateway's resident memory does not want it.
     if getattr(encoding, "_mergeable_ranks", None) is not None:
-        encoding._mergeable_ranks = None
+        # tiktoken declares it a dict; None (not {}) makes any later reader fail loudly.
+        encoding._mergeable_ranks = None  # type: ignore[assignment]
     return encoding
 
 
@@ -210,7 +211,8 @@ def count_tools(tools: list[dict], model: str | None) -> int:
         if not isinstance(tool, dict):
             continue
         # Chat `tools` wrap the function; legacy `functions` and Responses tools don't.
-        function = tool.get("function") if isinstance(tool.get("function"), dict) else tool
+        wrapped = tool.get("function")
+        function = wrapped if isinstance(wrapped, dict) else tool
         name = str(function.get("name") or tool.get("type") or "")
         description = str(function.get("description") or "").removesuffix(".")
         total += func_init + len(enc.encode_ordinary(f"{name}:{description}"))

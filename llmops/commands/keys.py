@@ -203,7 +203,7 @@ def cmd_budgets(args) -> int:
 
 def _key_options(parser: argparse.ArgumentParser, *, creating: bool) -> None:
     # On update an absent option is left as it is (SUPPRESS keeps it out of args).
-    keep = {} if creating else {"default": argparse.SUPPRESS}
+    keep: dict[str, Any] = {} if creating else {"default": argparse.SUPPRESS}
     parser.add_argument("--name", required=creating, **keep, help="a name to recognise the key by")
     parser.add_argument(
         "--models", **keep, help="comma-separated models (fnmatch patterns allowed, e.g. 'openai/*'); '*' = all"

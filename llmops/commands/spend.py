@@ -65,7 +65,7 @@ def run(args: argparse.Namespace) -> int:
         rows.append(row)
     known = [item["cost"] for item in report if item["cost"] is not None]
     unknown = sum(item["unknown_cost_requests"] for item in report)
-    total: list[object] = ["TOTAL"] + [""] * (len(headers) - 7)
+    total: list[object] = ["TOTAL", *[""] * (len(headers) - 7)]
     total += [
         sum(item["requests"] for item in report),
         sum(item["errors"] for item in report),

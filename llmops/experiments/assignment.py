@@ -22,6 +22,7 @@ import re
 from bisect import bisect_right
 from dataclasses import dataclass, field
 from hashlib import blake2b
+from typing import SupportsFloat
 
 from llmops.errors import InvalidInput
 
@@ -95,10 +96,10 @@ def _check_label(label: str, written: str, where: str) -> None:
 
 
 def check_weight(weight: object, *, where: str = "variant") -> float:
-    if isinstance(weight, bool):
+    if isinstance(weight, bool) or not isinstance(weight, SupportsFloat | str):
         raise InvalidInput(f"{where}: weight must be a positive number, got {weight!r}")
     try:
-        value = float(weight)  # type: ignore[arg-type]
+        value = float(weight)
     except (TypeError, ValueError):
         raise InvalidInput(f"{where}: weight must be a positive number, got {weight!r}") from None
     if not math.isfinite(value) or value <= 0:
@@ -143,6 +144,8 @@ def variant_from_mapping(raw: dict, *, where: str = "variant") -> VariantSpec:
     given = [k for k in ("ref", "label", "version") if raw.get(k) is not None]
     if len(given) != 1:
         raise InvalidInput(f"{where}: give exactly one of ref, label or version")
+    label: str | None
+    version: int | None
     if given[0] == "label":
         label, version = str(raw["label"]), None
         _check_label(label, label, where)

@@ -19,6 +19,7 @@ from datetime import datetime
 
 from sqlalchemy import select
 from sqlalchemy.engine import Connection
+from sqlmodel import col
 
 from llmops.columns import table_of
 from llmops.db import get_engine, session_scope
@@ -116,7 +117,7 @@ def record_feedback(
 def feedback_for_request(request_id: str, *, database_url: str | None = None) -> list[FeedbackView]:
     with session_scope(database_url) as session:
         rows = session.scalars(
-            select(FeedbackRow).where(FeedbackRow.request_id == request_id).order_by(FeedbackRow.id)  # type: ignore[arg-type]
+            select(FeedbackRow).where(col(FeedbackRow.request_id) == request_id).order_by(col(FeedbackRow.id))
         ).all()
         return [_view(row) for row in rows]
 

@@ -43,7 +43,8 @@ def stacked(points: list[sv.SpendPoint], field: str, title: str) -> alt.Chart:
 with page_errors(settings):
     c1, c2 = st.columns(2)
     span_name = c1.selectbox("Period", list(SPANS), index=2, key="spend_span")
-    since = parse_since(SPANS[span_name]) if SPANS[span_name] else None
+    span_text = SPANS[span_name]
+    since = parse_since(span_text) if span_text else None
     bucket_names = list(BUCKETS)
     # Buckets sized to the data in the period (a new gateway's hour of traffic in minutes);
     # keyed by period, so the bucket follows the period until the user picks another.

@@ -38,6 +38,8 @@ EXPECTED: dict[tuple[str, str], tuple[str, dict | None, int]] = {
     ("POST", "/embeddings"): ("caller", {"model": "chat", "input": "Hi"}, 200),
     ("GET", "/v1/models"): ("caller", None, 200),
     ("GET", "/models"): ("caller", None, 200),
+    ("GET", "/v1/models/"): ("caller", None, 200),
+    ("GET", "/models/"): ("caller", None, 200),
     # An id the ledger never had: authorized callers get past auth to a 404.
     ("POST", "/v1/feedback"): ("caller", {"request_id": "req-never-made", "score": 1}, 404),
     ("GET", "/health/live"): ("public", None, 200),
@@ -55,7 +57,10 @@ EXPECTED: dict[tuple[str, str], tuple[str, dict | None, int]] = {
     # No experiment of that name: the master key gets past auth to a 404.
     ("GET", "/admin/experiments/"): ("admin", None, 404),
 }
-INFERENCE = {path for (_, path), (kind, body, _) in EXPECTED.items() if body and "model" in body}
+# Routes about one model: a key that may not call it gets 403 there.
+MODEL_ROUTES = {path for (_, path), (_, body, _) in EXPECTED.items() if body and "model" in body} | {
+    "/v1/models/", "/models/"
+}
 IDENTITIES = ("none", "wrong", "virtual", "other_team", "master")
 MODES = ("open", "keys", "master")
 
@@ -81,7 +86,7 @@ def expected_status(mode: str, identity: str, method: str, path: str) -> int:
         return 401
     if kind == "admin":
         return ok if is_master else 403
-    if identity == "other_team" and path in INFERENCE:
+    if identity == "other_team" and path in MODEL_ROUTES:
         return 403  # its key may not call the model
     return ok
 
@@ -126,7 +131,8 @@ def test_authorization_matrix(upstream, tmp_path, mode):
     with run_gateway(_config(upstream.base_url, mode), tmp_path, env=env) as gw, httpx.Client(timeout=10) as http:
         for method, path in _route_table():
             _, body, _ = EXPECTED[(method, path)]
-            url = gw.url + path + (tokens["target_id"] if path.endswith("/") else "")
+            target = "chat" if path.endswith("/models/") else tokens["target_id"]
+            url = gw.url + path + (target if path.endswith("/") else "")
             for identity in IDENTITIES:
                 headers = {"Authorization": f"Bearer {tokens[identity]}"} if tokens[identity] else {}
                 r = http.request(method, url, json=body, headers=headers)
@@ -182,6 +188,9 @@ def test_the_master_key_calls_every_endpoint_with_the_openai_sdk(upstream, tmp_p
         embedding = client.embeddings.create(model="chat", input=["a", "b"])
         assert len(embedding.data) == 2
         assert [m.id for m in client.models.list()] == ["chat", "demo"]
+        assert client.models.retrieve("demo").id == "demo"
+        with pytest.raises(openai.NotFoundError):
+            client.models.retrieve("no-such-model")
         request_id = chat.headers["x-llmops-request-id"]
     with sqlite3.connect(tmp_path / "llmops.db") as db:
         rows = db.execute("SELECT key_id, key_name, status FROM ledger").fetchall()

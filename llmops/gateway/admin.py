@@ -8,7 +8,7 @@ from __future__ import annotations
 import asyncio
 import time
 from typing import Any
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, unquote
 
 from sqlalchemy import text
 
@@ -26,15 +26,28 @@ def _query(scope: dict) -> dict[str, str]:
     return {k: v[-1] for k, v in parsed.items()}
 
 
+def _model_card(name: str) -> dict[str, Any]:
+    # Models exist from the gateway's start; clients read `created` only for display.
+    return {"id": name, "object": "model", "created": _STARTED, "owned_by": "llmops"}
+
+
+_STARTED = int(time.time())
+
+
 async def models(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
     identity = await services.authenticate(scope)
-    created = int(time.time())
-    data = [
-        {"id": m.name, "object": "model", "created": created, "owned_by": "llmops"}
-        for m in services.config.models
-        if identity is None or identity.allows(m.name)
-    ]
+    data = [_model_card(m.name) for m in services.config.models if identity is None or identity.allows(m.name)]
     await http.send_json(send, 200, {"object": "list", "data": data})
+
+
+async def model_get(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    identity = await services.authenticate(scope)
+    prefix = "/v1/models/" if scope["path"].startswith("/v1/") else "/models/"
+    name = unquote(scope["path"][len(prefix):])
+    services.router.resolve(name)  # 404 model_not_found, saying why when it is off
+    if identity is not None:
+        identity.require_model(name)
+    await http.send_json(send, 200, _model_card(name))
 
 
 async def live(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
@@ -179,6 +192,8 @@ ROUTES = [
 ]
 # (method, prefix, handler) for paths that end in an id.
 PREFIX_ROUTES = [
+    ("GET", "/v1/models/", model_get),
+    ("GET", "/models/", model_get),
     ("GET", "/admin/keys/", keys_get),
     ("PATCH", "/admin/keys/", keys_update),
     ("DELETE", "/admin/keys/", keys_revoke),

@@ -13,6 +13,7 @@ import pytest
 from llmops import Registry
 from llmops.errors import Conflict, InvalidInput, NotFound, TemplateError
 from llmops.registry.refs import PromptRef, parse_ref
+from llmops.registry.service import SyncConflict
 
 PROMPTS_DIR = Path(__file__).resolve().parents[1] / "prompts"
 CHAT = [
@@ -190,7 +191,7 @@ def test_sync_is_idempotent_and_export_round_trips(database_url, tmp_path):
     assert not reg.sync(edited).changed
 
 
-def test_sync_keeps_labels_on_content_when_numbers_collide(database_url, tmp_path):
+def test_sync_refuses_a_file_version_whose_number_the_registry_holds_otherwise(database_url, tmp_path):
     reg = Registry(database_url)
     reg.sync(PROMPTS_DIR)
     reg.create_version("summarize", template="pushed from elsewhere")  # takes number 4
@@ -199,10 +200,27 @@ def test_sync_keeps_labels_on_content_when_numbers_collide(database_url, tmp_pat
         f.write("  - version: 4\n    template: 'from git {{ text }}'\n")
     text = (tmp_path / "summarize.yaml").read_text().replace("staging: 3", "staging: 4")
     (tmp_path / "summarize.yaml").write_text(text)
-    report = reg.sync(tmp_path).prompts[0]
-    assert report.created == [(4, 5)] and report.renumbered == {4: 5}
-    assert reg.get("summarize@staging").template == "from git {{ text }}"
-    assert reg.get("summarize:4").template == "pushed from elsewhere"
+    with pytest.raises(
+        SyncConflict, match=r"summarize v4 .* differs from the registry's summarize:4 in template"
+    ) as caught:
+        reg.sync(tmp_path)
+    assert caught.value.conflicts[0].endswith("add the change as a new version (v5)")
+    assert [v.version for v in reg.history("summarize").versions] == [1, 2, 3, 4]
+    assert reg.get("summarize@staging").version == 3
+
+
+def test_rollback_steps_over_a_syncs_agreement_to_the_move_before(database_url, tmp_path):
+    reg = Registry(database_url)
+    reg.sync(PROMPTS_DIR)  # production -> 2, by the sync
+    reg.set_label("summarize", 3, "production", actor="ops")
+    agreeing = tmp_path / "summarize.yaml"
+    agreeing.write_text(
+        (PROMPTS_DIR / "summarize.yaml").read_text().replace("production: 2", "production: 3")
+    )
+    assert reg.sync(tmp_path).prompts[0].adopted == ["production"]
+    actions = [(e.action, e.from_version, e.to_version) for e in reg.history("summarize").events]
+    assert actions[-2:] == [("move", 2, 3), ("sync", 3, 3)]
+    assert reg.rollback("summarize", "production").version == 2
 
 
 def test_sync_rejects_a_bad_file_before_writing(database_url, tmp_path):

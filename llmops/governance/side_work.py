@@ -41,9 +41,6 @@ T = TypeVar("T")
 SIDE_WORK_NICE = 19  # where SCHED_IDLE is refused
 SIDE_WORK_SWITCH_INTERVAL = 0.0001
 SIDE_WORK_THREADS = 4
-# A cached answer in use (a key, a budget rule) is read again, as side work, during this
-# last share of its life, so that no request has to wait for the read when it expires.
-READ_AHEAD_SHARE = 0.2
 
 _lock = threading.Lock()
 _running = 0

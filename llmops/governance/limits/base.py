@@ -31,7 +31,8 @@ from typing import TYPE_CHECKING, Any
 from llmops.errors import LLMOpsError
 from llmops.governance.limits.periods import PeriodClock, describe_reset
 from llmops.governance.limits.spend import Budget, SpendBook, SpendKey
-from llmops.governance.side_work import READ_AHEAD_SHARE, run_side_work
+from llmops.governance.read_ahead import ReadAheadCache
+from llmops.governance.side_work import run_side_work
 
 if TYPE_CHECKING:
     from llmops.governance.keys import KeyInfo
@@ -233,12 +234,10 @@ class Limiter:
         self.flush_interval = flush_interval
         self._static_rules = {(b.scope, b.subject): b for b in budgets}
         self._rules: dict[tuple[str, str], Budget] = dict(self._static_rules)
-        self._rules_due = 0.0 if spend_book is not None else math.inf
-        self._rules_read_ahead = self._rules_due  # from here on, re-read in the background
-        self._rules_task: asyncio.Task | None = None  # a read requests wait for
-        self._rules_ahead_task: asyncio.Task | None = None  # a read ahead: never waited for
-        self._rules_reads = 0  # reads started, and the latest one whose answer is in use
-        self._rules_applied = 0
+        # User and team budgets from the database: one cache entry, read ahead of expiry.
+        self._rules_cache: ReadAheadCache[None, dict[tuple[str, str], Budget]] = ReadAheadCache(
+            lambda _: self._read_rules(), rules_ttl, stored=self._rules_stored
+        )
         self._pending: dict[SpendKey, float] = {}
         self._key_targets: dict[str, tuple[KeyInfo, BudgetTarget]] = {}
         self._rule_targets: dict[tuple[str, str], BudgetTarget] = {}
@@ -283,9 +282,7 @@ class Limiter:
 
     async def aclose(self) -> None:
         """Flush spend and drop connections; call on gateway shutdown."""
-        for task in (self._rules_task, self._rules_ahead_task):
-            if task is not None:
-                await task  # a read still under way (it never raises)
+        await self._rules_cache.aclose()
         await self.flush()
 
     # --- budgets a request is charged to ------------------------------------------------
@@ -295,7 +292,7 @@ class Limiter:
         work out `max_cost` before `admit`. True until user/team budgets were first read."""
         if info.budget is not None:
             return True
-        if self.spend_book is not None and self._rules_due == 0.0:
+        if self.spend_book is not None and not self._rules_cache.has(None):
             return True  # not read yet: err on the side of pricing the request
         rules = self._rules
         if not rules:
@@ -344,14 +341,7 @@ class Limiter:
     def rules_due(self) -> bool:
         """True when the rules must be read before this request; near the end of their
         time, starts reading them in the background instead."""
-        now = time.monotonic()
-        if now < self._rules_read_ahead:
-            return False
-        if now >= self._rules_due:
-            return True
-        if self._rules_ahead_task is None or self._rules_ahead_task.done():
-            self._rules_ahead_task = asyncio.get_running_loop().create_task(self._read_rules(ahead=True))
-        return False
+        return self.spend_book is not None and self._rules_cache.fresh(None) is None
 
     def _target(self, rule: Budget, now: float) -> BudgetTarget:
         period_id, reset = self.periods.current(rule.period, now)
@@ -365,30 +355,21 @@ class Limiter:
         return target
 
     async def refresh_rules(self) -> None:
-        # One reader at a time; the others wait for the same answer. A read ahead still
-        # under way is not waited for: it runs at the lowest priority.
-        task = self._rules_task
-        if task is None or task.done():
-            task = self._rules_task = asyncio.get_running_loop().create_task(self._read_rules())
-        await asyncio.shield(task)
+        await self._rules_cache.load(None)
 
-    async def _read_rules(self, ahead: bool = False) -> None:
+    def _read_rules(self) -> dict[tuple[str, str], Budget]:
+        """Runs in a worker thread. A failed read keeps the last rules rather than fail
+        requests; it is tried again when they expire."""
         assert self.spend_book is not None
-        self._rules_reads += 1
-        read = self._rules_reads
         try:
-            stored = await run_side_work(self.spend_book.budgets, awaited=not ahead)
-        except Exception:  # keep the last rules rather than fail requests; retried next TTL
+            return {**self._static_rules, **self.spend_book.budgets()}
+        except Exception:
             log.exception("reading user/team budgets failed; keeping the previous ones")
-            stored = None
-        if read < self._rules_applied:
-            return  # a read started later has answered already: this one is older
-        self._rules_applied = read
-        if stored is not None:
-            self._rules = {**self._static_rules, **stored}
-            self._key_targets.clear()  # also bounds them to the keys seen since the last refresh
-        self._rules_due = time.monotonic() + self.rules_ttl
-        self._rules_read_ahead = self._rules_due - self.rules_ttl * READ_AHEAD_SHARE
+            return self._rules
+
+    def _rules_stored(self, _: None, rules: dict[tuple[str, str], Budget]) -> None:
+        self._rules = rules
+        self._key_targets.clear()  # also bounds them to the keys seen since the last refresh
         self.prune()
 
     def prune(self) -> None:

@@ -133,8 +133,10 @@ class GuardrailsConfig(BaseModel):
             raise GuardrailConfigError("guardrails config must be a mapping")
         if "guardrails" in data:
             data = data["guardrails"] or {}
-        elif data and not data.keys() & set(cls.model_fields):
-            data = {}  # a gateway config without a guardrails section: the defaults apply
+        elif isinstance(data.get("models"), list) or (data and not data.keys() & set(cls.model_fields)):
+            # A gateway config (its `models:` is a list of models, not per-model
+            # overrides) without a guardrails section: the defaults apply.
+            data = {}
         return cls.from_dict(data)
 
     @classmethod

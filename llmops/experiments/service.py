@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from pydantic import BaseModel, ConfigDict, InstanceOf, field_validator
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
@@ -197,6 +198,58 @@ def _check_choice(value: str, choices: Sequence[str], what: str) -> str:
     if value not in choices:
         raise InvalidInput(f"invalid {what} {value!r}: choose one of {', '.join(choices)}")
     return value
+
+
+def _value_error(check, value):
+    # Pydantic reports only ValueError as a fault of the field; InvalidInput would escape.
+    try:
+        return check(value)
+    except InvalidInput as exc:
+        raise ValueError(exc.message) from None
+
+
+class ExperimentEntry(BaseModel):
+    """One experiment under the gateway config's `experiments:`, checked when the config
+    loads, so that a typo stops start-up with the field named instead of failing the
+    first sync. Variants are written as in `create`: `NAME=REF[:WEIGHT]` strings,
+    mappings {name, ref | label | version, weight}, or one mapping {NAME: "REF:WEIGHT"}."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    prompt: str
+    variants: tuple[InstanceOf[VariantSpec], ...]
+    unit: str = "user"
+    allocation: str = "fixed"
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, value: str) -> str:
+        return _value_error(_check_experiment_name, value)
+
+    @field_validator("unit")
+    @classmethod
+    def _unit(cls, value: str) -> str:
+        return _value_error(lambda v: _check_choice(v, UNITS, "unit"), value)
+
+    @field_validator("allocation")
+    @classmethod
+    def _allocation(cls, value: str) -> str:
+        return _value_error(lambda v: _check_choice(v, ALLOCATIONS, "allocation"), value)
+
+    @field_validator("prompt")
+    @classmethod
+    def _prompt(cls, value: str) -> str:
+        from llmops.registry.refs import validate_name
+
+        return _value_error(validate_name, value)
+
+    @field_validator("variants", mode="before")
+    @classmethod
+    def _variants(cls, value: Any) -> tuple[VariantSpec, ...]:
+        if not isinstance(value, list | tuple | Mapping):
+            raise ValueError("expected a list like ['control=production:50', 'candidate=v3:50']")
+        return _value_error(parse_variants, value)
 
 
 @dataclass
@@ -442,11 +495,16 @@ class ExperimentService:
     # --- config ---------------------------------------------------------------------
 
     def sync_from_config(
-        self, entries: Sequence[Mapping[str, Any]], *, actor: str | None = "config", check_refs: bool = True
+        self,
+        entries: Sequence[Mapping[str, Any] | ExperimentEntry],
+        *,
+        actor: str | None = "config",
+        check_refs: bool = True,
     ) -> list[dict[str, str]]:
         """Create the experiments a config lists; leave existing identical ones alone.
 
-        Each entry: {name, prompt, variants, unit?, allocation?}, variants as in
+        Each entry: an ExperimentEntry (already checked), or a mapping {name, prompt,
+        variants, unit?, allocation?}, variants as in
         `create` (CLI strings, mappings, or {variant: "ref:weight"}). An experiment of
         that name that already exists keeps its status (an operator's pause or stop
         wins over the config); if its definition differs, Conflict: changing the
@@ -456,6 +514,9 @@ class ExperimentService:
         """
         parsed = []
         for i, entry in enumerate(entries):
+            if isinstance(entry, ExperimentEntry):
+                parsed.append((entry.name, entry.prompt, entry.variants, entry.unit, entry.allocation))
+                continue
             if not isinstance(entry, Mapping):
                 raise InvalidInput(f"experiments[{i}]: expected a mapping with name, prompt and variants")
             unknown = set(entry) - {"name", "prompt", "variants", "unit", "allocation"}

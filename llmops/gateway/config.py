@@ -1,8 +1,12 @@
-"""The gateway's configuration: models, deployments, routing, timeouts, governance.
+"""The gateway's configuration: models, deployments, routing, timeouts, governance,
+guardrails and experiments, every section typed: an unknown field or a bad value stops
+start-up with one line naming the field.
 
 Read from YAML. A value written `os.environ/NAME` is read from the environment, so
 secrets stay out of the file; a deployment whose API key names an unset variable is
-switched off (hosted models light up when their key is exported).
+switched off (hosted models light up when their key is exported). A model left with
+no deployment is off: it stays in `off_models` with the reason, which start-up logs
+and a call to it is told.
 """
 
 from __future__ import annotations
@@ -15,7 +19,9 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
 from llmops.errors import InvalidInput
+from llmops.experiments.service import ExperimentEntry
 from llmops.governance.config import LedgerConfig, LimitsConfig
+from llmops.guardrails.config import GuardrailsConfig
 
 ProviderKind = Literal["openai", "vllm", "litellm", "mock"]
 ENV_PREFIX = "os.environ/"
@@ -85,16 +91,43 @@ class GatewayConfig(_Strict):
     auth: Literal["open", "keys"] = "open"
     database_url: str | None = None
     redis_url: str | None = None
-    guardrails: dict[str, Any] | None = None
+    guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig.default)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
-    experiments: list[dict[str, Any]] = Field(default_factory=list)
+    experiments: list[ExperimentEntry] = Field(default_factory=list)
+    # Filled by parse_config, never read from the file: model name -> why it is off.
+    off_models: dict[str, str] = Field(default_factory=dict)
+    # Served models that lost some deployments: model name -> which and why.
+    off_deployments: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("guardrails", mode="before")
+    @classmethod
+    def _guardrails_default(cls, value: Any) -> Any:
+        # An empty `guardrails:` section means the defaults, as leaving it out does.
+        return {} if value is None else value
 
     def model(self, name: str) -> ModelConfig | None:
         for m in self.models:
             if m.name == name:
                 return m
         return None
+
+    def model_lines(self) -> list[str]:
+        """One line per model, served or off and why: what start-up logs."""
+        lines = []
+        for m in self.models:
+            where = ", ".join(f"{d.provider} {d.model}" for d in m.deployments)
+            line = f"model {m.name}: served by {where}"
+            if m.name in self.off_deployments:
+                line += f"; {self.off_deployments[m.name]}"
+            off_fallbacks = [fb for fb in m.fallbacks if fb in self.off_models]
+            if len(off_fallbacks) == 1:
+                line += f"; its fallback {off_fallbacks[0]} is off"
+            elif off_fallbacks:
+                line += f"; its fallbacks {', '.join(off_fallbacks)} are off"
+            lines.append(line)
+        lines.extend(f"model {name}: off, {reason}" for name, reason in self.off_models.items())
+        return lines
 
 
 def resolve_env(value: Any) -> Any:
@@ -108,19 +141,52 @@ def resolve_env(value: Any) -> Any:
     return value
 
 
-def _drop_unconfigured(raw: dict) -> dict:
-    """Remove deployments whose api_key names an unset variable, and models left empty."""
-    models = []
-    for model in raw.get("models") or []:
-        deployments = []
-        for dep in model.get("deployments") or []:
-            key = dep.get("api_key")
-            if isinstance(key, str) and key.startswith(ENV_PREFIX) and not os.environ.get(key[len(ENV_PREFIX) :]):
-                continue
-            deployments.append(dep)
-        if deployments:
-            models.append({**model, "deployments": deployments})
-    return {**raw, "models": models}
+def _unset_key(dep: Any) -> str | None:
+    """The variable a deployment's api_key names when it is unset, else None."""
+    key = dep.get("api_key") if isinstance(dep, dict) else None
+    if isinstance(key, str) and key.startswith(ENV_PREFIX):
+        name = key[len(ENV_PREFIX) :]
+        if not os.environ.get(name):
+            return name
+    return None
+
+
+def _are_not_set(names: list[str]) -> str:
+    names = list(dict.fromkeys(names))
+    if len(names) == 1:
+        return f"{names[0]} is not set"
+    return f"{', '.join(names[:-1])} and {names[-1]} are not set"
+
+
+def _unset_keys(raw: dict) -> dict[tuple[int, int], str]:
+    """(model index, deployment index) -> the unset variable its api_key names."""
+    out: dict[tuple[int, int], str] = {}
+    models = raw.get("models")
+    for i, model in enumerate(models if isinstance(models, list) else []):
+        deployments = model.get("deployments") if isinstance(model, dict) else None
+        for j, dep in enumerate(deployments if isinstance(deployments, list) else []):
+            name = _unset_key(dep)
+            if name is not None:
+                out[(i, j)] = name
+    return out
+
+
+def _switch_off(config: GatewayConfig, unset: dict[tuple[int, int], str]) -> None:
+    """Take out the deployments whose key is unset; a model left with none is off."""
+    served: list[ModelConfig] = []
+    for i, model in enumerate(config.models):
+        kept = [d for j, d in enumerate(model.deployments) if (i, j) not in unset]
+        missing = [unset[(i, j)] for j in range(len(model.deployments)) if (i, j) in unset]
+        if not kept:
+            config.off_models[model.name] = _are_not_set(missing) if missing else "it has no deployments"
+            continue
+        if missing:
+            config.off_deployments[model.name] = (
+                f"{len(missing)} of {len(model.deployments)} deployments off, {_are_not_set(missing)}"
+            )
+            model = model.model_copy(update={"deployments": kept})
+        served.append(model)
+    config.models = served
 
 
 def load_config(path: str | Path | None = None) -> GatewayConfig:
@@ -135,19 +201,41 @@ def load_config(path: str | Path | None = None) -> GatewayConfig:
 
 
 def parse_config(raw: dict, source: str = "config") -> GatewayConfig:
-    raw = resolve_env(_drop_unconfigured(raw))
+    if not isinstance(raw, dict):
+        raise InvalidInput(f"invalid gateway config {source}: expected a mapping of sections (models, router, ...)")
+    for derived in ("off_models", "off_deployments"):
+        if derived in raw:
+            raise InvalidInput(f"invalid gateway config {source}: {derived}: set by the gateway, not in the file")
+    # Every model is checked, those about to be switched off too: a typo in a hosted
+    # model's block shows before its key is ever exported.
+    unset = _unset_keys(raw)
     try:
-        config = GatewayConfig.model_validate(raw)
+        config = GatewayConfig.model_validate(resolve_env(raw))
     except ValidationError as exc:
-        # Name the field and the fault, never the value: it may be an API key.
-        faults = "; ".join(f"{'.'.join(map(str, e['loc'])) or 'config'}: {e['msg']}" for e in exc.errors())
+        # Name the field and the fault, never the value: it may be an API key. One line,
+        # as the CLI prints it.
+        faults = "; ".join(_fault(e) for e in exc.errors())
         raise InvalidInput(f"invalid gateway config {source}: {faults}") from None
     names = [m.name for m in config.models]
     dupes = {n for n in names if names.count(n) > 1}
     if dupes:
         raise InvalidInput(f"invalid gateway config {source}: model names repeated: {sorted(dupes)}")
+    _switch_off(config, unset)
+    names = [m.name for m in config.models]
     for m in config.models:
         for fb in m.fallbacks:
-            if fb not in names:
+            # A fallback that is off is skipped at call time, as one cooling down is.
+            if fb not in names and fb not in config.off_models:
                 raise InvalidInput(f"invalid gateway config {source}: model {m.name} falls back to unknown model {fb}")
+    experiments = [e.name for e in config.experiments]
+    repeated = sorted({n for n in experiments if experiments.count(n) > 1})
+    if repeated:
+        raise InvalidInput(f"invalid gateway config {source}: experiments: names repeated: {repeated}")
     return config
+
+
+def _fault(error: dict) -> str:
+    where = ".".join(map(str, error["loc"])) or "config"
+    message = str(error["msg"]).removeprefix("Value error, ")  # our validators' own words
+    # A check's own message may run over lines; the CLI prints one.
+    return f"{where}: {' '.join(message.split())}"

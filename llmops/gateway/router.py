@@ -118,6 +118,9 @@ class Router:
     def resolve(self, model: str) -> ModelConfig:
         found = self.models.get(model)
         if found is None:
+            off = self.config.off_models.get(model)
+            if off is not None:
+                raise ModelNotFound(f"model '{model}' is off on this gateway: {off}", param="model")
             known = ", ".join(sorted(self.models)) or "none configured"
             raise ModelNotFound(f"model '{model}' is not served by this gateway (known models: {known})", param="model")
         return found

@@ -3,12 +3,22 @@
 
 from __future__ import annotations
 
+import copy
+import logging
 import os
+import socket
 import sys
 from pathlib import Path
 
+from llmops.errors import LLMOpsError
+
 CONFIG_ENV = "LLMOPS_GATEWAY_CONFIG"
 HTTP_PROTOCOL = "llmops.gateway.http_protocol:GatewayHttpProtocol"
+STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
+
+
+class CannotListen(LLMOpsError):
+    code = "cannot_listen"
 
 
 def app_factory():
@@ -21,15 +31,51 @@ def app_factory():
     return create_app(os.environ.get(CONFIG_ENV) or None)
 
 
+def listen_socket(host: str, port: int) -> socket.socket:
+    """The gateway's socket, bound as uvicorn would bind it. Bound first thing, so a
+    taken port is one line and exit 1 before any start-up work; the workers inherit it,
+    so nothing can take the port between this check and serving."""
+    where = f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family=family, type=socket.SOCK_STREAM, proto=socket.IPPROTO_TCP)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        reason = exc.strerror or str(exc)
+        raise CannotListen(f"cannot listen on {where}: {reason[:1].lower()}{reason[1:]}") from None
+    sock.set_inheritable(True)
+    return sock
+
+
+def log_config(log_level: str) -> dict:
+    """Uvicorn's logging, with the gateway's own loggers (`llmops.*`) on the same stream."""
+    from uvicorn.config import LOGGING_CONFIG
+
+    config = copy.deepcopy(LOGGING_CONFIG)
+    config["loggers"]["llmops"] = {"handlers": ["default"], "level": log_level.upper(), "propagate": False}
+    return config
+
+
 def serve(config: str | Path | None, host: str, port: int, workers: int = 1, log_level: str = "info") -> None:
+    sock = listen_socket(host, port)
+    try:
+        _serve(sock, config, host, port, workers, log_level)
+    finally:
+        sock.close()
+
+
+def _serve(sock: socket.socket, config: str | Path | None, host: str, port: int, workers: int, log_level: str) -> None:
     import uvicorn
+    from uvicorn.supervisors import Multiprocess
 
     from llmops.gateway.config import load_config
 
-    load_config(config)  # fail fast, with a clear message, before any worker starts
+    gateway_config = load_config(config)  # fail fast, with a clear message, before any worker starts
     if config:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
-    uvicorn.run(
+    uv_config = uvicorn.Config(
         "llmops.gateway.server:app_factory",
         factory=True,
         host=host,
@@ -40,6 +86,26 @@ def serve(config: str | Path | None, host: str, port: int, workers: int = 1, log
         lifespan="on",
         access_log=False,  # the ledger is the access log, without secrets
         proxy_headers=False,  # client addresses are not used; saves a middleware hop
+        log_config=log_config(log_level),
         log_level=log_level,
         timeout_graceful_shutdown=30,
     )
+    # Once here, not in every worker: what this gateway serves, and why a model is off.
+    log = logging.getLogger("llmops.gateway")
+    for line in gateway_config.model_lines():
+        log.info("%s", line)
+    # Uvicorn says this only when it binds the socket itself.
+    shown = f"[{host}]" if ":" in host else host
+    logging.getLogger("uvicorn.error").info(
+        "Uvicorn running on http://%s:%d (Press CTRL+C to quit)", shown, sock.getsockname()[1]
+    )
+    try:
+        if uv_config.workers > 1:
+            Multiprocess(uv_config, sockets=[sock]).run()
+            return
+        server = uvicorn.Server(uv_config)
+        server.run(sockets=[sock])
+    except KeyboardInterrupt:
+        return
+    if not server.started:
+        raise SystemExit(STARTUP_FAILURE)

@@ -65,7 +65,7 @@ class Services:
     # -- life cycle -------------------------------------------------------------------
 
     async def start(self) -> None:
-        from llmops.guardrails import GuardrailsConfig, Pipeline
+        from llmops.guardrails import Pipeline
 
         self.session = LazySession()
         self.upstream = UpstreamClient()
@@ -80,11 +80,7 @@ class Services:
             ledger=self.config.ledger,
         )
         self.governance.start()
-        guard_config = (
-            GuardrailsConfig.model_validate(self.config.guardrails)
-            if self.config.guardrails is not None
-            else GuardrailsConfig.default()
-        )
+        guard_config = self.config.guardrails  # checked when the config loaded
         self._check_judges(guard_config)
         self.guardrails = Pipeline(guard_config, judge=self.ask_judge)
         table = pricing.PriceTable.load()
@@ -175,6 +171,9 @@ class Services:
         stages = [guard_config.input, guard_config.output] + [o.input or [] for o in overrides] + [o.output or [] for o in overrides]
         for spec in (spec for stage in stages for spec in stage if spec.check == "judge"):
             model = spec.options.get("model")
+            off = self.config.off_models.get(model) if isinstance(model, str) else None
+            if off is not None:
+                raise GuardrailConfigError(f"guardrails check {spec.key!r}: its model {model} is off on this gateway: {off}")
             if not model or self.router.models.get(model) is None:
                 raise GuardrailConfigError(
                     f"guardrails check {spec.key!r}: set options.model to one of this gateway's models "

@@ -107,14 +107,17 @@ def test_experiment_split_stickiness_feedback_report(env, tmp_path):
         unknown = httpx.post(gw.url + "/v1/feedback", json={"request_id": "req-mistyped", "score": 0.5})
         assert unknown.status_code == 404 and "req-mistyped" in unknown.json()["error"]["message"]
 
-    # After a restart the same users get the same variants.
-    with run_gateway(CONFIG, tmp_path) as gw, httpx.Client(base_url=gw.base_url) as c:
+    # After a restart, now with a master key (the operator's own calls, and the admin
+    # report), the same users get the same variants.
+    master = {"Authorization": "Bearer sk-master-experiments-0123456789"}
+    restarted = run_gateway(CONFIG, tmp_path, env={"LLMOPS_MASTER_KEY": master["Authorization"][7:]})
+    with restarted as gw, httpx.Client(base_url=gw.base_url, headers=master) as c:
         for user in users[:200]:
             r = c.post("/chat/completions", json={"user": user, "prompt": prompt})
             assert r.headers["x-llmops-variant"] == assigned[user]
         # The ledger is written in batches off the hot path: wait for the last rows.
         for _ in range(50):
-            r = httpx.get(gw.url + "/admin/experiments/sum-ab")
+            r = httpx.get(gw.url + "/admin/experiments/sum-ab", headers=master)
             assert r.status_code == 200, r.text
             report = r.json()
             if sum(v["requests"] for v in report["variants"]) >= 10_700:

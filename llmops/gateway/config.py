@@ -17,6 +17,7 @@ from typing import Any, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_core import ErrorDetails
 
 from llmops.errors import InvalidInput
 from llmops.experiments.service import ExperimentEntry
@@ -234,7 +235,7 @@ def parse_config(raw: dict, source: str = "config") -> GatewayConfig:
     return config
 
 
-def _fault(error: dict) -> str:
+def _fault(error: ErrorDetails) -> str:
     where = ".".join(map(str, error["loc"])) or "config"
     message = str(error["msg"]).removeprefix("Value error, ")  # our validators' own words
     # A check's own message may run over lines; the CLI prints one.

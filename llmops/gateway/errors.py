@@ -2,7 +2,12 @@
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from llmops.errors import LLMOpsError
+
+if TYPE_CHECKING:
+    from llmops.gateway.router import Deployment
 
 
 class ModelNotFound(LLMOpsError):
@@ -41,7 +46,7 @@ class UpstreamError(LLMOpsError):
     code = "upstream_error"
     # Set by the router on the error it gives up with: the last deployment it tried
     # (a router.Deployment) and how many attempts it made in all.
-    deployment = None
+    deployment: Deployment | None = None
     attempts = 0
 
     def __init__(

@@ -62,7 +62,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self.server_state = server_state
         self.app_state = app_state
         self.parser = httptools.HttpRequestParser(self)
-        self.transport: asyncio.Transport | None = None
+        self.transport: asyncio.Transport  # set by connection_made, before any data
         self.server: tuple[str, int] | None = None
         self.client: tuple[str, int] | None = None
         self.scheme = "http"

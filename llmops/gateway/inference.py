@@ -127,7 +127,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             responded = True
             await stream_to_client(services, call, body, route, endpoint, headers, receive, send)
         else:
-            reply = route.reply
+            reply = route.whole
             services.metrics.upstream_latency.observe(reply.upstream_ms / 1000, model, d.name)
             data = reply.data
             changed = await services.check_output(endpoint, data, call)

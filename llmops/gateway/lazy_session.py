@@ -47,7 +47,12 @@ def client_timeout(**kwargs: Any) -> Any:
     return aiohttp.ClientTimeout(**kwargs)
 
 
-def transport_errors() -> tuple[type[BaseException], ...]:
+def transport_or_timeout_errors() -> tuple[type[Exception], ...]:
+    """`transport_errors()` and TimeoutError: what a read that may also time out raises."""
+    return (*transport_errors(), TimeoutError)
+
+
+def transport_errors() -> tuple[type[Exception], ...]:
     """What a failed or broken upstream connection raises, from either client. (aiohttp's
     errors only exist once something imported it; until then none can be raised.)"""
     aiohttp = sys.modules.get("aiohttp")

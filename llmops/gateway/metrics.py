@@ -101,7 +101,7 @@ class GatewayMetrics:
 
     def render(self) -> bytes:
         lines: list[str] = []
-        for metric in (
+        metrics: tuple[Counter | Gauge | Histogram, ...] = (
             self.requests,
             self.errors,
             self.latency,
@@ -112,6 +112,7 @@ class GatewayMetrics:
             self.guardrail_blocks,
             self.retries,
             *self.gauges,
-        ):
+        )
+        for metric in metrics:
             lines.extend(metric.render())
         return ("\n".join(lines) + "\n").encode()

@@ -55,6 +55,20 @@ class RouteResult:
     stream: UpstreamStream | None = None
     errors: list[str] = field(default_factory=list)
 
+    @property
+    def whole(self) -> UpstreamReply:
+        """The reply of a call made without streaming."""
+        if self.reply is None:
+            raise TypeError("a streamed call has no whole reply")
+        return self.reply
+
+    @property
+    def streamed(self) -> UpstreamStream:
+        """The stream of a call made with streaming."""
+        if self.stream is None:
+            raise TypeError("a call made without streaming has no stream")
+        return self.stream
+
 
 def deployment_name(model: ModelConfig, dep: DeploymentConfig, index: int) -> str:
     return dep.name or f"{model.name}/{dep.provider}/{index}"

@@ -24,11 +24,15 @@ from llmops.gateway.router import Deployment, Router
 from llmops.gateway.upstream_http import UpstreamClient
 from llmops.governance import Governance, KeyInfo
 from llmops.governance.limits import Reservation
+from llmops.guardrails import GuardrailsConfig, Pipeline
 from llmops.guardrails.types import GuardrailBlocked, GuardrailConfigError
+from llmops.pricing import Price
 from llmops.settings import get_settings
 
 if TYPE_CHECKING:
+    from llmops.experiments.service import ExperimentService
     from llmops.guardrails.pipeline import CompiledConfig
+    from llmops.registry.service import Registry
 
 log = logging.getLogger("llmops.gateway")
 
@@ -52,37 +56,30 @@ class Services:
         self.redis_url = config.redis_url or settings.redis_url
         self.master_key = config.master_key or settings.master_key
         self.metrics = GatewayMetrics()
-        self.session: LazySession | None = None
-        self.upstream: UpstreamClient | None = None
-        self.router: Router | None = None
-        self.governance: Governance | None = None
-        self.guardrails = None
-        self._registry = None
-        self._experiments = None
-        self.prices: dict[str, Any] = {}  # deployment name -> Price, or None when unknown
-        self.model_prices: dict[str, list[Any]] = {}  # model name -> its deployments' prices
-
-    # -- life cycle -------------------------------------------------------------------
-
-    async def start(self) -> None:
-        from llmops.guardrails import Pipeline
-
+        # Built here, started in `start`: nothing below opens a connection until then.
         self.session = LazySession()
         self.upstream = UpstreamClient()
-        self.router = Router(self.config, self.session, upstream=self.upstream)
-        await self.router.start()
+        self.router = Router(config, self.session, upstream=self.upstream)
         self.governance = Governance(
             database_url=self.database_url,
             redis_url=self.redis_url,
             master_key=self.master_key,
-            keys_required=self.config.auth == "keys",
-            limits=self.config.limits,
-            ledger=self.config.ledger,
+            keys_required=config.auth == "keys",
+            limits=config.limits,
+            ledger=config.ledger,
         )
+        self._check_judges(config.guardrails)  # checked when the config loaded, but for models
+        self.guardrails = Pipeline(config.guardrails, judge=self.ask_judge)
+        self._registry: Registry | None = None
+        self._experiments: ExperimentService | None = None
+        self.prices: dict[str, Price | None] = {}  # by deployment name; None when unknown
+        self.model_prices: dict[str, list[Price | None]] = {}  # a model's deployments' prices
+
+    # -- life cycle -------------------------------------------------------------------
+
+    async def start(self) -> None:
+        await self.router.start()
         self.governance.start()
-        guard_config = self.config.guardrails  # checked when the config loaded
-        self._check_judges(guard_config)
-        self.guardrails = Pipeline(guard_config, judge=self.ask_judge)
         table = pricing.PriceTable.load()
         for d in self.router.all_deployments():
             # Counted per request (metrics.unknown_price), not once per deployment here.
@@ -98,8 +95,9 @@ class Services:
                 self._availability,
             )
         )
+        ledger = self.governance.ledger
         self.metrics.add_gauge(
-            Gauge("llmops_ledger_rows", "Ledger writer counters", ("state",), lambda: {(k,): v for k, v in self.governance.ledger.stats().items()})
+            Gauge("llmops_ledger_rows", "Ledger writer counters", ("state",), lambda: {(k,): v for k, v in ledger.stats().items()})
         )
         self.metrics.add_gauge(
             Gauge("llmops_limiter", "Limits: admitted, rejected by limit, Redis errors", ("counter", "limit"), self._limiter_counters)
@@ -110,14 +108,10 @@ class Services:
             await asyncio.to_thread(self.experiments.sync_from_config, self.config.experiments)
 
     async def stop(self) -> None:
-        if self.router:
-            await self.router.stop()
-        if self.session:
-            await self.session.close()
-        if self.upstream:
-            self.upstream.close()
-        if self.governance:
-            await self.governance.aclose()
+        await self.router.stop()
+        await self.session.close()
+        self.upstream.close()
+        await self.governance.aclose()
 
     def _limiter_counters(self) -> dict[tuple[str, ...], float]:
         out: dict[tuple[str, ...], float] = {}
@@ -145,7 +139,7 @@ class Services:
         return identity
 
     @property
-    def registry(self):
+    def registry(self) -> Registry:
         if self._registry is None:
             from llmops.registry.service import Registry
 
@@ -153,7 +147,7 @@ class Services:
         return self._registry
 
     @property
-    def experiments(self):
+    def experiments(self) -> ExperimentService:
         if self._experiments is None:
             from llmops.experiments.service import ExperimentService
 
@@ -165,7 +159,7 @@ class Services:
 
         apply_prompt_reference(self, body, call, scope)
 
-    def _check_judges(self, guard_config) -> None:
+    def _check_judges(self, guard_config: GuardrailsConfig) -> None:
         """A judge check must name a model of this gateway: say so at start-up, not per request."""
         overrides = list(guard_config.models.values())
         stages = [guard_config.input, guard_config.output] + [o.input or [] for o in overrides] + [o.output or [] for o in overrides]
@@ -191,7 +185,7 @@ class Services:
             call.attempts = route.attempts
             call.served_model = route.model
             call.served_by(route.deployment)
-            data = route.reply.data
+            data = route.whole.data
             answer = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
             self.account(call, route.deployment, body, data.get("usage"), [answer])
             return answer
@@ -292,7 +286,7 @@ class Services:
             # Reserve for the dearest deployment the router might pick.
             costs = [
                 p.max_cost(estimated, asked or p.max_output_tokens or pricing.DEFAULT_RESERVED_OUTPUT_TOKENS)
-                for p in self.model_prices.get(call.model, [])
+                for p in self.model_prices.get(call.model or "", [])
                 if p is not None
             ]
             max_cost = max(costs) if costs else None

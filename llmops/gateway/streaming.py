@@ -46,14 +46,15 @@ class _StreamState:
         self.usage: dict[str, Any] | None = None
         self.texts: dict[int, list[str]] = {}
         self.guards: dict[int, Any] = {}
-        self.checks = services.output_checks(call)
-        self.guarded = self.checks is not None
+        self.checks = checks = services.output_checks(call)
+        self.guarded = checks is not None
         # Async output checks (judge, plugins) run when a choice finishes, in the loop.
-        self.guard_async = self.guarded and self.checks.output_async
+        self.guard_async = checks is not None and checks.output_async
 
     def _guard(self, index: int):
         guard = self.guards.get(index)
         if guard is None:
+            assert self.checks is not None  # only guarded streams have guards
             guard = self.guards[index] = self.services.output_stream(self.call, self.checks)
         return guard
 
@@ -106,7 +107,7 @@ class _StreamState:
 
 
 async def _pump(state: _StreamState, route: RouteResult, headers: list, send: http.Send) -> None:
-    stream = route.stream
+    stream = route.streamed
     await send({"type": "http.response.start", "status": 200, "headers": [*http.SSE_HEADERS, *headers]})
     try:
         # What arrived in one read goes out in one write: chunks are never held back
@@ -172,7 +173,7 @@ async def stream_to_client(
                 services.metrics.errors.inc(call.model or "", call.deployment or "", exc.code or exc.type)
     finally:
         gone.cancel()
-        await route.stream.close()
+        await route.streamed.close()
         services.account(call, route.deployment, body, state.usage, state.all_texts())
 
 

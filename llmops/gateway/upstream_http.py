@@ -46,7 +46,7 @@ class UpstreamConnectionError(ConnectionError):
 class Headers(dict):
     """Response headers by lower-cased name (the last value when one repeats)."""
 
-    def get(self, name: str, default: Any = None) -> Any:  # type: ignore[override]
+    def get(self, name: str, default: Any = None) -> Any:
         return super().get(name.lower(), default)
 
 
@@ -317,7 +317,7 @@ class _HostPool:
             raise UpstreamConnectionError(f"connecting to {self.host}:{self.port} took over {timeout:.1f}s") from exc
         except OSError as exc:
             raise UpstreamConnectionError(f"cannot connect to {self.host}:{self.port}: {exc.strerror or exc}") from exc
-        return conn  # type: ignore[return-value]
+        return conn
 
     def close(self) -> None:
         for conn in self.idle:

@@ -109,7 +109,7 @@ class MockProvider(Provider):
             from llmops import tokens
 
             n = sum(tokens.count_text(i, model) for i in items)
-            data = {
+            data: dict[str, Any] = {
                 "object": "list",
                 "model": model,
                 "data": [{"object": "embedding", "index": i, "embedding": hashed_embedding(t)} for i, t in enumerate(items)],

@@ -18,7 +18,12 @@ import orjson
 
 from llmops.gateway.config import DeploymentConfig, Timeouts
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout
-from llmops.gateway.lazy_session import LazySession, client_timeout, transport_errors
+from llmops.gateway.lazy_session import (
+    LazySession,
+    client_timeout,
+    transport_errors,
+    transport_or_timeout_errors,
+)
 from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
 from llmops.gateway.upstream_http import UpstreamClient
 
@@ -78,7 +83,7 @@ class OpenAIProvider(Provider):
         if not deployment.api_base:
             deployment = deployment.model_copy(update={"api_base": self.default_api_base})
             self.deployment = deployment
-        self.base = deployment.api_base.rstrip("/")
+        self.base = (deployment.api_base or self.default_api_base).rstrip("/")
         self.session = session
         self.headers = {"Content-Type": "application/json"}
         if deployment.api_key:
@@ -107,7 +112,7 @@ class OpenAIProvider(Provider):
 
     async def _post(self, endpoint: str, payload: bytes, deadline: float) -> Any:
         """The upstream's response once its status is in; TimeoutError after `deadline`."""
-        if self.fast_pool is not None:
+        if self.fast_pool is not None and self.upstream is not None:
             return await self.upstream.post(
                 self.fast_pool, self._fast_head(endpoint), payload, self.timeouts.connect, deadline
             )
@@ -144,7 +149,7 @@ class OpenAIProvider(Provider):
         if resp.status != 200:
             try:
                 raw = await resp.read()
-            except (*transport_errors(), TimeoutError):
+            except transport_or_timeout_errors():
                 raw = b""
             resp.release()
             raise _error_from_response(resp.status, raw, resp.headers, self.where)

@@ -12,7 +12,7 @@ import asyncio
 import contextlib
 from typing import Any
 
-from llmops.gateway.lazy_session import client_timeout, transport_errors
+from llmops.gateway.lazy_session import client_timeout, transport_or_timeout_errors
 from llmops.gateway.providers.openai import OpenAIProvider
 
 LOAD_METRICS = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
@@ -67,7 +67,7 @@ class VLLMProvider(OpenAIProvider):
                         self._reachable = True
                     else:
                         self._reachable = False
-            except (*transport_errors(), TimeoutError):
+            except transport_or_timeout_errors():
                 self._load = None
                 self._reachable = False
             await asyncio.sleep(self.poll_interval)

@@ -220,7 +220,8 @@ def _sync_database(args) -> str:
     if explicit:
         return explicit
     default = Settings.database_url
-    if not Path(make_url(default).database).exists():
+    default_file = make_url(default).database
+    if default_file is None or not Path(default_file).exists():
         raise InvalidInput(
             f"no database to sync into: LLMOPS_DATABASE_URL is not set and {Path.cwd()} has no llmops.db; "
             f"run this in your project's directory, or say where (--database-url {default} creates one here)"

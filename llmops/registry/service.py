@@ -12,15 +12,15 @@ if the prompt has that label, else latest (see llmops.registry.refs).
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field
-from functools import cached_property
+from datetime import datetime
+from functools import cached_property, partial
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, OperationalError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from llmops.errors import Conflict, InvalidInput, NotFound, TemplateError
 from llmops.registry import store, templates
@@ -32,7 +32,7 @@ from llmops.registry.models import Prompt, PromptLabel, PromptLabelEvent, Prompt
 from llmops.registry.refs import ARCHIVED, PromptRef, parse_ref, parse_version, validate_label, validate_name
 from llmops.registry.views import (
     History,
-    LabelEvent,
+    KeptChange,
     PromptDiff,
     PromptSummary,
     PromptSyncResult,
@@ -43,6 +43,8 @@ from llmops.registry.views import (
 
 # Writers are serialised, so a retry only covers a lost race on a brand-new database.
 _WRITE_ATTEMPTS = 5
+
+_T = TypeVar("_T")
 
 
 class Registry:
@@ -62,7 +64,7 @@ class Registry:
 
     # --- writing -------------------------------------------------------------------
 
-    def _write(self, work):
+    def _write(self, work: Callable[[Session], _T]) -> _T:
         """Run `work(session)` in a serialised write transaction, retrying a lost race."""
         for attempt in range(_WRITE_ATTEMPTS):
             try:
@@ -103,7 +105,7 @@ class Registry:
             template=template, messages=messages, variables=variables, model_config=model_config
         )
 
-        def work(session):
+        def work(session: Session) -> PromptVersionView:
             prompt = store.lock_prompt(session, name, create=True, description=description or "")
             if description is not None and prompt.description != description:
                 prompt.description = description
@@ -111,7 +113,7 @@ class Registry:
             row = store.insert_version(session, prompt, content, message=message or "", author=author)
             for label in labels:
                 store.move_label(session, prompt, label, row.version, actor=author)
-            return store.to_view(prompt, row, store.labels_of(session, prompt.id), row.version)
+            return store.to_view(prompt, row, store.labels_of(session, store.id_of(prompt)), row.version)
 
         return self._write(work)
 
@@ -120,7 +122,7 @@ class Registry:
         version = parse_version(version)
         validate_label(label, settable=True)
 
-        def work(session):
+        def work(session: Session) -> None:
             prompt = store.lock_prompt(session, validate_name(name))
             if label == ARCHIVED:
                 store.set_archived(session, prompt, version, True, actor=actor)
@@ -135,14 +137,14 @@ class Registry:
         """Delete a label (recorded); for `archived`, unarchive `version`."""
         validate_label(label, settable=True)
 
-        def work(session):
+        def work(session: Session) -> None:
             prompt = store.lock_prompt(session, validate_name(name))
             if label == ARCHIVED:
                 if version is None:
                     raise InvalidInput("say which version to unarchive")
                 store.set_archived(session, prompt, parse_version(version), False, actor=actor)
                 return
-            current = store.labels_of(session, prompt.id).get(label)
+            current = store.labels_of(session, store.id_of(prompt)).get(label)
             if current is None:
                 raise NotFound(f"prompt {name!r} has no label {label!r}")
             if version is not None and current != parse_version(version):
@@ -159,7 +161,7 @@ class Registry:
         """
         validate_label(label, settable=True)
 
-        def work(session):
+        def work(session: Session) -> tuple[int | None, int | None]:
             prompt = store.lock_prompt(session, validate_name(name))
             return store.rollback(session, prompt, label, actor=actor)
 
@@ -181,7 +183,7 @@ class Registry:
         report = SyncReport()
         for spec in specs:
             report.prompts.append(
-                self._write(lambda session, spec=spec: _sync_file(session, spec, actor, apply_labels))
+                self._write(partial(_sync_file, spec=spec, actor=actor, apply_labels=apply_labels))
             )
         return report
 
@@ -190,8 +192,8 @@ class Registry:
         conflicts: list[str] = []
         with store.read_session(self.engine) as session:
             for spec in specs:
-                prompt = session.exec(select(Prompt).where(Prompt.name == spec.name)).first()
-                rows = store.all_versions(session, prompt.id) if prompt else []
+                prompt = session.exec(select(Prompt).where(col(Prompt.name) == spec.name)).first()
+                rows = store.all_versions(session, store.id_of(prompt)) if prompt else []
                 conflicts += _plan_versions(spec, rows)[1]
         if conflicts:
             raise SyncConflict(conflicts)
@@ -234,22 +236,22 @@ class Registry:
 
     def list_prompts(self) -> list[PromptSummary]:
         with store.read_session(self.engine) as session:
-            prompts = session.exec(select(Prompt).order_by(Prompt.name)).all()
-            stats = {
+            prompts = session.exec(select(Prompt).order_by(col(Prompt.name))).all()
+            stats: dict[int, tuple[int, datetime | None]] = {
                 row[0]: row[1:]
                 for row in session.exec(
                     select(
                         PromptVersion.prompt_id,
                         func.count(),
                         func.max(PromptVersion.created_at),
-                    ).group_by(PromptVersion.prompt_id)
+                    ).group_by(col(PromptVersion.prompt_id))
                 ).all()
             }
             latest = dict(
                 session.exec(
                     select(PromptVersion.prompt_id, func.max(PromptVersion.version))
-                    .where(PromptVersion.archived == False)  # noqa: E712
-                    .group_by(PromptVersion.prompt_id)
+                    .where(col(PromptVersion.archived) == False)  # noqa: E712
+                    .group_by(col(PromptVersion.prompt_id))
                 ).all()
             )
             labels: dict[int, dict[str, int]] = {}
@@ -260,17 +262,18 @@ class Registry:
                 label_times[row.prompt_id] = row.updated_at if seen is None else max(seen, row.updated_at)
         summaries = []
         for prompt in prompts:
-            count, last_created = stats.get(prompt.id, (0, None))
+            prompt_id = store.id_of(prompt)
+            count, last_created = stats.get(prompt_id, (0, None))
             times = [
-                t for t in (prompt.created_at, last_created, label_times.get(prompt.id)) if t is not None
+                t for t in (prompt.created_at, last_created, label_times.get(prompt_id)) if t is not None
             ]
             summaries.append(
                 PromptSummary(
                     name=prompt.name,
                     description=prompt.description,
-                    latest_version=latest.get(prompt.id),
+                    latest_version=latest.get(prompt_id),
                     version_count=count,
-                    labels=dict(sorted(labels.get(prompt.id, {}).items())),
+                    labels=dict(sorted(labels.get(prompt_id, {}).items())),
                     updated_at=max(times),
                 )
             )
@@ -279,12 +282,13 @@ class Registry:
     def history(self, name: str) -> History:
         with store.read_session(self.engine) as session:
             prompt = store.find_prompt(session, validate_name(name))
-            labels = store.labels_of(session, prompt.id)
-            latest = store.latest_version(session, prompt.id)
+            prompt_id = store.id_of(prompt)
+            labels = store.labels_of(session, prompt_id)
+            latest = store.latest_version(session, prompt_id)
             versions = [
-                store.to_view(prompt, row, labels, latest) for row in store.all_versions(session, prompt.id)
+                store.to_view(prompt, row, labels, latest) for row in store.all_versions(session, prompt_id)
             ]
-            events = [store.event_view(e) for e in store.label_events(session, prompt.id)]
+            events = [store.event_view(e) for e in store.label_events(session, prompt_id)]
         return History(name=prompt.name, description=prompt.description, versions=versions, events=events)
 
     def diff(self, name: str, v1: int, v2: int) -> PromptDiff:
@@ -323,25 +327,6 @@ class SyncConflict(Conflict):
         self.conflicts = conflicts
         count = f"{len(conflicts)} version conflict{'s' if len(conflicts) > 1 else ''}"
         super().__init__(f"{count}, nothing was synced: " + "; ".join(conflicts))
-
-
-@dataclass(frozen=True)
-class KeptChange:
-    """A file's label (or archived flag) left as the registry has it: someone else set it last."""
-
-    subject: str  # a label, or "vN" for a version's archived flag
-    registry: str
-    file: str
-    last: LabelEvent  # the change the file would have undone
-
-
-@dataclass
-class FileSyncResult(PromptSyncResult):
-    kept: list[KeptChange] = field(default_factory=list)
-    # Labels and flags moved by someone that the file now agrees with: they follow it again.
-    adopted: list[str] = field(default_factory=list)
-    # Changes the file asks for that the registry refused, e.g. archiving a version a kept label holds.
-    blocked: list[str] = field(default_factory=list)
 
 
 def _read_specs(directory: str | Path) -> list[PromptFile]:
@@ -386,7 +371,11 @@ def _what_differs(row: PromptVersion, entry: FileVersion) -> str:
     if row.kind != content.kind:
         parts.append(f"kind ({row.kind} in the registry, {content.kind} in the file)")
     elif row.template != content.stored_template:
-        parts.append("template" if row.kind == "text" else _changed_messages(row.template, content.messages))
+        # Same kind: a text template has no messages, a chat template always has some.
+        if content.messages is None:
+            parts.append("template")
+        else:
+            parts.append(_changed_messages(row.template, content.messages))
     for title, old, new in (
         ("variables", row.variables, content.variables),
         ("model_config", row.llm_config, content.model_config),
@@ -404,16 +393,16 @@ def _changed_messages(old: list[dict], new: list[dict]) -> str:
     return "message " + ", ".join(changed)
 
 
-def _sync_file(session: Session, spec: PromptFile, actor: str | None, apply_labels: bool) -> FileSyncResult:
+def _sync_file(session: Session, spec: PromptFile, actor: str | None, apply_labels: bool) -> PromptSyncResult:
     """Apply one file in one transaction: it lands whole or not at all."""
-    result = FileSyncResult(name=spec.name, path=str(spec.path))
+    result = PromptSyncResult(name=spec.name, path=str(spec.path))
     prompt = store.lock_prompt(session, spec.name, create=True, description=spec.description)
     if prompt.description != spec.description:
         prompt.description = spec.description
         session.add(prompt)
         result.description_changed = True
     # Planned again under the lock: a push since the check may have taken a number.
-    new, conflicts = _plan_versions(spec, store.all_versions(session, prompt.id))
+    new, conflicts = _plan_versions(spec, store.all_versions(session, store.id_of(prompt)))
     if conflicts:
         raise SyncConflict(conflicts)
     for entry in new:
@@ -438,13 +427,13 @@ class _SharedState:
         session: Session,
         prompt: Prompt,
         spec: PromptFile,
-        result: FileSyncResult,
+        result: PromptSyncResult,
         actor: str | None,
         apply_labels: bool,
     ):
         self.session, self.prompt, self.spec, self.result = session, prompt, spec, result
         self.actor, self.apply_labels = actor, apply_labels
-        events = store.label_events(session, prompt.id)
+        events = store.label_events(session, store.id_of(prompt))
         self.last_label = {e.label: e for e in events if e.label != ARCHIVED}
         # A label the files never named (a person's canary, an experiment's) is none of their business.
         self.file_labels = set(spec.labels) | {e.label for e in events if e.action == store.SYNC}
@@ -455,13 +444,13 @@ class _SharedState:
         }
 
     def sync_labels(self) -> None:
-        current = store.labels_of(self.session, self.prompt.id)
+        current = store.labels_of(self.session, store.id_of(self.prompt))
         for label in sorted(self.file_labels - {ARCHIVED}):
             want, have = self.spec.labels.get(label), current.get(label)
             last = self.last_label.get(label)
             if have == want:
                 self._agree(last, label, have, label)
-            elif self._held(last):
+            elif last is not None and self._held(last):
                 self._keep(label, _shown_label(have), _shown_label(want), last)
             elif want is None:
                 old = store.remove_label(
@@ -469,7 +458,7 @@ class _SharedState:
                 )
                 self.result.moved[label] = (old, None)
             else:
-                self._try(lambda label=label, want=want: self._move(label, want))
+                self._try(partial(self._move, label, want))
 
     def sync_archived(self, archived: bool) -> None:
         for entry in self.spec.versions:
@@ -480,10 +469,10 @@ class _SharedState:
             last = self.last_flag.get(number)
             if have == archived:
                 self._agree(last, ARCHIVED, number, f"v{number}")
-            elif self._held(last):
+            elif last is not None and self._held(last):
                 self._keep(f"v{number}", _shown_flag(have), _shown_flag(archived), last)
             else:
-                self._try(lambda number=number: self._set_archived(number, archived))
+                self._try(partial(self._set_archived, number, archived))
 
     @staticmethod
     def _set_by_someone(last: PromptLabelEvent | None) -> bool:

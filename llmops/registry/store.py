@@ -14,8 +14,9 @@ from contextlib import contextmanager, suppress
 
 from sqlalchemy import func
 from sqlalchemy.engine import Engine
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
+from llmops.columns import table_of
 from llmops.errors import Conflict, NotFound
 from llmops.registry.content import PromptContent
 from llmops.registry.models import Prompt, PromptLabel, PromptLabelEvent, PromptVersion, utcnow
@@ -67,26 +68,38 @@ def write_session(engine: Engine) -> Iterator[Session]:
 
 
 def _insert_ignoring_duplicate(session: Session, name: str, description: str) -> None:
+    values = {"name": name, "description": description, "created_at": utcnow()}
     if session.get_bind().dialect.name == "postgresql":
-        from sqlalchemy.dialects.postgresql import insert
+        from sqlalchemy.dialects import postgresql
+
+        pg_stmt = postgresql.insert(table_of(Prompt)).values(values)
+        session.execute(pg_stmt.on_conflict_do_nothing(index_elements=["name"]))
     else:
-        from sqlalchemy.dialects.sqlite import insert
-    stmt = insert(Prompt.__table__).values(name=name, description=description, created_at=utcnow())
-    session.execute(stmt.on_conflict_do_nothing(index_elements=["name"]))
+        from sqlalchemy.dialects import sqlite
+
+        lite_stmt = sqlite.insert(table_of(Prompt)).values(values)
+        session.execute(lite_stmt.on_conflict_do_nothing(index_elements=["name"]))
+
+
+def id_of(prompt: Prompt) -> int:
+    """The id of a prompt row read from (or flushed to) the database, which always has one."""
+    if prompt.id is None:
+        raise ValueError(f"prompt {prompt.name!r} has no id: it was never flushed to the database")
+    return prompt.id
 
 
 def lock_prompt(session: Session, name: str, *, create: bool = False, description: str = "") -> Prompt:
     """The prompt row, locked for this transaction; created first when `create`."""
     if create:
         _insert_ignoring_duplicate(session, name, description)
-    prompt = session.exec(select(Prompt).where(Prompt.name == name).with_for_update()).first()
+    prompt = session.exec(select(Prompt).where(col(Prompt.name) == name).with_for_update()).first()
     if prompt is None:
         raise NotFound(f"prompt {name!r} not found")
     return prompt
 
 
 def find_prompt(session: Session, name: str) -> Prompt:
-    prompt = session.exec(select(Prompt).where(Prompt.name == name)).first()
+    prompt = session.exec(select(Prompt).where(col(Prompt.name) == name)).first()
     if prompt is None:
         raise NotFound(f"prompt {name!r} not found; `llmops prompts list` shows the registry")
     return prompt
@@ -95,7 +108,7 @@ def find_prompt(session: Session, name: str) -> Prompt:
 def highest_version(session: Session, prompt_id: int) -> int:
     return (
         session.exec(
-            select(func.max(PromptVersion.version)).where(PromptVersion.prompt_id == prompt_id)
+            select(func.max(col(PromptVersion.version))).where(col(PromptVersion.prompt_id) == prompt_id)
         ).one()
         or 0
     )
@@ -104,24 +117,26 @@ def highest_version(session: Session, prompt_id: int) -> int:
 def latest_version(session: Session, prompt_id: int) -> int | None:
     """The implied `latest`: the highest version not archived."""
     return session.exec(
-        select(func.max(PromptVersion.version)).where(
-            PromptVersion.prompt_id == prompt_id,
-            PromptVersion.archived == False,  # noqa: E712
+        select(func.max(col(PromptVersion.version))).where(
+            col(PromptVersion.prompt_id) == prompt_id,
+            col(PromptVersion.archived) == False,  # noqa: E712
         )
     ).one()
 
 
 def labels_of(session: Session, prompt_id: int) -> dict[str, int]:
-    rows = session.exec(select(PromptLabel).where(PromptLabel.prompt_id == prompt_id)).all()
+    rows = session.exec(select(PromptLabel).where(col(PromptLabel.prompt_id) == prompt_id)).all()
     return {row.label: row.version for row in rows}
 
 
 def version_row(session: Session, prompt: Prompt, version: int) -> PromptVersion:
     row = session.exec(
-        select(PromptVersion).where(PromptVersion.prompt_id == prompt.id, PromptVersion.version == version)
+        select(PromptVersion).where(
+            col(PromptVersion.prompt_id) == id_of(prompt), col(PromptVersion.version) == version
+        )
     ).first()
     if row is None:
-        top = highest_version(session, prompt.id)
+        top = highest_version(session, id_of(prompt))
         raise NotFound(f"prompt {prompt.name!r} has no version {version} (versions are 1..{top})")
     return row
 
@@ -129,7 +144,9 @@ def version_row(session: Session, prompt: Prompt, version: int) -> PromptVersion
 def all_versions(session: Session, prompt_id: int) -> list[PromptVersion]:
     return list(
         session.exec(
-            select(PromptVersion).where(PromptVersion.prompt_id == prompt_id).order_by(PromptVersion.version)
+            select(PromptVersion)
+            .where(col(PromptVersion.prompt_id) == prompt_id)
+            .order_by(col(PromptVersion.version))
         ).all()
     )
 
@@ -160,8 +177,8 @@ def to_view(
 
 def resolve(session: Session, ref: PromptRef) -> PromptVersionView:
     prompt = find_prompt(session, ref.name)
-    labels = labels_of(session, prompt.id)
-    latest = latest_version(session, prompt.id)
+    labels = labels_of(session, id_of(prompt))
+    latest = latest_version(session, id_of(prompt))
     if ref.version is not None:
         number = ref.version
     elif ref.label not in (None, LATEST):
@@ -186,8 +203,8 @@ def insert_version(
     session: Session, prompt: Prompt, content: PromptContent, *, message: str, author: str | None
 ) -> PromptVersion:
     row = PromptVersion(
-        prompt_id=prompt.id,
-        version=highest_version(session, prompt.id) + 1,
+        prompt_id=id_of(prompt),
+        version=highest_version(session, id_of(prompt)) + 1,
         kind=content.kind,
         template=content.stored_template,
         variables=content.variables,
@@ -212,7 +229,7 @@ def _record(
 ) -> None:
     session.add(
         PromptLabelEvent(
-            prompt_id=prompt.id, label=label, action=action, from_version=old, to_version=new, actor=actor
+            prompt_id=id_of(prompt), label=label, action=action, from_version=old, to_version=new, actor=actor
         )
     )
 
@@ -227,12 +244,12 @@ def move_label(
             f"{prompt.name}:{version} is archived; unarchive it first "
             f"(llmops prompts label {prompt.name} {version} archived --remove)"
         )
-    current = session.get(PromptLabel, (prompt.id, label))
+    current = session.get(PromptLabel, (id_of(prompt), label))
     if current is not None and current.version == version:
         return None
     old = current.version if current else None
     if current is None:
-        session.add(PromptLabel(prompt_id=prompt.id, label=label, version=version, updated_by=actor))
+        session.add(PromptLabel(prompt_id=id_of(prompt), label=label, version=version, updated_by=actor))
     else:
         current.version, current.updated_by, current.updated_at = version, actor, utcnow()
         session.add(current)
@@ -244,7 +261,7 @@ def move_label(
 def remove_label(
     session: Session, prompt: Prompt, label: str, *, actor: str | None, action: str = "remove"
 ) -> int | None:
-    current = session.get(PromptLabel, (prompt.id, label))
+    current = session.get(PromptLabel, (id_of(prompt), label))
     if current is None:
         return None
     old = current.version
@@ -268,7 +285,7 @@ def set_archived(
     if row.archived == archived:
         return False
     if archived:
-        pointing = sorted(label for label, v in labels_of(session, prompt.id).items() if v == version)
+        pointing = sorted(label for label, v in labels_of(session, id_of(prompt)).items() if v == version)
         if pointing:
             raise Conflict(
                 f"{prompt.name}:{version} is labelled {', '.join(pointing)}; move the label(s) before archiving"
@@ -307,10 +324,10 @@ def _archives(event: PromptLabelEvent) -> bool:
 
 
 def label_events(session: Session, prompt_id: int, label: str | None = None) -> list[PromptLabelEvent]:
-    query = select(PromptLabelEvent).where(PromptLabelEvent.prompt_id == prompt_id)
+    query = select(PromptLabelEvent).where(col(PromptLabelEvent.prompt_id) == prompt_id)
     if label is not None:
-        query = query.where(PromptLabelEvent.label == label)
-    return list(session.exec(query.order_by(PromptLabelEvent.id)).all())
+        query = query.where(col(PromptLabelEvent.label) == label)
+    return list(session.exec(query.order_by(col(PromptLabelEvent.id))).all())
 
 
 def previous_target(events: list[PromptLabelEvent]) -> int | None:
@@ -334,13 +351,14 @@ def rollback(
 ) -> tuple[int | None, int | None]:
     if label == ARCHIVED:
         # Undo the most recent archiving that still holds.
-        for event in reversed(label_events(session, prompt.id, ARCHIVED)):
-            if _archives(event) and version_row(session, prompt, event.to_version).archived:
-                set_archived(session, prompt, event.to_version, False, actor=actor)
-                return event.to_version, None
+        for event in reversed(label_events(session, id_of(prompt), ARCHIVED)):
+            version = event.to_version  # not None where _archives(event)
+            if _archives(event) and version is not None and version_row(session, prompt, version).archived:
+                set_archived(session, prompt, version, False, actor=actor)
+                return version, None
         raise Conflict(f"nothing to roll back: no version of {prompt.name!r} is archived")
-    target = previous_target(label_events(session, prompt.id, label))
-    current = session.get(PromptLabel, (prompt.id, label))
+    target = previous_target(label_events(session, id_of(prompt), label))
+    current = session.get(PromptLabel, (id_of(prompt), label))
     if target is None:
         raise Conflict(
             f"{prompt.name}@{label} had no earlier target to roll back to; "
@@ -353,7 +371,7 @@ def rollback(
         )
     old = current.version if current else None
     if current is None:
-        session.add(PromptLabel(prompt_id=prompt.id, label=label, version=target, updated_by=actor))
+        session.add(PromptLabel(prompt_id=id_of(prompt), label=label, version=target, updated_by=actor))
     else:
         current.version, current.updated_by, current.updated_at = target, actor, utcnow()
         session.add(current)

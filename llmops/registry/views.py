@@ -6,7 +6,7 @@ is reserved on pydantic's BaseModel.
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, is_dataclass
 from datetime import datetime
 from typing import Any
 
@@ -22,8 +22,12 @@ def _jsonable(value: Any) -> Any:
 
 
 class _ToDict:
+    """to_dict for the dataclasses below."""
+
     def to_dict(self) -> dict[str, Any]:
-        return _jsonable(asdict(self))  # type: ignore[call-overload]
+        if not is_dataclass(self) or isinstance(self, type):
+            raise TypeError(f"{type(self).__name__} is not a dataclass instance")
+        return _jsonable(asdict(self))
 
 
 @dataclass(frozen=True)
@@ -111,6 +115,16 @@ class PromptDiff(_ToDict):
         )
 
 
+@dataclass(frozen=True)
+class KeptChange:
+    """A file's label (or archived flag) left as the registry has it: someone else set it last."""
+
+    subject: str  # a label, or "vN" for a version's archived flag
+    registry: str
+    file: str
+    last: LabelEvent  # the change the file would have undone
+
+
 @dataclass
 class PromptSyncResult(_ToDict):
     name: str
@@ -123,6 +137,12 @@ class PromptSyncResult(_ToDict):
     archived: list[int] = field(default_factory=list)
     unarchived: list[int] = field(default_factory=list)
     description_changed: bool = False
+    # Labels and flags left as the registry has them: someone else set them last.
+    kept: list[KeptChange] = field(default_factory=list)
+    # Labels and flags moved by someone that the file now agrees with: they follow it again.
+    adopted: list[str] = field(default_factory=list)
+    # Changes the file asks for that the registry refused, e.g. archiving a version a kept label holds.
+    blocked: list[str] = field(default_factory=list)
 
     @property
     def changed(self) -> bool:

@@ -13,6 +13,7 @@ still owns its prompt, so resuming it can never collide with another one.
 
 from __future__ import annotations
 
+import builtins
 import logging
 import re
 import threading
@@ -20,12 +21,13 @@ import time
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from pydantic import BaseModel, ConfigDict, InstanceOf, field_validator
 from sqlalchemy import select
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError, SQLAlchemyError
+from sqlmodel import Session, col
 
 from llmops.db import get_engine, session_scope
 from llmops.errors import Conflict, InvalidInput, NotFound
@@ -46,6 +48,9 @@ from llmops.experiments.models import (
     ExperimentVariantRow,
     utcnow,
 )
+
+if TYPE_CHECKING:
+    from llmops.registry.service import Registry
 
 log = logging.getLogger(__name__)
 
@@ -128,6 +133,13 @@ class ExperimentView:
             "promoted_version": self.promoted_version,
             "promoted_label": self.promoted_label,
         }
+
+
+def _row_id(row: ExperimentRow) -> int:
+    """The id of an experiment row read from (or flushed to) the database, which always has one."""
+    if row.id is None:
+        raise ValueError(f"experiment {row.name!r} has no id: it was never flushed to the database")
+    return row.id
 
 
 def _view(row: ExperimentRow, variants: Iterable[ExperimentVariantRow]) -> ExperimentView:
@@ -285,14 +297,14 @@ class ExperimentService:
         self._snapshot: _Snapshot | None = None
         self._refresh_lock = threading.Lock()
         self._thompson: dict[str, _ThompsonCache] = {}
-        self._registry = None
+        self._registry: Registry | None = None
 
     @property
     def engine(self) -> Engine:
         return get_engine(self.database_url)
 
     @property
-    def registry(self):
+    def registry(self) -> Registry:
         if self._registry is None:
             from llmops import Registry
 
@@ -341,7 +353,7 @@ class ExperimentService:
                 session.flush()
                 variant_rows = [
                     ExperimentVariantRow(
-                        experiment_id=row.id,
+                        experiment_id=_row_id(row),
                         position=i,
                         name=s.name,
                         label=s.label,
@@ -372,14 +384,16 @@ class ExperimentService:
                 raise NotFound(f"variant {spec.name}: {ref} does not resolve ({exc.message})") from None
 
     @staticmethod
-    def _check_free(session, name: str, prompt: str) -> None:
-        taken = session.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).first()
+    def _check_free(session: Session, name: str, prompt: str) -> None:
+        taken = session.scalars(select(ExperimentRow).where(col(ExperimentRow.name) == name)).first()
         if taken is not None:
             raise Conflict(
                 f"experiment {name!r} already exists ({taken.status}); experiment names are never reused"
             )
         open_one = session.scalars(
-            select(ExperimentRow).where(ExperimentRow.prompt_name == prompt, ExperimentRow.status != STOPPED)
+            select(ExperimentRow).where(
+                col(ExperimentRow.prompt_name) == prompt, col(ExperimentRow.status) != STOPPED
+            )
         ).first()
         if open_one is not None:
             raise Conflict(
@@ -391,30 +405,33 @@ class ExperimentService:
 
     def get(self, name: str) -> ExperimentView:
         with session_scope(self.database_url) as session:
-            row = session.scalars(select(ExperimentRow).where(ExperimentRow.name == name)).first()
+            row = session.scalars(select(ExperimentRow).where(col(ExperimentRow.name) == name)).first()
             if row is None:
                 raise NotFound(f"experiment {name!r} not found; see `llmops experiments list`")
-            return _view(row, self._variant_rows(session, [row.id])[row.id])
+            return _view(row, self._variant_rows(session, [row])[_row_id(row)])
 
-    def list(self, *, status: str | None = None, prompt: str | None = None) -> list[ExperimentView]:
+    def list(self, *, status: str | None = None, prompt: str | None = None) -> builtins.list[ExperimentView]:
         if status is not None:
             _check_choice(status, STATUSES, "status")
         with session_scope(self.database_url) as session:
-            query = select(ExperimentRow).order_by(ExperimentRow.created_at, ExperimentRow.id)
+            query = select(ExperimentRow).order_by(col(ExperimentRow.created_at), col(ExperimentRow.id))
             if status is not None:
-                query = query.where(ExperimentRow.status == status)
+                query = query.where(col(ExperimentRow.status) == status)
             if prompt is not None:
-                query = query.where(ExperimentRow.prompt_name == prompt)
+                query = query.where(col(ExperimentRow.prompt_name) == prompt)
             rows = list(session.scalars(query))
-            variants = self._variant_rows(session, [r.id for r in rows])
-            return [_view(r, variants[r.id]) for r in rows]
+            variants = self._variant_rows(session, rows)
+            return [_view(r, variants[_row_id(r)]) for r in rows]
 
     @staticmethod
-    def _variant_rows(session, ids: Sequence[int | None]) -> dict[int, list[ExperimentVariantRow]]:
-        out: dict[int, list[ExperimentVariantRow]] = {i: [] for i in ids if i is not None}
+    def _variant_rows(
+        session: Session, rows: Sequence[ExperimentRow]
+    ) -> dict[int, builtins.list[ExperimentVariantRow]]:
+        """Each experiment's variant rows, by experiment id."""
+        out: dict[int, builtins.list[ExperimentVariantRow]] = {_row_id(r): [] for r in rows}
         if not out:
             return out
-        query = select(ExperimentVariantRow).where(ExperimentVariantRow.experiment_id.in_(list(out)))  # type: ignore[attr-defined]
+        query = select(ExperimentVariantRow).where(col(ExperimentVariantRow.experiment_id).in_(list(out)))
         for v in session.scalars(query):
             out[v.experiment_id].append(v)
         return out
@@ -426,7 +443,7 @@ class ExperimentService:
     ) -> ExperimentView:
         with session_scope(self.database_url) as session:
             row = session.scalars(
-                select(ExperimentRow).where(ExperimentRow.name == name).with_for_update()
+                select(ExperimentRow).where(col(ExperimentRow.name) == name).with_for_update()
             ).first()
             if row is None:
                 raise NotFound(f"experiment {name!r} not found; see `llmops experiments list`")
@@ -442,7 +459,7 @@ class ExperimentService:
                     setattr(row, key, value)
                 session.add(row)
                 session.flush()
-            view = _view(row, self._variant_rows(session, [row.id])[row.id])
+            view = _view(row, self._variant_rows(session, [row])[_row_id(row)])
         self.invalidate()
         return view
 
@@ -500,7 +517,7 @@ class ExperimentService:
         *,
         actor: str | None = "config",
         check_refs: bool = True,
-    ) -> list[dict[str, str]]:
+    ) -> builtins.list[dict[str, str]]:
         """Create the experiments a config lists; leave existing identical ones alone.
 
         Each entry: an ExperimentEntry (already checked), or a mapping {name, prompt,
@@ -577,8 +594,10 @@ class ExperimentService:
 
     def _refresh(self, stale: _Snapshot | None) -> _Snapshot:
         # One thread reloads; the others keep serving the stale view meanwhile.
-        if not self._refresh_lock.acquire(blocking=stale is None):
-            return stale  # type: ignore[return-value]
+        if stale is None:
+            self._refresh_lock.acquire()
+        elif not self._refresh_lock.acquire(blocking=False):
+            return stale
         try:
             current = self._snapshot
             if current is not None and time.monotonic() < current.expires:
@@ -599,9 +618,9 @@ class ExperimentService:
 
     def _load_running(self) -> dict[str, ActiveExperiment]:
         with session_scope(self.database_url) as session:
-            rows = list(session.scalars(select(ExperimentRow).where(ExperimentRow.status == RUNNING)))
-            variants = self._variant_rows(session, [r.id for r in rows])
-            views = [_view(r, variants[r.id]) for r in rows]
+            rows = list(session.scalars(select(ExperimentRow).where(col(ExperimentRow.status) == RUNNING)))
+            variants = self._variant_rows(session, rows)
+            views = [_view(r, variants[_row_id(r)]) for r in rows]
         out: dict[str, ActiveExperiment] = {}
         for view in views:
             weights = tuple(v.weight for v in view.variants)

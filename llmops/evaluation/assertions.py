@@ -17,7 +17,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
@@ -154,14 +154,29 @@ class Grader:
         # Only faithfulness has both: offline by default, a judge when asked.
         return spec.scorer == "judge"
 
+    def grade_sync(self, spec: AssertionSpec, ctx: EvalContext, value: Any) -> Grade:
+        if self.fn is None:
+            raise InvalidInput(f"assertion {spec.type!r} has no grader that runs without a model")
+        return self.fn(spec, ctx, value)
+
+    async def grade_async(self, spec: AssertionSpec, ctx: EvalContext, value: Any) -> Grade:
+        if self.afn is None:
+            raise InvalidInput(f"assertion {spec.type!r} has no grader that awaits a model")
+        return await self.afn(spec, ctx, value)
+
 
 GRADERS: dict[str, Grader] = {}
 
 
-def grader(name: str, *, default_threshold: float | None = None, needs_value: bool = False):
+_G = TypeVar("_G", SyncGrader, AsyncGrader)
+
+
+def grader(
+    name: str, *, default_threshold: float | None = None, needs_value: bool = False
+) -> Callable[[_G], _G]:
     """Register a grader; a sync and an async function may share a name (sync is the default)."""
 
-    def register(fn):
+    def register(fn: _G) -> _G:
         known = GRADERS.get(name, Grader(default_threshold=default_threshold, needs_value=needs_value))
         slot = "afn" if inspect.iscoroutinefunction(fn) else "fn"
         GRADERS[name] = Grader(**{**known.__dict__, slot: fn})
@@ -443,9 +458,11 @@ def _load_from_file(path: str, file: Path, attribute: str) -> Callable[..., Any]
     if not file.is_file():
         raise InvalidInput(f"python assertion {path!r}: no file {file}")
     spec = importlib.util.spec_from_file_location(f"llmops_eval_checks_{abs(hash(str(file.resolve())))}", file)
-    module = importlib.util.module_from_spec(spec)  # type: ignore[arg-type]
+    if spec is None or spec.loader is None:
+        raise InvalidInput(f"python assertion {path!r}: {file} cannot be loaded as a Python module")
+    module = importlib.util.module_from_spec(spec)
     try:
-        spec.loader.exec_module(module)  # type: ignore[union-attr]
+        spec.loader.exec_module(module)
     except Exception as exc:
         raise InvalidInput(f"python assertion {path!r}: {file} failed to load: {type(exc).__name__}: {exc}") from None
     function = getattr(module, attribute, None)
@@ -551,11 +568,11 @@ def grade_sync(spec: AssertionSpec, ctx: EvalContext) -> AssertionResult:
     value = render_value(spec.value, ctx)
     grader_ = GRADERS[spec.type]
     if not grader_.is_async_for(spec):
-        return _finish(spec, grader_.fn(spec, ctx, value))  # type: ignore[misc]
+        return _finish(spec, grader_.grade_sync(spec, ctx, value))
     if spec.type == "python":  # a user's function: may be sync or async, needs no model
         import asyncio
 
-        return _finish(spec, asyncio.run(grader_.afn(spec, ctx, value)))  # type: ignore[misc, arg-type]
+        return _finish(spec, asyncio.run(grader_.grade_async(spec, ctx, value)))
     needs = "a judge model" if spec.needs_judge else "an embedding model"
     raise InvalidInput(f"assertion {spec.type!r} needs {needs}; grade it with `await grade(...)` and a context that has one")
 
@@ -565,8 +582,8 @@ async def grade(spec: AssertionSpec, ctx: EvalContext) -> AssertionResult:
     value = render_value(spec.value, ctx)
     grader_ = GRADERS[spec.type]
     if grader_.is_async_for(spec):
-        return _finish(spec, await grader_.afn(spec, ctx, value))  # type: ignore[misc]
-    return _finish(spec, grader_.fn(spec, ctx, value))  # type: ignore[misc]
+        return _finish(spec, await grader_.grade_async(spec, ctx, value))
+    return _finish(spec, grader_.grade_sync(spec, ctx, value))
 
 
 async def grade_all(specs: Sequence[AssertionSpec], ctx: EvalContext) -> list[AssertionResult]:

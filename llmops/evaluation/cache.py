@@ -57,7 +57,7 @@ class ResponseCache:
         from sqlmodel import delete
 
         with session_scope(self.database_url) as session:
-            result = session.exec(delete(EvalCacheEntry))  # type: ignore[call-overload]
+            result = session.exec(delete(EvalCacheEntry))
             return result.rowcount or 0
 
 

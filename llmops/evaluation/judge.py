@@ -142,7 +142,7 @@ class Judge:
         async def verify(claim: str) -> ClaimVerdict:
             data, text = await self.ask(_VERIFY, f"<source>\n{source}\n</source>\n<claim>\n{claim}\n</claim>")
             supported = data.get("supported") if data else None
-            if not isinstance(supported, bool):
+            if data is None or not isinstance(supported, bool):
                 return ClaimVerdict(claim, 0.0, False, [], f"no verdict: {text[:80]!r}")
             return ClaimVerdict(claim, 1.0 if supported else 0.0, supported, [], str(data.get("reason", "")) or None)
 

@@ -191,8 +191,8 @@ def compare(baseline: RunResult, current: RunResult) -> Comparison:
         )
     b_groups = {(g.prompt_id, g.model_id): g.score for g in by_prompt_and_model(baseline)}
     a_groups = {(g.prompt_id, g.model_id): g.score for g in by_prompt_and_model(current)}
-    for key in list(dict.fromkeys([*b_groups, *a_groups])):
-        comparison.groups[key] = (b_groups.get(key), a_groups.get(key))
+    for group in list(dict.fromkeys([*b_groups, *a_groups])):
+        comparison.groups[group] = (b_groups.get(group), a_groups.get(group))
     return comparison
 
 

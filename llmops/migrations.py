@@ -26,6 +26,7 @@ TABLE_MODULES = [
     "llmops.governance.tables",
     "llmops.evaluation.models",
     "llmops.experiments.models",
+    "llmops.conversations",
 ]
 
 _meta = MetaData()

@@ -24,6 +24,8 @@ from tests.support.gateway_proc import free_port, run_gateway
 
 MASTER = "sk-master-access-0123456789abcdef"
 CHAT = {"model": "chat", "messages": [{"role": "user", "content": "Hello there."}], "max_tokens": 8}
+RESPONSES = {"model": "chat", "input": "Hello there.", "max_output_tokens": 16}
+COUNT = {"model": "chat", "messages": [{"role": "user", "content": "Hello there."}]}
 
 # (method, path) -> (kind, JSON body, status once authorized). For a prefix route the
 # path is the prefix; the test appends the id of a key made for the purpose.
@@ -36,6 +38,12 @@ EXPECTED: dict[tuple[str, str], tuple[str, dict | None, int]] = {
     ("POST", "/completions"): ("caller", {"model": "chat", "prompt": "Hi", "max_tokens": 8}, 200),
     ("POST", "/v1/embeddings"): ("caller", {"model": "chat", "input": "Hi"}, 200),
     ("POST", "/embeddings"): ("caller", {"model": "chat", "input": "Hi"}, 200),
+    ("POST", "/v1/responses"): ("caller", RESPONSES, 200),
+    ("POST", "/responses"): ("caller", RESPONSES, 200),
+    ("POST", "/v1/messages"): ("caller", CHAT, 200),
+    ("POST", "/messages"): ("caller", CHAT, 200),
+    ("POST", "/v1/messages/count_tokens"): ("caller", COUNT, 200),
+    ("POST", "/messages/count_tokens"): ("caller", COUNT, 200),
     ("GET", "/v1/models"): ("caller", None, 200),
     ("GET", "/models"): ("caller", None, 200),
     ("GET", "/v1/models/"): ("caller", None, 200),
@@ -139,6 +147,10 @@ def test_authorization_matrix(upstream, tmp_path, mode):
                 want = expected_status(mode, identity, method, path)
                 if r.status_code != want:
                     failures.append(f"{mode} {identity:10s} {method} {path}: {r.status_code}, expected {want}: {r.text[:200]}")
+                elif r.status_code in (401, 403) and "/messages" in path:
+                    answer = r.json()  # Anthropic's shape on Anthropic's routes
+                    assert answer["type"] == "error"
+                    assert answer["error"]["type"] in ("authentication_error", "permission_error")
                 elif r.status_code in (401, 403):
                     error = r.json()["error"]
                     assert set(error) == {"message", "type", "param", "code"} and error["message"]

@@ -12,9 +12,10 @@ from urllib.parse import parse_qs, unquote
 
 from sqlalchemy import text
 
-from llmops.errors import InvalidInput, NotFound
+from llmops.errors import InvalidInput, LLMOpsError, NotFound
 from llmops.gateway import http
 from llmops.gateway.services import Services
+from llmops.gateway.surfaces import MESSAGES_SURFACE
 
 
 async def _json_body(services: Services, scope: dict, receive: http.Receive) -> dict[str, Any]:
@@ -48,6 +49,28 @@ async def model_get(services: Services, scope: dict, receive: http.Receive, send
     if identity is not None:
         identity.require_model(name)
     await http.send_json(send, 200, _model_card(name))
+
+
+async def count_tokens(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    """Anthropic's `POST /v1/messages/count_tokens`: the prompt's tokens as the gateway counts them."""
+    from llmops import tokens
+    from llmops.gateway.translate import messages as anthropic
+
+    try:
+        identity = await services.authenticate(scope)
+        body = await _json_body(services, scope, receive)
+        chat = anthropic.count_tokens_body(body)
+        model = chat.get("model")
+        if not isinstance(model, str) or not model:
+            raise InvalidInput("'model' is required: name one of the models in GET /v1/models", param="model")
+        services.router.resolve(model)
+        if identity is not None:
+            identity.require_model(model)
+        count = tokens.count_prompt(chat)
+    except LLMOpsError as exc:
+        await http.send_error(send, exc, render=MESSAGES_SURFACE.error_body)
+        return
+    await http.send_json(send, 200, {"input_tokens": count})
 
 
 async def live(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
@@ -179,6 +202,8 @@ async def experiment_report(services: Services, scope: dict, receive: http.Recei
 ROUTES = [
     ("GET", "/v1/models", models),
     ("GET", "/models", models),
+    ("POST", "/v1/messages/count_tokens", count_tokens),
+    ("POST", "/messages/count_tokens", count_tokens),
     ("GET", "/health/live", live),
     ("GET", "/health/ready", ready),
     ("GET", "/metrics", metrics),

@@ -17,8 +17,15 @@ from llmops.gateway import admin, http, inference
 from llmops.gateway.call import new_request_id
 from llmops.gateway.config import GatewayConfig, load_config
 from llmops.gateway.errors import MethodNotAllowed, RouteNotFound
-from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS
 from llmops.gateway.services import Services
+from llmops.gateway.surfaces import (
+    CHAT_SURFACE,
+    COMPLETIONS_SURFACE,
+    EMBEDDINGS_SURFACE,
+    MESSAGES_SURFACE,
+    RESPONSES_SURFACE,
+    Surface,
+)
 from llmops.settings import configure_offline_tokenizers
 
 log = logging.getLogger("llmops.gateway")
@@ -26,9 +33,9 @@ log = logging.getLogger("llmops.gateway")
 Handler = Callable[[Services, dict, http.Receive, http.Send], Awaitable[None]]
 
 
-def _inference(endpoint: str) -> Handler:
+def _inference(surface: Surface) -> Handler:
     async def handler(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
-        await inference.handle(services, endpoint, scope, receive, send)
+        await inference.handle(services, surface, scope, receive, send)
 
     handler.stamps_request_id = True  # type: ignore[attr-defined]  # its ledger row's id
     return handler
@@ -51,8 +58,8 @@ def _stamped(send: http.Send) -> http.Send:
 
 # (method, path) -> handler. Both /v1/x and /x are served, as OpenAI clients differ.
 ROUTES: dict[tuple[str, str], Handler] = {}
-for _path, _endpoint in (("/chat/completions", CHAT), ("/completions", COMPLETIONS), ("/embeddings", EMBEDDINGS)):
-    ROUTES[("POST", "/v1" + _path)] = ROUTES[("POST", _path)] = _inference(_endpoint)
+for _surface in (CHAT_SURFACE, COMPLETIONS_SURFACE, EMBEDDINGS_SURFACE, RESPONSES_SURFACE, MESSAGES_SURFACE):
+    ROUTES[("POST", "/v1" + _surface.path)] = ROUTES[("POST", _surface.path)] = _inference(_surface)
 for _method, _path, _handler in admin.ROUTES:
     ROUTES[(_method, _path)] = _handler
 PREFIX_ROUTES = admin.PREFIX_ROUTES

@@ -69,6 +69,9 @@ class Call:
     guardrails: dict[str, Any] | None = None
     # The guardrails resolved for this call (Services.guard_checks; not a ledger field).
     guard_checks: Any = None
+    # What the client's API surface carries from request to reply (not a ledger field).
+    surface_state: Any = None
+    accounted: bool = False  # tokens and cost are counted (Services.account)
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000
@@ -84,6 +87,17 @@ class Call:
         if isinstance(error, UpstreamError) and error.deployment is not None:
             self.served_by(error.deployment)
             self.attempts = error.attempts
+
+    def chat_usage(self) -> dict[str, Any]:
+        """The counted usage in chat-completions shape, for a reply whose upstream gave none."""
+        usage: dict[str, Any] = {
+            "prompt_tokens": self.input_tokens,
+            "completion_tokens": self.output_tokens,
+            "total_tokens": self.input_tokens + self.output_tokens,
+        }
+        if self.cached_tokens:
+            usage["prompt_tokens_details"] = {"cached_tokens": self.cached_tokens}
+        return usage
 
     def failed(self, status: int, outcome: str, error_type: str | None) -> None:
         self.status, self.outcome, self.error_type = status, outcome, error_type

@@ -86,12 +86,19 @@ async def send_json(send: Send, status: int, data: Any, headers: Iterable[tuple[
     await send_bytes(send, status, orjson.dumps(data), headers)
 
 
-async def send_error(send: Send, error: LLMOpsError, headers: Iterable[tuple[bytes, bytes]] = ()) -> None:
+async def send_error(
+    send: Send,
+    error: LLMOpsError,
+    headers: Iterable[tuple[bytes, bytes]] = (),
+    render: Callable[[LLMOpsError], bytes] | None = None,
+) -> None:
+    """The error in OpenAI's shape, or in the shape `render` gives (another API's)."""
     extra = list(headers)
     retry_after = getattr(error, "retry_after", None)
     if retry_after is not None and error.status in (429, 503):
         extra.append((b"retry-after", str(max(1, round(retry_after))).encode()))
-    await send_bytes(send, error.status, orjson.dumps(error.to_openai()), extra)
+    body = render(error) if render is not None else orjson.dumps(error.to_openai())
+    await send_bytes(send, error.status, body, extra)
 
 
 async def send_text(send: Send, status: int, body: bytes, content_type: bytes) -> None:

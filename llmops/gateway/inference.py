@@ -21,6 +21,7 @@ from llmops.gateway.call import Call
 from llmops.gateway.errors import InternalError, UpstreamError
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, reply_texts
 from llmops.gateway.streaming import stream_to_client
+from llmops.gateway.surfaces import Surface
 
 if TYPE_CHECKING:
     from llmops.gateway.services import Services
@@ -83,8 +84,9 @@ def response_headers(call: Call) -> list[tuple[bytes, bytes]]:
     return headers
 
 
-async def handle(services: Services, endpoint: str, scope: dict, receive: http.Receive, send: http.Send) -> None:
-    call = Call(endpoint=endpoint)
+async def handle(services: Services, surface: Surface, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    endpoint = surface.upstream
+    call = Call(endpoint=surface.path)
     reservation = None
     responded = False
     try:
@@ -95,12 +97,11 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             call.guardrails = key.guardrails
         raw = await http.read_body(scope, receive, services.config.max_body_bytes)
         body = http.parse_json_object(raw)
-        if isinstance(body.get("user"), str) and not call.user:
-            call.user = body["user"]  # a key bound to a user keeps that user (and budget)
         for name in ROUTING_FIELDS.intersection(body):
             del body[name]
-        if endpoint == CHAT and "prompt" in body:
-            await services.apply_prompt(body, call, scope)
+        body = await surface.prepare(services, body, call, scope)
+        if isinstance(body.get("user"), str) and not call.user:
+            call.user = body["user"]  # a key bound to a user keeps that user (and budget)
         model = _validate(endpoint, body)
         call.model = model
         services.router.resolve(model)
@@ -125,7 +126,7 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             services.metrics.upstream_latency.observe(call.upstream_ms / 1000, model, d.name)
             headers = response_headers(call)
             responded = True
-            await stream_to_client(services, call, body, route, endpoint, headers, receive, send)
+            await stream_to_client(services, call, body, route, endpoint, surface.streamer(call, body), headers, receive, send)
         else:
             reply = route.whole
             services.metrics.upstream_latency.observe(reply.upstream_ms / 1000, model, d.name)
@@ -134,9 +135,13 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
             usage = data.get("usage")
             # The reply's texts are only counted when the upstream reported no usage.
             services.account(call, d, body, usage, [] if usage else reply_texts(endpoint, data))
-            out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
+            out = surface.whole(data, call)
+            if out is None:
+                out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
             responded = True
             await http.send_bytes(send, 200, out, response_headers(call))
+        if call.outcome == "success":
+            await surface.finished(services, call)
     except http.ClientGone:
         call.failed(499, "cancelled", "client_disconnected")
     except LLMOpsError as exc:
@@ -149,15 +154,15 @@ async def handle(services: Services, endpoint: str, scope: dict, receive: http.R
         call.failed(exc.status, outcome, exc.code or exc.type)
         services.metrics.errors.inc(call.model or "", call.deployment or "", exc.code or exc.type)
         if not responded:
-            await http.send_error(send, exc, response_headers(call))
+            await http.send_error(send, exc, response_headers(call), render=surface.error_body)
     except Exception:
-        # A bug, not the client's fault: it still gets OpenAI's shape, and the ledger its row.
+        # A bug, not the client's fault: it still gets its API's error shape, and the ledger its row.
         log.exception("request %s failed inside the gateway", call.id)
         call.failed(500, "gateway_error", "internal_error")
         services.metrics.errors.inc(call.model or "", call.deployment or "", "internal_error")
         if not responded:
             error = InternalError(f"the gateway failed on request {call.id}; its operator can find it in the log")
-            await http.send_error(send, error, response_headers(call))
+            await http.send_error(send, error, response_headers(call), render=surface.error_body)
     finally:
         await services.settle(reservation, call)
         services.finish(call)

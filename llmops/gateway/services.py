@@ -30,6 +30,7 @@ from llmops.pricing import Price
 from llmops.settings import get_settings
 
 if TYPE_CHECKING:
+    from llmops.conversations import ConversationStore
     from llmops.experiments.service import ExperimentService
     from llmops.guardrails.pipeline import CompiledConfig
     from llmops.registry.service import Registry
@@ -72,6 +73,7 @@ class Services:
         self.guardrails = Pipeline(config.guardrails, judge=self.ask_judge)
         self._registry: Registry | None = None
         self._experiments: ExperimentService | None = None
+        self._conversations: ConversationStore | None = None
         self.prices: dict[str, Price | None] = {}  # by deployment name; None when unknown
         self.model_prices: dict[str, list[Price | None]] = {}  # a model's deployments' prices
 
@@ -145,6 +147,15 @@ class Services:
 
             self._registry = Registry(database_url=self.database_url)
         return self._registry
+
+    @property
+    def conversations(self) -> ConversationStore:
+        """What `previous_response_id` continues from (Responses API)."""
+        if self._conversations is None:
+            from llmops.conversations import ConversationStore
+
+            self._conversations = ConversationStore(self.database_url)
+        return self._conversations
 
     @property
     def experiments(self) -> ExperimentService:
@@ -297,6 +308,7 @@ class Services:
         return await governance.admit(key, user=call.user, estimated_tokens=estimated, max_cost=max_cost)
 
     def account(self, call: Call, deployment: Deployment, body: dict[str, Any], usage: dict | None, texts: list[str]) -> None:
+        call.accounted = True
         if usage:
             u = pricing.usage_from_openai(usage)
             call.usage_source = "reported"

@@ -1,10 +1,11 @@
 """Server-sent events from an upstream to the client, as they arrive.
 
 The first chunk is already in hand when this starts (the router returns a stream only
-once it has one), so headers go out with it. Usage is always requested upstream; the
-usage-only chunk is passed on only when the client asked for it. If the upstream
-dies mid-stream the client gets an in-band error event, never an invented
-`finish_reason: stop`. If the client goes away, the upstream request is cut.
+once it has one), so headers go out with it. Each chunk is read once here (usage, text,
+output guardrails) and handed to the client's surface, which writes it in the client's
+API (surfaces.StreamWriter). If the upstream dies mid-stream the client gets an
+in-band error event, never an invented end. If the client goes away, the upstream
+request is cut.
 """
 
 from __future__ import annotations
@@ -21,6 +22,7 @@ from llmops.gateway import http
 from llmops.gateway.call import Call
 from llmops.gateway.errors import InternalError, UpstreamError
 from llmops.gateway.providers.base import CHAT
+from llmops.gateway.surfaces import StreamWriter
 
 if TYPE_CHECKING:
     from llmops.gateway.router import RouteResult
@@ -28,21 +30,14 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("llmops.gateway")
 
-DONE = b"data: [DONE]\n\n"
-
-
-def error_event(error: LLMOpsError) -> bytes:
-    return b"data: " + orjson.dumps(error.to_openai()) + b"\n\n"
-
-
 class _StreamState:
     """Reads each chunk once: collects usage and text, applies output guardrails."""
 
-    def __init__(self, services: Services, call: Call, endpoint: str, client_wants_usage: bool):
+    def __init__(self, services: Services, call: Call, endpoint: str, writer: StreamWriter):
         self.services = services
         self.call = call
         self.endpoint = endpoint
-        self.client_wants_usage = client_wants_usage
+        self.writer = writer
         self.usage: dict[str, Any] | None = None
         self.texts: dict[int, list[str]] = {}
         self.guards: dict[int, Any] = {}
@@ -66,18 +61,13 @@ class _StreamState:
             where = self.call.deployment or "the upstream"
             raise UpstreamError(f"{where} sent a stream chunk that is not JSON; the stream was cut there") from exc
         if not isinstance(chunk, dict):
-            return b"data: " + payload + b"\n\n"
+            return self.writer.passthrough(payload)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
         if not choices:
-            if "usage" in chunk and not self.client_wants_usage:
-                return None
-            return b"data: " + payload + b"\n\n"
+            return self.writer.chunk(chunk, payload, False)
         changed = False
-        if not self.client_wants_usage and "usage" in chunk:
-            del chunk["usage"]  # some servers put usage on every chunk
-            changed = True
         for choice in choices:
             index = choice.get("index", 0)
             if self.endpoint == CHAT:
@@ -98,21 +88,20 @@ class _StreamState:
                 if safe != (text or ""):
                     holder[field] = safe
                     changed = True
-        if changed:
-            return b"data: " + orjson.dumps(chunk) + b"\n\n"
-        return b"data: " + payload + b"\n\n"
+        return self.writer.chunk(chunk, payload, changed)
 
     def all_texts(self) -> list[str]:
         return ["".join(parts) for _, parts in sorted(self.texts.items())]
 
 
-async def _pump(state: _StreamState, route: RouteResult, headers: list, send: http.Send) -> None:
+async def _pump(state: _StreamState, route: RouteResult, body: dict[str, Any], headers: list, send: http.Send) -> None:
     stream = route.streamed
+    writer = state.writer
     await send({"type": "http.response.start", "status": 200, "headers": [*http.SSE_HEADERS, *headers]})
     try:
         # What arrived in one read goes out in one write: chunks are never held back
         # waiting for more, and a burst does not cost a write per chunk.
-        await _forward(state, stream.first, send)
+        await _forward(state, stream.first, send, writer.start())
         async for batch in stream.rest:
             await _forward(state, batch, send)
     except Exception as exc:
@@ -121,13 +110,15 @@ async def _pump(state: _StreamState, route: RouteResult, headers: list, send: ht
             exc = InternalError(f"the gateway failed while streaming request {state.call.id}; see its log")
         # Upstream trouble (or a guardrail block) after bytes went out: tell the client
         # in-band and stop; there is no status code left to change.
-        await send({"type": "http.response.body", "body": error_event(exc), "more_body": False})
+        await send({"type": "http.response.body", "body": writer.fail(exc), "more_body": False})
         raise exc from None
-    await send({"type": "http.response.body", "body": DONE, "more_body": False})
+    # Counted before the last event: a translated stream reports usage in it.
+    state.services.account(state.call, route.deployment, body, state.usage, state.all_texts())
+    await send({"type": "http.response.body", "body": writer.end(), "more_body": False})
 
 
-async def _forward(state: _StreamState, batch: list[bytes], send: http.Send) -> None:
-    out = []
+async def _forward(state: _StreamState, batch: list[bytes], send: http.Send, head: bytes = b"") -> None:
+    out = [head] if head else []
     try:
         for payload in batch:
             piece = await state.transform(payload)
@@ -145,13 +136,13 @@ async def stream_to_client(
     body: dict[str, Any],
     route: RouteResult,
     endpoint: str,
+    writer: StreamWriter,
     headers: list,
     receive: http.Receive,
     send: http.Send,
 ) -> None:
-    client_wants_usage = bool((body.get("stream_options") or {}).get("include_usage"))
-    state = _StreamState(services, call, endpoint, client_wants_usage)
-    pump = asyncio.ensure_future(_pump(state, route, headers, send))
+    state = _StreamState(services, call, endpoint, writer)
+    pump = asyncio.ensure_future(_pump(state, route, body, headers, send))
     gone = asyncio.ensure_future(_wait_disconnect(receive))
     try:
         await asyncio.wait({pump, gone}, return_when=asyncio.FIRST_COMPLETED)
@@ -174,7 +165,8 @@ async def stream_to_client(
     finally:
         gone.cancel()
         await route.streamed.close()
-        services.account(call, route.deployment, body, state.usage, state.all_texts())
+        if not call.accounted:  # the stream broke off: count what it carried
+            services.account(call, route.deployment, body, state.usage, state.all_texts())
 
 
 async def _wait_disconnect(receive: http.Receive) -> None:

@@ -14,6 +14,9 @@ The upstream `model` name in the request picks the behaviour:
   leak-secret      a reply with an API key in it, streamed three characters a chunk
   exact-usage      reports the prompt tokens as llmops counts them and max_tokens
                    completion tokens: a call's real cost equals its reservation
+  tools            calls the request's first tool with {"city": "Paris"} (streamed: the
+                   arguments in three pieces); once the last message is a tool result,
+                   answers "The tool said: <result>"
 Every request body received is kept in `received` for assertions.
 """
 
@@ -136,6 +139,8 @@ class FakeUpstream:
         fault = await self._fault(model)
         if fault is not None:
             return fault
+        if model == "tools":
+            return await self._tools(request, body)
         if not body.get("stream"):
             reply = _chat_reply(model, usage=model != "no-usage")
             if model == "leak-secret":
@@ -175,6 +180,41 @@ class FakeUpstream:
         except (ConnectionResetError, asyncio.CancelledError):
             self.stream_cancelled.set()
             raise
+        return resp
+
+    async def _tools(self, request: web.Request, body: dict) -> web.StreamResponse:
+        last = body["messages"][-1]
+        usage = {"prompt_tokens": 30, "completion_tokens": 12, "total_tokens": 42}
+        base = {"id": "chatcmpl-tools", "created": 1, "model": "tools"}
+        if last.get("role") == "tool":
+            content = last["content"] if isinstance(last["content"], str) else json.dumps(last["content"])
+            message = {"role": "assistant", "content": f"The tool said: {content}"}
+            finish = "stop"
+            pieces = [{"content": "The tool said: "}, {"content": content}]
+        else:
+            name = body["tools"][0]["function"]["name"]
+            call = {"id": "call_weather_1", "type": "function", "function": {"name": name, "arguments": '{"city": "Paris"}'}}
+            message = {"role": "assistant", "content": None, "tool_calls": [call]}
+            finish = "tool_calls"
+            pieces = [
+                {"tool_calls": [{"index": 0, "id": call["id"], "type": "function",
+                                 "function": {"name": name, "arguments": ""}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": '{"city": '}}]},
+                {"tool_calls": [{"index": 0, "function": {"arguments": '"Paris"}'}}]},
+            ]
+        if not body.get("stream"):
+            return web.json_response({**base, "object": "chat.completion", "usage": usage,
+                                      "choices": [{"index": 0, "message": message, "finish_reason": finish}]})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+        await resp.prepare(request)
+        chunks = [{"index": 0, "delta": delta, "finish_reason": None} for delta in pieces]
+        chunks.append({"index": 0, "delta": {}, "finish_reason": finish})
+        for choice in chunks:
+            data = {**base, "object": "chat.completion.chunk", "choices": [choice]}
+            await resp.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+        data = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
+        await resp.write(b"data: " + json.dumps(data).encode() + b"\n\n")
+        await resp.write(b"data: [DONE]\n\n")
         return resp
 
     async def _metrics(self, request: web.Request) -> web.Response:

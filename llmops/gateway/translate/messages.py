@@ -52,10 +52,12 @@ from llmops.errors import InvalidInput
 __all__ = [
     "MessagesStream",
     "anthropic_error",
+    "anthropic_error_type",
     "anthropic_usage",
     "chat_to_message",
     "count_tokens_body",
     "messages_to_chat",
+    "new_message_id",
     "sse",
 ]
 
@@ -64,6 +66,10 @@ _ID_ALPHABET = string.ascii_letters + string.digits
 
 def _new_id(prefix: str) -> str:
     return prefix + "".join(secrets.choice(_ID_ALPHABET) for _ in range(24))
+
+
+def new_message_id() -> str:
+    return _new_id("msg_")
 
 
 # --------------------------------------------------------------------- request

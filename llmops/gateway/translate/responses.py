@@ -49,6 +49,7 @@ from llmops.errors import InvalidInput
 __all__ = [
     "ResponsesStream",
     "chat_to_response",
+    "new_response_id",
     "response_to_history",
     "responses_to_chat",
     "responses_usage",
@@ -100,6 +101,10 @@ _CHAT_TOOL_CHOICES = ("auto", "none", "required")
 
 def _new_id(prefix: str) -> str:
     return prefix + secrets.token_hex(16)
+
+
+def new_response_id() -> str:
+    return _new_id("resp_")
 
 
 # --------------------------------------------------------------------- request

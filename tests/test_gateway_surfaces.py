@@ -18,7 +18,7 @@ import pytest
 
 from llmops.governance import KeyStore
 from llmops.registry.service import Registry
-from tests.support.fake_upstream import REPLY, SECRET, FakeUpstream
+from tests.support.fake_upstream import ANSWER_HEADERS, REPLY, SECRET, FakeUpstream
 from tests.support.gateway_proc import REPO, free_port, run_gateway
 
 WEATHER_TOOL = {
@@ -258,3 +258,15 @@ def test_rate_limits_apply_to_every_surface(gateway):
         _anthropic(gateway, "slow").messages.create(model="chat", max_tokens=8, messages=hello)
     with pytest.raises(openai.RateLimitError):
         _openai(gateway, "slow").responses.create(model="chat", input="Hello.")
+
+
+def test_the_upstreams_request_id_and_rate_limit_headers_reach_the_client(gateway):
+    chat = _openai(gateway).chat.completions.create(model="chat", messages=[{"role": "user", "content": "Hi."}])
+    assert chat._request_id == ANSWER_HEADERS["x-request-id"]
+    raw = _openai(gateway).responses.with_raw_response.create(model="chat", input="Hi.", stream=True)
+    assert raw.headers["x-request-id"] == ANSWER_HEADERS["x-request-id"]
+    assert raw.headers["x-ratelimit-remaining-requests"] == "4999" and raw.headers["openai-processing-ms"] == "7"
+    assert "x-upstream-internal" not in raw.headers  # only what describes the answer
+    list(raw.parse())
+    row = _ledger(gateway, raw.headers["x-llmops-request-id"])
+    assert row["upstream_request_id"] == ANSWER_HEADERS["x-request-id"]

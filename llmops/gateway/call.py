@@ -48,6 +48,7 @@ class Call:
     deployment: str | None = None
     provider: str | None = None
     upstream_model: str | None = None
+    upstream_request_id: str | None = None
     prompt_name: str | None = None
     prompt_version: int | None = None
     experiment: str | None = None
@@ -131,4 +132,5 @@ class Call:
             "guardrail_verdicts": self.verdicts,
             "streamed": self.streamed,
             "endpoint": self.endpoint,
+            "upstream_request_id": self.upstream_request_id,
         }

@@ -19,7 +19,7 @@ from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway import http
 from llmops.gateway.call import Call
 from llmops.gateway.errors import InternalError, UpstreamError
-from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, reply_texts
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, reply_texts, upstream_request_id
 from llmops.gateway.streaming import stream_to_client
 from llmops.gateway.surfaces import Surface
 
@@ -121,10 +121,13 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
         d = route.deployment
         call.served_model = route.model
         call.served_by(d)
+        passed = route.stream.headers if route.stream is not None else route.whole.headers
+        if passed:
+            call.upstream_request_id = upstream_request_id(passed)
         if stream:
             call.ttft_ms = call.elapsed_ms()
             services.metrics.upstream_latency.observe(call.upstream_ms / 1000, model, d.name)
-            headers = response_headers(call)
+            headers = response_headers(call) + passed
             responded = True
             await stream_to_client(services, call, body, route, endpoint, surface.streamer(call, body), headers, receive, send)
         else:
@@ -139,7 +142,7 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
             if out is None:
                 out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
             responded = True
-            await http.send_bytes(send, 200, out, response_headers(call))
+            await http.send_bytes(send, 200, out, response_headers(call) + passed)
         if call.outcome == "success":
             await surface.finished(services, call)
     except http.ClientGone:

@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Boolean, Column, Float, Integer, String, Table
 from sqlmodel import Field, SQLModel
 
 from llmops.columns import UTCDateTime, table_of
-from llmops.migrations import Migration, create_tables
+from llmops.migrations import Migration, add_columns, create_tables
 
 OUTCOMES = ("success", "upstream_error", "gateway_error", "blocked", "refused", "client_error", "cancelled")
 USAGE_SOURCES = ("reported", "estimated")
@@ -50,6 +50,7 @@ STRING_LENGTHS: dict[str, int] = {
     "outcome": 32,
     "error_type": 200,
     "endpoint": 200,
+    "upstream_request_id": 200,
 }
 
 
@@ -92,8 +93,13 @@ class LedgerRow(SQLModel, table=True):
     guardrail_verdicts: Any = Field(default=None, sa_column=Column(JSON(none_as_null=True), nullable=True))
     streamed: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
     endpoint: str | None = _str("endpoint")
+    # The upstream's own id for the call (its x-request-id), to find it in the provider's logs.
+    upstream_request_id: str | None = _str("upstream_request_id")
 
 
 LEDGER_TABLE: Table = table_of(LedgerRow)  # for Core queries and bulk inserts
 
-MIGRATIONS = [Migration("ledger.0001", create_tables("ledger"))]
+MIGRATIONS = [
+    Migration("ledger.0001", create_tables("ledger")),
+    Migration("ledger.0002", add_columns("ledger", "upstream_request_id")),
+]

@@ -34,6 +34,9 @@ from aiohttp import web
 REPLY = "The quick brown fox jumps over the lazy dog."
 SECRET = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEf"
 LEAKY_REPLY = f"Sure, the key is {SECRET} and that is all."
+# What a hosted API says about each answer, for the client's SDK to read.
+ANSWER_HEADERS = {"x-request-id": "req_fake_0123", "openai-processing-ms": "7",
+                  "x-ratelimit-remaining-requests": "4999", "x-upstream-internal": "not for clients"}
 
 
 def _chat_reply(model: str, usage: bool = True) -> dict:
@@ -151,8 +154,8 @@ class FakeUpstream:
                 prompt = tokens.count_messages(body["messages"], model)
                 done = body["max_tokens"]
                 reply["usage"] = {"prompt_tokens": prompt, "completion_tokens": done, "total_tokens": prompt + done}
-            return web.json_response(reply)
-        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            return web.json_response(reply, headers=ANSWER_HEADERS)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **ANSWER_HEADERS})
         await resp.prepare(request)
         words = REPLY.split(" ")
         if model == "leak-secret":

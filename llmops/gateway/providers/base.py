@@ -21,11 +21,38 @@ COMPLETIONS = "/completions"
 EMBEDDINGS = "/embeddings"
 
 
+Headers = list[tuple[bytes, bytes]]
+
+# Upstream response headers a client's SDK reads (its `_request_id`, rate-limit state,
+# processing time); the rest describe the upstream connection, not the answer.
+_PASSED_HEADERS = ("x-request-id", "openai-processing-ms", "request-id")
+_PASSED_PREFIXES = ("x-ratelimit-", "anthropic-ratelimit-")
+
+
+def passed_headers(headers: Any) -> Headers:
+    """The headers of an upstream response that go back to the client, as ASGI pairs.
+    `headers` is any mapping with `items()` (aiohttp's, or the gateway's own client's)."""
+    out = []
+    for name, value in headers.items():
+        lower = name.lower()
+        if lower in _PASSED_HEADERS or lower.startswith(_PASSED_PREFIXES):
+            out.append((lower.encode("latin-1"), value.encode("latin-1")))
+    return out
+
+
+def upstream_request_id(headers: Headers) -> str | None:
+    for name, value in headers:
+        if name in (b"x-request-id", b"request-id"):
+            return value.decode("latin-1")
+    return None
+
+
 @dataclass
 class UpstreamReply:
     data: dict[str, Any]
     raw: bytes | None = None  # the upstream's bytes, forwarded as-is when nothing changed
     upstream_ms: float = 0.0
+    headers: Headers = field(default_factory=list)  # passed back to the client
 
 
 def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
@@ -70,6 +97,7 @@ class UpstreamStream:
     rest: AsyncIterator[list[bytes]]
     closer: Any = None
     first_byte_ms: float = 0.0
+    headers: Headers = field(default_factory=list)  # passed back to the client
     started: float = field(default_factory=time.perf_counter)
 
     async def close(self) -> None:

@@ -24,7 +24,7 @@ from llmops.gateway.lazy_session import (
     transport_errors,
     transport_or_timeout_errors,
 )
-from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
+from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream, passed_headers
 from llmops.gateway.upstream_http import UpstreamClient
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524}
@@ -177,7 +177,9 @@ class OpenAIProvider(Provider):
             raise UpstreamError(f"{self.where} sent a reply that is not JSON") from exc
         if not isinstance(data, dict):
             raise UpstreamError(f"{self.where} sent a reply that is not a JSON object")
-        return UpstreamReply(data=data, raw=raw, upstream_ms=(time.perf_counter() - started) * 1000)
+        return UpstreamReply(
+            data=data, raw=raw, upstream_ms=(time.perf_counter() - started) * 1000, headers=passed_headers(resp.headers)
+        )
 
     def stream_body(self, body: dict[str, Any]) -> dict[str, Any]:
         out = self.upstream_body(body)
@@ -203,7 +205,8 @@ class OpenAIProvider(Provider):
             resp.close()
             raise
         return UpstreamStream(
-            first=first, rest=events, closer=resp.close, first_byte_ms=(time.perf_counter() - started) * 1000
+            first=first, rest=events, closer=resp.close, first_byte_ms=(time.perf_counter() - started) * 1000,
+            headers=passed_headers(resp.headers),
         )
 
     async def _events(self, resp: Any, deadline: float) -> AsyncIterator[list[bytes]]:

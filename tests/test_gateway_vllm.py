@@ -98,3 +98,34 @@ def test_client_disconnect_stops_vllm_generation(gateway, vllm_server):
     assert_stopped_early(vllm_server, before, requested)
     row = ledger_row(gateway, request_id)
     assert (row["status"], row["error_type"]) == (499, "client_disconnected")
+
+
+def test_responses_api_over_vllms_chat_usage_equals_vllms(gateway, vllm_server):
+    """The Responses API translated to vLLM's chat completions, whole and streamed."""
+    client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=120)
+    p0, g0 = counters(vllm_server)
+    raw = client.responses.with_raw_response.create(model="tiny", input="Say hello.", max_output_tokens=10)
+    response = raw.parse()
+    p1, g1 = counters(vllm_server)
+    assert response.status in ("completed", "incomplete") and response.output
+    assert (response.usage.input_tokens, response.usage.output_tokens) == (p1 - p0, g1 - g0)
+    row = ledger_row(gateway, raw.headers["x-llmops-request-id"])
+    assert row["endpoint"] == "/responses" and (row["input_tokens"], row["output_tokens"]) == (p1 - p0, g1 - g0)
+    events = list(client.responses.create(model="tiny", input="Say hello.", max_output_tokens=10, stream=True))
+    assert events[0].type == "response.created" and events[-1].type in ("response.completed", "response.incomplete")
+    assert events[-1].response.usage.output_tokens > 0
+
+
+def test_messages_api_over_vllms_chat(gateway, vllm_server):
+    """An Anthropic client on a vLLM model: the Messages API translated to chat."""
+    import anthropic
+
+    client = anthropic.Anthropic(base_url=gateway.url, api_key="x", max_retries=0, timeout=120)
+    p0, g0 = counters(vllm_server)
+    message = client.messages.create(model="tiny", max_tokens=10, messages=[{"role": "user", "content": "Say hello."}])
+    p1, g1 = counters(vllm_server)
+    assert message.stop_reason in ("end_turn", "max_tokens")
+    assert (message.usage.input_tokens, message.usage.output_tokens) == (p1 - p0, g1 - g0)
+    with client.messages.stream(model="tiny", max_tokens=10, messages=[{"role": "user", "content": "Hi."}]) as stream:
+        final = stream.get_final_message()
+    assert final.usage.output_tokens > 0

@@ -270,3 +270,18 @@ def test_the_upstreams_request_id_and_rate_limit_headers_reach_the_client(gatewa
     list(raw.parse())
     row = _ledger(gateway, raw.headers["x-llmops-request-id"])
     assert row["upstream_request_id"] == ANSWER_HEADERS["x-request-id"]
+
+
+def test_langchain_with_the_responses_api(gateway):
+    from langchain_core.messages import HumanMessage
+    from langchain_openai import ChatOpenAI
+
+    llm = ChatOpenAI(model="chat", base_url=gateway.base_url, api_key=gateway.keys["app"], use_responses_api=True,
+                     max_retries=0)
+    assert llm.invoke([HumanMessage("Say something.")]).text == REPLY
+    assert "".join(chunk.text for chunk in llm.stream("Say something.")) == REPLY
+    bound = llm.bind_tools([{"type": "function", "function": {
+        "name": "get_weather", "description": "The weather in a city.", "parameters": WEATHER_TOOL["parameters"]}}])
+    called = ChatOpenAI(model="tools", base_url=gateway.base_url, api_key=gateway.keys["app"], use_responses_api=True,
+                        max_retries=0).bind_tools(bound.kwargs["tools"]).invoke("Weather in Paris?")
+    assert called.tool_calls[0]["name"] == "get_weather" and called.tool_calls[0]["args"] == {"city": "Paris"}

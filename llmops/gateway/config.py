@@ -16,7 +16,16 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SerializeAsAny,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
 from pydantic_core import ErrorDetails
 
 from llmops.errors import InvalidInput
@@ -24,7 +33,6 @@ from llmops.experiments.service import ExperimentEntry
 from llmops.governance.config import LedgerConfig, LimitsConfig
 from llmops.guardrails.config import GuardrailsConfig
 
-ProviderKind = Literal["openai", "vllm", "litellm", "mock"]
 ENV_PREFIX = "os.environ/"
 
 # In the repository a link to gateway/config.yaml; in an installed package, a copy of it,
@@ -43,8 +51,17 @@ class Timeouts(_Strict):
     total: float = 600.0
 
 
+class ProviderOptions(_Strict):
+    """The base of every provider's own options model (`Provider.Options`, in
+    providers/): what a deployment's `options:` mapping may hold for its provider."""
+
+
+# The mock provider's options as they were once written, on the deployment itself.
+_OLD_MOCK_KEYS = {"mock_reply": "reply", "mock_latency_ms": "latency_ms"}
+
+
 class DeploymentConfig(_Strict):
-    provider: ProviderKind
+    provider: str = Field(description="a registered provider kind (providers/base.py): openai, vllm, litellm, mock")
     model: str = Field(description="the upstream model name; also used for pricing")
     api_base: str | None = None
     api_key: str | None = Field(default=None, repr=False)
@@ -52,10 +69,60 @@ class DeploymentConfig(_Strict):
     name: str | None = None  # defaults to provider/model@api_base
     pricing: dict[str, float] | None = None
     timeouts: Timeouts | None = None
-    # mock provider only: reply text (default: extractive echo), latency in ms
-    mock_reply: str | None = None
-    mock_latency_ms: float = 0.0
+    # The provider's own options, validated by its `Options` model (mock: reply,
+    # latency_ms; vllm: metrics_interval; ...). Declared after `provider`, which it reads.
+    options: SerializeAsAny[ProviderOptions] = Field(default_factory=ProviderOptions, validate_default=True)
     extra_params: dict[str, Any] = Field(default_factory=dict)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _old_mock_keys(cls, data: Any) -> Any:
+        """`mock_reply` / `mock_latency_ms` on a mock deployment mean its options
+        `reply` / `latency_ms`, as they did before providers had options."""
+        if not isinstance(data, dict) or not any(old in data for old in _OLD_MOCK_KEYS):
+            return data
+        options = data.get("options")
+        if options is None:
+            options = {}
+        if not isinstance(options, dict):
+            return data  # the options check names the fault
+        data, options = dict(data), dict(options)
+        for old, new in _OLD_MOCK_KEYS.items():
+            if old not in data:
+                continue
+            if data.get("provider") != "mock":
+                raise ValueError(f"{old} is an option of the mock provider only")
+            if new in options:
+                raise ValueError(f"{old} and options.{new} are both set; keep options.{new}")
+            options[new] = data.pop(old)
+        data["options"] = options
+        return data
+
+    @field_validator("provider")
+    @classmethod
+    def _registered(cls, v: str) -> str:
+        from llmops.gateway.providers.base import provider_class, provider_kinds
+
+        if provider_class(v) is None:
+            raise ValueError(f"unknown provider {v!r}; known providers: {', '.join(provider_kinds())}")
+        return v
+
+    @field_validator("options", mode="before")
+    @classmethod
+    def _provider_options(cls, v: Any, info: ValidationInfo) -> Any:
+        from llmops.gateway.providers.base import provider_class
+
+        kind = info.data.get("provider")
+        provider = provider_class(kind) if isinstance(kind, str) else None
+        if provider is None:
+            return ProviderOptions()  # the provider's own fault is reported
+        if isinstance(v, provider.Options):
+            return v
+        if v is None:  # `options:` left empty
+            v = {}
+        elif isinstance(v, ProviderOptions):
+            v = v.model_dump(exclude_unset=True)
+        return provider.Options.model_validate(v)
 
     @field_validator("weight")
     @classmethod
@@ -78,7 +145,9 @@ class RouterSettings(_Strict):
     backoff_max: float = 8.0
     cooldown_failures: int = 3  # consecutive failures before a deployment rests
     cooldown_seconds: float = 30.0
-    vllm_metrics_interval: float = 1.0
+    # How often a vllm deployment reads its server's /metrics (seconds), unless its
+    # options.metrics_interval says otherwise.
+    vllm_metrics_interval: float = Field(default=1.0, gt=0)
 
 
 class GatewayConfig(_Strict):

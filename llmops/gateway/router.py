@@ -1,9 +1,11 @@
 """Picks a deployment for each call and retries, falls back and cools down on failure.
 
-Weighted choice among healthy deployments; among vLLM replicas, the one with the
-fewest running and waiting requests (vLLM's own /metrics, plus what this process has
-in flight). A deployment that fails `cooldown_failures` times in a row rests for
-`cooldown_seconds`, then gets one probe call; success puts it back.
+Weighted choice among healthy deployments; among vLLM replicas (providers that
+`balance_by_load`), the one with the fewest running and waiting requests (vLLM's own
+/metrics, plus what this process has in flight). A deployment that fails
+`cooldown_failures` times in a row rests for `cooldown_seconds`, then gets one probe
+call; success puts it back. Each deployment's provider is the class registered under
+its `provider:` kind (providers/base.py), built once here.
 """
 
 from __future__ import annotations
@@ -16,7 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from llmops.gateway.config import DeploymentConfig, GatewayConfig, ModelConfig
 from llmops.gateway.errors import ModelNotFound, NoHealthyDeployment, UpstreamError
-from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream
+from llmops.gateway.providers.base import (
+    Provider,
+    ProviderContext,
+    UpstreamReply,
+    UpstreamStream,
+    provider_class,
+)
 from llmops.gateway.upstream_http import UpstreamClient
 
 if TYPE_CHECKING:
@@ -74,24 +82,12 @@ def deployment_name(model: ModelConfig, dep: DeploymentConfig, index: int) -> st
     return dep.name or f"{model.name}/{dep.provider}/{index}"
 
 
-def build_provider(
-    dep: DeploymentConfig, config: GatewayConfig, session: LazySession, upstream: UpstreamClient | None = None
-) -> Provider:
-    if dep.provider == "openai":
-        from llmops.gateway.providers.openai import OpenAIProvider
-
-        return OpenAIProvider(dep, config.timeouts, session, upstream)
-    if dep.provider == "vllm":
-        from llmops.gateway.providers.vllm import VLLMProvider
-
-        return VLLMProvider(dep, config.timeouts, session, upstream, poll_interval=config.router.vllm_metrics_interval)
-    if dep.provider == "litellm":
-        from llmops.gateway.providers.litellm import LiteLLMProvider
-
-        return LiteLLMProvider(dep, config.timeouts)
-    from llmops.gateway.providers.mock import MockProvider
-
-    return MockProvider(dep, config.timeouts)
+def build_provider(dep: DeploymentConfig, context: ProviderContext) -> Provider:
+    """The provider registered under the deployment's kind (checked when the config loaded)."""
+    cls = provider_class(dep.provider)
+    if cls is None:
+        raise ValueError(f"deployment {dep.name or dep.model}: unknown provider {dep.provider!r}")
+    return cls(dep, context)
 
 
 class Router:
@@ -107,13 +103,14 @@ class Router:
         self.rng = rng or random.Random()
         self.models: dict[str, ModelConfig] = {m.name: m for m in config.models}
         self.deployments: dict[str, list[Deployment]] = {}
+        context = ProviderContext.of(config, session, upstream)
         for model in config.models:
             self.deployments[model.name] = [
                 Deployment(
                     name=deployment_name(model, dep, i),
                     model_name=model.name,
                     config=dep,
-                    provider=build_provider(dep, config, session, upstream),
+                    provider=build_provider(dep, context),
                 )
                 for i, dep in enumerate(model.deployments)
             ]
@@ -146,7 +143,7 @@ class Router:
             return None
         if len(candidates) == 1:
             return candidates[0]
-        if all(d.config.provider == "vllm" for d in candidates):
+        if all(d.provider.balance_by_load for d in candidates):
             least = min(d.load for d in candidates)
             candidates = [d for d in candidates if d.load == least]
             if len(candidates) == 1:

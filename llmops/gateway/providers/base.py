@@ -1,24 +1,40 @@
-"""What every provider gives the router: a JSON reply, or a stream of SSE data payloads.
+"""What every provider gives the router: a JSON reply, or a stream of SSE data payloads,
+and the registry that maps a deployment's `provider:` to its class.
 
 A provider raises `UpstreamError` for anything but success. A stream is returned only
 after its first event has arrived, so every failure before the first byte reaches the
 client can still be retried elsewhere.
+
+A provider is one module in this package: a `Provider` subclass with a `kind`, its own
+`Options` model (what the deployment's `options:` mapping may hold, checked when the
+config loads), the endpoints it serves `native`ly, and `@register` on the class. Every
+module here is imported by the registry, so a new file is all a new provider takes; one
+outside the package registers itself the same way once its module is imported.
 """
 
 from __future__ import annotations
 
+import importlib
+import pkgutil
 import time
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any, ClassVar, TypeVar
 
-from llmops.gateway.config import DeploymentConfig, Timeouts
+from llmops.gateway.config import DeploymentConfig, GatewayConfig, ProviderOptions, RouterSettings, Timeouts
+
+if TYPE_CHECKING:
+    from llmops.gateway.lazy_session import LazySession
+    from llmops.gateway.upstream_http import UpstreamClient
 
 # Endpoints the gateway serves, by the path a provider appends to its api_base.
 CHAT = "/chat/completions"
 COMPLETIONS = "/completions"
 EMBEDDINGS = "/embeddings"
+RESPONSES = "/responses"  # OpenAI's Responses API
+MESSAGES = "/messages"  # Anthropic's Messages API
+ENDPOINTS = (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, MESSAGES)
 
 
 Headers = list[tuple[bytes, bytes]]
@@ -108,12 +124,55 @@ class UpstreamStream:
             self.closer = None
 
 
-class Provider(ABC):
-    kind: str = ""
+@dataclass(frozen=True)
+class ProviderContext:
+    """What the gateway gives every provider it builds, whatever its kind."""
 
-    def __init__(self, deployment: DeploymentConfig, timeouts: Timeouts):
+    timeouts: Timeouts  # the gateway's; a deployment's own `timeouts` win
+    router: RouterSettings
+    session: LazySession  # the shared aiohttp session, opened on first use
+    upstream: UpstreamClient | None = None  # the lean keep-alive client for plain http
+
+    @classmethod
+    def of(
+        cls, config: GatewayConfig, session: LazySession, upstream: UpstreamClient | None = None
+    ) -> ProviderContext:
+        return cls(timeouts=config.timeouts, router=config.router, session=session, upstream=upstream)
+
+
+class Provider(ABC):
+    """One deployment's upstream. Built once at start-up as `cls(deployment, context)`.
+
+    - `kind`: the name a deployment's `provider:` gives; `@register` files it under it.
+    - `Options`: the model of the deployment's `options:` mapping (validated at load,
+      handed over as `self.options`).
+    - `native`: the endpoints (CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, MESSAGES) the
+      upstream serves itself; a provider may widen or narrow it per deployment, from
+      its options, in `__init__`. `serves(endpoint)` reads it.
+    - `balance_by_load`: `load()` is the upstream's queue, so the router sends a call to
+      the least loaded of several such deployments rather than by weight.
+    """
+
+    kind: ClassVar[str] = ""
+    Options: ClassVar[type[ProviderOptions]] = ProviderOptions
+    native: frozenset[str] = frozenset()
+    balance_by_load: ClassVar[bool] = False
+    options: ProviderOptions
+
+    def __init__(self, deployment: DeploymentConfig, context: ProviderContext):
         self.deployment = deployment
-        self.timeouts = deployment.timeouts or timeouts
+        self.context = context
+        self.timeouts = deployment.timeouts or context.timeouts
+        options = deployment.options
+        if not isinstance(options, self.Options):
+            # Validated into this class's Options when the config loaded; a deployment
+            # copied around validation (model_copy) is checked here.
+            options = self.Options.model_validate(options.model_dump(exclude_unset=True))
+        self.options = options
+
+    def serves(self, endpoint: str) -> bool:
+        """Whether the upstream serves `endpoint` itself (no translation over chat)."""
+        return endpoint in self.native
 
     @abstractmethod
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
@@ -143,3 +202,47 @@ class Provider(ABC):
         for k, v in self.deployment.extra_params.items():
             out.setdefault(k, v)
         return out
+
+
+# -- the registry --------------------------------------------------------------------
+
+PROVIDERS: dict[str, type[Provider]] = {}
+P = TypeVar("P", bound=type[Provider])
+
+
+def register(cls: P) -> P:
+    """Class decorator: file `cls` under its `kind`, for deployments to name."""
+    if not cls.kind:
+        raise ValueError(f"provider {cls.__name__} has no kind")
+    known = PROVIDERS.get(cls.kind)
+    if known is not None and (known.__module__, known.__qualname__) != (cls.__module__, cls.__qualname__):
+        raise ValueError(f"provider kind {cls.kind!r} is taken by {known.__module__}.{known.__qualname__}")
+    PROVIDERS[cls.kind] = cls
+    return cls
+
+
+def provider_class(kind: str) -> type[Provider] | None:
+    _load_builtins()
+    return PROVIDERS.get(kind)
+
+
+def provider_kinds() -> list[str]:
+    _load_builtins()
+    return sorted(PROVIDERS)
+
+
+_loaded = False
+
+
+def _load_builtins() -> None:
+    global _loaded
+    if _loaded:
+        return
+    _loaded = True
+    # Each module registers its provider on import. (None imports a heavy library at
+    # module level: litellm is imported when a litellm deployment is built.)
+    from llmops.gateway import providers
+
+    for module in pkgutil.iter_modules(providers.__path__):
+        if module.name != "base":
+            importlib.import_module(f"{providers.__name__}.{module.name}")

@@ -15,15 +15,18 @@ from typing import Any
 
 import orjson
 
-from llmops.gateway.config import DeploymentConfig, Timeouts
+from llmops.gateway.config import DeploymentConfig
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout
 from llmops.gateway.providers.base import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
     Provider,
+    ProviderContext,
+    ProviderOptions,
     UpstreamReply,
     UpstreamStream,
+    register,
 )
 from llmops.gateway.providers.openai import RETRYABLE_STATUS
 
@@ -39,11 +42,19 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     return dict(obj)
 
 
+class LiteLLMOptions(ProviderOptions):
+    """None yet: litellm's own call arguments go in the deployment's `extra_params`."""
+
+
+@register
 class LiteLLMProvider(Provider):
     kind = "litellm"
+    Options = LiteLLMOptions
+    native = frozenset({CHAT, COMPLETIONS, EMBEDDINGS})
+    options: LiteLLMOptions
 
-    def __init__(self, deployment: DeploymentConfig, timeouts: Timeouts):
-        super().__init__(deployment, timeouts)
+    def __init__(self, deployment: DeploymentConfig, context: ProviderContext):
+        super().__init__(deployment, context)
         os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
         import litellm
 

@@ -1,7 +1,7 @@
 """A built-in test double: deterministic replies with no key and no network.
 
 It is what the embedded `demo` model runs on, so the gateway answers out of the box,
-and what load tests use. A chat reply is `mock_reply` when configured, otherwise an
+and what load tests use. A chat reply is `options.reply` when configured, otherwise an
 extractive echo: the opening sentences of the last user message, cut to max_tokens
 words. That makes a summary suite against `demo` meaningful offline: its output is
 faithful to its input by construction.
@@ -19,6 +19,7 @@ from collections.abc import AsyncIterator
 from typing import Any
 
 import orjson
+from pydantic import Field
 
 from llmops.gateway.errors import UpstreamError
 from llmops.gateway.providers.base import (
@@ -26,8 +27,10 @@ from llmops.gateway.providers.base import (
     COMPLETIONS,
     EMBEDDINGS,
     Provider,
+    ProviderOptions,
     UpstreamReply,
     UpstreamStream,
+    register,
 )
 
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
@@ -61,12 +64,23 @@ def hashed_embedding(text: str) -> list[float]:
     return [v / norm for v in vec]
 
 
+class MockOptions(ProviderOptions):
+    # The reply to every chat and completions call; unset, an extractive echo of the prompt.
+    reply: str | None = None
+    # Added before every reply (and before a stream's first chunk), in milliseconds.
+    latency_ms: float = Field(default=0.0, ge=0)
+
+
+@register
 class MockProvider(Provider):
     kind = "mock"
+    Options = MockOptions
+    native = frozenset({CHAT, COMPLETIONS, EMBEDDINGS})
+    options: MockOptions
 
     def _reply_text(self, endpoint: str, body: dict[str, Any]) -> str:
-        if self.deployment.mock_reply is not None:
-            return self.deployment.mock_reply
+        if self.options.reply is not None:
+            return self.options.reply
         max_words = int(body.get("max_tokens") or body.get("max_completion_tokens") or 256)
         if endpoint == COMPLETIONS:
             prompt = body.get("prompt")
@@ -93,8 +107,8 @@ class MockProvider(Provider):
         }
 
     async def _delay(self) -> None:
-        if self.deployment.mock_latency_ms:
-            await asyncio.sleep(self.deployment.mock_latency_ms / 1000)
+        if self.options.latency_ms:
+            await asyncio.sleep(self.options.latency_ms / 1000)
 
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
         started = time.perf_counter()

@@ -4,6 +4,9 @@ Plain-http upstreams (local and in-cluster servers, where the client's own cost 
 go through the gateway's lean keep-alive client (upstream_http.py: 4x aiohttp's
 throughput on loopback); https ones through the shared aiohttp session, for its TLS
 (lazy_session.py: opened on first use).
+
+Options: `native_responses: true` declares that the upstream serves /responses itself
+(OpenAI does; an arbitrary OpenAI-compatible server may not).
 """
 
 from __future__ import annotations
@@ -16,16 +19,26 @@ from urllib.parse import urlsplit
 
 import orjson
 
-from llmops.gateway.config import DeploymentConfig, Timeouts
+from llmops.gateway.config import DeploymentConfig
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout
 from llmops.gateway.lazy_session import (
-    LazySession,
     client_timeout,
     transport_errors,
     transport_or_timeout_errors,
 )
-from llmops.gateway.providers.base import Provider, UpstreamReply, UpstreamStream, passed_headers
-from llmops.gateway.upstream_http import UpstreamClient
+from llmops.gateway.providers.base import (
+    CHAT,
+    COMPLETIONS,
+    EMBEDDINGS,
+    RESPONSES,
+    Provider,
+    ProviderContext,
+    ProviderOptions,
+    UpstreamReply,
+    UpstreamStream,
+    passed_headers,
+    register,
+)
 
 RETRYABLE_STATUS = {408, 409, 425, 429, 500, 502, 503, 504, 520, 522, 524}
 
@@ -68,18 +81,27 @@ def _error_from_response(status: int, raw: bytes, headers: Any, where: str) -> U
     )
 
 
+class OpenAIOptions(ProviderOptions):
+    # The upstream serves POST /responses itself (OpenAI does, and vLLM's server; an
+    # arbitrary OpenAI-compatible server may not): the gateway may pass calls through.
+    native_responses: bool = False
+
+
+@register
 class OpenAIProvider(Provider):
     kind = "openai"
+    Options = OpenAIOptions
+    native = frozenset({CHAT, COMPLETIONS, EMBEDDINGS})  # and RESPONSES, opted in
+    options: OpenAIOptions
     default_api_base = "https://api.openai.com/v1"  # when the deployment names none
 
-    def __init__(
-        self,
-        deployment: DeploymentConfig,
-        timeouts: Timeouts,
-        session: LazySession,
-        upstream: UpstreamClient | None = None,
-    ):
-        super().__init__(deployment, timeouts)
+    def __init__(self, deployment: DeploymentConfig, context: ProviderContext):
+        super().__init__(deployment, context)
+        if self.options.native_responses:
+            self.native = self.native | {RESPONSES}
+        else:
+            self.native = self.native - {RESPONSES}
+        session, upstream = context.session, context.upstream
         if not deployment.api_base:
             deployment = deployment.model_copy(update={"api_base": self.default_api_base})
             self.deployment = deployment

@@ -4,16 +4,23 @@ vLLM's extra sampling and guided-decoding fields (top_k, min_p, repetition_penal
 guided_json, ignore_eos, ...) pass through untouched, since the body is forwarded
 whole. Its Prometheus `/metrics` is polled so the router can send each call to the
 replica with the fewest running and waiting requests.
+
+Options: `metrics_interval` (seconds between /metrics reads; default the router's
+`vllm_metrics_interval`) and `native_responses` (default true: the server has
+/v1/responses; false for one too old to).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
-from typing import Any
 
+from pydantic import Field
+
+from llmops.gateway.config import DeploymentConfig
 from llmops.gateway.lazy_session import client_timeout, transport_or_timeout_errors
-from llmops.gateway.providers.openai import OpenAIProvider
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES, ProviderContext, register
+from llmops.gateway.providers.openai import OpenAIOptions, OpenAIProvider
 
 LOAD_METRICS = (b"vllm:num_requests_running", b"vllm:num_requests_waiting")
 
@@ -28,16 +35,27 @@ def parse_load(text: bytes) -> float:
     return total
 
 
+class VLLMOptions(OpenAIOptions):
+    # vLLM's server has /v1/responses; false for a server too old to have it.
+    native_responses: bool = True
+    # Seconds between reads of the server's /metrics; unset, router.vllm_metrics_interval.
+    metrics_interval: float | None = Field(default=None, gt=0)
+
+
+@register
 class VLLMProvider(OpenAIProvider):
     kind = "vllm"
+    Options = VLLMOptions
+    native = frozenset({CHAT, COMPLETIONS, EMBEDDINGS, RESPONSES})
+    balance_by_load = True
+    options: VLLMOptions
     default_api_base = "http://127.0.0.1:8000/v1"
 
-    def __init__(self, *args: Any, poll_interval: float = 1.0, **kwargs: Any):
-        """OpenAIProvider's arguments, and how often to read the server's /metrics."""
-        super().__init__(*args, **kwargs)
+    def __init__(self, deployment: DeploymentConfig, context: ProviderContext):
+        super().__init__(deployment, context)
         root = self.base[: -len("/v1")] if self.base.endswith("/v1") else self.base
         self.metrics_url = root + "/metrics"
-        self.poll_interval = poll_interval
+        self.poll_interval = self.options.metrics_interval or context.router.vllm_metrics_interval
         self._load: float | None = None
         self._poller: asyncio.Task | None = None
         self._reachable = False

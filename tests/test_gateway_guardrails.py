@@ -104,7 +104,7 @@ def test_plugins_run_without_blocking_the_gateway(tmp_path, plugin_env):
 
 def test_the_judge_check_asks_a_gateway_model_and_its_call_is_in_the_ledger(tmp_path):
     config = {
-        "models": [_demo("demo"), _demo("reviewer", mock_reply="UNSAFE: weapons")],
+        "models": [_demo("demo"), _demo("reviewer", options={"reply": "UNSAFE: weapons"})],
         "guardrails": {"input": [{"check": "judge", "action": "block", "options": {"model": "reviewer"}}]},
     }
     with run_gateway(config, tmp_path) as gw:

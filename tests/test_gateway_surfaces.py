@@ -285,3 +285,13 @@ def test_langchain_with_the_responses_api(gateway):
     called = ChatOpenAI(model="tools", base_url=gateway.base_url, api_key=gateway.keys["app"], use_responses_api=True,
                         max_retries=0).bind_tools(bound.kwargs["tools"]).invoke("Weather in Paris?")
     assert called.tool_calls[0]["name"] == "get_weather" and called.tool_calls[0]["args"] == {"city": "Paris"}
+
+
+def test_metrics_count_requests_by_endpoint(gateway):
+    import httpx
+
+    _openai(gateway).responses.create(model="chat", input="Hi.")
+    _anthropic(gateway).messages.create(model="chat", max_tokens=8, messages=[{"role": "user", "content": "Hi."}])
+    metrics = httpx.get(gateway.url + "/metrics").text
+    for endpoint in ("/responses", "/messages"):
+        assert f'llmops_requests_total{{endpoint="{endpoint}",model="chat",deployment="chat/openai/0",status="200"}}' in metrics

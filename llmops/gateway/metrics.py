@@ -83,9 +83,13 @@ class Histogram:
 
 class GatewayMetrics:
     def __init__(self) -> None:
-        self.requests = Counter("llmops_requests_total", "Requests handled", ("model", "deployment", "status"))
+        self.requests = Counter(
+            "llmops_requests_total", "Requests handled", ("endpoint", "model", "deployment", "status")
+        )
         self.errors = Counter("llmops_errors_total", "Requests that ended in an error", ("model", "deployment", "type"))
-        self.latency = Histogram("llmops_request_duration_seconds", "Whole request time", ("model", "deployment"))
+        self.latency = Histogram(
+            "llmops_request_duration_seconds", "Whole request time", ("endpoint", "model", "deployment")
+        )
         self.upstream_latency = Histogram(
             "llmops_upstream_duration_seconds", "Time to the upstream's reply or first chunk", ("model", "deployment")
         )

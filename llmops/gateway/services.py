@@ -343,8 +343,8 @@ class Services:
 
     def finish(self, call: Call) -> None:
         m = self.metrics
-        m.requests.inc(call.model or "", call.deployment or "", str(call.status))
-        m.latency.observe(call.elapsed_ms() / 1000, call.model or "", call.deployment or "")
+        m.requests.inc(call.endpoint, call.model or "", call.deployment or "", str(call.status))
+        m.latency.observe(call.elapsed_ms() / 1000, call.endpoint, call.model or "", call.deployment or "")
         if call.attempts > 1:
             m.retries.inc(call.model or "", amount=call.attempts - 1)
         self.governance.record(call.ledger_row())

@@ -4,7 +4,9 @@ registration numbers and IP addresses, each replaced by a typed placeholder on r
 Numbers are validated, not just shaped: cards pass Luhn and have a known issuer prefix,
 IBANs pass mod-97 with their country's length, RRNs carry a real birth date. Cheap
 guards keep a plain prompt fast: no '@' means no e-mail scan, no digit means no number
-scan.
+scan. On a stream, `stream_hold` says which tail of unsent text could still become an
+entity (the last word; a number with spaces; an IBAN in groups) and `stream_trigger`
+which text must be scanned before it goes out (digits, '@', ':').
 """
 
 from __future__ import annotations
@@ -258,6 +260,55 @@ def _is_ipv6(candidate: str) -> bool:
     return True
 
 
+# --- streaming (see guardrails/stream.py) ----------------------------------------------------
+
+_NUMBER_SEPARATORS = frozenset(" -.()/+")
+# An IBAN in groups, still being written: "GB82 WEST 1234 56".
+_IBAN_TAIL = re.compile(r"[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){0,30}[ ]?\Z")
+# Longer than any entity written with separators (an IBAN: 34 characters, 64 in groups).
+_LONGEST_NUMBER = 80
+_TRIGGER = re.compile(r"[\d@:]")
+_DIGIT = re.compile(r"\d")
+
+
+def stream_hold(text: str, before: str = "") -> int:
+    """Where the tail of unsent `text` that could still become an entity starts: its last
+    word (an e-mail, an IPv6 address, a number without spaces), a number with spaces at
+    the end (a card, phone or IBAN may go on), an IBAN in groups of letters and digits."""
+    size = len(text)
+    hold = max(text.rfind(" "), text.rfind("\n"), text.rfind("\t")) + 1
+    if _DIGIT.search(text) is None:
+        return hold  # no number to hold (one sent already cannot grow: it was held until it ended)
+    # The run of digits and separators at the end, if it holds a digit.
+    floor = max(0, size - _LONGEST_NUMBER)
+    i = size
+    digit = False
+    while i > floor:
+        ch = text[i - 1]
+        if ch.isdecimal():
+            digit = True
+        elif ch not in _NUMBER_SEPARATORS:
+            break
+        i -= 1
+    if digit:
+        while text[i] == " ":
+            i += 1
+        # From the start of its word: "+44", "(020)", "DE89" belong to the number.
+        hold = min(hold, max(text.rfind(" ", 0, i), text.rfind("\n", 0, i), text.rfind("\t", 0, i)) + 1)
+    if hold > 0 and _ASCII_DIGIT.search(text, max(0, size - 70)) is not None:
+        m = _IBAN_TAIL.search(text, max(0, size - 70))
+        while m is not None and m.start() > 0 and text[m.start() - 1].isalnum():
+            m = _IBAN_TAIL.search(text, m.start() + 1)
+        if m is not None:
+            hold = min(hold, m.start())
+    return hold
+
+
+def stream_trigger(piece: str) -> bool:
+    """Whether a piece of a stream may hold an entity: every one has a digit, an '@' or a ':'."""
+    return _TRIGGER.search(piece) is not None
+
+
 class PiiOptions(CheckOptions):
     # Which entities to look for (default: all of ENTITIES).
     entities: list[str] | None = None
@@ -276,6 +327,10 @@ class PiiCheck(Check):
         if unknown:
             raise ValueError(f"unknown PII entities {sorted(unknown)}; known: {', '.join(ENTITIES)}")
         self._entities = frozenset(options.entities or ENTITIES)
+
+    # On a stream: what to hold back and what to scan (see stream_hold, stream_trigger).
+    stream_hold = staticmethod(stream_hold)
+    stream_trigger = staticmethod(stream_trigger)
 
     def scan(self, view: TextView) -> Detection | None:
         spans = find_pii(view.text, self._entities)

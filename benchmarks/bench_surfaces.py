@@ -54,11 +54,13 @@ SURFACES = {
 }
 SHAPES = (("c32", False), ("c32-stream", True))
 LITELLM_KEY = "sk-bench-litellm-master-0123456789"
+# custom_openai/: LiteLLM bridges /v1/responses through the upstream's chat completions,
+# as llmops does (an openai/ model would send it to the upstream's /v1/responses).
 LITELLM_CONFIG = """model_list:
   - model_name: bench-model
-    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://127.0.0.1:18080/v1', api_key: sk-fake}
+    litellm_params: {model: custom_openai/gpt-4o-mini, api_base: 'http://127.0.0.1:18080/v1', api_key: sk-fake}
   - model_name: bench-stream
-    litellm_params: {model: openai/gpt-4o-mini, api_base: 'http://127.0.0.1:18081/v1', api_key: sk-fake}
+    litellm_params: {model: custom_openai/gpt-4o-mini, api_base: 'http://127.0.0.1:18081/v1', api_key: sk-fake}
 litellm_settings: {num_retries: 0, request_timeout: 30, telemetry: false}
 general_settings: {master_key: os.environ/LITELLM_MASTER_KEY}
 """

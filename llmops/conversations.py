@@ -6,19 +6,27 @@ keeps, per response, the chat messages a follow-up continues from: in the databa
 beside the ledger (every gateway process and replica sees them), readable only with
 the key that made them, expiring after `ttl_days` (30, as OpenAI keeps responses),
 and bounded: a conversation over MAX_BYTES is not kept, and a follow-up to it says so.
+
+Writes are behind the reply: a saved conversation is kept in this process at once (a
+follow-up here finds it) and written in batches every `flush_interval`, as side work no
+request waits for; a follow-up on another replica that misses waits out one flush and
+reads again. An awaited write per call cost the Responses API three quarters of its
+throughput.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
+from collections import OrderedDict
 from datetime import datetime, timedelta
 
 import orjson
-from sqlalchemy import JSON, Column, String, delete
+from sqlalchemy import JSON, Column, String, delete, insert
 from sqlmodel import Field, SQLModel
 
 from llmops.columns import UTCDateTime, table_of, utcnow
-from llmops.db import session_scope
+from llmops.db import get_engine, session_scope
 from llmops.errors import NotFound
 from llmops.governance.side_work import run_side_work
 from llmops.migrations import Migration, create_tables
@@ -26,7 +34,8 @@ from llmops.migrations import Migration, create_tables
 log = logging.getLogger("llmops.conversations")
 
 MAX_BYTES = 4 * 1024 * 1024
-PRUNE_EVERY = 1000  # saves between two deletions of expired rows
+RECENT = 10_000  # conversations kept in this process for follow-ups
+PRUNE_EVERY = 100  # flushes between two deletions of expired rows
 
 
 class StoredConversation(SQLModel, table=True):
@@ -40,43 +49,83 @@ class StoredConversation(SQLModel, table=True):
 
 MIGRATIONS = [Migration("conversations.0001", create_tables("gateway_conversations"))]
 
+Row = dict  # {"id", "key_id", "messages", "created_at"}
+
 
 class ConversationStore:
-    def __init__(self, database_url: str | None = None, *, ttl_days: float = 30.0):
+    def __init__(self, database_url: str | None = None, *, ttl_days: float = 30.0, flush_interval: float = 0.1):
         self.database_url = database_url
         self.ttl = timedelta(days=ttl_days)
-        self._saves = 0
+        self.flush_interval = flush_interval
+        self._recent: OrderedDict[str, Row] = OrderedDict()
+        self._pending: list[Row] = []
+        self._flush: asyncio.Task | None = None
+        self._flushes = 0
 
     async def load(self, response_id: str, key_id: str | None) -> list[dict]:
         """The chat messages to continue from; NotFound for an unknown, expired or
         other key's response (one answer for all three: ids are not for probing)."""
-        messages = await run_side_work(self._read, response_id, key_id, awaited=True)
-        if messages is None:
+        row = self._recent.get(response_id)
+        if row is None:
+            row = await run_side_work(self._read, response_id, awaited=True)
+            if row is None:
+                # Made on another replica a moment ago: its write may be one flush away.
+                await asyncio.sleep(2 * self.flush_interval)
+                row = await run_side_work(self._read, response_id, awaited=True)
+        if row is None or row["key_id"] != key_id or row["created_at"] < utcnow() - self.ttl:
             raise NotFound(
                 f"no stored response {response_id!r} for this key: it is unknown, expired, was made with "
                 "another key or with store=false, or its conversation grew past the size the gateway keeps",
                 param="previous_response_id",
             )
-        return messages
+        return list(row["messages"])
 
-    async def save(self, response_id: str, key_id: str | None, messages: list[dict]) -> None:
+    def save(self, response_id: str, key_id: str | None, messages: list[dict]) -> None:
+        """Keep a conversation; never blocks, and is written within `flush_interval`."""
         if len(orjson.dumps(messages)) > MAX_BYTES:
             log.warning("response %s: conversation over %d bytes, not kept", response_id, MAX_BYTES)
             return
-        self._saves += 1
-        prune = self._saves % PRUNE_EVERY == 1
-        await run_side_work(self._write, response_id, key_id, messages, prune, awaited=True)
+        row = {"id": response_id, "key_id": key_id, "messages": messages, "created_at": utcnow()}
+        self._recent[response_id] = row
+        if len(self._recent) > RECENT:
+            self._recent.popitem(last=False)
+        self._pending.append(row)
+        if self._flush is None:
+            self._flush = asyncio.get_running_loop().create_task(self._flush_later())
 
-    def _read(self, response_id: str, key_id: str | None) -> list[dict] | None:
+    async def aclose(self) -> None:
+        """Write what is pending; call on shutdown."""
+        if self._flush is not None:
+            self._flush.cancel()
+            self._flush = None
+        await self._write_pending()
+
+    async def _flush_later(self) -> None:
+        await asyncio.sleep(self.flush_interval)
+        self._flush = None
+        await self._write_pending()
+
+    async def _write_pending(self) -> None:
+        rows, self._pending = self._pending, []
+        if not rows:
+            return
+        self._flushes += 1
+        prune = self._flushes % PRUNE_EVERY == 1
+        try:
+            await run_side_work(self._write, rows, prune)
+        except Exception:  # the replies went out; a lost conversation only fails its follow-up
+            log.exception("writing %d conversations failed", len(rows))
+
+    def _read(self, response_id: str) -> Row | None:
         with session_scope(self.database_url) as session:
-            row = session.get(StoredConversation, response_id)
-            if row is None or row.key_id != key_id or row.created_at < utcnow() - self.ttl:
+            found = session.get(StoredConversation, response_id)
+            if found is None:
                 return None
-            return list(row.messages)
+            return {"id": found.id, "key_id": found.key_id, "messages": found.messages, "created_at": found.created_at}
 
-    def _write(self, response_id: str, key_id: str | None, messages: list[dict], prune: bool) -> None:
-        with session_scope(self.database_url) as session:
-            session.add(StoredConversation(id=response_id, key_id=key_id, messages=messages))
+    def _write(self, rows: list[Row], prune: bool) -> None:
+        table = table_of(StoredConversation)
+        with get_engine(self.database_url).begin() as conn:
+            conn.execute(insert(table), rows)
             if prune:
-                table = table_of(StoredConversation)
-                session.execute(delete(table).where(table.c.created_at < utcnow() - self.ttl))
+                conn.execute(delete(table).where(table.c.created_at < utcnow() - self.ttl))

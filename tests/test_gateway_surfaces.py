@@ -295,3 +295,40 @@ def test_metrics_count_requests_by_endpoint(gateway):
     metrics = httpx.get(gateway.url + "/metrics").text
     for endpoint in ("/responses", "/messages"):
         assert f'llmops_requests_total{{endpoint="{endpoint}",model="chat",deployment="chat/openai/0",status="200"}}' in metrics
+
+
+def test_previous_response_id_across_worker_processes(upstream, tmp_path):
+    """A follow-up may land on another worker (or replica) than the response it continues."""
+    config = {"models": [{"name": "demo", "deployments": [{"provider": "mock", "model": "demo"}]}]}
+    with run_gateway(config, tmp_path, workers=2) as gw:
+        import httpx
+
+        # A new connection per call, so the kernel hands calls to either worker.
+        fresh = httpx.Client(limits=httpx.Limits(max_keepalive_connections=0))
+        client = openai.OpenAI(base_url=gw.base_url, api_key="anyone", max_retries=0, http_client=fresh)
+        for turn in range(12):
+            first = client.responses.create(model="demo", input=f"Turn {turn} starts here.")
+            follow = client.responses.create(model="demo", previous_response_id=first.id, input="And then?")
+            assert follow.status == "completed"
+
+
+def test_a_conversation_saved_in_one_process_is_read_in_another(tmp_path):
+    import asyncio
+
+    from llmops.conversations import ConversationStore
+
+    url = f"sqlite:///{tmp_path}/conversations.db"
+    here, elsewhere = ConversationStore(url), ConversationStore(url)
+    messages = [{"role": "user", "content": "Hi."}, {"role": "assistant", "content": "Hello."}]
+
+    async def scenario():
+        here.save("resp_1", "key_a", messages)
+        assert await here.load("resp_1", "key_a") == messages  # at once, in this process
+        assert await elsewhere.load("resp_1", "key_a") == messages  # after one flush, anywhere
+        with pytest.raises(NotFound):
+            await elsewhere.load("resp_1", "key_b")
+        await here.aclose()
+
+    from llmops.errors import NotFound
+
+    asyncio.run(scenario())

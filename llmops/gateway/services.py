@@ -113,6 +113,8 @@ class Services:
         await self.router.stop()
         await self.session.close()
         self.upstream.close()
+        if self._conversations is not None:
+            await self._conversations.aclose()
         await self.governance.aclose()
 
     def _limiter_counters(self) -> dict[tuple[str, ...], float]:

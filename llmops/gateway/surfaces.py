@@ -195,7 +195,7 @@ class ResponsesSurface(Surface):
         if state.response is None or state.request.get("store") is False:
             return
         messages = openai_responses.response_to_history(list(state.chat.get("messages") or []), state.response)
-        await services.conversations.save(state.response_id, call.key_id, messages)
+        services.conversations.save(state.response_id, call.key_id, messages)
 
 
 def _with_usage(data: dict[str, Any], call: Call) -> dict[str, Any]:

@@ -143,7 +143,7 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
                 out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)
             responded = True
             await http.send_bytes(send, 200, out, response_headers(call) + passed)
-        if call.outcome == "success":
+        if surface.keeps_state and call.outcome == "success":
             await surface.finished(services, call)
     except http.ClientGone:
         call.failed(499, "cancelled", "client_disconnected")

@@ -56,6 +56,7 @@ class Surface:
 
     path: str = ""
     upstream: str = CHAT
+    keeps_state = False  # True when `finished` has work to do
 
     async def prepare(self, services: Services, body: dict[str, Any], call: Call, scope: dict) -> dict[str, Any]:
         """The upstream request body for this client request (may raise InvalidInput)."""
@@ -160,6 +161,7 @@ class _ResponsesCall:
 class ResponsesSurface(Surface):
     path = "/responses"
     upstream = CHAT
+    keeps_state = True
 
     async def prepare(self, services: Services, body: dict[str, Any], call: Call, scope: dict) -> dict[str, Any]:
         history = None

@@ -6,6 +6,9 @@ keeps, per response, the chat messages a follow-up continues from: in the databa
 beside the ledger (every gateway process and replica sees them), readable only with
 the key that made them, expiring after `ttl_days` (30, as OpenAI keeps responses),
 and bounded: a conversation over MAX_BYTES is not kept, and a follow-up to it says so.
+A response an upstream made itself (the Responses API passed through natively) is
+kept there; here only whose it is and which deployment holds it, so that no key can
+continue another key's conversation through the gateway's one upstream account.
 
 Writes are behind the reply: a saved conversation is kept in this process at once (a
 follow-up here finds it) and written in batches every `flush_interval`, as side work no
@@ -19,6 +22,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
+from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import orjson
@@ -44,12 +48,20 @@ class StoredConversation(SQLModel, table=True):
     id: str = Field(sa_column=Column(String(80), primary_key=True))  # the response id
     key_id: str | None = Field(default=None, sa_column=Column(String(40), nullable=True))
     messages: list = Field(sa_column=Column(JSON, nullable=False))
+    # The deployment that keeps the response itself (native), or None (kept here).
+    upstream: str | None = Field(default=None, sa_column=Column(String(300), nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False, index=True))
 
 
 MIGRATIONS = [Migration("conversations.0001", create_tables("gateway_conversations"))]
 
-Row = dict  # {"id", "key_id", "messages", "created_at"}
+Row = dict  # {"id", "key_id", "messages", "upstream", "created_at"}
+
+
+@dataclass(frozen=True)
+class Conversation:
+    messages: list[dict]  # the chat messages to continue from (empty when native)
+    upstream: str | None  # the deployment that keeps it, when it was made natively
 
 
 class ConversationStore:
@@ -62,9 +74,9 @@ class ConversationStore:
         self._flush: asyncio.Task | None = None
         self._flushes = 0
 
-    async def load(self, response_id: str, key_id: str | None) -> list[dict]:
-        """The chat messages to continue from; NotFound for an unknown, expired or
-        other key's response (one answer for all three: ids are not for probing)."""
+    async def load(self, response_id: str, key_id: str | None) -> Conversation:
+        """What to continue from; NotFound for an unknown, expired or other key's
+        response (one answer for all three: ids are not for probing)."""
         row = self._recent.get(response_id)
         if row is None:
             row = await run_side_work(self._read, response_id, awaited=True)
@@ -78,14 +90,14 @@ class ConversationStore:
                 "another key or with store=false, or its conversation grew past the size the gateway keeps",
                 param="previous_response_id",
             )
-        return list(row["messages"])
+        return Conversation(list(row["messages"]), row["upstream"])
 
-    def save(self, response_id: str, key_id: str | None, messages: list[dict]) -> None:
+    def save(self, response_id: str, key_id: str | None, messages: list[dict], upstream: str | None = None) -> None:
         """Keep a conversation; never blocks, and is written within `flush_interval`."""
         if len(orjson.dumps(messages)) > MAX_BYTES:
             log.warning("response %s: conversation over %d bytes, not kept", response_id, MAX_BYTES)
             return
-        row = {"id": response_id, "key_id": key_id, "messages": messages, "created_at": utcnow()}
+        row = {"id": response_id, "key_id": key_id, "messages": messages, "upstream": upstream, "created_at": utcnow()}
         self._recent[response_id] = row
         if len(self._recent) > RECENT:
             self._recent.popitem(last=False)
@@ -121,7 +133,8 @@ class ConversationStore:
             found = session.get(StoredConversation, response_id)
             if found is None:
                 return None
-            return {"id": found.id, "key_id": found.key_id, "messages": found.messages, "created_at": found.created_at}
+            return {"id": found.id, "key_id": found.key_id, "messages": found.messages, "upstream": found.upstream,
+                    "created_at": found.created_at}
 
     def _write(self, rows: list[Row], prune: bool) -> None:
         table = table_of(StoredConversation)

@@ -24,8 +24,12 @@ MESSAGES = [{"role": "user", "content": "Say hello to the gateway."}]
 @pytest.fixture(scope="module")
 def gateway(vllm_server: VllmServer, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("gw-vllm")
-    config = {"models": [{"name": "tiny", "deployments": [
-        {"provider": "vllm", "model": vllm_server.model, "api_base": vllm_server.base_url, "pricing": {"cost": 0}}]}]}
+    deployment = {"provider": "vllm", "model": vllm_server.model, "api_base": vllm_server.base_url,
+                  "pricing": {"cost": 0}}
+    config = {"models": [
+        {"name": "tiny", "deployments": [deployment]},  # Responses API native: vLLM serves /v1/responses
+        {"name": "tiny-over-chat", "deployments": [{**deployment, "options": {"native_responses": False}}]},
+    ]}
     with run_gateway(config, tmp) as gw:
         gw.db = tmp / "llmops.db"
         yield gw
@@ -100,18 +104,20 @@ def test_client_disconnect_stops_vllm_generation(gateway, vllm_server):
     assert (row["status"], row["error_type"]) == (499, "client_disconnected")
 
 
-def test_responses_api_over_vllms_chat_usage_equals_vllms(gateway, vllm_server):
-    """The Responses API translated to vLLM's chat completions, whole and streamed."""
+@pytest.mark.parametrize("model", ["tiny", "tiny-over-chat"])
+def test_responses_api_native_and_over_chat_usage_equals_vllms(gateway, vllm_server, model):
+    """The Responses API passed through to vLLM's own /v1/responses, and translated to its
+    chat completions: whole and streamed, usage as vLLM counted it."""
     client = openai.OpenAI(base_url=gateway.base_url, api_key="x", max_retries=0, timeout=120)
     p0, g0 = counters(vllm_server)
-    raw = client.responses.with_raw_response.create(model="tiny", input="Say hello.", max_output_tokens=10)
+    raw = client.responses.with_raw_response.create(model=model, input="Say hello.", max_output_tokens=10)
     response = raw.parse()
     p1, g1 = counters(vllm_server)
     assert response.status in ("completed", "incomplete") and response.output
     assert (response.usage.input_tokens, response.usage.output_tokens) == (p1 - p0, g1 - g0)
     row = ledger_row(gateway, raw.headers["x-llmops-request-id"])
     assert row["endpoint"] == "/responses" and (row["input_tokens"], row["output_tokens"]) == (p1 - p0, g1 - g0)
-    events = list(client.responses.create(model="tiny", input="Say hello.", max_output_tokens=10, stream=True))
+    events = list(client.responses.create(model=model, input="Say hello.", max_output_tokens=10, stream=True))
     assert events[0].type == "response.created" and events[-1].type in ("response.completed", "response.incomplete")
     assert events[-1].response.usage.output_tokens > 0
 

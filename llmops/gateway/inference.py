@@ -100,6 +100,7 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
         for name in ROUTING_FIELDS.intersection(body):
             del body[name]
         body = await surface.prepare(services, body, call, scope)
+        endpoint = surface.upstream_for(call)
         if isinstance(body.get("user"), str) and not call.user:
             call.user = body["user"]  # a key bound to a user keeps that user (and budget)
         model = _validate(endpoint, body)
@@ -107,9 +108,11 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
         services.router.resolve(model)
         if key is not None:
             key.require_model(model)
+        view = surface.input_view(body, call)
         if endpoint != EMBEDDINGS:
-            await services.check_input(body, call)
-        reservation = await services.admit(key, call, body)
+            await services.check_input(view, call)
+            surface.input_checked(body, view, call)
+        reservation = await services.admit(key, call, view)
         stream = bool(body.get("stream")) and endpoint != EMBEDDINGS
         call.streamed = stream
         before_upstream = time.perf_counter()
@@ -129,7 +132,8 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
             services.metrics.upstream_latency.observe(call.upstream_ms / 1000, model, d.name)
             headers = response_headers(call) + passed
             responded = True
-            await stream_to_client(services, call, body, route, endpoint, surface.streamer(call, body), headers, receive, send)
+            writer = surface.streamer(services, call, body)
+            await stream_to_client(services, call, body, route, endpoint, writer, headers, receive, send)
         else:
             reply = route.whole
             services.metrics.upstream_latency.observe(reply.upstream_ms / 1000, model, d.name)

@@ -136,6 +136,13 @@ class Router:
             raise ModelNotFound(f"model '{model}' is not served by this gateway (known models: {known})", param="model")
         return found
 
+    def serves_natively(self, model: str, endpoint: str) -> bool:
+        """Whether every deployment that may answer `model` (its fallbacks' included)
+        serves `endpoint` itself, so a call can pass through untranslated."""
+        chain = [model, *self.resolve(model).fallbacks]
+        deployments = [d for name in chain for d in self.deployments.get(name, [])]
+        return bool(deployments) and all(d.provider.serves(endpoint) for d in deployments)
+
     def pick(self, model: str, exclude: set[str]) -> Deployment | None:
         now = time.monotonic()
         candidates = [d for d in self.deployments.get(model, []) if d.name not in exclude and d.available(now)]

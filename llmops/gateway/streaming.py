@@ -62,6 +62,8 @@ class _StreamState:
             raise UpstreamError(f"{where} sent a stream chunk that is not JSON; the stream was cut there") from exc
         if not isinstance(chunk, dict):
             return self.writer.passthrough(payload)
+        if self.writer.owns_events:
+            return await self.writer.event(chunk)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
@@ -93,6 +95,14 @@ class _StreamState:
     def all_texts(self) -> list[str]:
         return ["".join(parts) for _, parts in sorted(self.texts.items())]
 
+    def account(self, route: RouteResult, body: dict[str, Any]) -> None:
+        writer = self.writer
+        if writer.owns_events:
+            usage, texts = writer.usage, writer.texts()
+        else:
+            usage, texts = self.usage, self.all_texts()
+        self.services.account(self.call, route.deployment, body, usage, texts)
+
 
 async def _pump(state: _StreamState, route: RouteResult, body: dict[str, Any], headers: list, send: http.Send) -> None:
     stream = route.streamed
@@ -113,7 +123,7 @@ async def _pump(state: _StreamState, route: RouteResult, body: dict[str, Any], h
         await send({"type": "http.response.body", "body": writer.fail(exc), "more_body": False})
         raise exc from None
     # Counted before the last event: a translated stream reports usage in it.
-    state.services.account(state.call, route.deployment, body, state.usage, state.all_texts())
+    state.account(route, body)
     await send({"type": "http.response.body", "body": writer.end(), "more_body": False})
 
 
@@ -166,7 +176,7 @@ async def stream_to_client(
         gone.cancel()
         await route.streamed.close()
         if not call.accounted:  # the stream broke off: count what it carried
-            services.account(call, route.deployment, body, state.usage, state.all_texts())
+            state.account(route, body)
 
 
 async def _wait_disconnect(receive: http.Receive) -> None:

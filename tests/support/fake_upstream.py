@@ -17,6 +17,8 @@ The upstream `model` name in the request picks the behaviour:
   tools            calls the request's first tool with {"city": "Paris"} (streamed: the
                    arguments in three pieces); once the last message is a tool result,
                    answers "The tool said: <result>"
+It also serves OpenAI's Responses API natively (POST /v1/responses, models `ok` and
+`leak-secret`, whole and streamed, keeping its response ids for previous_response_id).
 Every request body received is kept in `received` for assertions.
 """
 
@@ -71,6 +73,7 @@ class FakeUpstream:
         self._runner: web.AppRunner | None = None
         self.stream_cancelled = threading.Event()
         self.load = 0  # what GET /metrics reports as vLLM's running requests
+        self.response_ids: set[str] = set()  # Responses API ids it made
 
     # -- server life -----------------------------------------------------------------
     def start(self) -> FakeUpstream:
@@ -83,6 +86,7 @@ class FakeUpstream:
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
+            app.router.add_post("/v1/responses", self._responses)
             app.router.add_get("/metrics", self._metrics)
             self._runner = web.AppRunner(app)
             self._loop.run_until_complete(self._runner.setup())
@@ -218,6 +222,53 @@ class FakeUpstream:
         data = {**base, "object": "chat.completion.chunk", "choices": [], "usage": usage}
         await resp.write(b"data: " + json.dumps(data).encode() + b"\n\n")
         await resp.write(b"data: [DONE]\n\n")
+        return resp
+
+    async def _responses(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append(body)
+        previous = body.get("previous_response_id")
+        if previous is not None and previous not in self.response_ids:
+            return web.json_response({"error": {"message": f"Previous response with id '{previous}' not found.",
+                                                "type": "invalid_request_error", "param": "previous_response_id",
+                                                "code": "previous_response_not_found"}}, status=400)
+        response_id = f"resp_upstream_{len(self.response_ids)}"
+        self.response_ids.add(response_id)
+        text = LEAKY_REPLY if body.get("model") == "leak-secret" else REPLY
+        message = {"id": "msg_up", "type": "message", "role": "assistant", "status": "completed",
+                   "content": [{"type": "output_text", "text": text, "annotations": [], "logprobs": []}]}
+        response = {"id": response_id, "object": "response", "created_at": 1, "status": "completed",
+                    "model": body.get("model"), "output": [message], "parallel_tool_calls": True, "tool_choice": "auto",
+                    "tools": [], "previous_response_id": previous, "error": None, "incomplete_details": None,
+                    "instructions": body.get("instructions"), "metadata": {}, "temperature": 1.0, "top_p": 1.0,
+                    "usage": {"input_tokens": 17, "input_tokens_details": {"cached_tokens": 0}, "output_tokens": 10,
+                              "output_tokens_details": {"reasoning_tokens": 0}, "total_tokens": 27}}
+        if not body.get("stream"):
+            return web.json_response(response, headers=ANSWER_HEADERS)
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **ANSWER_HEADERS})
+        await resp.prepare(request)
+        pieces = [text[i:i + 3] for i in range(0, len(text), 3)]
+        shell = {**response, "status": "in_progress", "output": [], "usage": None}
+        empty_part = {"type": "output_text", "text": "", "annotations": [], "logprobs": []}
+        events = [
+            {"type": "response.created", "response": shell},
+            {"type": "response.in_progress", "response": shell},
+            {"type": "response.output_item.added", "output_index": 0,
+             "item": {**message, "status": "in_progress", "content": []}},
+            {"type": "response.content_part.added", "output_index": 0, "content_index": 0, "item_id": "msg_up",
+             "part": empty_part},
+            *({"type": "response.output_text.delta", "output_index": 0, "content_index": 0, "item_id": "msg_up",
+               "delta": piece, "logprobs": []} for piece in pieces),
+            {"type": "response.output_text.done", "output_index": 0, "content_index": 0, "item_id": "msg_up",
+             "text": text, "logprobs": []},
+            {"type": "response.content_part.done", "output_index": 0, "content_index": 0, "item_id": "msg_up",
+             "part": {**empty_part, "text": text}},
+            {"type": "response.output_item.done", "output_index": 0, "item": message},
+            {"type": "response.completed", "response": response},
+        ]
+        for number, event in enumerate(events):
+            event["sequence_number"] = number
+            await resp.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
         return resp
 
     async def _metrics(self, request: web.Request) -> web.Response:

@@ -71,8 +71,22 @@ class UpstreamReply:
     headers: Headers = field(default_factory=list)  # passed back to the client
 
 
+def _response_parts(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The output_text parts of a Responses API reply, in order."""
+    return [
+        part
+        for item in data.get("output") or []
+        if isinstance(item, dict) and item.get("type") == "message"
+        for part in item.get("content") or []
+        if isinstance(part, dict) and part.get("type") == "output_text" and isinstance(part.get("text"), str)
+    ]
+
+
 def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
-    """The texts of a chat or completions reply, one per choice that has one."""
+    """The texts of a reply: one per chat or completions choice that has one, one per
+    output_text part of a Responses API reply."""
+    if endpoint == RESPONSES:
+        return [part["text"] for part in _response_parts(data)]
     texts = []
     for choice in data.get("choices") or []:
         if endpoint == CHAT:
@@ -86,6 +100,10 @@ def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
 
 def replace_texts(endpoint: str, data: dict[str, Any], texts: list[str]) -> None:
     """Put `texts` (as reply_texts gave them, changed) back into the reply."""
+    if endpoint == RESPONSES:
+        for part, text in zip(_response_parts(data), texts, strict=True):
+            part["text"] = text
+        return
     i = 0
     for choice in data.get("choices") or []:
         if endpoint == CHAT:

@@ -203,21 +203,23 @@ class OpenAIProvider(Provider):
             data=data, raw=raw, upstream_ms=(time.perf_counter() - started) * 1000, headers=passed_headers(resp.headers)
         )
 
-    def stream_body(self, body: dict[str, Any]) -> dict[str, Any]:
+    def stream_body(self, body: dict[str, Any], endpoint: str = CHAT) -> dict[str, Any]:
         out = self.upstream_body(body)
         out["stream"] = True
-        # Always ask for usage, so the ledger has the upstream's own count; the app
-        # drops the extra chunk when the client did not ask for it.
-        options = dict(out.get("stream_options") or {})
-        options["include_usage"] = True
-        out["stream_options"] = options
+        if endpoint in (CHAT, COMPLETIONS):
+            # Always ask for usage, so the ledger has the upstream's own count; the app
+            # drops the extra chunk when the client did not ask for it. (A Responses API
+            # stream ends with its usage anyway, and refuses the option.)
+            options = dict(out.get("stream_options") or {})
+            options["include_usage"] = True
+            out["stream_options"] = options
         return out
 
     async def stream(self, endpoint: str, body: dict[str, Any]) -> UpstreamStream:
         started = time.perf_counter()
         deadline = time.monotonic() + self.timeouts.total
-        resp = await self._open(endpoint, self.stream_body(body), deadline)
-        events = self._events(resp, deadline)
+        resp = await self._open(endpoint, self.stream_body(body, endpoint), deadline)
+        events = self._events(resp, deadline, ends_at_eof=endpoint == RESPONSES)
         try:
             first = await anext(events)
         except StopAsyncIteration as exc:
@@ -231,11 +233,15 @@ class OpenAIProvider(Provider):
             headers=passed_headers(resp.headers),
         )
 
-    async def _events(self, resp: Any, deadline: float) -> AsyncIterator[list[bytes]]:
-        """Batches of SSE data payloads, one batch per network read."""
+    async def _events(self, resp: Any, deadline: float, ends_at_eof: bool = False) -> AsyncIterator[list[bytes]]:
+        """Batches of SSE data payloads, one batch per network read.
+
+        A chat stream ends with `[DONE]`; a Responses API stream has none and ends at EOF
+        after its terminal event (`ends_at_eof`): EOF after any other event is a break."""
         idle = self.timeouts.idle
         content = resp.content
         pending = b""
+        last = b""
         try:
             while True:
                 try:
@@ -245,6 +251,8 @@ class OpenAIProvider(Provider):
                 except transport_errors() as exc:
                     raise UpstreamError(f"{self.where} broke off the stream: {type(exc).__name__}") from exc
                 if not data:
+                    if ends_at_eof and _is_terminal(last):
+                        return
                     # EOF without [DONE]: the upstream died; never pretend it finished.
                     raise UpstreamError(f"{self.where} closed the stream before it was complete")
                 if b"\r" in data:
@@ -253,6 +261,7 @@ class OpenAIProvider(Provider):
                 *events, pending = pending.split(b"\n\n")
                 batch, done = parse_events(events)
                 if batch:
+                    last = batch[-1]
                     yield batch
                 if done:
                     return
@@ -263,6 +272,18 @@ class OpenAIProvider(Provider):
                 resp.release()
             else:
                 resp.close()
+
+
+_TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})
+
+
+def _is_terminal(payload: bytes) -> bool:
+    """Whether a Responses API event ends its stream."""
+    try:
+        event = orjson.loads(payload)
+    except orjson.JSONDecodeError:
+        return False
+    return isinstance(event, dict) and event.get("type") in _TERMINAL
 
 
 def parse_events(events: list[bytes]) -> tuple[list[bytes], bool]:

@@ -380,3 +380,15 @@ def test_native_responses_keep_the_guardrails(gateway):
     assert SECRET not in streamed and streamed == whole.output_text
     done = [e for e in events if e.type == "response.output_text.done"][0]
     assert done.text == streamed and SECRET not in events[-1].response.output_text
+
+
+def test_streamed_logprobs_stay_with_their_text_and_never_carry_a_redacted_secret(gateway):
+    stream = _openai(gateway).chat.completions.create(
+        model="leaky", messages=[{"role": "user", "content": "key?"}], stream=True, logprobs=True)
+    text = tokens = ""
+    for chunk in stream:
+        for choice in chunk.choices:
+            text += choice.delta.content or ""
+            tokens += "".join(t.token for t in (choice.logprobs.content if choice.logprobs else None) or [])
+            assert text.startswith(tokens)  # a token never goes out before its text
+    assert tokens == text and SECRET not in tokens and SECRET not in text

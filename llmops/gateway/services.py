@@ -364,6 +364,11 @@ class _BlockingStream:
             self.services.metrics.guardrail_blocks.inc(check or "")
             raise GuardrailBlocked(check or "", "the model's reply was blocked")
 
+    @property
+    def held(self) -> int:
+        """Characters fed so far and not yet released."""
+        return self.inner.held
+
     def feed(self, delta: str) -> str:
         out = self.inner.feed(delta)
         self._check()

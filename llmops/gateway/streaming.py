@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 import orjson
@@ -41,6 +42,7 @@ class _StreamState:
         self.usage: dict[str, Any] | None = None
         self.texts: dict[int, list[str]] = {}
         self.guards: dict[int, Any] = {}
+        self.logprobs: dict[int, _LogprobCarrier] = {}
         self.checks = checks = services.output_checks(call)
         self.guarded = checks is not None
         # Async output checks (judge, plugins) run when a choice finishes, in the loop.
@@ -90,6 +92,13 @@ class _StreamState:
                 if safe != (text or ""):
                     holder[field] = safe
                     changed = True
+                logprobs = choice.get("logprobs")
+                if self.endpoint == CHAT and isinstance(logprobs, dict) and isinstance(logprobs.get("content"), list):
+                    carrier = self.logprobs.get(index)
+                    if carrier is None:
+                        carrier = self.logprobs[index] = _LogprobCarrier()
+                    logprobs["content"] = carrier.carry(logprobs["content"], text or "", safe, guard.held)
+                    changed = True
         return self.writer.chunk(chunk, payload, changed)
 
     def all_texts(self) -> list[str]:
@@ -102,6 +111,48 @@ class _StreamState:
         else:
             usage, texts = self.usage, self.all_texts()
         self.services.account(self.call, route.deployment, body, usage, texts)
+
+
+class _LogprobCarrier:
+    """A choice's token logprobs, sent in the chunk that sends their text.
+
+    Output guardrails may hold text back for a few chunks; its tokens' logprobs wait
+    with it. The tokens sent so far always spell a prefix of the text sent so far, and
+    all of it once the stream ends. Where a check changed the text (a redaction), the
+    tokens sent with it carry the text as released, never the original: the first one
+    all of it, the rest none."""
+
+    def __init__(self) -> None:
+        self.waiting: deque[tuple[int, dict[str, Any]]] = deque()  # (end offset in the raw text, entry)
+        self.queued_to = 0  # raw characters covered by the entries queued so far
+        self.fed = 0  # raw characters fed to the guard
+        self.text = ""  # the text sent so far
+        self.spelled = 0  # how much of it the tokens sent so far spell
+
+    def carry(self, entries: list[Any], raw: str, safe: str, held: int) -> list[dict[str, Any]]:
+        for entry in entries:
+            if isinstance(entry, dict):
+                self.queued_to += len(entry.get("token") or "")
+                self.waiting.append((self.queued_to, entry))
+        self.fed += len(raw)
+        self.text += safe
+        released = self.fed - held
+        out = []
+        while self.waiting and self.waiting[0][0] <= released:
+            out.append(self.waiting.popleft()[1])
+        if not out:
+            return out
+        spelled = "".join(entry.get("token") or "" for entry in out)
+        start = self.spelled
+        if self.text[start : start + len(spelled)] == spelled:
+            self.spelled += len(spelled)
+            return out
+        fill, self.spelled = self.text[start:], len(self.text)
+        return [_retext(entry, fill if i == 0 else "") for i, entry in enumerate(out)]
+
+
+def _retext(entry: dict[str, Any], text: str) -> dict[str, Any]:
+    return {**entry, "token": text, "bytes": list(text.encode()), "top_logprobs": []}
 
 
 async def _pump(state: _StreamState, route: RouteResult, body: dict[str, Any], headers: list, send: http.Send) -> None:

@@ -54,10 +54,14 @@ def _chat_reply(model: str, usage: bool = True) -> dict:
     return data
 
 
-def _chunk(model: str, content: str | None, finish: str | None = None) -> bytes:
+def _chunk(model: str, content: str | None, finish: str | None = None, logprobs: bool = False) -> bytes:
     delta = {} if content is None else {"content": content}
+    choice: dict = {"index": 0, "delta": delta, "finish_reason": finish}
+    if logprobs and content:
+        choice["logprobs"] = {"content": [{"token": content, "logprob": -0.25, "bytes": list(content.encode()),
+                                           "top_logprobs": []}]}
     data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
-            "choices": [{"index": 0, "delta": delta, "finish_reason": finish}]}
+            "choices": [choice]}
     return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
@@ -167,7 +171,7 @@ class FakeUpstream:
         try:
             for i, word in enumerate(words):
                 piece = word if model == "leak-secret" else word + (" " if i < len(words) - 1 else "")
-                await resp.write(_chunk(model, piece))
+                await resp.write(_chunk(model, piece, logprobs=bool(body.get("logprobs"))))
                 if i == 1 and model == "bad-chunk":
                     await resp.write(b"data: {not json\n\n")
                 if i == 1 and model == "reset-mid-stream":

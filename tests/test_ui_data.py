@@ -350,6 +350,78 @@ def test_matrix_filters_csv_and_baseline(tmp_path):
     )
 
 
+def case_result(case_id: str, passed: bool, *, prompt_id: str = "summarize:2", checks: bool = True, **kw):
+    from llmops.evaluation.assertions import AssertionResult
+    from llmops.evaluation.runner import CaseResult
+
+    assertions = (
+        [AssertionResult("contains", "contains", passed, float(passed), None, 1.0, False, "")]
+        if checks
+        else []
+    )
+    return CaseResult(
+        case_id=case_id,
+        prompt_id=prompt_id,
+        prompt_ref=kw.pop("prompt_ref", prompt_id),
+        model_id="demo",
+        model="demo",
+        params={},
+        variables=kw.pop("variables", {}),
+        output="out",
+        error=None,
+        score=float(passed),
+        passed=passed,
+        reason="",
+        assertions=assertions,
+        **kw,
+    )
+
+
+def run_of(*results, run_id: str | None = None, prompts: dict | None = None, **kw):
+    from llmops.evaluation.runner import RunResult
+
+    return RunResult(
+        id=run_id or uuid.uuid4().hex[:12],
+        suite="s",
+        suite_path=None,
+        prompts=prompts if prompts is not None else {r.prompt_id: r.prompt_ref for r in results},
+        models=["demo"],
+        parameters=kw.pop("parameters", {}),
+        git_commit=None,
+        results=list(results),
+        started_at=datetime.now(UTC),
+        finished_at=datetime.now(UTC),
+    )
+
+
+def test_typed_rows_are_cases_named_by_their_variables():
+    bridge, budget = cmp.manual_case({"text": "The bridge reopened."}), cmp.manual_case({"text": "A budget."})
+    assert bridge.id != budget.id and bridge.id.startswith("typed-")
+    assert cmp.manual_case({"text": "The bridge reopened."}).id == bridge.id  # the same inputs, the same case
+    assert cmp.manual_case({"a": "1", "b": "2"}).id == cmp.manual_case({"b": "2", "a": "1"}).id
+    assert cmp.manual_case({"text": "x"}, "mine").id == "mine"
+
+
+def test_runs_with_no_case_in_common_get_no_verdict():
+    # Two comparisons of typed rows that have nothing to do with each other.
+    first = run_of(case_result(cmp.manual_case({"text": "bridge"}).id, True))
+    second = run_of(case_result(cmp.manual_case({"text": "budget"}).id, False))
+    verdict = er.baseline_verdict(reports_compare(first, second))
+    assert verdict.kind == "nothing in common" and "share no case" in verdict.message
+
+    again = run_of(case_result(cmp.manual_case({"text": "bridge"}).id, False))
+    verdict = er.baseline_verdict(reports_compare(first, again))
+    assert verdict.kind == "regressed" and "1 case(s) that passed now fail" in verdict.message
+    same = run_of(case_result(cmp.manual_case({"text": "bridge"}).id, True))
+    assert er.baseline_verdict(reports_compare(first, same)).kind == "no regression"
+
+
+def reports_compare(baseline, current):
+    from llmops.evaluation.reports import compare
+
+    return compare(baseline, current)
+
+
 # --- settings and errors -------------------------------------------------------------------------
 
 

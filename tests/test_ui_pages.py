@@ -264,6 +264,34 @@ def test_compare_runs_rows_of_a_dataset_with_their_checks(synced):
     assert any("rouge-l" in set(frame["check"]) for frame in checks)  # the suite's own checks
 
 
+def test_switching_prompt_resets_the_checks_and_the_results(synced):
+    Registry(synced).create_version("greet", template="Say hello to {{ name }}.")
+    Registry(synced).create_version("greet", template="Greet {{ name }} warmly.")
+    at = open_page("compare")
+    at.selectbox(key="compare_prompt").set_value("summarize").run()
+    at.text_area(key="compare_var_text").input(ARTICLE)
+    at.button(key="compare_run").click().run()
+    assert_no_exception(at)
+    assert [b.key for b in at.button if b.key == "compare_save"]
+
+    at.selectbox(key="compare_prompt").set_value("greet").run()
+    assert_no_exception(at)
+    # summarize's results and its Save button are gone, and greet's checks are greet's own.
+    assert "Results" not in [h.value for h in at.subheader]
+    assert not [b for b in at.button if b.key == "compare_save"]
+    checks = at.text_area(key="compare_checks:greet:Type the variables").value
+    assert "{{ name }}" in checks and "{{ text }}" not in checks
+
+    at.text_area(key="compare_var_name").input("Ada Lovelace")
+    at.button(key="compare_run").click().run()
+    assert_no_exception(at)
+    assert not at.error, texts(at.error)
+    assert list(at.dataframe[0].value["version · model"]) == ["greet:2 · demo", "greet:1 · demo"]
+    reasons = [why for d in at.dataframe if "why" in d.value.columns for why in d.value["why"]]
+    assert reasons and not [why for why in reasons if "is undefined" in why]
+    assert "Ada Lovelace" in texts(at.markdown)  # the outputs are shown
+
+
 @pytest.mark.parametrize(
     ("change", "message"),
     [
@@ -287,7 +315,7 @@ def test_compare_says_what_to_fix_before_calling_a_model(synced, change, message
 def test_compare_reports_unreadable_checks(synced):
     at = open_page("compare")
     at.text_area(key="compare_var_text").input(ARTICLE)
-    at.text_area(key="compare_checks_Type the variables").input("- type: no-such-check\n")
+    at.text_area(key="compare_checks:summarize:Type the variables").input("- type: no-such-check\n")
     at.button(key="compare_run").click().run()
     assert_no_exception(at)
     assert "unknown assertion type 'no-such-check'" in texts(at.error)

@@ -9,6 +9,8 @@ as CI grades, and saved with `llmops.evaluation.storage.save_run` as an eval run
 from __future__ import annotations
 
 import concurrent.futures
+import hashlib
+import json
 import tempfile
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -41,7 +43,7 @@ MIN_VERSIONS, MAX_VERSIONS = 2, 4
 MIN_MODELS, MAX_MODELS = 1, 3
 CASE_FILE_SUFFIXES = (".csv", ".jsonl", ".ndjson")
 DEFAULT_NAME = "ui-compare"
-MANUAL_CASE_ID = "manual"
+TYPED_CASE_PREFIX = "typed-"
 
 
 # --- datasets ---------------------------------------------------------------------------
@@ -163,8 +165,34 @@ def parse_checks(text: str) -> list[AssertionSpec]:
         raise InvalidInput(f"the checks could not be read: {exc}") from None
 
 
-def manual_case(variables: dict[str, str], case_id: str = MANUAL_CASE_ID) -> CaseSpec:
-    return CaseSpec(id=case_id, vars=dict(variables))
+def typed_case_id(variables: dict[str, Any]) -> str:
+    """A typed row's id: a hash of its variables, so the same inputs are the same case in any run."""
+    canonical = json.dumps(variables, sort_keys=True, ensure_ascii=False, default=str)
+    return TYPED_CASE_PREFIX + hashlib.sha256(canonical.encode()).hexdigest()[:12]
+
+
+def manual_case(variables: dict[str, str], case_id: str | None = None) -> CaseSpec:
+    return CaseSpec(id=case_id or typed_case_id(variables), vars=dict(variables))
+
+
+# --- page state -------------------------------------------------------------------------------
+
+
+def checks_key(source: str, prompt: str) -> str:
+    """The checks box's widget key: one per prompt, so another prompt's checks never carry over."""
+    return f"compare_checks:{prompt}:{source}"
+
+
+def result_for(state: Any, key: str, prompt: str) -> RunResult | None:
+    """The comparison kept in `state[key]` if it was run on `prompt`; another prompt's is dropped."""
+    kept = state.get(key)
+    if kept is None:
+        return None
+    kept_prompt, run = kept
+    if kept_prompt != prompt:
+        del state[key]
+        return None
+    return run
 
 
 # --- running --------------------------------------------------------------------------------

@@ -26,6 +26,8 @@ __all__ = [
     "compare_with_baseline",
     "baseline_table",
     "changes_table",
+    "Verdict",
+    "baseline_verdict",
 ]
 
 
@@ -201,3 +203,32 @@ def changes_table(comparison: Comparison) -> list[dict[str, Any]]:
                 }
             )
     return rows
+
+
+@dataclass(frozen=True)
+class Verdict:
+    kind: str  # "regressed" | "no regression" | "nothing in common"
+    message: str
+
+
+def baseline_verdict(comparison: Comparison) -> Verdict:
+    """What the comparison says; runs that share no case × prompt × model say so, not a verdict."""
+    baseline_id = comparison.baseline.id
+    common = [i for i in comparison.items if i.before is not None and i.after is not None]
+    if not common:
+        return Verdict(
+            "nothing in common",
+            f"Nothing to compare with {baseline_id}: the two runs share no case on the same prompt and model "
+            "(typed rows match only when their variables are the same).",
+        )
+    if comparison.regressed:
+        message = (
+            f"Regressed against {baseline_id}: {len(comparison.regressions)} case(s) that passed now fail"
+        )
+        if comparison.score_drops:
+            message += f", {len(comparison.score_drops)} prompt × model score drop(s)"
+        return Verdict("regressed", message + f" ({len(common)} in common).")
+    return Verdict(
+        "no regression",
+        f"No regression against {baseline_id} ({len(comparison.fixes)} case(s) fixed, {len(common)} in common).",
+    )

@@ -170,7 +170,7 @@ with page_errors(settings):
     checks_text = st.text_area(
         "Checks for every row (YAML, as an eval suite's `assert:` list)",
         value=default_checks,
-        key=f"compare_checks_{source}",
+        key=cmp.checks_key(source, name),
         height=120,
     )
     reuse = st.checkbox("Reuse cached responses for identical calls", value=False, key="compare_cache")
@@ -191,10 +191,10 @@ with page_errors(settings):
         while not job.future.done():
             bar.progress(job.fraction, text=f"{job.done} of {job.total} calls done")
             time.sleep(0.1)
-        st.session_state[RESULT] = job.future.result()
+        st.session_state[RESULT] = (name, job.future.result())
         bar.empty()
 
-    run = st.session_state.get(RESULT)
+    run = cmp.result_for(st.session_state, RESULT, name)
     if run is not None:
         show_grid(run)
         st.subheader("Save")

@@ -134,17 +134,10 @@ with page_errors(settings):
         )
         if baseline_id != er.NO_BASELINE:
             comparison = er.compare_with_baseline(settings.database_url, baseline_id, run)
-            if comparison.regressed:
-                st.error(
-                    f"Regressed against {baseline_id}: {len(comparison.regressions)} case(s) that passed now fail"
-                    + (
-                        f", {len(comparison.score_drops)} prompt × model score drop(s)"
-                        if comparison.score_drops
-                        else ""
-                    )
-                )
-            else:
-                st.success(f"No regression against {baseline_id} ({len(comparison.fixes)} case(s) fixed).")
+            verdict = er.baseline_verdict(comparison)
+            {"regressed": st.error, "no regression": st.success}.get(verdict.kind, st.warning)(
+                verdict.message
+            )
             st.dataframe(er.baseline_table(comparison), hide_index=True, width="stretch")
             changes = er.changes_table(comparison)
             if changes:

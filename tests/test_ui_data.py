@@ -416,6 +416,18 @@ def test_runs_with_no_case_in_common_get_no_verdict():
     assert er.baseline_verdict(reports_compare(first, same)).kind == "no regression"
 
 
+def test_a_result_nothing_checked_is_no_pass():
+    unchecked = case_result("r1", True, checks=False)
+    assert er.cell_text(unchecked) == "no checks"
+    assert er.cell_text(case_result("r1", True)) == "pass 1.00"
+    matrix = er.result_matrix(run_of(unchecked))
+    assert matrix.filtered(failures_only=True) == [] and matrix.filtered(differences_only=True) == []
+    grid = cmp.comparison_grid(run_of(unchecked, case_result("r2", False, checks=False)))
+    assert grid.passed_text(grid.columns[0]) == "no checks"
+    assert cmp.verdict_of(unchecked) == "no checks"
+    assert er.is_evidence({}) and not er.is_evidence({"origin": "app-compare", "evidence": False})
+
+
 def reports_compare(baseline, current):
     from llmops.evaluation.reports import compare
 

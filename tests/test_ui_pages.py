@@ -228,10 +228,43 @@ def test_compare_runs_two_versions_on_demo_and_saves_an_eval_run(synced):
     assert_no_exception(at)
     [saved] = list_runs(synced)
     assert saved.suite == "bridge check" and saved.total == 2 and saved.passed == 2
-    assert f"Saved as eval run {saved.id}" in texts(at.success)
+    assert f"Saved as comparison {saved.id}" in texts(at.success)
+    # A throwaway comparison is marked as such: not eval evidence for these versions.
+    assert saved.parameters["origin"] == "app-compare" and saved.parameters["evidence"] is False
     run = load_run(saved.id, synced)
     assert {r.prompt_ref for r in run.results} == {"summarize:2", "summarize:3"}
     assert all(r.assertions for r in run.results)  # graded by the default checks
+
+
+def test_compare_saved_as_an_eval_run_counts_as_evidence(synced):
+    at = open_page("compare")
+    at.text_area(key="compare_var_text").input(ARTICLE)
+    at.button(key="compare_run").click().run()
+    at.button(key="compare_save_run").click().run()
+    assert_no_exception(at)
+    [saved] = list_runs(synced)
+    assert saved.parameters["evidence"] is True and f"Saved as eval run {saved.id}" in texts(at.success)
+
+    runs = open_page("eval_runs")
+    assert list(runs.dataframe[0].value["kind"]) == ["app, saved as eval run"]
+
+
+def test_rows_with_no_checks_show_no_checks_not_a_pass(synced, tmp_path):
+    at = open_page("compare")
+    at.text_area(key="compare_var_text").input(ARTICLE)
+    at.text_area(key="compare_checks:summarize:Type the variables").input("")
+    at.button(key="compare_run").click().run()
+    assert_no_exception(at)
+    assert list(at.dataframe[0].value["passed"]) == ["no checks", "no checks"]
+    page = texts(at.markdown)
+    assert "no checks" in page and "green-badge[pass]" not in page
+    at.button(key="compare_save").click().run()
+
+    runs = open_page("eval_runs")
+    assert "not counted as eval evidence" in texts(runs.info)
+    assert list(runs.dataframe[0].value["kind"]) == ["app comparison"]
+    matrix = runs.dataframe[1].value
+    assert set(matrix.iloc[0]) == {"no checks"}
 
 
 def test_compare_marks_words_that_differ_between_versions(synced):

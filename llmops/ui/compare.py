@@ -283,14 +283,34 @@ class ComparisonJob:
         return self.done / self.total if self.total else 0.0
 
 
-def save_comparison(run: RunResult, database_url: str, name: str | None = None) -> str:
-    """Store the comparison as an eval run (Eval runs page, `llmops eval list`); returns its id."""
+def save_comparison(
+    run: RunResult, database_url: str, name: str | None = None, *, as_eval_run: bool = False
+) -> str:
+    """Store the comparison (Eval runs page, `llmops eval list`); returns its id.
+
+    It is marked as the app's comparison; only `as_eval_run` makes it eval evidence for
+    the versions it ran (what experiments and per-version pass rates read).
+    """
+    from llmops.ui.eval_runs import ORIGIN_COMPARE
+
     if name:
         run.suite = name.strip()
     if not run.suite:
         raise InvalidInput("give the eval run a name")
+    run.parameters = {**run.parameters, "origin": ORIGIN_COMPARE, "evidence": as_eval_run}
     save_run(run, database_url)
     return run.id
+
+
+def verdict_of(result: CaseResult) -> str:
+    """ "pass", "fail", "error" or "no checks" (nothing graded the output)."""
+    from llmops.ui.eval_runs import checked
+
+    if result.error is not None:
+        return "error"
+    if not checked(result):
+        return "no checks"
+    return "pass" if result.passed else "fail"
 
 
 # --- the grid -------------------------------------------------------------------------------
@@ -334,7 +354,7 @@ class GridRow:
 
     @property
     def verdicts_differ(self) -> bool:
-        verdicts = {c.result.passed for c in self.cells if c is not None}
+        verdicts = {verdict_of(c.result) for c in self.cells if c is not None}
         return len(verdicts) > 1
 
 
@@ -349,6 +369,15 @@ class Grid:
         index = self.columns.index(column)
         cells = [row.cells[index] for row in self.rows if row.cells[index] is not None]
         return sum(c.input_tokens for c in cells), sum(c.output_tokens for c in cells)  # type: ignore[union-attr]
+
+    def passed_text(self, column: GridColumn) -> str:
+        """ "2/3" passed, or "no checks" when nothing graded the column's outputs."""
+        index = self.columns.index(column)
+        verdicts = [verdict_of(row.cells[index].result) for row in self.rows if row.cells[index] is not None]  # type: ignore[union-attr]
+        graded = [v for v in verdicts if v != "no checks"]
+        if not graded:
+            return "no checks"
+        return f"{graded.count('pass')}/{len(graded)}"
 
     def summary_for(self, column: GridColumn) -> GroupSummary | None:
         for s in self.summaries:

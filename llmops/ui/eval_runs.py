@@ -43,6 +43,7 @@ class RunListing:
     started_at: str
     prompts: str
     models: str
+    origin: str = "eval run"
 
     @property
     def label(self) -> str:
@@ -61,6 +62,7 @@ def _listing(row: EvalRun) -> RunListing:
         started_at=row.started_at.strftime("%Y-%m-%d %H:%M:%S UTC"),
         prompts=", ".join(dict.fromkeys(row.prompts.values())),
         models=", ".join(row.models),
+        origin=origin_text(row.parameters or {}),
     )
 
 
@@ -75,12 +77,37 @@ def column_label(result: CaseResult) -> str:
     return f"{prompt} | {result.model_id}"
 
 
+NO_CHECKS = "no checks"
+
+
+def checked(result: CaseResult) -> bool:
+    """Whether anything graded the output: a row with no checks neither passed nor failed."""
+    return result.error is not None or any(a.weight > 0 for a in result.assertions)
+
+
 def cell_text(result: CaseResult | None) -> str:
     if result is None:
         return ""
     if result.error is not None:
         return f"error {result.score:.2f}"
+    if not checked(result):
+        return NO_CHECKS
     return f"{'pass' if result.passed else 'FAIL'} {result.score:.2f}"
+
+
+# Saved comparisons from the app: kept for reading, not eval evidence for a prompt version.
+ORIGIN_COMPARE = "app-compare"
+
+
+def is_evidence(parameters: dict[str, Any]) -> bool:
+    """An eval run counts as evidence unless it was saved from Compare as a comparison only."""
+    return parameters.get("evidence", True) is not False
+
+
+def origin_text(parameters: dict[str, Any]) -> str:
+    if parameters.get("origin") == ORIGIN_COMPARE:
+        return "app comparison" if not is_evidence(parameters) else "app, saved as eval run"
+    return "eval run"
 
 
 @dataclass(frozen=True)
@@ -96,11 +123,11 @@ class Matrix:
         return [r for c in self.columns if (r := self.get(case_id, c)) is not None]
 
     def failing(self, case_id: str) -> bool:
-        return any(not r.passed for r in self.row_results(case_id))
+        return any(not r.passed and checked(r) for r in self.row_results(case_id))
 
     def differing(self, case_id: str) -> bool:
         """Its columns disagree: one passes where another fails, or scores part by more than noise."""
-        results = self.row_results(case_id)
+        results = [r for r in self.row_results(case_id) if checked(r)]
         if len({r.passed for r in results}) > 1:
             return True
         scores = [r.score for r in results]

@@ -39,7 +39,7 @@ def show_grid(run) -> None:
         [
             {
                 "version · model": column.label,
-                "passed": f"{s.passed}/{s.cases}",
+                "passed": grid.passed_text(column),
                 "mean score": round(s.score, 3),
                 "mean latency ms": None if s.latency_ms is None else round(s.latency_ms, 1),
                 "tokens in": grid.tokens_for(column)[0],
@@ -77,7 +77,9 @@ def show_cell(label: str, cell, *, first: bool) -> None:
     if result.error is not None:
         st.error(result.error)
         return
-    badge = ":green-badge[pass]" if result.passed else ":red-badge[fail]"
+    badge = {"pass": ":green-badge[pass]", "fail": ":red-badge[fail]"}.get(
+        cmp.verdict_of(result), ":gray-badge[no checks]"
+    )
     st.markdown(f"{badge} score **{result.score:.2f}**")
     st.markdown(f'<div class="llmops-output">{cell.html}</div>', unsafe_allow_html=True)
     if cell.same_as_reference and not first:
@@ -199,12 +201,23 @@ with page_errors(settings):
         show_grid(run)
         st.subheader("Save")
         if st.session_state.get(SAVED) == run.id:
-            st.caption(f"This comparison is saved as eval run {run.id}.")
+            st.caption(f"This comparison is saved as {run.id}.")
         else:
-            s1, s2 = st.columns([4, 1], vertical_alignment="bottom")
-            title = s1.text_input("Eval run name", value=run.suite, key="compare_save_name")
-            if s2.button("Save as eval run", key="compare_save"):
-                run_id = cmp.save_comparison(run, settings.database_url, title)
+            s1, s2, s3 = st.columns([4, 1, 1], vertical_alignment="bottom")
+            title = s1.text_input("Name", value=run.suite, key="compare_save_name")
+            keep = s2.button(
+                "Save comparison",
+                key="compare_save",
+                help="Kept on the Eval runs page; not counted as eval evidence for these versions",
+            )
+            evidence = s3.button(
+                "Save as eval run",
+                key="compare_save_run",
+                help="Counts as eval evidence for these versions, like a CLI eval run",
+            )
+            if keep or evidence:
+                run_id = cmp.save_comparison(run, settings.database_url, title, as_eval_run=evidence)
                 st.session_state[SAVED] = st.session_state["eval_run_id"] = run_id
-                notify(f"Saved as eval run {run_id}: open it on the Eval runs page.")
+                kind = "eval run" if evidence else "comparison"
+                notify(f"Saved as {kind} {run_id}: open it on the Eval runs page.")
                 st.rerun()

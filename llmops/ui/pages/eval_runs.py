@@ -20,6 +20,8 @@ def matrix_style(value: object) -> str:
         return "background-color:#fee2e2"
     if text.startswith("error"):
         return "background-color:#fef3c7"
+    if text == er.NO_CHECKS:
+        return "color:#6b7280"
     return ""
 
 
@@ -38,6 +40,7 @@ with page_errors(settings):
                 {
                     "run": r.id,
                     "suite": r.suite,
+                    "kind": r.origin,
                     "status": r.status,
                     "passed": f"{r.passed}/{r.total}",
                     "score": round(r.score, 3),
@@ -72,6 +75,12 @@ with page_errors(settings):
         + ", ".join(f"{k} → {v}" if k != v else v for k, v in run.prompts.items())
         + f" · models: {', '.join(run.models)} · git {(run.git_commit or 'unknown')[:10]}"
     )
+
+    if not er.is_evidence(run.parameters):
+        st.info(
+            "A comparison saved from Compare: not counted as eval evidence for these versions. "
+            "Save it with “Save as eval run” on Compare to count it."
+        )
 
     matrix = er.result_matrix(run)
     f1, f2, f3 = st.columns([1, 1, 2], vertical_alignment="bottom")

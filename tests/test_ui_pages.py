@@ -216,11 +216,18 @@ def test_compare_runs_two_versions_on_demo_and_saves_an_eval_run(synced):
     assert not at.error, texts(at.error)
 
     summary = at.dataframe[0].value
-    assert list(summary["version · model"]) == ["summarize:2 · demo", "summarize:3 · demo"]
+    # Named as picked (by label, as CLI suites name them) with the version that ran.
+    assert list(summary["version · model"]) == [
+        "summarize@production (summarize:2) · demo",
+        "summarize@staging (summarize:3) · demo",
+    ]
     assert list(summary["passed"]) == ["1/1", "1/1"]
     page = texts(at.markdown)
     assert page.count("The harbour bridge reopened on Monday") == 2  # one output per column
-    assert "summarize:2 · demo" in page and "summarize:3 · demo" in page
+    assert (
+        "summarize@production (summarize:2) · demo" in page
+        and "summarize@staging (summarize:3) · demo" in page
+    )
     assert "tokens · $0.000000" in texts(at.caption)
 
     at.text_input(key="compare_save_name").input("bridge check")
@@ -234,6 +241,25 @@ def test_compare_runs_two_versions_on_demo_and_saves_an_eval_run(synced):
     run = load_run(saved.id, synced)
     assert {r.prompt_ref for r in run.results} == {"summarize:2", "summarize:3"}
     assert all(r.assertions for r in run.results)  # graded by the default checks
+    assert run.prompts == {"summarize@production": "summarize:2", "summarize@staging": "summarize:3"}
+
+
+def test_a_comparison_lines_up_with_a_cli_run_of_the_same_suite(synced):
+    from llmops.ui import eval_runs as er
+
+    cli = seed.run_suite_file(synced, ROOT / "evals" / "summarize.yaml")
+    assert cli.prompts == {"summarize@production": "summarize:2", "summarize@staging": "summarize:3"}
+    at = open_page("compare")
+    at.radio(key="compare_source").set_value("Rows of a dataset").run()
+    at.multiselect(key="compare_rows").set_value(["council-budget", "rail-strike"])
+    at.button(key="compare_run").click().run()
+    at.button(key="compare_save_run").click().run()
+    assert_no_exception(at)
+    app_run = load_run(next(r.id for r in list_runs(synced) if r.id != cli.id), synced)
+    assert app_run.prompts == cli.prompts  # the reference as chosen, and the version it resolved to
+
+    verdict = er.baseline_verdict(er.compare_with_baseline(synced, cli.id, app_run))
+    assert verdict.kind == "no regression" and "4 in common" in verdict.message
 
 
 def test_compare_saved_as_an_eval_run_counts_as_evidence(synced):
@@ -319,7 +345,10 @@ def test_switching_prompt_resets_the_checks_and_the_results(synced):
     at.button(key="compare_run").click().run()
     assert_no_exception(at)
     assert not at.error, texts(at.error)
-    assert list(at.dataframe[0].value["version · model"]) == ["greet:2 · demo", "greet:1 · demo"]
+    assert list(at.dataframe[0].value["version · model"]) == [
+        "greet@latest (greet:2) · demo",
+        "greet:1 · demo",
+    ]
     reasons = [why for d in at.dataframe if "why" in d.value.columns for why in d.value["why"]]
     assert reasons and not [why for why in reasons if "is undefined" in why]
     assert "Ada Lovelace" in texts(at.markdown)  # the outputs are shown

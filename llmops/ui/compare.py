@@ -124,6 +124,22 @@ def prompt_variables(views: Sequence[PromptVersionView]) -> list[str]:
     return list(names)
 
 
+LABEL_ORDER = ("production", "staging")
+
+
+def chosen_reference(view: PromptVersionView) -> str:
+    """How a version is named where it was picked: by its label (`summarize@production`), as
+    CLI suites name it, else by number (`summarize:4`); production first, then staging."""
+
+    def rank(label: str) -> tuple[int, str]:
+        if label in LABEL_ORDER:
+            return LABEL_ORDER.index(label), label
+        return (len(LABEL_ORDER) + (label == "latest"), label)
+
+    labels = sorted(view.labels, key=rank)
+    return f"{view.name}@{labels[0]}" if labels else view.ref
+
+
 def missing_for(views: Sequence[PromptVersionView], case: CaseSpec) -> dict[str, list[str]]:
     """{version ref: variables it needs that the case lacks}, for versions that lack any."""
     missing = {}
@@ -209,6 +225,9 @@ class ComparisonRequest:
     name: str = DEFAULT_NAME
     use_cache: bool = False
     params: dict[str, Any] = field(default_factory=dict)
+    # {pinned version: the reference as chosen}, e.g. {"summarize:2": "summarize@production"}:
+    # the run's prompt ids, so it lines up with CLI runs of `summarize@production`.
+    prompt_ids: dict[str, str] = field(default_factory=dict)
 
 
 def validate_request(request: ComparisonRequest, views: Sequence[PromptVersionView]) -> None:
@@ -236,7 +255,10 @@ def build_suite(request: ComparisonRequest) -> Suite:
     return Suite(
         name=request.name or DEFAULT_NAME,
         description="comparison run from the llmops app",
-        prompts=[PromptSpec(ref=ref) for ref in dict.fromkeys(request.prompt_refs)],
+        prompts=[
+            PromptSpec(id=request.prompt_ids.get(ref) or None, ref=ref)
+            for ref in dict.fromkeys(request.prompt_refs)
+        ],
         models=[ModelSpec(model=m) for m in dict.fromkeys(request.models)],
         params={"user": UI_USER, **request.params},
         defaults=Defaults(assertions=list(request.checks)),
@@ -320,10 +342,14 @@ def verdict_of(result: CaseResult) -> str:
 class GridColumn:
     prompt_id: str
     model_id: str
+    prompt_ref: str | None = None
 
     @property
     def label(self) -> str:
-        return f"{self.prompt_id} · {self.model_id}"
+        prompt = self.prompt_id
+        if self.prompt_ref and self.prompt_ref != self.prompt_id:
+            prompt = f"{prompt} ({self.prompt_ref})"
+        return f"{prompt} · {self.model_id}"
 
 
 @dataclass(frozen=True)
@@ -388,7 +414,7 @@ class Grid:
 
 def comparison_grid(run: RunResult) -> Grid:
     """Rows are cases, columns version × model in the order they were asked for."""
-    columns = list(dict.fromkeys(GridColumn(r.prompt_id, r.model_id) for r in run.results))
+    columns = list(dict.fromkeys(GridColumn(r.prompt_id, r.model_id, r.prompt_ref) for r in run.results))
     by_key = {r.key: r for r in run.results}
     rows = []
     for case_id in dict.fromkeys(r.case_id for r in run.results):

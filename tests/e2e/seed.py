@@ -148,6 +148,11 @@ async def _run_suite(database_url: str, path: Path, baseline: str | None) -> Run
     return run
 
 
+def run_suite_file(database_url: str, path: Path) -> RunResult:
+    """A suite file run and stored as `llmops eval run PATH` would."""
+    return asyncio.run(_run_suite(database_url, path, None))
+
+
 def seed_eval_runs(database_url: str, directory: Path) -> tuple[RunResult, RunResult]:
     """A baseline run of `candidate` = summarize:2, then a run of summarize:1 against it (regresses)."""
     baseline = asyncio.run(

@@ -224,8 +224,8 @@ def test_compare_two_versions_of_summarize_on_demo_then_every_page(app, page):
     assert outputs.count() == 2
     for i in range(2):
         assert "The harbour bridge reopened on Monday" in outputs.nth(i).inner_text()
-    assert page.get_by_text("summarize:2 · demo").count() >= 1
-    assert page.get_by_text("summarize:3 · demo").count() >= 1
+    assert page.get_by_text("summarize@production (summarize:2) · demo").count() >= 1
+    assert page.get_by_text("summarize@staging (summarize:3) · demo").count() >= 1
     assert_no_error(page)
     shoot(page, "2-compare")
 

@@ -180,6 +180,7 @@ with page_errors(settings):
     if st.button("Run comparison", type="primary", key="compare_run"):
         request = cmp.ComparisonRequest(
             prompt_refs=versions,
+            prompt_ids={ref: cmp.chosen_reference(by_ref[ref]) for ref in versions},
             models=models,
             cases=cases,
             checks=cmp.parse_checks(checks_text),

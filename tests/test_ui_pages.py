@@ -262,6 +262,29 @@ def test_a_comparison_lines_up_with_a_cli_run_of_the_same_suite(synced):
     assert verdict.kind == "no regression" and "4 in common" in verdict.message
 
 
+def test_compare_calls_carry_the_prompt_name_and_version_to_the_ledger(synced):
+    from sqlmodel import select
+
+    from llmops.db import session_scope
+    from llmops.governance.ledger_models import LedgerRow
+
+    at = open_page("compare")
+    at.text_area(key="compare_var_text").input(ARTICLE)
+    at.button(key="compare_run").click().run()
+    assert_no_exception(at)
+    assert not at.error, texts(at.error)
+    assert page_outputs(at).count("The harbour bridge reopened on Monday") == 2  # rendered as before
+    close_all()  # drains the in-process gateway's ledger writer
+    with session_scope(synced) as session:
+        rows = session.exec(select(LedgerRow).where(LedgerRow.user == "llmops-ui")).all()
+        calls = sorted((r.prompt_name, r.prompt_version) for r in rows)
+    assert calls == [("summarize", 2), ("summarize", 3)]
+
+
+def page_outputs(at: AppTest) -> str:
+    return texts(at.markdown)
+
+
 def test_compare_saved_as_an_eval_run_counts_as_evidence(synced):
     at = open_page("compare")
     at.text_area(key="compare_var_text").input(ARTICLE)

@@ -175,6 +175,44 @@ def test_variant_rows_carry_intervals_and_name_the_control(database_url):
     assert [e.name for e in ex.list_experiments(database_url)] == ["ab"]
 
 
+def test_the_actual_split_is_shown_and_a_sample_ratio_mismatch_flagged(database_url):
+    Registry(database_url).sync(ROOT / "prompts")
+    ExperimentService(database_url).create("ab", "summarize", ["control=production", "candidate=staging"])
+    now = datetime.now(UTC) - timedelta(minutes=1)
+    # 50 vs 77 on a 50/50 split: p ≈ 0.017, not a mismatch at 0.01; 50 vs 90 is one.
+    add(database_url, *[ledger_row(now, experiment="ab", variant="control") for _ in range(50)])
+    add(database_url, *[ledger_row(now, experiment="ab", variant="candidate") for _ in range(77)])
+    check = ex.split_check(ex.experiment_report("ab", database_url=database_url))
+    assert check.counts == {"control": 50, "candidate": 77} and not check.mismatch
+    assert check.p_value == pytest.approx(0.01657, abs=1e-4) and "control 50, candidate 77" in check.message
+    assert {r["variant"]: r["actual %"] for r in check.rows()} == {"control": 39.37, "candidate": 60.63}
+    rows = ex.variant_rows(ex.experiment_report("ab", database_url=database_url))
+    assert [(r["configured share %"], r["actual share %"]) for r in rows] == [(50.0, 39.37), (50.0, 60.63)]
+
+    add(database_url, *[ledger_row(now, experiment="ab", variant="candidate") for _ in range(13)])
+    check = ex.split_check(ex.experiment_report("ab", database_url=database_url))
+    assert check.mismatch and check.p_value < 0.01
+    assert "Sample-ratio mismatch: control 50, candidate 90" in check.message
+    assert "expect control 70, candidate 70" in check.message
+
+
+def test_chi_square_tail_matches_scipy():
+    scipy_stats = pytest.importorskip("scipy.stats")
+    for statistic, df in [
+        (0.0, 1),
+        (0.5, 1),
+        (5.74, 1),
+        (11.4, 1),
+        (3.2, 2),
+        (40.0, 3),
+        (150.0, 5),
+        (7.0, 12),
+    ]:
+        assert ex.chi_square_sf(statistic, df) == pytest.approx(
+            scipy_stats.chi2.sf(statistic, df), rel=1e-9, abs=1e-15
+        )
+
+
 # --- prompts -------------------------------------------------------------------------------------
 
 

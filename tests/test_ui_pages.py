@@ -477,6 +477,9 @@ def test_experiments_page_shows_variants_intervals_verdict_and_charts(traffic):
     for _, row in variants.iterrows():
         assert row["feedback 95% CI low"] <= row["feedback mean"] <= row["feedback 95% CI high"]
     assert len(at.get(CHART)) == 2  # feedback with intervals, and the measure over time
+    split = next(d.value for d in at.dataframe if "actual %" in d.value.columns)
+    assert sum(split["requests"]) == len(traffic) and list(split["configured %"]) == [50.0, 50.0]
+    assert "split" in texts(at.caption) + texts(at.error)
 
     at.selectbox(key="experiment_metric").set_value("Mean feedback").run()
     assert_no_exception(at)

@@ -6,6 +6,7 @@ a table shape and the per-bucket series the charts draw from the ledger and feed
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
@@ -28,6 +29,9 @@ __all__ = [
     "traffic_span",
     "experiment_over_time",
     "VariantPoint",
+    "SplitCheck",
+    "split_check",
+    "chi_square_sf",
 ]
 
 
@@ -49,6 +53,7 @@ def _round(value: float | None, digits: int) -> float | None:
 def variant_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
     """One row per variant: traffic, errors, latency, cost, and feedback with its 95% interval."""
     rows = []
+    requests = sum(v["requests"] for v in report["variants"])
     for v in report["variants"]:
         feedback = v["feedback"]
         ci = feedback["ci95"] or [None, None]
@@ -58,7 +63,8 @@ def variant_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "variant": v["name"] + (" (control)" if v["name"] == report["control"] else ""),
                 "prompt": v["ref"] or "(not in the definition)",
                 "versions seen": ", ".join(str(x) for x in v["versions"]) or "-",
-                "share %": _pct(v["share"]),
+                "configured share %": _pct(v["share"]),
+                "actual share %": _pct(v["requests"] / requests) if requests else None,
                 "requests": v["requests"],
                 "error rate %": _pct(v["error_rate"]),
                 "blocked %": _pct(v["blocked_rate"]),
@@ -174,3 +180,111 @@ def experiment_over_time(database_url: str, name: str, *, bucket: str = "hour") 
                 )
             )
     return sorted(points, key=lambda p: (p.bucket, p.variant))
+
+
+# --- the actual split against the configured one (sample-ratio mismatch) ----------------------
+
+SRM_ALPHA = 0.01
+
+
+def _upper_gamma_regularized(a: float, x: float) -> float:
+    """Q(a, x) = Γ(a, x) / Γ(a): a series below a + 1, a continued fraction above."""
+    if x <= 0:
+        return 1.0
+    log_front = -x + a * math.log(x) - math.lgamma(a)
+    if x < a + 1:
+        term = total = 1.0 / a
+        n = a
+        for _ in range(1000):
+            n += 1
+            term *= x / n
+            total += term
+            if abs(term) < abs(total) * 1e-15:
+                break
+        return max(0.0, 1.0 - total * math.exp(log_front))
+    tiny = 1e-300
+    b = x + 1 - a
+    c, d = 1 / tiny, 1 / b
+    h = d
+    for i in range(1, 1000):
+        an = -i * (i - a)
+        b += 2
+        d = an * d + b
+        d = tiny if abs(d) < tiny else d
+        c = b + an / c
+        c = tiny if abs(c) < tiny else c
+        d = 1 / d
+        step = d * c
+        h *= step
+        if abs(step - 1) < 1e-15:
+            break
+    return min(1.0, math.exp(log_front) * h)
+
+
+def chi_square_sf(statistic: float, df: int) -> float:
+    """P(X >= statistic) for a chi-square variable with `df` degrees of freedom."""
+    return _upper_gamma_regularized(df / 2, statistic / 2)
+
+
+@dataclass(frozen=True)
+class SplitCheck:
+    counts: dict[str, int]  # requests per variant of the definition
+    configured: dict[str, float]  # the configured share of each
+    statistic: float | None
+    p_value: float | None
+    mismatch: bool
+    message: str
+
+    def rows(self) -> list[dict[str, Any]]:
+        total = sum(self.counts.values())
+        return [
+            {
+                "variant": name,
+                "configured %": round(share * 100, 2),
+                "actual %": round(self.counts[name] / total * 100, 2) if total else None,
+                "requests": self.counts[name],
+                "expected requests": round(share * total, 1),
+            }
+            for name, share in self.configured.items()
+        ]
+
+
+def split_check(report: dict[str, Any]) -> SplitCheck:
+    """The actual split beside the configured weights, flagged on a chi-square test at p < 0.01."""
+    variants = [v for v in report["variants"] if v.get("weight") is not None]
+    total_weight = math.fsum(v["weight"] for v in variants)
+    configured = {v["name"]: v["weight"] / total_weight for v in variants} if total_weight else {}
+    counts = {v["name"]: int(v["requests"]) for v in variants}
+    n = sum(counts.values())
+    split = ", ".join(f"{name} {count}" for name, count in counts.items())
+    allocation = report.get("experiment", {}).get("allocation", "fixed")
+    if allocation != "fixed":
+        return SplitCheck(
+            counts,
+            configured,
+            None,
+            None,
+            False,
+            f"Actual split: {split}. Not tested for a sample-ratio mismatch: the {allocation} allocation "
+            "moves the weights as results come in.",
+        )
+    tested = {k: p for k, p in configured.items() if p > 0}
+    if len(tested) < 2 or n == 0:
+        return SplitCheck(
+            counts, configured, None, None, False, f"Actual split: {split or 'no requests yet'}."
+        )
+    statistic = math.fsum((counts[k] - p * n) ** 2 / (p * n) for k, p in tested.items())
+    p_value = chi_square_sf(statistic, len(tested) - 1)
+    expected = ", ".join(f"{k} {p * n:.0f}" for k, p in tested.items())
+    mismatch = p_value < SRM_ALPHA or any(counts[k] for k, p in configured.items() if p == 0)
+    if mismatch:
+        message = (
+            f"Sample-ratio mismatch: {split} requests where the configured weights expect {expected} "
+            f"(chi-square {statistic:.2f}, p = {p_value:.2g}). Assignment or logging is skewed; "
+            "the comparison between variants may be biased."
+        )
+    else:
+        message = (
+            f"Actual split {split} fits the configured weights (expected {expected}; p = {p_value:.2g})."
+        )
+    return SplitCheck(counts, configured, statistic, p_value, mismatch, message)

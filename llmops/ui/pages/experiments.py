@@ -86,6 +86,10 @@ with page_errors(settings):
     st.subheader("Variants")
     rows = ex.variant_rows(report)
     st.dataframe(rows, hide_index=True, width="stretch")
+    split = ex.split_check(report)
+    st.markdown("**Split: configured and actual**")
+    (st.error if split.mismatch else st.caption)(split.message)
+    st.dataframe(split.rows(), hide_index=True, width="stretch")
     intervals = ex.feedback_intervals(report)
     chart = feedback_chart(intervals)
     if chart is not None:

@@ -32,12 +32,31 @@ log = logging.getLogger("llmops.gateway")
 # or make litellm answer without calling anyone: never forwarded.
 ROUTING_FIELDS = frozenset(
     {
+        # Where a call goes and with whose credentials: the deployment's config decides.
         "api_base", "base_url", "api_key", "api_version", "api_type", "organization", "azure_endpoint",
-        "azure_ad_token", "custom_llm_provider", "extra_headers", "headers", "aws_access_key_id",
-        "aws_secret_access_key", "aws_session_token", "aws_region_name", "vertex_credentials",
-        "vertex_project", "vertex_location", "mock_response", "litellm_params", "deployment_id",
+        "azure_ad_token", "azure_ad_token_provider", "custom_llm_provider", "extra_headers", "headers",
+        "extra_body", "extra_query", "aws_access_key_id", "aws_secret_access_key", "aws_session_token",
+        "aws_region_name", "aws_profile_name", "aws_role_name", "aws_web_identity_token",
+        "aws_bedrock_runtime_endpoint", "aws_sts_endpoint", "vertex_credentials", "vertex_project",
+        "vertex_location", "vertex_ai_project", "vertex_ai_location", "litellm_params", "deployment_id",
+        "model_list", "fallbacks", "context_window_fallback_dict", "proxy", "proxies", "http_client",
+        "client", "timeout", "request_timeout", "num_retries", "max_retries", "retry_policy",
+        # litellm's callbacks, loggers, mocks, caches and cost overrides.
+        "success_callback", "failure_callback", "callbacks", "logger_fn", "litellm_logging_obj",
+        "litellm_call_id", "litellm_trace_id", "litellm_session_id", "langsmith_base_url",
+        "langsmith_api_key", "langsmith_project", "langfuse_host", "langfuse_public_key",
+        "langfuse_secret_key", "mock_response", "mock_timeout", "mock_tool_calls", "mock_delay",
+        "mock_testing_fallbacks", "cache", "caching", "no-log", "input_cost_per_token",
+        "output_cost_per_token", "input_cost_per_second", "output_cost_per_second", "user_api_key",
+        "acompletion", "api_key_header", "model_info", "hf_model_name", "preset_cache_key",
+        "custom_prompt_dict", "initial_prompt_value", "roles", "final_prompt_value", "bos_token",
+        "eos_token", "base_model", "azure_username", "azure_password", "tenant_id", "client_id",
+        "client_secret", "aws_secret_name", "watsonx_region_name", "ssl_verify",
     }
 )
+"""Fields a client may never set, dropped before any provider sees the body. The litellm
+provider goes further and forwards only an allowlist (providers/litellm.py); HTTP
+pass-through providers forward the rest, since vLLM's own sampling fields must pass."""
 
 
 def _validate(endpoint: str, body: dict[str, Any]) -> str:

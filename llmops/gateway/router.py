@@ -3,7 +3,8 @@
 Weighted choice among healthy deployments; among vLLM replicas (providers that
 `balance_by_load`), the one with the fewest running and waiting requests (vLLM's own
 /metrics, plus what this process has in flight). A deployment that fails
-`cooldown_failures` times in a row rests for `cooldown_seconds`, then gets one probe
+`cooldown_failures` times in a row (upstream faults only: 5xx, timeouts, connection
+errors, 429; never a 4xx the client's request caused) rests for `cooldown_seconds`, then gets one probe
 call; success puts it back. Each deployment's provider is the class registered under
 its `provider:` kind (providers/base.py), built once here.
 """
@@ -162,7 +163,17 @@ class Router:
         d.cooldown_until = 0.0
         d.successes_total += 1
 
-    def _failed(self, d: Deployment) -> None:
+    @staticmethod
+    def upstream_fault(error: UpstreamError) -> bool:
+        """Whether an error is the deployment's own (5xx, timeout, unreachable, 429,
+        rejected credentials) rather than the client's: a 4xx about the request says
+        the upstream is up and must not count toward its cooldown, or one tenant's bad
+        requests would take a shared deployment offline for everyone."""
+        return not (400 <= error.status < 500 and error.status != 429)
+
+    def _failed(self, d: Deployment, error: UpstreamError) -> None:
+        if not self.upstream_fault(error):
+            return
         d.failures += 1
         d.failures_total += 1
         if d.failures >= self.settings.cooldown_failures:
@@ -204,7 +215,7 @@ class Router:
                     else:
                         result = RouteResult(d, model_name, attempts, reply=await d.provider.request(endpoint, body))
                 except UpstreamError as exc:
-                    self._failed(d)
+                    self._failed(d, exc)
                     last_error = exc
                     exc.deployment, exc.attempts = d, attempts
                     errors.append(f"{d.name}: {exc.message}")

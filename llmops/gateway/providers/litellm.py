@@ -3,6 +3,18 @@ OpenAI's shape by litellm.
 
 litellm takes seconds to import and pulls in a great deal, so it is imported only
 when a deployment of this kind is configured, never on the OpenAI/vLLM hot path.
+
+Only an allowlist of a client's request fields reaches litellm (`ALLOWED`, per endpoint:
+the parameters OpenAI's API reference documents for chat, completions and embeddings).
+litellm takes its whole configuration as keyword arguments of the same call that carries
+the request (`api_base`, `model_list`, `fallbacks`, `success_callback`,
+`langsmith_base_url`, `mock_response`, `aws_*` and dozens more, a set that grows with each
+release), so a denylist cannot keep up: a client field litellm reads as a setting would
+send the gateway's key to a host of the client's choosing, post call logs anywhere or
+fake a reply. Anything not on the list is dropped, not refused: OpenAI's SDKs and other
+gateways send vendor extras, and dropping them keeps those clients working. The routing
+arguments (model, api_base, api_key, timeout) come from the deployment's config only;
+its `extra_params` are the operator's and pass as they are.
 """
 
 from __future__ import annotations
@@ -30,8 +42,24 @@ from llmops.gateway.providers.base import (
 )
 from llmops.gateway.providers.openai import RETRYABLE_STATUS
 
-# Fields the gateway understands itself and must not hand to litellm as kwargs.
-_GATEWAY_FIELDS = {"model", "stream", "prompt", "messages", "input"}
+# Sampling and output fields shared by chat and completions (OpenAI's API reference).
+_SAMPLING = frozenset({
+    "temperature", "top_p", "n", "stop", "max_tokens", "presence_penalty", "frequency_penalty",
+    "logit_bias", "logprobs", "user", "seed", "stream_options",
+})
+# The request fields a client may send to litellm, per endpoint; "model", "stream",
+# "messages", "prompt" and "input" are passed by the gateway itself. `metadata` is not
+# here: litellm reads it as its own logging input.
+ALLOWED: dict[str, frozenset[str]] = {
+    CHAT: _SAMPLING | {
+        "max_completion_tokens", "top_logprobs", "tools", "tool_choice", "parallel_tool_calls",
+        "response_format", "reasoning_effort", "modalities", "audio", "prediction", "service_tier",
+        "store", "functions", "function_call", "web_search_options", "verbosity", "safety_identifier",
+        "prompt_cache_key",
+    },
+    COMPLETIONS: _SAMPLING | {"best_of", "echo", "suffix"},
+    EMBEDDINGS: frozenset({"dimensions", "encoding_format", "user"}),
+}
 
 
 def _as_dict(obj: Any) -> dict[str, Any]:
@@ -62,8 +90,9 @@ class LiteLLMProvider(Provider):
         self.litellm = litellm
         self.where = f"upstream {deployment.name or deployment.model}"
 
-    def _kwargs(self, body: dict[str, Any]) -> dict[str, Any]:
-        kwargs = {k: v for k, v in body.items() if k not in _GATEWAY_FIELDS}
+    def _kwargs(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
+        allowed = ALLOWED.get(endpoint, frozenset())
+        kwargs = {k: v for k, v in body.items() if k in allowed}
         kwargs.update(self.deployment.extra_params)
         kwargs["model"] = self.deployment.model
         kwargs["timeout"] = self.timeouts.total
@@ -90,7 +119,7 @@ class LiteLLMProvider(Provider):
         )
 
     async def _call(self, endpoint: str, body: dict[str, Any], stream: bool) -> Any:
-        kwargs = self._kwargs(body)
+        kwargs = self._kwargs(endpoint, body)
         if stream:
             kwargs["stream"] = True
             kwargs["stream_options"] = {**(body.get("stream_options") or {}), "include_usage": True}

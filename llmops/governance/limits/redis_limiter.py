@@ -16,6 +16,12 @@ Needs a single Redis (not Redis Cluster): a script touches keys of several budge
 
 Redis down: each setting fails open or closed, per `fail_open` (default: rate limits
 open, budgets closed). `redis_errors_total` counts failed calls.
+
+Connections: a blocking pool of `max_connections` (default 256) per process; a call
+that finds every connection busy waits for one (up to `pool_timeout`) rather than
+failing, as redis-py's default pool of 100 does. Only Redis being unreachable (refused
+connections, socket timeouts) opens the breaker; a call that waited for a pooled
+connection in vain is degraded alone, since Redis itself is up.
 """
 
 from __future__ import annotations
@@ -196,6 +202,16 @@ class _BreakerOpen(Exception):
     """Redis failed repeatedly a moment ago; not asked again until the breaker closes."""
 
 
+def _pool_exhausted(exc: BaseException) -> bool:
+    """Whether `exc` says this process's connection pool was full, not that Redis is down."""
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import MaxConnectionsError
+
+    if isinstance(exc, MaxConnectionsError):
+        return True
+    return isinstance(exc, RedisConnectionError) and str(exc) == "No connection available."
+
+
 def _nano(usd: float) -> int:
     return int(round(usd * NANO))
 
@@ -214,6 +230,8 @@ class RedisLimiter(Limiter):
         lease_seconds: float = 900.0,
         timeout: float = 0.5,
         breaker_seconds: float = 1.0,
+        max_connections: int = 256,
+        pool_timeout: float | None = None,
         **options,
     ) -> None:
         super().__init__(**options)
@@ -224,8 +242,11 @@ class RedisLimiter(Limiter):
 
         # No automatic retries: a retried script could charge twice, and a dead Redis
         # must cost a request milliseconds, not the client's default ten retries.
-        self.redis = aioredis.Redis.from_url(
+        pool = aioredis.BlockingConnectionPool.from_url(
             redis_url,
+            max_connections=max_connections,
+            # A busy pool is waited on, not failed: Redis is up, every connection is in use.
+            timeout=max(timeout, 2.0) if pool_timeout is None else pool_timeout,
             socket_timeout=timeout,
             # A connection is opened once and reused: a burst of new ones on a busy
             # machine may take longer than a command should (a refused one fails at once).
@@ -233,6 +254,7 @@ class RedisLimiter(Limiter):
             retry=Retry(NoBackoff(), 0),
             health_check_interval=30,
         )
+        self.redis = aioredis.Redis.from_pool(pool)  # closed with the client
         self._errors = (RedisError, OSError, asyncio.TimeoutError, _BreakerOpen)
         self._where = _redacted(redis_url)
         self.prefix = prefix
@@ -362,6 +384,11 @@ class RedisLimiter(Limiter):
         if isinstance(exc, _BreakerOpen):
             return  # skipped, not a new failure
         self.redis_errors_total += 1
+        if _pool_exhausted(exc):
+            # Redis answers; this process had no free connection in time. Not a reason
+            # to stop asking Redis for everyone else's calls.
+            log.warning("Redis limit store at %s: no pooled connection free in time", self._where)
+            return
         self._consecutive_errors += 1
         if self._consecutive_errors >= 2:
             # Stop asking a dead Redis for a moment, so each request does not wait on it.

@@ -1,0 +1,173 @@
+"""Hostile or unlucky input never becomes a leak, an outage or a 500 (issue 19).
+
+Each test runs a real `llmops serve` process against fake upstreams that are real HTTP
+servers (tests/support/fake_upstream.py)."""
+
+from __future__ import annotations
+
+import httpx
+import pytest
+
+from tests.support.fake_upstream import REPLY, FakeUpstream
+from tests.support.gateway_proc import free_port, run_gateway
+
+KEY = "sk-upstream-secret-123"
+MSG = [{"role": "user", "content": "hi"}]
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    fake = FakeUpstream(free_port()).start()
+    yield fake
+    fake.stop()
+
+
+@pytest.fixture(scope="module")
+def elsewhere():
+    """A second upstream that no configured deployment names: it must never be called."""
+    fake = FakeUpstream(free_port()).start()
+    yield fake
+    fake.stop()
+
+
+def _dep(provider: str, model: str, base: str, **extra) -> dict:
+    return {"provider": provider, "model": model, "api_base": base, "api_key": KEY, **extra}
+
+
+@pytest.fixture(scope="module")
+def gateway(upstream, tmp_path_factory):
+    base = upstream.base_url
+    userinfo_base = base.replace("http://", "http://operator:hunter2pass@")
+    config = {
+        "models": [
+            {"name": "lite", "deployments": [_dep("litellm", "openai/ok", base)]},
+            {"name": "plain", "deployments": [_dep("openai", "ok", base)]},
+            {"name": "vllm", "deployments": [_dep("vllm", "ok", base)]},
+            {"name": "bad", "deployments": [_dep("openai", "bad-request", base)]},
+            {"name": "lite-bad", "deployments": [_dep("litellm", "openai/bad-request", base)]},
+            {"name": "echo-key", "deployments": [_dep("openai", "echo-key", base)]},
+            {"name": "down", "deployments": [_dep("openai", "ok", f"http://operator:hunter2pass@127.0.0.1:{free_port()}/v1",
+                                                  name="down-dep")]},
+            {"name": "userinfo-500", "deployments": [_dep("openai", "fail500", userinfo_base)]},
+        ],
+        "router": {"retries": 0, "backoff_base": 0.01, "cooldown_failures": 3, "cooldown_seconds": 60},
+    }
+    tmp = tmp_path_factory.mktemp("hardening")
+    with run_gateway(config, tmp) as gw:
+        yield gw
+
+
+@pytest.fixture()
+def client(gateway, upstream, elsewhere):
+    upstream.reset()
+    elsewhere.reset()
+    with httpx.Client(base_url=gateway.base_url, timeout=30) as c:
+        yield c
+
+
+def _hostile(elsewhere_base: str) -> dict:
+    """Every litellm keyword that names a host, a callback, a credential or a mock."""
+    other = elsewhere_base
+    deployment = {"model_name": "lite", "litellm_params": {"model": "openai/ok", "api_base": other, "api_key": "x"}}
+    return {
+        "api_base": other, "base_url": other, "api_key": "sk-client", "api_version": "2024-01-01",
+        "organization": "org-evil", "azure_endpoint": other, "azure_ad_token": "t",
+        "model_list": [deployment], "fallbacks": [{"lite": ["openai/ok"]}], "context_window_fallback_dict": {"x": "y"},
+        "success_callback": ["langsmith"], "failure_callback": ["langsmith"], "callbacks": ["langsmith"],
+        "langsmith_base_url": other, "langsmith_api_key": "k", "langfuse_host": other, "logger_fn": "print",
+        "mock_response": "mocked!", "mock_timeout": True, "mock_tool_calls": [], "mock_delay": 5,
+        "custom_llm_provider": "openai", "aws_access_key_id": "a", "aws_secret_access_key": "b",
+        "aws_region_name": "us-east-1", "aws_bedrock_runtime_endpoint": other, "vertex_project": "p",
+        "vertex_location": "l", "vertex_credentials": "{}", "litellm_params": {"api_base": other},
+        "extra_headers": {"x-evil": "1"}, "headers": {"x-evil": "1"}, "extra_body": {"evil": True},
+        "proxy": other, "http_client": other, "client": other, "timeout": 0.0001, "num_retries": 5,
+        "input_cost_per_token": 0, "output_cost_per_token": 0, "litellm_logging_obj": None, "api_type": "azure",
+        "deployment_id": "d", "max_retries": 9, "user_api_key": "k", "cache": {"type": "redis"},
+    }
+
+
+@pytest.mark.parametrize("model", ["lite", "plain", "vllm"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_client_fields_never_route_or_leak_to_another_host(client, upstream, elsewhere, model, stream):
+    hostile = _hostile(elsewhere.base_url)
+    r = client.post("/chat/completions", json={"model": model, "messages": MSG, "stream": stream, **hostile})
+    assert r.status_code == 200, r.text
+    assert REPLY.split(" ")[0] in r.text and "mocked!" not in r.text
+    assert elsewhere.received == []
+    assert len(upstream.received) == 1
+    sent = upstream.received[0]
+    assert not set(hostile) & set(sent), set(hostile) & set(sent)
+    assert "evil" not in sent and sent["messages"] == MSG
+
+
+def test_litellm_gets_only_documented_fields_on_each_endpoint(client, upstream, elsewhere):
+    hostile = _hostile(elsewhere.base_url)
+    r = client.post("/completions", json={"model": "lite", "prompt": "hi", "temperature": 0.5, **hostile})
+    assert r.status_code == 200, r.text
+    r = client.post("/embeddings", json={"model": "lite", "input": "hi", "encoding_format": "float", **hostile})
+    assert r.status_code == 200, r.text
+    assert elsewhere.received == []
+    assert len(upstream.received) == 2
+    for sent in upstream.received:
+        assert not set(hostile) & set(sent), set(hostile) & set(sent)
+    assert upstream.received[0]["temperature"] == 0.5
+
+
+def test_unknown_sampling_fields_still_pass_to_vllm_and_openai(client, upstream):
+    for model in ("plain", "vllm"):
+        r = client.post("/chat/completions", json={"model": model, "messages": MSG, "top_k": 5, "min_p": 0.1,
+                                                    "repetition_penalty": 1.1})
+        assert r.status_code == 200, r.text
+    assert [(b["top_k"], b["min_p"], b["repetition_penalty"]) for b in upstream.received] == [(5, 0.1, 1.1)] * 2
+
+
+@pytest.mark.parametrize("model", ["bad", "lite-bad"])
+def test_client_caused_400s_never_cool_a_deployment_down(client, model):
+    # cooldown_failures is 3: a tenant's bad requests must not take the deployment offline.
+    statuses = [client.post("/chat/completions", json={"model": model, "messages": MSG}).status_code for _ in range(6)]
+    assert statuses == [400] * 6
+
+
+@pytest.fixture
+def redis_prefix():
+    """A key prefix of this test's own on the machine's Redis, its keys deleted afterwards."""
+    import uuid
+
+    import redis
+
+    from tests.test_limits import REDIS_URL, _redis_reachable
+
+    reason = _redis_reachable()
+    if reason:
+        pytest.skip(reason)
+    prefix = f"llmops-test:{uuid.uuid4().hex[:10]}:"
+    yield prefix
+    client = redis.Redis.from_url(REDIS_URL)
+    keys = list(client.scan_iter(match=prefix + "*", count=500))
+    if keys:
+        client.delete(*keys)
+
+
+@pytest.mark.redis
+def test_redis_limiter_holds_its_limit_with_300_calls_at_once(redis_prefix):
+    import asyncio
+
+    from llmops.governance.limits import LimiterUnavailable, LimitExceeded, make_limiter
+    from tests.test_limits import REDIS_URL, key
+
+    async def scenario() -> tuple[int, int, list[BaseException]]:
+        limiter = make_limiter(REDIS_URL, redis_prefix=redis_prefix)
+        info = key(rpm=40)
+        try:
+            results = await asyncio.gather(*(limiter.admit(info) for _ in range(300)), return_exceptions=True)
+        finally:
+            await limiter.aclose()
+        admitted = [r for r in results if not isinstance(r, BaseException)]
+        refused = [r for r in results if isinstance(r, LimitExceeded)]
+        others = [r for r in results if isinstance(r, BaseException) and not isinstance(r, LimitExceeded)]
+        assert not any(isinstance(r, LimiterUnavailable) for r in others)
+        assert not any(r.degraded for r in admitted)
+        return len(admitted), len(refused), others
+
+    admitted, refused, others = asyncio.run(scenario())
+    assert (admitted, refused, others) == (40, 260, [])

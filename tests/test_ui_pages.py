@@ -510,7 +510,7 @@ def test_gateway_page_lists_models_deployments_and_health(synced):
     assert metrics["Ready"] == "yes" and metrics["Database"] == "ok"
     models = at.dataframe[0].value
     assert "demo" in set(models["model"])
-    deployments = at.dataframe[1].value
+    deployments = frame_with(at, "state")
     demo = deployments[deployments["model"] == "demo"].iloc[0]
     assert demo["state"] == "available" and demo["provider"] == "mock"
 
@@ -527,7 +527,7 @@ def test_gateway_page_sends_a_test_request(synced):
     assert "deployment demo/mock/0" in texts(at.caption)
     # The call went through the router: the deployment's success count shows it.
     at.button(key="gateway_refresh").click().run()
-    deployments = at.dataframe[1].value
+    deployments = frame_with(at, "state")
     assert deployments[deployments["model"] == "demo"].iloc[0]["succeeded"] >= 1
 
 
@@ -580,6 +580,51 @@ def test_gateway_page_checks_each_model_and_shows_a_dead_one_cooling_down(synced
     assert deployments.loc["offline", "state"].startswith("cooling down")
     assert deployments.loc["offline", "failed"] == 3
     assert {m.label: m.value for m in at.metric}["Available deployments"] == "1/2"
+
+
+def test_gateway_page_shows_a_dead_vllm_server_and_says_why_models_are_off(synced, tmp_path, monkeypatch):
+    monkeypatch.delenv("LLMOPS_TEST_UNSET_KEY", raising=False)
+    config = tmp_path / "gateway.yaml"
+    config.write_text(
+        yaml.safe_dump(
+            {
+                "models": [
+                    {
+                        "name": "demo",
+                        "deployments": [{"provider": "mock", "model": "demo", "pricing": {"cost": 0}}],
+                    },
+                    {
+                        "name": "local",
+                        # A vLLM server that is not running: nothing listens on port 1.
+                        "deployments": [
+                            {"provider": "vllm", "model": "qwen", "api_base": "http://127.0.0.1:1/v1"}
+                        ],
+                    },
+                    {
+                        "name": "hosted",
+                        "deployments": [
+                            {
+                                "provider": "openai",
+                                "model": "gpt-4o-mini",
+                                "api_key": "os.environ/LLMOPS_TEST_UNSET_KEY",
+                            }
+                        ],
+                    },
+                ]
+            }
+        )
+    )
+    monkeypatch.setenv("LLMOPS_GATEWAY_CONFIG", str(config))
+    at = open_page("gateway")
+    deployments = frame_with(at, "state").set_index("model")
+    assert deployments.loc["local", "state"] == "unreachable (fails its health check)"
+    assert deployments.loc["demo", "state"] == "available"
+    assert {m.label: m.value for m in at.metric}["Available deployments"] == "1/2"
+    models = frame_with(at, "deployments").set_index("model")
+    assert models.loc["local", "deployments"] == "0/1 available"
+    off = frame_with(at, "off because").set_index("model")
+    assert list(off.index) == ["hosted"] and "LLMOPS_TEST_UNSET_KEY" in off.loc["hosted", "off because"]
+    assert "hosted" in texts(at.warning)
 
 
 def test_a_gateway_that_cannot_be_reached_is_a_message(synced, monkeypatch):

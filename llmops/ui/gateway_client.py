@@ -63,6 +63,9 @@ class DeploymentStatus:
     successes_total: int | None = None
     failures_total: int | None = None
     inflight: int | None = None
+    # The gateway's readiness check (/health/ready): False when it fails its health probe
+    # (a vLLM server that does not answer), though the router has not benched it yet.
+    healthy: bool = True
 
 
 @dataclass(frozen=True)
@@ -90,6 +93,10 @@ class GatewayHealth:
     ready: bool
     database: str
     models: list[ModelInfo]
+    # Models the config names but the gateway does not serve, with why (e.g. a missing key).
+    off_models: dict[str, str] = field(default_factory=dict)
+    # Served models that lost some deployments: which and why.
+    off_deployments: dict[str, str] = field(default_factory=dict)
 
 
 def _error_text(response: httpx.Response) -> str:
@@ -302,7 +309,10 @@ class InProcessGateway(GatewayClient):
     async def _health(self) -> GatewayHealth:
         assert self.app is not None
         response = await self._get("/health/ready")
-        database = response.json().get("checks", {}).get("database", "unknown")
+        body = response.json()
+        database = body.get("checks", {}).get("database", "unknown")
+        # Per deployment: not cooling down, and answering its health probe where it has one.
+        healthy: dict[str, bool] = body.get("deployments") or {}
         now = time.monotonic()
         router = self.app.services.router
         models = []
@@ -311,7 +321,8 @@ class InProcessGateway(GatewayClient):
                 DeploymentStatus(
                     name=d.name,
                     model=d.model_name,
-                    available=d.available(now),
+                    available=d.available(now) and healthy.get(d.name, True),
+                    healthy=healthy.get(d.name, True),
                     provider=d.config.provider,
                     upstream_model=d.config.model,
                     api_base=d.config.api_base,
@@ -325,7 +336,14 @@ class InProcessGateway(GatewayClient):
                 for d in router.deployments.get(model.name, [])
             ]
             models.append(ModelInfo(model.name, model.description, list(model.fallbacks), deployments))
-        return GatewayHealth(ready=response.status_code == 200, database=database, models=models)
+        config = self.app.config
+        return GatewayHealth(
+            ready=response.status_code == 200,
+            database=database,
+            models=models,
+            off_models=dict(getattr(config, "off_models", {}) or {}),
+            off_deployments=dict(getattr(config, "off_deployments", {}) or {}),
+        )
 
     async def _close(self) -> None:
         await super()._close()
@@ -371,7 +389,11 @@ class RemoteGateway(GatewayClient):
             mine = {d: ok for d, ok in flags.items() if d.split("/", 1)[0] == name}
             deployments = [
                 DeploymentStatus(
-                    name=d, model=name, available=ok, provider=d.split("/")[1] if d.count("/") >= 2 else None
+                    name=d,
+                    model=name,
+                    available=ok,
+                    provider=d.split("/")[1] if d.count("/") >= 2 else None,
+                    healthy=ok,
                 )
                 for d, ok in mine.items()
             ]

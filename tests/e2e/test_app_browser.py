@@ -235,7 +235,9 @@ def test_compare_two_versions_of_summarize_on_demo_then_every_page(app, page):
 
     open_page(page, "Eval runs")
     # The run just saved is the one shown.
-    page.get_by_text("Prompts: summarize:2, summarize:3 · models: demo").wait_for()
+    page.get_by_text(
+        "Prompts: summarize@production → summarize:2, summarize@staging → summarize:3 · models: demo"
+    ).wait_for()
     assert_no_error(page)
     with page.expect_download() as download:
         page.get_by_role("button", name="Download CSV").click()

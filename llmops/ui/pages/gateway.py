@@ -14,11 +14,13 @@ show_notices()
 
 
 def state_of(d) -> str:
-    # The router's view: a deployment takes calls unless it is resting after failures.
+    # A deployment takes calls unless it is resting after failures or fails its health probe.
     if d.available:
         return "available"
     if d.cooldown_remaining_s:
         return f"cooling down ({d.cooldown_remaining_s:.0f} s left)"
+    if not d.healthy:
+        return "unreachable (fails its health check)"
     return "unavailable"
 
 
@@ -59,6 +61,19 @@ with page_errors(settings):
         hide_index=True,
         width="stretch",
     )
+
+    if health.off_models:
+        st.warning(
+            f"{len(health.off_models)} model(s) in the config are off: "
+            + "; ".join(f"**{name}**: {why}" for name, why in health.off_models.items())
+        )
+        st.dataframe(
+            [{"model": name, "off because": why} for name, why in health.off_models.items()],
+            hide_index=True,
+            width="stretch",
+        )
+    for name, why in health.off_deployments.items():
+        st.caption(f"{name}: {why}")
 
     probes = st.session_state.get(PROBES)
     if probes:

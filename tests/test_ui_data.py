@@ -466,6 +466,18 @@ def test_a_result_nothing_checked_is_no_pass():
     assert er.is_evidence({}) and not er.is_evidence({"origin": "app-compare", "evidence": False})
 
 
+def test_a_baseline_naming_the_same_version_another_way_lines_up():
+    # CI pinned `summarize:2`; the app picked v2 by its label, production.
+    ci = run_of(case_result("council", True, prompt_id="summarize:2"))
+    app = run_of(case_result("council", False, prompt_id="summarize@production", prompt_ref="summarize:2"))
+    assert er.baseline_verdict(reports_compare(ci, app)).kind == "nothing in common"
+    verdict = er.baseline_verdict(reports_compare(er.aligned_baseline(ci, app), app))
+    assert verdict.kind == "regressed" and "1 in common" in verdict.message
+    # The same id on both sides is kept, whatever it resolved to: production then and now.
+    before = run_of(case_result("council", True, prompt_id="summarize@production", prompt_ref="summarize:1"))
+    assert er.aligned_baseline(before, app) is before
+
+
 def reports_compare(baseline, current):
     from llmops.evaluation.reports import compare
 

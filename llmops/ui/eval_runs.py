@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import csv
+import dataclasses
 import io
 from dataclasses import dataclass
 from typing import Any
@@ -202,8 +203,34 @@ def results_csv(run: RunResult) -> str:
     return buffer.getvalue()
 
 
+def aligned_baseline(baseline: RunResult, current: RunResult) -> RunResult:
+    """The baseline with its prompt ids renamed to the current run's where both name the same
+    resolved version differently (`summarize:2` in one, `summarize@production` → summarize:2
+    in the other), so a run from the app and one from the CLI line up. Ids both runs use
+    are kept: `summarize@production` then and now is the comparison CI makes."""
+    by_ref: dict[str, list[str]] = {}
+    for prompt_id, ref in current.prompts.items():
+        by_ref.setdefault(ref, []).append(prompt_id)
+    rename = {}
+    for prompt_id, ref in baseline.prompts.items():
+        if prompt_id in current.prompts:
+            continue
+        ids = by_ref.get(ref, [])
+        if len(ids) == 1 and ids[0] not in baseline.prompts:
+            rename[prompt_id] = ids[0]
+    if not rename:
+        return baseline
+    return dataclasses.replace(
+        baseline,
+        prompts={rename.get(k, k): v for k, v in baseline.prompts.items()},
+        results=[
+            dataclasses.replace(r, prompt_id=rename.get(r.prompt_id, r.prompt_id)) for r in baseline.results
+        ],
+    )
+
+
 def compare_with_baseline(database_url: str, baseline_id: str, current: RunResult) -> Comparison:
-    return compare(load_run(baseline_id, database_url), current)
+    return compare(aligned_baseline(load_run(baseline_id, database_url), current), current)
 
 
 def baseline_table(comparison: Comparison) -> list[dict[str, str]]:

@@ -48,6 +48,9 @@ def gateway(upstream, tmp_path_factory):
             {"name": "echo-key", "deployments": [_dep("openai", "echo-key", base)]},
             {"name": "down", "deployments": [_dep("openai", "ok", f"http://operator:hunter2pass@127.0.0.1:{free_port()}/v1",
                                                   name="down-dep")]},
+            {"name": "lite-echo-key", "deployments": [_dep("litellm", "openai/echo-key", base)]},
+            {"name": "lite-down", "deployments": [_dep("litellm", "openai/ok", userinfo_base.replace(
+                str(upstream.port), str(free_port())))]},
             {"name": "userinfo-500", "deployments": [_dep("openai", "fail500", userinfo_base)]},
         ],
         "router": {"retries": 0, "backoff_base": 0.01, "cooldown_failures": 3, "cooldown_seconds": 60},
@@ -171,3 +174,31 @@ def test_redis_limiter_holds_its_limit_with_300_calls_at_once(redis_prefix):
 
     admitted, refused, others = asyncio.run(scenario())
     assert (admitted, refused, others) == (40, 260, [])
+
+
+def _no_secrets(text: str) -> None:
+    for secret in (KEY, "hunter2pass", "operator:", "127.0.0.1", "Traceback", "/site-packages/"):
+        assert secret not in text, (secret, text)
+
+
+@pytest.mark.parametrize("model", ["down", "userinfo-500", "echo-key"])
+@pytest.mark.parametrize("stream", [False, True])
+def test_error_messages_carry_no_credentials_or_internal_urls(client, model, stream):
+    r = client.post("/chat/completions", json={"model": model, "messages": MSG, "stream": stream})
+    assert r.status_code >= 400
+    assert r.json()["error"]["message"]
+    _no_secrets(r.text)
+    if model == "down":
+        assert "down-dep" in r.json()["error"]["message"]  # named by its deployment name
+    if model == "echo-key":
+        assert r.status_code == 400 and "Incorrect API key provided" in r.json()["error"]["message"]
+
+
+def test_litellm_error_messages_carry_no_credentials(client, gateway):
+    # litellm's own exception text names the host it tried and the key it used.
+    r = client.post("/chat/completions", json={"model": "lite-echo-key", "messages": MSG})
+    assert r.status_code == 400, r.text
+    _no_secrets(r.text)
+    r = client.post("/chat/completions", json={"model": "lite-down", "messages": MSG})
+    assert r.status_code >= 500
+    _no_secrets(r.text)

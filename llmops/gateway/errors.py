@@ -2,12 +2,58 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from collections.abc import Iterable
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
 
 from llmops.errors import LLMOpsError
 
 if TYPE_CHECKING:
     from llmops.gateway.router import Deployment
+
+
+REDACTED = "[redacted]"
+
+
+def deployment_secrets(api_key: str | None, api_base: str | None) -> tuple[str, ...]:
+    """What an error relayed to a client must never show of a deployment: its key, its
+    URL (the userinfo in it above all) and its host, longest first."""
+    found: set[str] = set()
+    if api_key:
+        found.add(api_key)
+    if api_base:
+        base = api_base.rstrip("/")
+        found.update({api_base, base})
+        parts = urlsplit(base)
+        if parts.netloc:
+            userinfo, _, hostport = parts.netloc.rpartition("@")
+            found.update({parts.netloc, hostport, f"{parts.scheme}://{hostport}{parts.path}"})
+            if userinfo:
+                found.add(userinfo)
+                found.update(p for p in userinfo.split(":", 1) if len(p) >= 4)
+    return tuple(sorted((s for s in found if s), key=len, reverse=True))
+
+
+def scrub(text: str, secrets: Iterable[str]) -> str:
+    """`text` with every secret replaced, and cut before any traceback."""
+    for marker in ("Traceback (most recent call last)", "\nTraceback", "\n  File \""):
+        at = text.find(marker)
+        if at >= 0:
+            text = text[:at].rstrip()
+    for secret in secrets:
+        if secret in text:
+            text = text.replace(secret, REDACTED)
+    return text
+
+
+def _scrub_value(value: Any, secrets: tuple[str, ...]) -> Any:
+    if isinstance(value, str):
+        return scrub(value, secrets)
+    if isinstance(value, dict):
+        return {k: _scrub_value(v, secrets) for k, v in value.items()}
+    if isinstance(value, list):
+        return [_scrub_value(v, secrets) for v in value]
+    return value
 
 
 class ModelNotFound(LLMOpsError):
@@ -64,6 +110,15 @@ class UpstreamError(LLMOpsError):
         self.retryable = retryable
         self.retry_after = retry_after
         self.body = body
+
+    def scrubbed(self, secrets: tuple[str, ...]) -> UpstreamError:
+        """This error with the deployment's `secrets` (deployment_secrets) taken out of
+        its message and the upstream's body, for relaying to a client. In place."""
+        self.message = scrub(self.message, secrets)
+        self.args = (self.message,)
+        if self.body is not None:
+            self.body = _scrub_value(self.body, secrets)
+        return self
 
     def to_openai(self) -> dict:
         # An upstream's own 4xx error body (its message and param) is passed through:

@@ -10,6 +10,7 @@ The upstream `model` name in the request picks the behaviour:
   stall-mid-stream two chunks, then silence
   slow-first-byte  waits 1.5 s, then ok
   bad-request      HTTP 400 with an OpenAI error body
+  echo-key         HTTP 400 whose error message echoes the request's Authorization header
   no-usage         replies without a usage object (streams too)
   leak-secret      a reply with an API key in it, streamed three characters a chunk
   exact-usage      reports the prompt tokens as llmops counts them and max_tokens
@@ -130,6 +131,8 @@ class FakeUpstream:
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
         if model == "rate429" and n == 1:
             return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "1"})
+        if model == "echo-key":
+            return None  # answered by the handler, which has the request's headers
         if model == "bad-request":
             return web.json_response(
                 {"error": {"message": "max_tokens is too large", "type": "invalid_request_error",
@@ -150,6 +153,11 @@ class FakeUpstream:
         fault = await self._fault(model)
         if fault is not None:
             return fault
+        if model == "echo-key":
+            said = request.headers.get("Authorization", "")
+            return web.json_response({"error": {"message": f"Incorrect API key provided: {said}",
+                                                "type": "invalid_request_error", "param": None,
+                                                "code": "invalid_api_key", "sent": said}}, status=400)
         if model == "tools":
             return await self._tools(request, body)
         if not body.get("stream"):

@@ -28,7 +28,7 @@ from typing import Any
 import orjson
 
 from llmops.gateway.config import DeploymentConfig
-from llmops.gateway.errors import UpstreamError, UpstreamTimeout
+from llmops.gateway.errors import UpstreamError, UpstreamTimeout, deployment_secrets
 from llmops.gateway.providers.base import (
     CHAT,
     COMPLETIONS,
@@ -89,6 +89,7 @@ class LiteLLMProvider(Provider):
         litellm.telemetry = False
         self.litellm = litellm
         self.where = f"upstream {deployment.name or deployment.model}"
+        self.secrets = deployment_secrets(deployment.api_key, deployment.api_base)
 
     def _kwargs(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         allowed = ALLOWED.get(endpoint, frozenset())
@@ -104,6 +105,11 @@ class LiteLLMProvider(Provider):
         return kwargs
 
     def _error(self, exc: Exception) -> UpstreamError:
+        # litellm's messages name the host it called and may quote the upstream's
+        # answer (which may echo the key) or a traceback: scrubbed before any client sees it.
+        return self._mapped(exc).scrubbed(self.secrets)
+
+    def _mapped(self, exc: Exception) -> UpstreamError:
         status = getattr(exc, "status_code", None) or 502
         name = type(exc).__name__
         if "Timeout" in name:

@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from llmops.gateway.config import DeploymentConfig
-from llmops.gateway.errors import UpstreamError, UpstreamTimeout
+from llmops.gateway.errors import UpstreamError, UpstreamTimeout, deployment_secrets
 from llmops.gateway.lazy_session import (
     client_timeout,
     transport_errors,
@@ -110,7 +110,10 @@ class OpenAIProvider(Provider):
         self.headers = {"Content-Type": "application/json"}
         if deployment.api_key:
             self.headers["Authorization"] = f"Bearer {deployment.api_key}"
-        self.where = f"upstream {self.deployment.name or self.base}"
+        # Named by its name (or upstream model), never by its URL: that may carry
+        # userinfo, and names internal hosts.
+        self.where = f"upstream {self.deployment.name or self.deployment.model}"
+        self.secrets = deployment_secrets(deployment.api_key, self.base)
         self._client_timeout: Any = None  # aiohttp's, built on the first call through it
         self.upstream = upstream
         self.fast_pool = None
@@ -174,7 +177,7 @@ class OpenAIProvider(Provider):
             except transport_or_timeout_errors():
                 raw = b""
             resp.release()
-            raise _error_from_response(resp.status, raw, resp.headers, self.where)
+            raise _error_from_response(resp.status, raw, resp.headers, self.where).scrubbed(self.secrets)
         return resp
 
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:

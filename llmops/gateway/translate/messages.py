@@ -48,6 +48,7 @@ from typing import Any
 import orjson
 
 from llmops.errors import InvalidInput
+from llmops.gateway.translate.chat import collapse, first_choice, text_of
 
 __all__ = [
     "MessagesStream",
@@ -197,15 +198,9 @@ def _user_messages(blocks: list, param: str) -> list[dict]:
     # results come before whatever else the user says in the same turn.
     out = tool_messages
     if parts:
-        out.append({"role": "user", "content": _collapse(parts)})
+        out.append({"role": "user", "content": collapse(parts)})
     return out
 
-
-def _collapse(parts: list[dict]) -> str | list[dict]:
-    # A lone text part is sent as a plain string: the form every chat server accepts.
-    if len(parts) == 1 and parts[0]["type"] == "text":
-        return parts[0]["text"]
-    return parts
 
 
 def _image_part(block: dict, where: str) -> dict:
@@ -281,7 +276,7 @@ def _assistant_message(blocks: list, param: str) -> dict:
             raise InvalidInput(
                 f"assistant content blocks of type {kind!r} cannot be carried to a chat model", param=where
             )
-    message: dict[str, Any] = {"role": "assistant", "content": _collapse(parts) if parts else None}
+    message: dict[str, Any] = {"role": "assistant", "content": collapse(parts) if parts else None}
     if calls:
         message["tool_calls"] = calls
     elif message["content"] is None:
@@ -413,24 +408,16 @@ def _tool_input(arguments: Any) -> dict:
     return value if isinstance(value, dict) else {"_raw": arguments}
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # a few servers answer with content parts
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
-    return ""
-
 
 def chat_to_message(
     chat: dict, *, message_id: str, model: str, stop_sequences: list[str] | None = None
 ) -> dict:
     """A Message object for a (non-streamed) chat completion. `stop_sequences` are
     the request's, to report which one matched when the upstream says."""
-    choices = chat.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
+    choice = first_choice(chat)
     message = choice.get("message") or {}
     content: list[dict] = []
-    text = _text_of(message.get("content")) or message.get("refusal") or ""
+    text = text_of(message.get("content")) or message.get("refusal") or ""
     if text:
         content.append({"type": "text", "text": text})
     calls = message.get("tool_calls") or []
@@ -544,7 +531,7 @@ class MessagesStream:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # a Message has one reply: other choices (n > 1) have nowhere to go
             delta = choice.get("delta") or {}
-            text = _text_of(delta.get("content")) or delta.get("refusal") or ""
+            text = text_of(delta.get("content")) or delta.get("refusal") or ""
             if text:
                 events += self._text(text)
             for position, call in enumerate(delta.get("tool_calls") or []):

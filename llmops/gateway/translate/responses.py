@@ -45,6 +45,7 @@ from typing import Any
 import orjson
 
 from llmops.errors import InvalidInput
+from llmops.gateway.translate.chat import collapse, first_choice, text_of
 
 __all__ = [
     "ResponsesStream",
@@ -256,14 +257,8 @@ def _message_item(item: dict, param: str) -> dict:
             raise InvalidInput(
                 f"content parts of type {kind!r} cannot be carried to a chat model", param=where
             )
-    return {"role": chat_role, "content": _collapse(parts)}
+    return {"role": chat_role, "content": collapse(parts)}
 
-
-def _collapse(parts: list[dict]) -> str | list[dict]:
-    # A lone text part is sent as a plain string: the form every chat server accepts.
-    if len(parts) == 1 and parts[0]["type"] == "text":
-        return parts[0]["text"]
-    return parts
 
 
 def _image_part(part: dict, where: str) -> dict:
@@ -350,7 +345,7 @@ def _tool_output(output: Any, param: str) -> str | list[dict]:
             )
     if not parts:
         return ""
-    return _collapse(parts)
+    return collapse(parts)
 
 
 def _chat_tools(tools: Any) -> list[dict]:
@@ -495,20 +490,12 @@ def _final_status(finish_reason: str | None) -> tuple[str, dict | None]:
     return "completed", None
 
 
-def _text_of(content: Any) -> str:
-    if isinstance(content, str):
-        return content
-    if isinstance(content, list):  # a few servers answer with content parts
-        return "".join(str(p.get("text") or "") for p in content if isinstance(p, dict))
-    return ""
-
 
 def chat_to_response(
     chat: dict, *, response_id: str, request: dict, created_at: int, completed_at: int | None = None
 ) -> dict:
     """A Response object for a (non-streamed) chat completion."""
-    choices = chat.get("choices") or [{}]
-    choice = choices[0] if isinstance(choices[0], dict) else {}
+    choice = first_choice(chat)
     message = choice.get("message") or {}
     status, incomplete = _final_status(choice.get("finish_reason"))
     item_status = "completed" if status == "completed" else "incomplete"
@@ -517,7 +504,7 @@ def chat_to_response(
     if not response["model"]:
         response["model"] = chat.get("model")
     output: list[dict] = []
-    text = _text_of(message.get("content"))
+    text = text_of(message.get("content"))
     refusal = message.get("refusal")
     if text or refusal:
         content: list[dict] = []
@@ -658,7 +645,7 @@ class ResponsesStream:
             if not isinstance(choice, dict) or choice.get("index", 0) != 0:
                 continue  # Responses has one output: other choices (n > 1) have nowhere to go
             delta = choice.get("delta") or {}
-            text = _text_of(delta.get("content"))
+            text = text_of(delta.get("content"))
             if text:
                 events += self._text("output_text", text)
             if delta.get("refusal"):

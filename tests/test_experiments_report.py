@@ -404,9 +404,15 @@ def test_eval_scores_appear_for_the_versions_an_eval_run_used(database_url):
             )
         )
         session.add(EvalRun(id="run-c", suite="other", status="passed", prompts={"translate": "translate:1"}))
+        # A comparison saved from the app, not as an eval run: no evidence for summarize:1.
+        session.add(
+            EvalRun(id="run-d", suite="app", status="passed", prompts={"summarize@production": "summarize:1"},
+                    parameters={"origin": "app-compare", "evidence": False})
+        )
         for run_id, prompt_id, prompt_ref, score, passed in [
             ("run-a", "summarize@production", None, 0.9, True),
             ("run-a", "summarize@production", None, 0.5, False),
+            ("run-d", "summarize@production", "summarize:1", 0.0, False),
             ("run-b", "summarize@candidate", "summarize:3", 0.4, False),
             ("run-c", "translate", "translate:1", 1.0, True),
         ]:

@@ -80,3 +80,10 @@ class EvalCacheEntry(SQLModel, table=True):
 
 
 MIGRATIONS = [Migration("evaluation.0001", create_tables("eval_runs", "eval_results", "eval_cache"))]
+
+
+def is_evidence(parameters: dict | None) -> bool:
+    """Whether an eval run counts as evidence for the prompt versions it ran: every run
+    does, unless it was saved as a comparison only (`"evidence": false`, as the app's
+    Compare page saves them)."""
+    return not isinstance(parameters, dict) or parameters.get("evidence", True) is not False

@@ -1,7 +1,7 @@
 """Eval scores of a prompt version, where an eval run used that version.
 
-Optional by design: a tree without `llmops.evaluation`, or a database where no eval
-run ever used the version, gives None, and the report simply has no eval figures.
+A database where no eval run ever used the version gives None, and the report simply
+has no eval figures. A run saved as a comparison only (not evidence) does not count.
 
 Read from the harness's tables (llmops.evaluation.models): `eval_runs.prompts` maps
 each prompt id of a suite to the reference it resolved to (`{"summarize@production":
@@ -13,47 +13,28 @@ with `prompt_id`, `prompt_ref`, `score` (0..1) and `passed`. A result counts for
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.exc import SQLAlchemyError
 
+from llmops.columns import table_of
 from llmops.db import get_engine
+from llmops.evaluation.models import EvalResult, EvalRun, is_evidence
 
 log = logging.getLogger(__name__)
-_RUN_COLUMNS = {"id", "prompts", "started_at"}
-_RESULT_COLUMNS = {"run_id", "prompt_id", "prompt_ref", "score", "passed"}
 
 
-def _eval_tables():
-    """(runs, results) tables of the evaluation harness, or None when it is absent or other."""
-    try:
-        importlib.import_module("llmops.evaluation.models")
-    except ModuleNotFoundError as exc:
-        if exc.name in ("llmops.evaluation.models", "llmops.evaluation"):
-            return None
-        raise
-    from sqlmodel import SQLModel
-
-    runs, results = SQLModel.metadata.tables.get("eval_runs"), SQLModel.metadata.tables.get("eval_results")
-    if runs is None or results is None:
-        return None
-    if not _RUN_COLUMNS <= set(runs.c.keys()) or not _RESULT_COLUMNS <= set(results.c.keys()):
-        log.warning("experiments: the eval tables have an unexpected shape; no eval scores in reports")
-        return None
-    return runs, results
+def _eval_tables() -> tuple[Table, Table]:
+    return table_of(EvalRun), table_of(EvalResult)
 
 
 def eval_scores_for(
     prompt_name: str, version: int, *, database_url: str | None = None
 ) -> dict[str, Any] | None:
     """{"runs", "cases", "mean_score", "pass_rate", "latest_run"} for `name:version`, or None."""
-    tables = _eval_tables()
-    if tables is None:
-        return None
-    runs, results = tables
+    runs, results = _eval_tables()
     ref = f"{prompt_name}:{version}"
     try:
         with get_engine(database_url).connect() as conn:
@@ -61,10 +42,13 @@ def eval_scores_for(
             # version in Python, which reads the JSON column the same on every backend.
             run_prompts: dict[str, dict] = {}
             started: dict[str, Any] = {}
-            for run_id, prompts, started_at in conn.execute(
-                select(runs.c.id, runs.c.prompts, runs.c.started_at)
+            comparisons = set()  # runs saved as comparisons only: no evidence
+            for run_id, prompts, started_at, parameters in conn.execute(
+                select(runs.c.id, runs.c.prompts, runs.c.started_at, runs.c.parameters)
             ):
-                if isinstance(prompts, dict) and ref in prompts.values():
+                if not is_evidence(parameters):
+                    comparisons.add(run_id)
+                elif isinstance(prompts, dict) and ref in prompts.values():
                     run_prompts[run_id] = prompts
                     started[run_id] = started_at
             rows = conn.execute(
@@ -87,6 +71,8 @@ def eval_scores_for(
         return None
     scores, passed, used_runs = [], 0, set()
     for run_id, prompt_id, prompt_ref, score, ok in rows:
+        if run_id in comparisons:
+            continue
         if prompt_ref == ref or run_prompts.get(run_id, {}).get(prompt_id) == ref:
             scores.append(float(score))
             passed += bool(ok)

@@ -8,7 +8,7 @@ import io
 from dataclasses import dataclass
 from typing import Any
 
-from llmops.evaluation.models import EvalRun
+from llmops.evaluation.models import EvalRun, is_evidence
 from llmops.evaluation.reports import SCORE_TOLERANCE, Comparison, compare, compare_rows
 from llmops.evaluation.runner import CaseResult, RunResult
 from llmops.evaluation.storage import list_runs, load_run
@@ -98,11 +98,6 @@ def cell_text(result: CaseResult | None) -> str:
 
 # Saved comparisons from the app: kept for reading, not eval evidence for a prompt version.
 ORIGIN_COMPARE = "app-compare"
-
-
-def is_evidence(parameters: dict[str, Any]) -> bool:
-    """An eval run counts as evidence unless it was saved from Compare as a comparison only."""
-    return parameters.get("evidence", True) is not False
 
 
 def origin_text(parameters: dict[str, Any]) -> str:

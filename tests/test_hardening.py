@@ -202,3 +202,54 @@ def test_litellm_error_messages_carry_no_credentials(client, gateway):
     r = client.post("/chat/completions", json={"model": "lite-down", "messages": MSG})
     assert r.status_code >= 500
     _no_secrets(r.text)
+
+
+def _openai_error(r: httpx.Response, status: int = 400) -> dict:
+    assert r.status_code == status, r.text
+    error = r.json()["error"]
+    assert set(error) >= {"message", "type", "param", "code"} and error["message"]
+    return error
+
+
+@pytest.mark.parametrize("model", ["plain", "lite"])
+@pytest.mark.parametrize("options", ["yes", [1, 2], 5, True])
+def test_stream_options_that_are_not_an_object_get_400(client, model, options):
+    for stream in (True, False):
+        r = client.post("/chat/completions",
+                        json={"model": model, "messages": MSG, "stream": stream, "stream_options": options})
+        assert _openai_error(r)["param"] == "stream_options"
+
+
+@pytest.mark.parametrize("depth", [255, 300, 600, 1024, 1100])
+@pytest.mark.parametrize("where", ["metadata", "content", "top"])
+def test_deeply_nested_json_gets_400(client, depth, where):
+    nested = "[" * depth + "]" * depth
+    if where == "metadata":
+        raw = '{"model": "plain", "messages": [{"role": "user", "content": "hi"}], "metadata": ' + nested + "}"
+    elif where == "content":
+        raw = '{"model": "plain", "messages": [{"role": "user", "content": ' + nested + "}]}"
+    else:
+        raw = '{"model": "plain", "messages": [{"role": "user", "content": "hi"}], "x": ' + "{\"a\": " * depth + "1" + "}" * depth + "}"
+    r = client.post("/chat/completions", content=raw, headers={"content-type": "application/json"})
+    _openai_error(r)
+
+
+@pytest.mark.parametrize("model", ["pla\r\nin", "plain\r\nx-evil: 1", "plain\n", "pl\x00ain", "\x7f", "a" * 300])
+def test_control_characters_in_the_model_name_get_400(gateway, model):
+    import orjson
+
+    r = httpx.post(gateway.base_url + "/chat/completions", content=orjson.dumps({"model": model, "messages": MSG}),
+                   headers={"content-type": "application/json"}, timeout=10)
+    error = _openai_error(r)
+    assert error["param"] == "model"
+    assert "x-evil" not in r.headers
+    assert all("\n" not in v and "\r" not in v and "\x00" not in v for v in r.headers.values())
+
+
+def test_a_reasonably_nested_tool_schema_still_passes(client, upstream):
+    schema: dict = {"type": "string"}
+    for _ in range(20):
+        schema = {"type": "object", "properties": {"x": schema}}
+    tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
+    r = client.post("/chat/completions", json={"model": "plain", "messages": MSG, "tools": tools})
+    assert r.status_code == 200, r.text

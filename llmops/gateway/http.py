@@ -55,6 +55,26 @@ async def read_body(scope: dict[str, Any], receive: Receive, limit: int) -> byte
     return chunks[0] if len(chunks) == 1 else b"".join(chunks)
 
 
+# How deep a request's JSON may nest. orjson reads up to 1,024 levels but writes only
+# 254, so a deeper body would parse here and fail when forwarded (a 500); no OpenAI
+# request needs more than a few dozen (a tool's JSON schema is the deepest part).
+MAX_JSON_DEPTH = 128
+
+
+def _too_deep(body: Any, limit: int) -> bool:
+    """Whether any container in `body` sits more than `limit` levels deep."""
+    stack: list[tuple[Any, int]] = [(body, 1)]
+    while stack:
+        node, depth = stack.pop()
+        if depth > limit:
+            return True
+        children = node.values() if isinstance(node, dict) else node
+        for child in children:
+            if isinstance(child, dict | list):
+                stack.append((child, depth + 1))
+    return False
+
+
 def parse_json_object(raw: bytes) -> dict[str, Any]:
     if not raw:
         raise InvalidInput("request body is empty; send a JSON object")
@@ -64,6 +84,9 @@ def parse_json_object(raw: bytes) -> dict[str, Any]:
         raise InvalidInput(f"request body is not valid JSON: {exc}") from exc
     if not isinstance(body, dict):
         raise InvalidInput("request body must be a JSON object")
+    # Counting brackets is C-speed; only a body with that many looks deeper.
+    if raw.count(b"[") + raw.count(b"{") > MAX_JSON_DEPTH and _too_deep(body, MAX_JSON_DEPTH):
+        raise InvalidInput(f"request body nests deeper than {MAX_JSON_DEPTH} levels")
     return body
 
 

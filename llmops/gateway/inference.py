@@ -59,10 +59,21 @@ provider goes further and forwards only an allowlist (providers/litellm.py); HTT
 pass-through providers forward the rest, since vLLM's own sampling fields must pass."""
 
 
+MAX_MODEL_NAME = 256
+
+
 def _validate(endpoint: str, body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
         raise InvalidInput("'model' is required: name one of the models in GET /v1/models", param="model")
+    # The name is echoed in a response header (x-llmops-model) and in logs and metrics.
+    if len(model) > MAX_MODEL_NAME or not model.isprintable():
+        raise InvalidInput(
+            f"'model' must be a printable name of at most {MAX_MODEL_NAME} characters", param="model"
+        )
+    options = body.get("stream_options")
+    if options is not None and not isinstance(options, dict):
+        raise InvalidInput("'stream_options' must be an object, e.g. {\"include_usage\": true}", param="stream_options")
     if endpoint == CHAT:
         messages = body.get("messages")
         if not isinstance(messages, list) or not messages:

@@ -253,3 +253,23 @@ def test_a_reasonably_nested_tool_schema_still_passes(client, upstream):
     tools = [{"type": "function", "function": {"name": "f", "parameters": schema}}]
     r = client.post("/chat/completions", json={"model": "plain", "messages": MSG, "tools": tools})
     assert r.status_code == 200, r.text
+
+
+def test_metrics_label_only_configured_models(client, gateway):
+    import random
+    import string
+
+    rng = random.Random(19)
+    names = ["".join(rng.choices(string.ascii_lowercase, k=12)) for _ in range(200)]
+    for name in names:
+        r = client.post("/chat/completions", json={"model": name, "messages": MSG})
+        assert r.status_code == 404
+    assert client.post("/chat/completions", json={"model": "plain", "messages": MSG}).status_code == 200
+    text = httpx.get(gateway.url + "/metrics", timeout=10).text
+    assert not any(name in text for name in names)
+    import re
+
+    models = set(re.findall(r'\bmodel="([^"]*)"', text)) - {""}
+    assert "plain" in models and "(unknown)" in models
+    assert models <= {"(unknown)", "lite", "plain", "vllm", "bad", "lite-bad", "echo-key", "down", "userinfo-500",
+                      "lite-echo-key", "lite-down"}, models

@@ -2,6 +2,13 @@
 
 Each gateway worker process keeps its own figures; scrape each worker, or run one
 worker per port (see README, "Operating").
+
+A `model` label takes only the names of configured models: a client chooses the model
+name it sends, and each new label value is a new series kept for the life of the
+process, so unknown names are all counted under one value, `(unknown)`. The configured
+names are given as `GatewayMetrics(models=...)` or `serve_models(...)`, or learnt from the
+first gauge labelled by model that is added (the deployments' availability, which lists
+every configured model); until then, no name is replaced.
 """
 
 from __future__ import annotations
@@ -10,6 +17,7 @@ import bisect
 from collections import defaultdict
 from collections.abc import Callable, Iterable
 
+UNKNOWN_MODEL = "(unknown)"
 LATENCY_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120)
 
 
@@ -24,13 +32,41 @@ def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-class Counter:
+class KnownModels:
+    """The model names a `model` label may take; None: any (not yet known)."""
+
+    def __init__(self) -> None:
+        self.names: frozenset[str] | None = None
+
+    def clean(self, labels: tuple[str, ...], at: int) -> tuple[str, ...]:
+        names = self.names
+        if names is None or labels[at] in names or labels[at] == "":
+            return labels
+        return (*labels[:at], UNKNOWN_MODEL, *labels[at + 1 :])
+
+
+class _Labelled:
+    label_names: tuple[str, ...]
+    _models: KnownModels | None = None
+    _model_at = -1
+
+    def bound_by(self, models: KnownModels) -> None:
+        if "model" in self.label_names:
+            self._models, self._model_at = models, self.label_names.index("model")
+
+    def _clean(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        if self._models is None or len(labels) <= self._model_at:
+            return labels
+        return self._models.clean(labels, self._model_at)
+
+
+class Counter(_Labelled):
     def __init__(self, name: str, help: str, labels: tuple[str, ...] = ()):
         self.name, self.help, self.label_names = name, help, labels
         self.values: dict[tuple[str, ...], float] = defaultdict(float)
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
-        self.values[labels] += amount
+        self.values[self._clean(labels)] += amount
 
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
@@ -52,13 +88,14 @@ class Gauge:
             yield f"{self.name}{_labels(self.label_names, labels)} {value}"
 
 
-class Histogram:
+class Histogram(_Labelled):
     def __init__(self, name: str, help: str, labels: tuple[str, ...] = (), buckets: tuple[float, ...] = LATENCY_BUCKETS):
         self.name, self.help, self.label_names, self.buckets = name, help, labels, buckets
         self.counts: dict[tuple[str, ...], list[int]] = {}
         self.sums: dict[tuple[str, ...], float] = defaultdict(float)
 
     def observe(self, value: float, *labels: str) -> None:
+        labels = self._clean(labels)
         counts = self.counts.get(labels)
         if counts is None:
             counts = self.counts[labels] = [0] * (len(self.buckets) + 1)
@@ -82,7 +119,10 @@ class Histogram:
 
 
 class GatewayMetrics:
-    def __init__(self) -> None:
+    def __init__(self, models: Iterable[str] | None = None) -> None:
+        self.models = KnownModels()
+        if models is not None:
+            self.models.names = frozenset(models)
         self.requests = Counter(
             "llmops_requests_total", "Requests handled", ("endpoint", "model", "deployment", "status")
         )
@@ -99,9 +139,20 @@ class GatewayMetrics:
         self.guardrail_blocks = Counter("llmops_guardrail_blocks_total", "Requests or replies blocked", ("check",))
         self.retries = Counter("llmops_upstream_retries_total", "Extra upstream attempts", ("model",))
         self.gauges: list[Gauge] = []
+        for metric in (self.requests, self.errors, self.latency, self.upstream_latency, self.tokens, self.cost,
+                       self.unknown_price, self.retries):
+            metric.bound_by(self.models)
+
+    def serve_models(self, names: Iterable[str]) -> None:
+        """The configured model names: the only values a `model` label takes."""
+        self.models.names = frozenset(names)
 
     def add_gauge(self, gauge: Gauge) -> None:
         self.gauges.append(gauge)
+        if self.models.names is None and "model" in gauge.label_names:
+            # A gauge labelled by model describes configured models (the deployments').
+            at = gauge.label_names.index("model")
+            self.serve_models(labels[at] for labels in gauge.read())
 
     def render(self) -> bytes:
         lines: list[str] = []

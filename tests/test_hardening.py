@@ -273,3 +273,28 @@ def test_metrics_label_only_configured_models(client, gateway):
     assert "plain" in models and "(unknown)" in models
     assert models <= {"(unknown)", "lite", "plain", "vllm", "bad", "lite-bad", "echo-key", "down", "userinfo-500",
                       "lite-echo-key", "lite-down"}, models
+
+
+@pytest.mark.redis
+def test_a_full_connection_pool_does_not_open_the_redis_breaker(redis_prefix):
+    import asyncio
+
+    from llmops.governance.limits.redis_limiter import RedisLimiter
+    from tests.test_limits import REDIS_URL, key
+
+    async def scenario() -> tuple[int, float, bool]:
+        # Two connections and no patience: most of 50 calls at once find none free.
+        limiter = RedisLimiter(REDIS_URL, prefix=redis_prefix, max_connections=2, pool_timeout=0.0001)
+        info = key(rpm=1000)
+        try:
+            results = await asyncio.gather(*(limiter.admit(info) for _ in range(50)))
+            degraded = sum(r.degraded for r in results)
+            down_until = limiter._down_until
+            after = await limiter.admit(info)  # Redis is up: asked, not skipped
+        finally:
+            await limiter.aclose()
+        return degraded, down_until, after.degraded
+
+    degraded, down_until, after_degraded = asyncio.run(scenario())
+    assert degraded > 0  # the pool was exhausted (rate limits fail open by default)
+    assert down_until == 0.0 and not after_degraded

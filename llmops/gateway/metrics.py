@@ -6,9 +6,7 @@ worker per port (see README, "Operating").
 A `model` label takes only the names of configured models: a client chooses the model
 name it sends, and each new label value is a new series kept for the life of the
 process, so unknown names are all counted under one value, `(unknown)`. The configured
-names are given as `GatewayMetrics(models=...)` or `serve_models(...)`, or learnt from the
-first gauge labelled by model that is added (the deployments' availability, which lists
-every configured model); until then, no name is replaced.
+names are given as `GatewayMetrics(models=...)`; without them no name is replaced.
 """
 
 from __future__ import annotations
@@ -143,16 +141,8 @@ class GatewayMetrics:
                        self.unknown_price, self.retries):
             metric.bound_by(self.models)
 
-    def serve_models(self, names: Iterable[str]) -> None:
-        """The configured model names: the only values a `model` label takes."""
-        self.models.names = frozenset(names)
-
     def add_gauge(self, gauge: Gauge) -> None:
         self.gauges.append(gauge)
-        if self.models.names is None and "model" in gauge.label_names:
-            # A gauge labelled by model describes configured models (the deployments').
-            at = gauge.label_names.index("model")
-            self.serve_models(labels[at] for labels in gauge.read())
 
     def render(self) -> bytes:
         lines: list[str] = []

@@ -56,7 +56,7 @@ class Services:
         self.database_url = config.database_url or settings.database_url
         self.redis_url = config.redis_url or settings.redis_url
         self.master_key = config.master_key or settings.master_key
-        self.metrics = GatewayMetrics()
+        self.metrics = GatewayMetrics(models=[m.name for m in config.models])
         # Built here, started in `start`: nothing below opens a connection until then.
         self.session = LazySession()
         self.upstream = UpstreamClient()

@@ -19,7 +19,7 @@ from llmops.gateway.errors import InternalError
 from llmops.gateway.http import header
 from llmops.gateway.lazy_session import LazySession
 from llmops.gateway.metrics import GatewayMetrics, Gauge
-from llmops.gateway.providers.base import CHAT, COMPLETIONS, RESPONSES, replace_texts, reply_texts
+from llmops.gateway.providers.base import CHAT, COMPLETIONS, MESSAGES, RESPONSES, replace_texts, reply_texts
 from llmops.gateway.router import Deployment, Router
 from llmops.gateway.upstream_http import UpstreamClient
 from llmops.governance import Governance, KeyInfo
@@ -254,7 +254,7 @@ class Services:
 
     async def check_output(self, endpoint: str, data: dict[str, Any], call: Call) -> bool:
         """Apply output guardrails to a whole reply; True when its text was changed."""
-        if endpoint not in (CHAT, COMPLETIONS, RESPONSES):
+        if endpoint not in (CHAT, COMPLETIONS, RESPONSES, MESSAGES):
             return False
         checks = self.output_checks(call)
         if checks is None:

@@ -18,7 +18,8 @@ The upstream `model` name in the request picks the behaviour:
   tools            calls the request's first tool with {"city": "Paris"} (streamed: the
                    arguments in three pieces); once the last message is a tool result,
                    answers "The tool said: <result>"
-It also serves OpenAI's Responses API natively (POST /v1/responses, models `ok` and
+It also serves Anthropic's Messages API (POST /v1/messages, models `ok` and
+`leak-secret`, whole and streamed) and OpenAI's Responses API natively (POST /v1/responses, models `ok` and
 `leak-secret`, whole and streamed, keeping its response ids for previous_response_id).
 Every request body received is kept in `received` for assertions.
 """
@@ -92,6 +93,7 @@ class FakeUpstream:
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
             app.router.add_post("/v1/responses", self._responses)
+            app.router.add_post("/v1/messages", self._messages)
             app.router.add_get("/metrics", self._metrics)
             self._runner = web.AppRunner(app)
             self._loop.run_until_complete(self._runner.setup())
@@ -281,6 +283,37 @@ class FakeUpstream:
         for number, event in enumerate(events):
             event["sequence_number"] = number
             await resp.write(f"event: {event['type']}\ndata: {json.dumps(event)}\n\n".encode())
+        return resp
+
+    async def _messages(self, request: web.Request) -> web.StreamResponse:
+        body = await request.json()
+        self.received.append({**body, "_path": "/v1/messages", "_api_key": request.headers.get("x-api-key")})
+        text = LEAKY_REPLY if "leak-secret" in str(body.get("model")) else REPLY
+        usage = {"input_tokens": 19, "output_tokens": 10, "cache_creation_input_tokens": 0,
+                 "cache_read_input_tokens": 0}
+        message = {"id": "msg_upstream", "type": "message", "role": "assistant", "model": body.get("model"),
+                   "content": [{"type": "text", "text": text}], "stop_reason": "end_turn", "stop_sequence": None,
+                   "usage": usage}
+        if not body.get("stream"):
+            return web.json_response(message, headers={"request-id": "req_anthropic_0123"})
+        resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", "request-id": "req_anthropic_0123"})
+        await resp.prepare(request)
+        events = [
+            ("message_start", {"type": "message_start", "message": {**message, "content": [], "stop_reason": None,
+                                                                    "usage": {**usage, "output_tokens": 1}}}),
+            ("content_block_start", {"type": "content_block_start", "index": 0,
+                                     "content_block": {"type": "text", "text": ""}}),
+            ("ping", {"type": "ping"}),
+            *(("content_block_delta", {"type": "content_block_delta", "index": 0,
+                                       "delta": {"type": "text_delta", "text": text[i:i + 3]}})
+              for i in range(0, len(text), 3)),
+            ("content_block_stop", {"type": "content_block_stop", "index": 0}),
+            ("message_delta", {"type": "message_delta", "delta": {"stop_reason": "end_turn", "stop_sequence": None},
+                               "usage": {"output_tokens": 10}}),
+            ("message_stop", {"type": "message_stop"}),
+        ]
+        for name, data in events:
+            await resp.write(f"event: {name}\ndata: {json.dumps(data)}\n\n".encode())
         return resp
 
     async def _metrics(self, request: web.Request) -> web.Response:

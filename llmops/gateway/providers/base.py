@@ -82,11 +82,21 @@ def _response_parts(data: dict[str, Any]) -> list[dict[str, Any]]:
     ]
 
 
+def _message_blocks(data: dict[str, Any]) -> list[dict[str, Any]]:
+    """The text blocks of a Messages API reply, in order."""
+    return [
+        block for block in data.get("content") or []
+        if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str)
+    ]
+
+
 def reply_texts(endpoint: str, data: dict[str, Any]) -> list[str]:
     """The texts of a reply: one per chat or completions choice that has one, one per
-    output_text part of a Responses API reply."""
+    output_text part of a Responses API reply, one per text block of a Messages reply."""
     if endpoint == RESPONSES:
         return [part["text"] for part in _response_parts(data)]
+    if endpoint == MESSAGES:
+        return [block["text"] for block in _message_blocks(data)]
     texts = []
     for choice in data.get("choices") or []:
         if endpoint == CHAT:
@@ -103,6 +113,10 @@ def replace_texts(endpoint: str, data: dict[str, Any], texts: list[str]) -> None
     if endpoint == RESPONSES:
         for part, text in zip(_response_parts(data), texts, strict=True):
             part["text"] = text
+        return
+    if endpoint == MESSAGES:
+        for block, text in zip(_message_blocks(data), texts, strict=True):
+            block["text"] = text
         return
     i = 0
     for choice in data.get("choices") or []:

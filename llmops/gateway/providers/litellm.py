@@ -29,18 +29,21 @@ import orjson
 
 from llmops.gateway.config import DeploymentConfig
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout, deployment_secrets
+from llmops.gateway.lazy_session import transport_errors
 from llmops.gateway.providers.base import (
     CHAT,
     COMPLETIONS,
     EMBEDDINGS,
+    MESSAGES,
     Provider,
     ProviderContext,
     ProviderOptions,
     UpstreamReply,
     UpstreamStream,
+    passed_headers,
     register,
 )
-from llmops.gateway.providers.openai import RETRYABLE_STATUS
+from llmops.gateway.providers.openai import RETRYABLE_STATUS, error_from_response
 
 # Sampling and output fields shared by chat and completions (OpenAI's API reference).
 _SAMPLING = frozenset({
@@ -59,6 +62,12 @@ ALLOWED: dict[str, frozenset[str]] = {
     },
     COMPLETIONS: _SAMPLING | {"best_of", "echo", "suffix"},
     EMBEDDINGS: frozenset({"dimensions", "encoding_format", "user"}),
+    # Anthropic's Messages API, passed to an `anthropic/...` model as it came (`metadata`
+    # left out here too).
+    MESSAGES: frozenset({
+        "max_tokens", "system", "stop_sequences", "temperature", "top_p", "top_k", "tools", "tool_choice",
+        "thinking", "service_tier",
+    }),
 }
 
 
@@ -68,6 +77,23 @@ def _as_dict(obj: Any) -> dict[str, Any]:
     if hasattr(obj, "model_dump"):
         return obj.model_dump(exclude_none=False)
     return dict(obj)
+
+
+class _SSEPayloads:
+    """The data payloads of server-sent events arriving as byte pieces."""
+
+    def __init__(self) -> None:
+        self.pending = b""
+
+    def feed(self, piece: bytes) -> list[bytes]:
+        self.pending += piece.replace(b"\r\n", b"\n")
+        *events, self.pending = self.pending.split(b"\n\n")
+        payloads = []
+        for event in events:
+            for line in event.split(b"\n"):
+                if line.startswith(b"data:") and line[5:].strip() not in (b"", b"[DONE]"):
+                    payloads.append(line[5:].strip())
+        return payloads
 
 
 class LiteLLMOptions(ProviderOptions):
@@ -90,6 +116,16 @@ class LiteLLMProvider(Provider):
         self.litellm = litellm
         self.where = f"upstream {deployment.name or deployment.model}"
         self.secrets = deployment_secrets(deployment.api_key, deployment.api_base)
+        if deployment.model.startswith("anthropic/"):
+            # Anthropic's own Messages API goes to Anthropic untranslated, on the gateway's
+            # HTTP client (litellm's pass-through needs its proxy's web framework, and a
+            # call through it would be translated twice).
+            self.native = self.native | {MESSAGES}
+            self.session = context.session
+            base = (deployment.api_base or "https://api.anthropic.com").rstrip("/")
+            self.messages_url = base + "/v1/messages"
+            self.messages_headers = {"content-type": "application/json", "anthropic-version": "2023-06-01",
+                                     "x-api-key": deployment.api_key or ""}
 
     def _kwargs(self, endpoint: str, body: dict[str, Any]) -> dict[str, Any]:
         allowed = ALLOWED.get(endpoint, frozenset())
@@ -150,7 +186,76 @@ class LiteLLMProvider(Provider):
         except TimeoutError as exc:
             raise UpstreamTimeout(f"{self.where} {what}") from exc
 
+    def _messages_body(self, body: dict[str, Any], stream: bool) -> bytes:
+        out = {k: v for k, v in body.items() if k in ALLOWED[MESSAGES]}
+        out.update(self.deployment.extra_params)
+        out["model"] = self.deployment.model.removeprefix("anthropic/")
+        out["messages"] = body.get("messages")
+        if stream:
+            out["stream"] = True
+        return orjson.dumps(out)
+
+    async def _post_messages(self, body: dict[str, Any], stream: bool, deadline: float) -> Any:
+        """Anthropic's answer once its status is in: a 200, or the error it stands for."""
+        try:
+            async with asyncio.timeout(max(0.001, deadline - time.monotonic())):
+                resp = await self.session.post(self.messages_url, data=self._messages_body(body, stream),
+                                               headers=self.messages_headers)
+                if resp.status == 200:
+                    return resp
+                raw = await resp.read()
+        except TimeoutError as exc:
+            raise UpstreamTimeout(f"{self.where} sent no response in time") from exc
+        except transport_errors() as exc:
+            raise UpstreamError(f"{self.where} could not be reached: {type(exc).__name__}") from exc
+        resp.release()
+        raise error_from_response(resp.status, raw, resp.headers, self.where).scrubbed(self.secrets)
+
+    async def _native_request(self, body: dict[str, Any]) -> UpstreamReply:
+        started = time.perf_counter()
+        t = self.timeouts
+        resp = await self._post_messages(body, False, time.monotonic() + min(t.first_byte, t.total))
+        raw = await self._within(t.total, resp.read(), "did not finish its reply in time")
+        resp.release()
+        try:
+            data = orjson.loads(raw)
+        except orjson.JSONDecodeError as exc:
+            raise UpstreamError(f"{self.where} sent a reply that is not JSON") from exc
+        return UpstreamReply(data=data, raw=raw, upstream_ms=(time.perf_counter() - started) * 1000,
+                             headers=passed_headers(resp.headers))
+
+    async def _native_stream(self, body: dict[str, Any]) -> UpstreamStream:
+        started = time.perf_counter()
+        t = self.timeouts
+        deadline = time.monotonic() + t.total
+        resp = await self._post_messages(body, True, time.monotonic() + min(t.first_byte, t.total))
+        sse = _SSEPayloads()
+
+        async def events() -> AsyncIterator[list[bytes]]:
+            # Anthropic's stream ends with message_stop and the connection's end; no [DONE].
+            try:
+                while True:
+                    piece = await self._within(min(t.idle, deadline - time.monotonic()), resp.content.readany(),
+                                               f"stalled mid-stream (no data for {t.idle:.1f}s)")
+                    if not piece:
+                        return
+                    batch = sse.feed(piece)
+                    if batch:
+                        yield batch
+            finally:
+                resp.close()
+
+        gen = events()
+        try:
+            first = await anext(gen)
+        except StopAsyncIteration as exc:
+            raise UpstreamError(f"{self.where} ended the stream before sending anything") from exc
+        return UpstreamStream(first=first, rest=gen, closer=resp.close,
+                              first_byte_ms=(time.perf_counter() - started) * 1000, headers=passed_headers(resp.headers))
+
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
+        if endpoint == MESSAGES and MESSAGES in self.native:
+            return await self._native_request(body)
         started = time.perf_counter()
         limit = min(self.timeouts.first_byte, self.timeouts.total)
         result = await self._within(limit, self._call(endpoint, body, stream=False),
@@ -160,6 +265,8 @@ class LiteLLMProvider(Provider):
         return UpstreamReply(data=data, upstream_ms=(time.perf_counter() - started) * 1000)
 
     async def stream(self, endpoint: str, body: dict[str, Any]) -> UpstreamStream:
+        if endpoint == MESSAGES and MESSAGES in self.native:
+            return await self._native_stream(body)
         started = time.perf_counter()
         t = self.timeouts
         deadline = time.monotonic() + t.total

@@ -53,7 +53,7 @@ def _retry_after(headers: Any) -> float | None:
         return None  # an HTTP date: rare from LLM APIs, treated as no hint
 
 
-def _error_from_response(status: int, raw: bytes, headers: Any, where: str) -> UpstreamError:
+def error_from_response(status: int, raw: bytes, headers: Any, where: str) -> UpstreamError:
     body: dict | None = None
     message = ""
     try:
@@ -177,7 +177,7 @@ class OpenAIProvider(Provider):
             except transport_or_timeout_errors():
                 raw = b""
             resp.release()
-            raise _error_from_response(resp.status, raw, resp.headers, self.where).scrubbed(self.secrets)
+            raise error_from_response(resp.status, raw, resp.headers, self.where).scrubbed(self.secrets)
         return resp
 
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:

@@ -1,5 +1,13 @@
-"""Anthropic's Messages API over chat completions (the translation is in
-`llmops.gateway.translate.messages`); errors in Anthropic's shape."""
+"""Anthropic's Messages API: passed through to upstreams that serve it, translated over
+chat completions for the rest; errors in Anthropic's shape either way.
+
+Native when every deployment that may answer the model serves `/messages` itself (a
+litellm `anthropic/…` deployment): the request goes upstream as it came. Translated
+otherwise (`llmops.gateway.translate.messages`), so an Anthropic client reaches a vLLM
+or OpenAI model. One governance on both paths: input guardrails read every text the
+client sent (system, text blocks, tool results), output guardrails the reply's text
+blocks and the stream's text deltas, and the ledger row has the call's usage.
+"""
 
 from __future__ import annotations
 
@@ -7,9 +15,9 @@ from typing import TYPE_CHECKING, Any
 
 import orjson
 
-from llmops.errors import LLMOpsError
+from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway.call import Call
-from llmops.gateway.providers.base import CHAT
+from llmops.gateway.providers.base import CHAT, MESSAGES
 from llmops.gateway.surfaces.base import StreamWriter, Surface, with_usage
 from llmops.gateway.translate import messages as anthropic
 
@@ -38,28 +46,154 @@ class _MessagesStream(StreamWriter):
         return self._bytes(self.translator.fail(anthropic.anthropic_error_type(error.status), error.message))
 
 
+class _State:
+    def __init__(self, *, native: bool, stop_sequences: list[str] | None):
+        self.native = native
+        self.stop_sequences = stop_sequences
+        self.slots: list[tuple[dict[str, Any], str, str]] = []  # native: where input texts go back
+
+
 class MessagesSurface(Surface):
     path = "/messages"
     upstream = CHAT
 
     async def prepare(self, services: Services, body: dict[str, Any], call: Call, scope: dict) -> dict[str, Any]:
         stop = body.get("stop_sequences")
-        call.surface_state = list(stop) if isinstance(stop, list) else None
-        return anthropic.messages_to_chat(body)
+        model = body.get("model")
+        native = isinstance(model, str) and bool(model) and services.router.serves_natively(model, MESSAGES)
+        if native and not isinstance(body.get("max_tokens"), int):
+            raise InvalidInput("`max_tokens` is required", param="max_tokens")
+        call.surface_state = _State(native=native, stop_sequences=list(stop) if isinstance(stop, list) else None)
+        return body if native else anthropic.messages_to_chat(body)
+
+    def upstream_for(self, call: Call) -> str:
+        return MESSAGES if call.surface_state.native else CHAT
+
+    def input_view(self, body: dict[str, Any], call: Call) -> dict[str, Any]:
+        state: _State = call.surface_state
+        if not state.native:
+            return body
+        state.slots = _slots(body)
+        return {
+            "model": body.get("model"),
+            "max_tokens": body.get("max_tokens"),
+            "messages": [{"role": role, "content": holder[key]} for holder, key, role in state.slots],
+        }
+
+    def input_checked(self, body: dict[str, Any], view: dict[str, Any], call: Call) -> None:
+        state: _State = call.surface_state
+        if state.native:
+            for (holder, key, _), message in zip(state.slots, view["messages"], strict=True):
+                holder[key] = message["content"]
 
     def whole(self, data: dict[str, Any], call: Call) -> bytes | None:
+        state: _State = call.surface_state
+        if state.native:
+            return orjson.dumps(data)
         message = anthropic.chat_to_message(
             with_usage(data, call), message_id=anthropic.new_message_id(), model=call.model or "",
-            stop_sequences=call.surface_state,
+            stop_sequences=state.stop_sequences,
         )
         return orjson.dumps(message)
 
     def streamer(self, services: Services, call: Call, body: dict[str, Any]) -> StreamWriter:
-        translator = anthropic.MessagesStream(anthropic.new_message_id(), call.model or "", stop_sequences=call.surface_state)
+        state: _State = call.surface_state
+        if state.native:
+            return _NativeStream(services, call)
+        translator = anthropic.MessagesStream(anthropic.new_message_id(), call.model or "",
+                                              stop_sequences=state.stop_sequences)
         return _MessagesStream(translator, call)
 
     def error_body(self, error: LLMOpsError) -> bytes:
         return orjson.dumps(anthropic.anthropic_error(error.status, error.message))
+
+
+class _NativeStream(StreamWriter):
+    """An upstream's own Messages stream, passed on event by event.
+
+    Output guardrails read each text block's deltas; text they hold back goes out in a
+    delta of its own before the block's `content_block_stop`. Usage is read from
+    `message_start` and `message_delta`."""
+
+    owns_events = True
+
+    def __init__(self, services: Services, call: Call):
+        self.services, self.call = services, call
+        self.checks = services.output_checks(call)
+        self.guards: dict[Any, Any] = {}
+        self.raw: dict[Any, list[str]] = {}
+        self.usage: dict[str, Any] | None = None
+
+    async def event(self, event: dict[str, Any]) -> bytes | None:
+        kind = event.get("type")
+        out = [event]
+        if kind == "message_start":
+            message = event.get("message")
+            if isinstance(message, dict) and isinstance(message.get("usage"), dict):
+                self.usage = dict(message["usage"])
+        elif kind == "content_block_delta":
+            delta = event.get("delta")
+            if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
+                index = event.get("index")
+                self.raw.setdefault(index, []).append(delta["text"])
+                if self.checks is not None:
+                    delta["text"] = self._guard(index).feed(delta["text"])
+        elif kind == "content_block_stop" and event.get("index") in self.guards:
+            guard = self.guards[event.get("index")]
+            tail = (await guard.afinish()) if self.checks is not None and self.checks.output_async else guard.finish()
+            if tail:
+                out.insert(0, {"type": "content_block_delta", "index": event.get("index"),
+                               "delta": {"type": "text_delta", "text": tail}})
+        elif kind == "message_delta" and isinstance(event.get("usage"), dict):
+            self.usage = {**(self.usage or {}), **{k: v for k, v in event["usage"].items() if v is not None}}
+        return b"".join(anthropic.sse(str(each.get("type")), each) for each in out)
+
+    def _guard(self, index: Any) -> Any:
+        guard = self.guards.get(index)
+        if guard is None:
+            assert self.checks is not None
+            guard = self.guards[index] = self.services.output_stream(self.call, self.checks)
+        return guard
+
+    def texts(self) -> list[str]:
+        return ["".join(parts) for parts in self.raw.values()]
+
+    def end(self) -> bytes:
+        return b""  # the upstream's own message_stop ended the stream
+
+    def fail(self, error: LLMOpsError) -> bytes:
+        return anthropic.sse("error", anthropic.anthropic_error(error.status, error.message))
+
+
+def _slots(body: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+    """Every text a Messages request carries, where it is and in which role."""
+    slots: list[tuple[dict[str, Any], str, str]] = []
+    system = body.get("system")
+    if isinstance(system, str):
+        slots.append((body, "system", "system"))
+    for block in system if isinstance(system, list) else []:
+        if isinstance(block, dict) and block.get("type") == "text" and isinstance(block.get("text"), str):
+            slots.append((block, "text", "system"))
+    for message in body.get("messages") or []:
+        if not isinstance(message, dict):
+            continue
+        role = str(message.get("role") or "user")
+        content = message.get("content")
+        if isinstance(content, str):
+            slots.append((message, "content", role))
+        for block in content if isinstance(content, list) else []:
+            if not isinstance(block, dict):
+                continue
+            if block.get("type") == "text" and isinstance(block.get("text"), str):
+                slots.append((block, "text", role))
+            elif block.get("type") == "tool_result":
+                result = block.get("content")
+                if isinstance(result, str):
+                    slots.append((block, "content", "tool"))
+                for part in result if isinstance(result, list) else []:
+                    if isinstance(part, dict) and part.get("type") == "text" and isinstance(part.get("text"), str):
+                        slots.append((part, "text", "tool"))
+    return slots
 
 
 MESSAGES_SURFACE = MessagesSurface()

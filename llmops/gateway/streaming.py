@@ -39,6 +39,8 @@ class _StreamState:
         self.call = call
         self.endpoint = endpoint
         self.writer = writer
+        self.emit = writer.chunk  # once per chunk: looked up once per stream
+        self.owns_events = writer.owns_events
         self.usage: dict[str, Any] | None = None
         self.texts: dict[int, list[str]] = {}
         self.guards: dict[int, Any] = {}
@@ -64,13 +66,13 @@ class _StreamState:
             raise UpstreamError(f"{where} sent a stream chunk that is not JSON; the stream was cut there") from exc
         if not isinstance(chunk, dict):
             return self.writer.passthrough(payload)
-        if self.writer.owns_events:
+        if self.owns_events:
             return await self.writer.event(chunk)
         if chunk.get("usage"):
             self.usage = chunk["usage"]
         choices = chunk.get("choices")
         if not choices:
-            return self.writer.chunk(chunk, payload, False)
+            return self.emit(chunk, payload, False)
         changed = False
         for choice in choices:
             index = choice.get("index", 0)
@@ -99,7 +101,7 @@ class _StreamState:
                         carrier = self.logprobs[index] = _LogprobCarrier()
                     logprobs["content"] = carrier.carry(logprobs["content"], text or "", safe, guard.held)
                     changed = True
-        return self.writer.chunk(chunk, payload, changed)
+        return self.emit(chunk, payload, changed)
 
     def all_texts(self) -> list[str]:
         return ["".join(parts) for _, parts in sorted(self.texts.items())]

@@ -102,10 +102,9 @@ class _OpenAIStream(StreamWriter):
         self.client_wants_usage = client_wants_usage
 
     def chunk(self, chunk: dict[str, Any], payload: bytes, changed: bool) -> bytes | None:
-        if not chunk.get("choices"):
-            if "usage" in chunk and not self.client_wants_usage:
+        if "usage" in chunk and not self.client_wants_usage:
+            if not chunk.get("choices"):
                 return None  # the gateway asked for usage; the client did not
-        elif not self.client_wants_usage and "usage" in chunk:
             del chunk["usage"]  # some servers put usage on every chunk
             changed = True
         return b"data: " + (orjson.dumps(chunk) if changed else payload) + b"\n\n"

@@ -30,32 +30,20 @@ def _escape(value: str) -> str:
     return str(value).replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
-class KnownModels:
-    """The model names a `model` label may take; None: any (not yet known)."""
-
-    def __init__(self) -> None:
-        self.names: frozenset[str] | None = None
-
-    def clean(self, labels: tuple[str, ...], at: int) -> tuple[str, ...]:
-        names = self.names
-        if names is None or labels[at] in names or labels[at] == "":
-            return labels
-        return (*labels[:at], UNKNOWN_MODEL, *labels[at + 1 :])
-
-
 class _Labelled:
+    """A metric whose `model` label, once bound, takes only configured names."""
+
     label_names: tuple[str, ...]
-    _models: KnownModels | None = None
-    _model_at = -1
+    _known: frozenset[str] = frozenset()
+    _model_at = -1  # the `model` label's position, once bound
 
-    def bound_by(self, models: KnownModels) -> None:
+    def bound_by(self, models: frozenset[str]) -> None:
         if "model" in self.label_names:
-            self._models, self._model_at = models, self.label_names.index("model")
+            self._known, self._model_at = models | {""}, self.label_names.index("model")
 
-    def _clean(self, labels: tuple[str, ...]) -> tuple[str, ...]:
-        if self._models is None or len(labels) <= self._model_at:
-            return labels
-        return self._models.clean(labels, self._model_at)
+    def _unknown(self, labels: tuple[str, ...]) -> tuple[str, ...]:
+        at = self._model_at
+        return (*labels[:at], UNKNOWN_MODEL, *labels[at + 1 :])
 
 
 class Counter(_Labelled):
@@ -64,7 +52,10 @@ class Counter(_Labelled):
         self.values: dict[tuple[str, ...], float] = defaultdict(float)
 
     def inc(self, *labels: str, amount: float = 1.0) -> None:
-        self.values[self._clean(labels)] += amount
+        at = self._model_at
+        if at >= 0 and labels[at] not in self._known:
+            labels = self._unknown(labels)
+        self.values[labels] += amount
 
     def render(self) -> Iterable[str]:
         yield f"# HELP {self.name} {self.help}"
@@ -93,7 +84,9 @@ class Histogram(_Labelled):
         self.sums: dict[tuple[str, ...], float] = defaultdict(float)
 
     def observe(self, value: float, *labels: str) -> None:
-        labels = self._clean(labels)
+        at = self._model_at
+        if at >= 0 and labels[at] not in self._known:
+            labels = self._unknown(labels)
         counts = self.counts.get(labels)
         if counts is None:
             counts = self.counts[labels] = [0] * (len(self.buckets) + 1)
@@ -118,9 +111,7 @@ class Histogram(_Labelled):
 
 class GatewayMetrics:
     def __init__(self, models: Iterable[str] | None = None) -> None:
-        self.models = KnownModels()
-        if models is not None:
-            self.models.names = frozenset(models)
+        known = frozenset(models) if models is not None else None
         self.requests = Counter(
             "llmops_requests_total", "Requests handled", ("endpoint", "model", "deployment", "status")
         )
@@ -137,9 +128,10 @@ class GatewayMetrics:
         self.guardrail_blocks = Counter("llmops_guardrail_blocks_total", "Requests or replies blocked", ("check",))
         self.retries = Counter("llmops_upstream_retries_total", "Extra upstream attempts", ("model",))
         self.gauges: list[Gauge] = []
-        for metric in (self.requests, self.errors, self.latency, self.upstream_latency, self.tokens, self.cost,
-                       self.unknown_price, self.retries):
-            metric.bound_by(self.models)
+        if known is not None:
+            for metric in (self.requests, self.errors, self.latency, self.upstream_latency, self.tokens, self.cost,
+                           self.unknown_price, self.retries):
+                metric.bound_by(known)
 
     def add_gauge(self, gauge: Gauge) -> None:
         self.gauges.append(gauge)

@@ -50,7 +50,8 @@ def passed_headers(headers: Any) -> Headers:
     `headers` is any mapping with `items()` (aiohttp's, or the gateway's own client's)."""
     out = []
     for name, value in headers.items():
-        lower = name.lower()
+        # The gateway's own client gives names in lower case already; aiohttp does not.
+        lower = name if name.islower() else name.lower()
         if lower in _PASSED_HEADERS or lower.startswith(_PASSED_PREFIXES):
             out.append((lower.encode("latin-1"), value.encode("latin-1")))
     return out

@@ -60,6 +60,67 @@ class StreamWriter:
         raise NotImplementedError
 
 
+class NativeStream(StreamWriter):
+    """An upstream's own stream in the client's API (not chat), passed on event by event.
+
+    Output guardrails run per text part (`where`: a content block, an output part):
+    `feed` a part's text delta, `release` what they still hold when the part ends.
+    Subclasses turn events into bytes and read `usage` from them."""
+
+    owns_events = True
+
+    def __init__(self, services: Services, call: Call):
+        self.services, self.call = services, call
+        self.checks = services.output_checks(call)
+        self.guards: dict[Any, Any] = {}
+        self.raw: dict[Any, list[str]] = {}
+
+    def feed(self, where: Any, text: str) -> str:
+        """The part of `text` that may go out now (all of it when no check runs)."""
+        self.raw.setdefault(where, []).append(text)
+        if self.checks is None:
+            return text
+        guard = self.guards.get(where)
+        if guard is None:
+            guard = self.guards[where] = self.services.output_stream(self.call, self.checks)
+        return guard.feed(text)
+
+    async def release(self, where: Any) -> str:
+        """At the end of a part: the text its checks still held."""
+        guard = self.guards.get(where)
+        if guard is None:
+            return ""
+        assert self.checks is not None  # only checked parts have guards
+        return (await guard.afinish()) if self.checks.output_async else guard.finish()
+
+    def texts(self) -> list[str]:
+        return ["".join(parts) for parts in self.raw.values()]
+
+    def end(self) -> bytes:
+        return b""  # the upstream's own terminal event ended the stream
+
+
+# Where a text of a request is (the dict holding it, its key) and the role it speaks in.
+Slot = tuple[dict[str, Any], str, str]
+
+
+def slots_view(slots: list[Slot], model: Any, max_tokens: Any) -> dict[str, Any]:
+    """A native request's texts as the chat-shaped body input guardrails and limits read."""
+    view: dict[str, Any] = {
+        "model": model,
+        "messages": [{"role": role, "content": holder[key]} for holder, key, role in slots],
+    }
+    if max_tokens is not None:
+        view["max_tokens"] = max_tokens
+    return view
+
+
+def put_back(slots: list[Slot], view: dict[str, Any]) -> None:
+    """Input guardrails' redactions in `view`, back where each text came from."""
+    for (holder, key, _), message in zip(slots, view["messages"], strict=True):
+        holder[key] = message["content"]
+
+
 class Surface:
     """One client API. `path` names it in the ledger and in metrics; `upstream` is the
     endpoint the router calls, unless `upstream_for` says otherwise for a call."""

@@ -18,7 +18,15 @@ import orjson
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.providers.base import CHAT, MESSAGES
-from llmops.gateway.surfaces.base import StreamWriter, Surface, with_usage
+from llmops.gateway.surfaces.base import (
+    NativeStream,
+    Slot,
+    StreamWriter,
+    Surface,
+    put_back,
+    slots_view,
+    with_usage,
+)
 from llmops.gateway.translate import messages as anthropic
 
 if TYPE_CHECKING:
@@ -50,7 +58,7 @@ class _State:
     def __init__(self, *, native: bool, stop_sequences: list[str] | None):
         self.native = native
         self.stop_sequences = stop_sequences
-        self.slots: list[tuple[dict[str, Any], str, str]] = []  # native: where input texts go back
+        self.slots: list[Slot] = []  # native: where input texts go back
 
 
 class MessagesSurface(Surface):
@@ -74,22 +82,17 @@ class MessagesSurface(Surface):
         if not state.native:
             return body
         state.slots = _slots(body)
-        return {
-            "model": body.get("model"),
-            "max_tokens": body.get("max_tokens"),
-            "messages": [{"role": role, "content": holder[key]} for holder, key, role in state.slots],
-        }
+        return slots_view(state.slots, body.get("model"), body.get("max_tokens"))
 
     def input_checked(self, body: dict[str, Any], view: dict[str, Any], call: Call) -> None:
         state: _State = call.surface_state
         if state.native:
-            for (holder, key, _), message in zip(state.slots, view["messages"], strict=True):
-                holder[key] = message["content"]
+            put_back(state.slots, view)
 
     def whole(self, data: dict[str, Any], call: Call) -> bytes | None:
         state: _State = call.surface_state
         if state.native:
-            return orjson.dumps(data)
+            return None  # the upstream's own reply, re-encoded only if a check changed it
         message = anthropic.chat_to_message(
             with_usage(data, call), message_id=anthropic.new_message_id(), model=call.model or "",
             stop_sequences=state.stop_sequences,
@@ -108,21 +111,12 @@ class MessagesSurface(Surface):
         return orjson.dumps(anthropic.anthropic_error(error.status, error.message))
 
 
-class _NativeStream(StreamWriter):
+class _NativeStream(NativeStream):
     """An upstream's own Messages stream, passed on event by event.
 
     Output guardrails read each text block's deltas; text they hold back goes out in a
     delta of its own before the block's `content_block_stop`. Usage is read from
     `message_start` and `message_delta`."""
-
-    owns_events = True
-
-    def __init__(self, services: Services, call: Call):
-        self.services, self.call = services, call
-        self.checks = services.output_checks(call)
-        self.guards: dict[Any, Any] = {}
-        self.raw: dict[Any, list[str]] = {}
-        self.usage: dict[str, Any] | None = None
 
     async def event(self, event: dict[str, Any]) -> bytes | None:
         kind = event.get("type")
@@ -134,13 +128,9 @@ class _NativeStream(StreamWriter):
         elif kind == "content_block_delta":
             delta = event.get("delta")
             if isinstance(delta, dict) and delta.get("type") == "text_delta" and isinstance(delta.get("text"), str):
-                index = event.get("index")
-                self.raw.setdefault(index, []).append(delta["text"])
-                if self.checks is not None:
-                    delta["text"] = self._guard(index).feed(delta["text"])
-        elif kind == "content_block_stop" and event.get("index") in self.guards:
-            guard = self.guards[event.get("index")]
-            tail = (await guard.afinish()) if self.checks is not None and self.checks.output_async else guard.finish()
+                delta["text"] = self.feed(event.get("index"), delta["text"])
+        elif kind == "content_block_stop":
+            tail = await self.release(event.get("index"))
             if tail:
                 out.insert(0, {"type": "content_block_delta", "index": event.get("index"),
                                "delta": {"type": "text_delta", "text": tail}})
@@ -148,26 +138,13 @@ class _NativeStream(StreamWriter):
             self.usage = {**(self.usage or {}), **{k: v for k, v in event["usage"].items() if v is not None}}
         return b"".join(anthropic.sse(str(each.get("type")), each) for each in out)
 
-    def _guard(self, index: Any) -> Any:
-        guard = self.guards.get(index)
-        if guard is None:
-            assert self.checks is not None
-            guard = self.guards[index] = self.services.output_stream(self.call, self.checks)
-        return guard
-
-    def texts(self) -> list[str]:
-        return ["".join(parts) for parts in self.raw.values()]
-
-    def end(self) -> bytes:
-        return b""  # the upstream's own message_stop ended the stream
-
     def fail(self, error: LLMOpsError) -> bytes:
         return anthropic.sse("error", anthropic.anthropic_error(error.status, error.message))
 
 
-def _slots(body: dict[str, Any]) -> list[tuple[dict[str, Any], str, str]]:
+def _slots(body: dict[str, Any]) -> list[Slot]:
     """Every text a Messages request carries, where it is and in which role."""
-    slots: list[tuple[dict[str, Any], str, str]] = []
+    slots: list[Slot] = []
     system = body.get("system")
     if isinstance(system, str):
         slots.append((body, "system", "system"))

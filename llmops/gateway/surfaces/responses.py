@@ -21,14 +21,21 @@ import orjson
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.providers.base import CHAT, RESPONSES
-from llmops.gateway.surfaces.base import StreamWriter, Surface, with_usage
+from llmops.gateway.surfaces.base import (
+    NativeStream,
+    Slot,
+    StreamWriter,
+    Surface,
+    put_back,
+    slots_view,
+    with_usage,
+)
 from llmops.gateway.translate import responses as translate
 
 if TYPE_CHECKING:
     from llmops.gateway.services import Services
 
 TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed"})
-Slot = tuple[dict[str, Any], str, str]  # (where a text is, its key, the role it speaks in)
 
 
 class _State:
@@ -85,19 +92,12 @@ class ResponsesSurface(Surface):
         if not state.native:
             return body
         state.slots = _slots(body)
-        view: dict[str, Any] = {
-            "model": body.get("model"),
-            "messages": [{"role": role, "content": holder[key]} for holder, key, role in state.slots],
-        }
-        if body.get("max_output_tokens") is not None:
-            view["max_tokens"] = body["max_output_tokens"]
-        return view
+        return slots_view(state.slots, body.get("model"), body.get("max_output_tokens"))
 
     def input_checked(self, body: dict[str, Any], view: dict[str, Any], call: Call) -> None:
         state: _State = call.surface_state
         if state.native:
-            for (holder, key, _), message in zip(state.slots, view["messages"], strict=True):
-                holder[key] = message["content"]
+            put_back(state.slots, view)
 
     def whole(self, data: dict[str, Any], call: Call) -> bytes | None:
         state: _State = call.surface_state
@@ -156,7 +156,7 @@ class _TranslatedStream(StreamWriter):
         return self._bytes(events)
 
 
-class _NativeStream(StreamWriter):
+class _NativeStream(NativeStream):
     """An upstream's own Responses stream, passed on event by event.
 
     Output guardrails read the text deltas of each (output item, content part); text
@@ -164,13 +164,9 @@ class _NativeStream(StreamWriter):
     the texts in `.done` events and in the final response are the redacted ones. Events
     are numbered again, since a held-back tail adds one."""
 
-    owns_events = True
-
     def __init__(self, services: Services, call: Call, state: _State):
-        self.services, self.call, self.state = services, call, state
-        self.checks = services.output_checks(call)
-        self.guards: dict[tuple[Any, Any], Any] = {}
-        self.raw: dict[tuple[Any, Any], list[str]] = {}
+        super().__init__(services, call)
+        self.state = state
         self.safe: dict[tuple[Any, Any], list[str]] = {}
         self.sequence = 0
 
@@ -179,16 +175,12 @@ class _NativeStream(StreamWriter):
         out = [event]
         if kind == "response.output_text.delta":
             where = (event.get("output_index"), event.get("content_index"))
-            given = event.get("delta")
-            delta = given if isinstance(given, str) else ""
-            self.raw.setdefault(where, []).append(delta)
-            if self.checks is not None:
-                event["delta"] = safe = self._guard(where).feed(delta)
+            if isinstance(event.get("delta"), str):
+                event["delta"] = safe = self.feed(where, event["delta"])
                 self.safe.setdefault(where, []).append(safe)
         elif kind == "response.output_text.done" and self.checks is not None:
             where = (event.get("output_index"), event.get("content_index"))
-            guard = self._guard(where)
-            tail = (await guard.afinish()) if self.checks.output_async else guard.finish()
+            tail = await self.release(where)
             if tail:
                 self.safe.setdefault(where, []).append(tail)
                 out.insert(0, {**event, "type": "response.output_text.delta", "delta": tail, "logprobs": []})
@@ -210,13 +202,6 @@ class _NativeStream(StreamWriter):
             self.sequence += 1
         return b"".join(translate.sse(each) for each in out)
 
-    def _guard(self, where: tuple[Any, Any]) -> Any:
-        guard = self.guards.get(where)
-        if guard is None:
-            assert self.checks is not None
-            guard = self.guards[where] = self.services.output_stream(self.call, self.checks)
-        return guard
-
     def _redact_part(self, part: Any, where: tuple[Any, Any]) -> None:
         if isinstance(part, dict) and part.get("type") == "output_text" and where in self.safe:
             part["text"] = "".join(self.safe[where])
@@ -225,12 +210,6 @@ class _NativeStream(StreamWriter):
         if isinstance(item, dict) and item.get("type") == "message":
             for content_index, part in enumerate(item.get("content") or []):
                 self._redact_part(part, (index, content_index))
-
-    def texts(self) -> list[str]:
-        return ["".join(parts) for parts in self.raw.values()]
-
-    def end(self) -> bytes:
-        return b""  # the upstream's own terminal event ended the stream
 
     def fail(self, error: LLMOpsError) -> bytes:
         event = {"type": "error", "code": error.code, "message": error.message, "param": error.param,

@@ -19,11 +19,6 @@ anthropic = pytest.importorskip("anthropic")
 from anthropic.types import Message, RawMessageStreamEvent  # noqa: E402
 from anthropic.types.message_create_params import MessageCreateParamsNonStreaming  # noqa: E402
 from anthropic.types.shared import ErrorResponse  # noqa: E402
-from openai.types.chat import ChatCompletion, ChatCompletionChunk  # noqa: E402
-from openai.types.chat.completion_create_params import (  # noqa: E402
-    CompletionCreateParamsNonStreaming,
-    CompletionCreateParamsStreaming,
-)
 from pydantic import TypeAdapter  # noqa: E402
 
 from llmops.errors import InvalidInput  # noqa: E402
@@ -37,9 +32,11 @@ from llmops.gateway.translate.messages import (  # noqa: E402
     sse,
 )
 from llmops.tokens import IMAGE_TOKENS_DEFAULT, count_prompt  # noqa: E402
+from tests.support.chat_chunks import chunk, drain, valid_chat  # noqa: E402
+from tests.support.chat_chunks import completion as chat_completion  # noqa: E402
+from tests.support.chat_chunks import text_chunks as chat_text_chunks  # noqa: E402
+from tests.support.chat_chunks import tool_chunks as chat_tool_chunks  # noqa: E402
 
-CHAT_BODY = TypeAdapter(CompletionCreateParamsNonStreaming)
-CHAT_STREAM_BODY = TypeAdapter(CompletionCreateParamsStreaming)
 MESSAGES_BODY = TypeAdapter(MessageCreateParamsNonStreaming)
 STREAM_EVENT = TypeAdapter(RawMessageStreamEvent)
 
@@ -57,68 +54,15 @@ TIME_TOOL = {
 PNG = "iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg=="
 
 
-def _drain(value):
-    """Pydantic validates `Iterable` fields lazily; consuming them runs the checks."""
-    if isinstance(value, dict):
-        return {k: _drain(v) for k, v in value.items()}
-    if isinstance(value, (str, bytes, int, float, bool, type(None))):
-        return value
-    return [_drain(v) for v in value]
-
-
-def valid_chat(body: dict) -> dict:
-    adapter = CHAT_STREAM_BODY if body.get("stream") else CHAT_BODY
-    _drain(adapter.validate_python(body))
-    return body
-
-
 def translate(body: dict) -> dict:
-    _drain(MESSAGES_BODY.validate_python({k: v for k, v in body.items() if k != "stream"}))
+    drain(MESSAGES_BODY.validate_python({k: v for k, v in body.items() if k != "stream"}))
     return valid_chat(messages_to_chat(body))
 
 
 def completion(message: dict, finish_reason: str = "stop", usage: dict | None = None, **choice) -> dict:
-    chat = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "qwen2.5-7b",
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", **message},
-                "finish_reason": finish_reason,
-                **choice,
-            }
-        ],
-        "usage": usage
-        or {
-            "prompt_tokens": 20,
-            "completion_tokens": 7,
-            "total_tokens": 27,
-            "prompt_tokens_details": {"cached_tokens": 8},
-        },
-    }
-    ChatCompletion.model_validate(chat)
-    return chat
-
-
-def chunk(
-    delta: dict | None = None, finish_reason: str | None = None, usage: dict | None = None, **choice
-) -> dict:
-    value = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": "qwen2.5-7b",
-        "choices": []
-        if delta is None
-        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason, **choice}],
-    }
-    if usage is not None:
-        value["usage"] = usage
-    ChatCompletionChunk.model_validate(value)
-    return value
+    default = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27,
+               "prompt_tokens_details": {"cached_tokens": 8}}
+    return chat_completion(message, finish_reason, usage or default, **choice)
 
 
 USAGE = {
@@ -130,52 +74,11 @@ USAGE = {
 
 
 def text_chunks(*pieces: str, finish_reason: str = "stop", **choice) -> list[dict]:
-    chunks = [chunk({"role": "assistant", "content": ""})]
-    chunks += [chunk({"content": piece}) for piece in pieces]
-    chunks.append(chunk({}, finish_reason, **choice))
-    chunks.append(chunk(None, usage=USAGE))
-    return chunks
+    return chat_text_chunks(pieces, USAGE, finish_reason, **choice)
 
 
 def tool_chunks(preamble: str | None = "Let me check.") -> list[dict]:
-    """Text, then two parallel calls with arguments split over chunks, as OpenAI streams them."""
-    chunks = [chunk({"role": "assistant", "content": ""})]
-    if preamble:
-        chunks.append(chunk({"content": preamble}))
-    chunks += [
-        chunk(
-            {
-                "tool_calls": [
-                    {
-                        "index": 0,
-                        "id": "call_w",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": ""},
-                    }
-                ]
-            }
-        ),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Par'}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'is"}'}}]}),
-        chunk(
-            {
-                "tool_calls": [
-                    {
-                        "index": 1,
-                        "id": "call_t",
-                        "type": "function",
-                        "function": {"name": "get_time", "arguments": ""},
-                    }
-                ]
-            }
-        ),
-        chunk({"tool_calls": [{"index": 1, "function": {"arguments": '{"city": '}}]}),
-        chunk({"tool_calls": [{"index": 1, "function": {"arguments": '"Paris"}'}}]}),
-        chunk({}, "tool_calls"),
-        chunk(None, usage=USAGE),
-    ]
-    return chunks
+    return chat_tool_chunks(USAGE, preamble, opening_content="")
 
 
 def run_stream(chunks: list[dict], **finish) -> list[tuple[str, dict]]:

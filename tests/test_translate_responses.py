@@ -16,11 +16,6 @@ import httpx2
 import openai
 import pydantic
 import pytest
-from openai.types.chat import ChatCompletion, ChatCompletionChunk
-from openai.types.chat.completion_create_params import (
-    CompletionCreateParamsNonStreaming,
-    CompletionCreateParamsStreaming,
-)
 from openai.types.responses import Response, ResponseStreamEvent
 from openai.types.responses.response_create_params import ResponseCreateParamsNonStreaming
 from pydantic import TypeAdapter
@@ -34,9 +29,11 @@ from llmops.gateway.translate.responses import (
     responses_usage,
     sse,
 )
+from tests.support.chat_chunks import chunk, drain, valid_chat
+from tests.support.chat_chunks import completion as chat_completion
+from tests.support.chat_chunks import text_chunks as chat_text_chunks
+from tests.support.chat_chunks import tool_chunks as chat_tool_chunks
 
-CHAT_BODY = TypeAdapter(CompletionCreateParamsNonStreaming)
-CHAT_STREAM_BODY = TypeAdapter(CompletionCreateParamsStreaming)
 RESPONSES_BODY = TypeAdapter(ResponseCreateParamsNonStreaming)
 STREAM_EVENT = TypeAdapter(ResponseStreamEvent)
 
@@ -61,23 +58,8 @@ TIME_TOOL = {
 }
 
 
-def _drain(value):
-    """Pydantic validates `Iterable` fields lazily; consuming them runs the checks."""
-    if isinstance(value, dict):
-        return {k: _drain(v) for k, v in value.items()}
-    if isinstance(value, (str, bytes, int, float, bool, type(None))):
-        return value
-    return [_drain(v) for v in value]
-
-
-def valid_chat(body: dict) -> dict:
-    adapter = CHAT_STREAM_BODY if body.get("stream") else CHAT_BODY
-    _drain(adapter.validate_python(body))
-    return body
-
-
 def valid_request(body: dict) -> dict:
-    _drain(RESPONSES_BODY.validate_python({k: v for k, v in body.items() if k != "stream"}))
+    drain(RESPONSES_BODY.validate_python({k: v for k, v in body.items() if k != "stream"}))
     return body
 
 
@@ -86,41 +68,9 @@ def translate(body: dict, history: list[dict] | None = None) -> dict:
 
 
 def completion(message: dict, finish_reason: str = "stop", usage: dict | None = None) -> dict:
-    chat = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion",
-        "created": 1700000000,
-        "model": "qwen2.5-7b",
-        "choices": [
-            {"index": 0, "message": {"role": "assistant", **message}, "finish_reason": finish_reason}
-        ],
-        "usage": usage
-        or {
-            "prompt_tokens": 20,
-            "completion_tokens": 7,
-            "total_tokens": 27,
-            "prompt_tokens_details": {"cached_tokens": 8},
-            "completion_tokens_details": {"reasoning_tokens": 2},
-        },
-    }
-    ChatCompletion.model_validate(chat)
-    return chat
-
-
-def chunk(delta: dict | None = None, finish_reason: str | None = None, usage: dict | None = None) -> dict:
-    value = {
-        "id": "chatcmpl-1",
-        "object": "chat.completion.chunk",
-        "created": 1700000000,
-        "model": "qwen2.5-7b",
-        "choices": []
-        if delta is None
-        else [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}],
-    }
-    if usage is not None:
-        value["usage"] = usage
-    ChatCompletionChunk.model_validate(value)
-    return value
+    default = {"prompt_tokens": 20, "completion_tokens": 7, "total_tokens": 27,
+               "prompt_tokens_details": {"cached_tokens": 8}, "completion_tokens_details": {"reasoning_tokens": 2}}
+    return chat_completion(message, finish_reason, usage or default)
 
 
 USAGE = {
@@ -133,52 +83,11 @@ USAGE = {
 
 
 def text_chunks(*pieces: str, finish_reason: str = "stop") -> list[dict]:
-    chunks = [chunk({"role": "assistant", "content": ""})]
-    chunks += [chunk({"content": piece}) for piece in pieces]
-    chunks.append(chunk({}, finish_reason))
-    chunks.append(chunk(None, usage=USAGE))
-    return chunks
+    return chat_text_chunks(pieces, USAGE, finish_reason)
 
 
 def tool_chunks(preamble: str | None = None) -> list[dict]:
-    """Two parallel calls, arguments split over chunks, as OpenAI streams them."""
-    chunks = [chunk({"role": "assistant", "content": None})]
-    if preamble:
-        chunks.append(chunk({"content": preamble}))
-    chunks += [
-        chunk(
-            {
-                "tool_calls": [
-                    {
-                        "index": 0,
-                        "id": "call_w",
-                        "type": "function",
-                        "function": {"name": "get_weather", "arguments": ""},
-                    }
-                ]
-            }
-        ),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": '{"ci'}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'ty": "Par'}}]}),
-        chunk({"tool_calls": [{"index": 0, "function": {"arguments": 'is"}'}}]}),
-        chunk(
-            {
-                "tool_calls": [
-                    {
-                        "index": 1,
-                        "id": "call_t",
-                        "type": "function",
-                        "function": {"name": "get_time", "arguments": ""},
-                    }
-                ]
-            }
-        ),
-        chunk({"tool_calls": [{"index": 1, "function": {"arguments": '{"city": '}}]}),
-        chunk({"tool_calls": [{"index": 1, "function": {"arguments": '"Paris"}'}}]}),
-        chunk({}, "tool_calls"),
-        chunk(None, usage=USAGE),
-    ]
-    return chunks
+    return chat_tool_chunks(USAGE, preamble, opening_content=None)
 
 
 def run_stream(

@@ -4,7 +4,6 @@ and a fake upstream that is a real HTTP server (tests/support/fake_upstream.py).
 from __future__ import annotations
 
 import re
-import sqlite3
 import ssl
 import subprocess
 import threading
@@ -16,6 +15,7 @@ import pytest
 
 from tests.support.fake_upstream import REPLY, FakeUpstream
 from tests.support.gateway_proc import free_port, run_gateway
+from tests.support.gateway_proc import ledger_row as read_ledger_row
 
 
 def _model(name: str, upstream: str, base: str, **dep) -> dict:
@@ -242,16 +242,7 @@ def test_client_disconnect_cancels_upstream(gateway, upstream):
 
 
 def ledger_row(gateway, request_id: str) -> dict:
-    """The gateway's ledger row for a request, once its writer has flushed it."""
-    deadline = time.monotonic() + 10
-    with sqlite3.connect(gateway.tmp / "llmops.db") as db:
-        db.row_factory = sqlite3.Row
-        while True:
-            row = db.execute("SELECT * FROM ledger WHERE id = ?", (request_id,)).fetchone()
-            if row is not None:
-                return dict(row)
-            assert time.monotonic() < deadline, f"no ledger row for {request_id}"
-            time.sleep(0.1)
+    return read_ledger_row(gateway.tmp / "llmops.db", request_id)
 
 
 def test_usage_estimated_when_upstream_reports_none(client, gateway):

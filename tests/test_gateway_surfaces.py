@@ -9,7 +9,6 @@ a ledger row with its usage.
 from __future__ import annotations
 
 import json
-import sqlite3
 
 import anthropic
 import openai
@@ -19,7 +18,7 @@ import pytest
 from llmops.governance import KeyStore
 from llmops.registry.service import Registry
 from tests.support.fake_upstream import ANSWER_HEADERS, REPLY, SECRET, FakeUpstream
-from tests.support.gateway_proc import REPO, free_port, run_gateway
+from tests.support.gateway_proc import REPO, free_port, ledger_row, run_gateway
 
 WEATHER_TOOL = {
     "type": "function",
@@ -90,16 +89,7 @@ def _anthropic(gw, key: str = "app") -> anthropic.Anthropic:
 
 
 def _ledger(gw, request_id: str) -> dict:
-    import time
-
-    for _ in range(50):
-        with sqlite3.connect(gw.db) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM ledger WHERE id = ?", (request_id,)).fetchone()
-        if row is not None:
-            return dict(row)
-        time.sleep(0.1)
-    raise AssertionError(f"no ledger row for {request_id}")
+    return ledger_row(gw.db, request_id)
 
 
 # -- Responses -----------------------------------------------------------------------------

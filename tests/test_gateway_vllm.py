@@ -4,13 +4,11 @@ client that hangs up mid-stream leaves vLLM generating nothing."""
 
 from __future__ import annotations
 
-import sqlite3
-import time
-
 import httpx
 import openai
 import pytest
 
+from tests.support.gateway_proc import ledger_row as read_ledger_row
 from tests.support.gateway_proc import run_gateway
 from tests.support.vllm_server import VllmServer, assert_stopped_early, generation_mark, read_metric
 
@@ -35,16 +33,8 @@ def gateway(vllm_server: VllmServer, tmp_path_factory):
         yield gw
 
 
-def ledger_row(gw, request_id: str, timeout: float = 10) -> dict:
-    deadline = time.time() + timeout
-    while time.time() < deadline:
-        with sqlite3.connect(gw.db) as db:
-            db.row_factory = sqlite3.Row
-            row = db.execute("SELECT * FROM ledger WHERE id = ?", (request_id,)).fetchone()
-        if row is not None:
-            return dict(row)
-        time.sleep(0.2)
-    raise AssertionError(f"no ledger row for {request_id}")
+def ledger_row(gw, request_id: str) -> dict:
+    return read_ledger_row(gw.db, request_id)
 
 
 def counters(server: VllmServer) -> tuple[float, float]:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import sqlite3
 import subprocess
 import sys
 import time
@@ -16,6 +17,19 @@ import httpx
 import yaml
 
 REPO = Path(__file__).resolve().parents[2]
+
+
+def ledger_row(database: Path, request_id: str, timeout: float = 10) -> dict:
+    """A request's row in a SQLite ledger, once the gateway's writer has flushed it."""
+    deadline = time.monotonic() + timeout
+    while True:
+        with sqlite3.connect(database) as db:
+            db.row_factory = sqlite3.Row
+            row = db.execute("SELECT * FROM ledger WHERE id = ?", (request_id,)).fetchone()
+        if row is not None:
+            return dict(row)
+        assert time.monotonic() < deadline, f"no ledger row for {request_id}"
+        time.sleep(0.1)
 
 
 def free_port() -> int:

@@ -972,3 +972,9 @@ def test_sdk_sees_errors_as_anthropic_errors():
             for _ in stream:
                 pass
     assert caught.value.body["error"] == {"type": "overloaded_error", "message": "upstream dropped"}
+
+
+def test_stream_must_be_a_boolean():
+    with pytest.raises(InvalidInput, match="stream"):
+        messages_to_chat({"model": "m", "max_tokens": 8, "messages": [{"role": "user", "content": "hi"}],
+                          "stream": "yes"})

@@ -1193,3 +1193,8 @@ def test_sdk_stream_of_a_length_stop():
         kinds = [e.type for e in stream]
     assert kinds[-1] == "response.incomplete"
     assert gateway.chat_bodies[0]["max_tokens"] == 2
+
+
+def test_stream_must_be_a_boolean():
+    with pytest.raises(InvalidInput, match="stream"):
+        responses_to_chat({"model": "m", "input": "hi", "stream": "yes"})

@@ -101,6 +101,8 @@ def messages_to_chat(body: dict) -> dict:
     output_format = (body.get("output_config") or {}).get("format")
     if isinstance(output_format, dict):
         chat["response_format"] = _chat_response_format(output_format)
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidInput("`stream` must be true or false", param="stream")
     if body.get("stream"):
         chat["stream"] = True
         # Usage arrives only in the final chunk, and only when asked for.

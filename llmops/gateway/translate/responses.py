@@ -157,6 +157,8 @@ def responses_to_chat(body: dict, history: list[dict] | None = None) -> dict:
     reasoning = body.get("reasoning")
     if isinstance(reasoning, dict) and reasoning.get("effort") is not None:
         chat["reasoning_effort"] = reasoning["effort"]
+    if "stream" in body and not isinstance(body["stream"], bool):
+        raise InvalidInput("`stream` must be true or false", param="stream")
     if body.get("stream"):
         chat["stream"] = True
         # Usage arrives only in the final chunk, and only when asked for.

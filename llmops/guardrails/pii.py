@@ -16,6 +16,8 @@ import re
 from typing import ClassVar
 
 from llmops.guardrails.base import Check, CheckOptions, register
+from llmops.guardrails.national_ids import ID_KINDS, find_id
+from llmops.guardrails.phones import is_phone
 from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Claims, Detection, Span
 
@@ -24,8 +26,7 @@ PLACEHOLDERS = {
     "phone": "[PHONE]",
     "credit_card": "[CREDIT_CARD]",
     "iban": "[IBAN]",
-    "us_ssn": "[US_SSN]",
-    "kr_rrn": "[KR_RRN]",
+    **{kind.entity: kind.placeholder for kind in ID_KINDS},
     "ip_address": "[IP_ADDRESS]",
 }
 ENTITIES = tuple(PLACEHOLDERS)
@@ -33,23 +34,14 @@ ENTITIES = tuple(PLACEHOLDERS)
 EMAIL_RE = re.compile(r"(?<![\w.+-])[A-Za-z0-9][A-Za-z0-9._%+-]{0,63}@(?:[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?\.)+[A-Za-z]{2,24}(?![\w-])")
 # 13-19 digits, optionally in groups separated by single spaces or dashes.
 CARD_RE = re.compile(r"(?<![\d-])\d(?:[ -]?\d){12,18}(?![\d-])")
-SSN_RE = re.compile(r"(?<![\d-])(?!000|666|9\d\d)\d{3}([- ])(?!00)\d{2}\1(?!0000)\d{4}(?![\d-])")
-# YYMMDD-GNNNNNN: a real month and day, and a gender/century digit 1-8.
-RRN_RE = re.compile(r"(?<![\d-])\d{2}(?:0[1-9]|1[0-2])(?:0[1-9]|[12]\d|3[01])-?[1-8]\d{6}(?![\d-])")
 IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A-Za-z0-9])")
 IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]|\.\d)")
-# International: +CC or 00CC then groups; national: a leading 0 or (area) then groups;
-# NANP: 3-3-4. Separators are space, dot, dash, or parentheses around the area code.
-PHONE_RE = re.compile(
-    r"(?<![\w+])(?:"
-    r"(?:\+|00)[1-9]\d{0,2}[ .-]?(?:\(\d{1,4}\)[ .-]?)?\d{1,4}(?:[ .-]?\d{2,4}){1,4}"
-    r"|\(0?\d{2,4}\)[ .-]?\d{3,4}[ .-]?\d{3,4}"
-    r"|0\d{1,4}[ .-]\d{3,4}[ .-]?\d{3,4}"
-    r"|\d{3}[.-]\d{3}[.-]\d{4}"
-    r"|\d{3} \d{3} \d{4}"
-    r")(?![\w])"
-)
-_DATE_LIKE = re.compile(r"^(?:19|20)\d{2}[-./](?:0?[1-9]|1[0-2])[-./](?:0?[1-9]|[12]\d|3[01])$")
+# Words before a dotted quad that make it a version or build number, not an address; and
+# words that make it an address whatever its numbers.
+_VERSION_WORDS = ("version", "ver.", "ver ", "build", "release", "firmware", "update", "patch", "v.", "버전", "빌드",
+                  "バージョン", "stand ", "driver", "sdk", "api level", "kernel")
+_ADDRESS_WORDS = ("ip", "address", "addr", "host", "server", "gateway", "dns", "subnet", "router", "ping", "ssh",
+                  "connect", "adresse", "주소", "서버", "アドレス", "from ", "client", "proxy", "network", "lan", "wan")
 
 # Lengths per country (ISO 13616), for the countries whose IBANs people paste most.
 IBAN_LENGTHS = {
@@ -92,6 +84,18 @@ def card_issuer_ok(digits: str) -> bool:
     if two == 62:
         return 16 <= n <= 19
     return two in (50, 56, 57, 58, 63, 67) and 12 <= n <= 19
+
+
+def card_groups_ok(raw: str) -> bool:
+    """Written as issuers print cards: no separators, fours (the last group shorter), or
+    Amex and Diners' 4-6-5 and 4-6-4. ("633-2327879-2164816" is an order number.)"""
+    groups = raw.replace("-", " ").split()
+    if len(groups) == 1:
+        return True
+    sizes = [len(g) for g in groups]
+    if sizes in ([4, 6, 5], [4, 6, 4]):
+        return True
+    return all(size == 4 for size in sizes[:-1]) and 1 <= sizes[-1] <= 4
 
 
 def iban_ok(raw: str) -> bool:
@@ -156,38 +160,41 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
                 else:
                     # Shaped like an IBAN but not one: its digit groups are not a phone number.
                     taken.claim(m.start(), m.end())
+    ids = entities & _ID_ENTITIES
     for start, end in runs:
         raw = text[start:end].rstrip(" -./(")
         end = start + len(raw)
         digits = sum(map(str.isdigit, raw))
         if digits < 7 and not (digits >= 4 and raw.count(".") == 3):
+            if digits == 6 and ids:  # "AB 12 34 56 C"
+                found = find_id(text, start, end, ids)
+                if found is not None:
+                    add(*found)
             continue
-        entity = _classify_run(text, start, end, digits, entities)
-        if entity is not None:
-            add(start, end, entity)
+        found = _classify_run(text, start, end, digits, entities, ids)
+        if found is not None:
+            add(*found)
             continue
-        # Not one entity as a whole (e.g. a card number followed by a year): look inside.
+        # Not one entity as a whole (two numbers in a row, a card number and a year): look
+        # inside, at the pieces between wide separators and at the patterns' own matches.
         lo, hi = max(0, start - 1), min(len(text), end + 1)
-        if "credit_card" in entities:
+        if "credit_card" in entities and digits >= 13:
             for m in CARD_RE.finditer(text, lo, hi):
                 number = m.group().replace(" ", "").replace("-", "")
-                if 13 <= len(number) <= 19 and card_issuer_ok(number) and luhn_ok(number):
+                if 13 <= len(number) <= 19 and card_issuer_ok(number) and luhn_ok(number) and card_groups_ok(m.group()):
                     add(m.start(), m.end(), "credit_card")
-        if "kr_rrn" in entities:
-            for m in RRN_RE.finditer(text, lo, hi):
-                add(m.start(), m.end(), "kr_rrn")
-        if "us_ssn" in entities:
-            for m in SSN_RE.finditer(text, lo, hi):
-                add(m.start(), m.end(), "us_ssn")
         if "ip_address" in entities:
             for m in IPV4_RE.finditer(text, lo, hi):
-                add(m.start(), m.end(), "ip_address")
-        if "phone" in entities:
-            for m in PHONE_RE.finditer(text, lo, hi):
-                value = m.group()
-                count = sum(map(str.isdigit, value))
-                if 7 <= count <= 15 and not _DATE_LIKE.match(value):
-                    add(m.start(), m.end(), "phone")
+                if _is_address(text, m.start(), m.end()):
+                    add(m.start(), m.end(), "ip_address")
+        for piece in _PIECE_SPLIT.split(raw) if len(raw) > 9 else ():
+            piece = piece.strip(" -./(")
+            if piece == raw or sum(map(str.isdigit, piece)) < 7:
+                continue
+            at = text.find(piece, start, end + 1)
+            found = _classify_run(text, at, at + len(piece), sum(map(str.isdigit, piece)), entities, ids)
+            if found is not None:
+                add(*found)
     if "ip_address" in entities:
         # IPv6: two colons close together; the address around them is then validated.
         colon = text.find(":")
@@ -234,22 +241,40 @@ def _number_runs(text: str) -> list[tuple[int, int]]:
     return runs
 
 
-def _classify_run(text: str, start: int, end: int, digits: int, entities: frozenset[str]) -> str | None:
-    """The entity a whole run of digits and separators is, checked with anchored patterns."""
+_ID_ENTITIES = frozenset(kind.entity for kind in ID_KINDS)
+# Where a run holds two numbers: a dash or slash between spaces, two spaces.
+_PIECE_SPLIT = re.compile(r" [-/] | {2,}")
+
+
+def _classify_run(text: str, start: int, end: int, digits: int, entities: frozenset[str],
+                  ids: frozenset[str]) -> tuple[int, int, str] | None:
+    """The entity a run of digits and separators is, as (start, end, entity): most
+    specific first (a card, then an ID with its check), then an address, then a phone."""
     if "credit_card" in entities and 13 <= digits <= 19 and CARD_RE.fullmatch(text, start, end):
         number = text[start:end].replace(" ", "").replace("-", "")
-        if card_issuer_ok(number) and luhn_ok(number):
-            return "credit_card"
-    if "kr_rrn" in entities and digits == 13 and RRN_RE.fullmatch(text, start, end):
-        return "kr_rrn"
-    if "us_ssn" in entities and digits == 9 and SSN_RE.fullmatch(text, start, end):
-        return "us_ssn"
+        if card_issuer_ok(number) and luhn_ok(number) and card_groups_ok(text[start:end]):
+            return start, end, "credit_card"
+    if ids:
+        found = find_id(text, start, end, ids)
+        if found is not None:
+            return found
     if "ip_address" in entities and digits <= 12 and IPV4_RE.fullmatch(text, start, end):
-        return "ip_address"
-    if "phone" in entities and 7 <= digits <= 15 and PHONE_RE.fullmatch(text, start, end):
-        if not _DATE_LIKE.match(text, start, end):
-            return "phone"
+        return (start, end, "ip_address") if _is_address(text, start, end) else None
+    if "phone" in entities and 7 <= digits <= 15 and is_phone(text, start, end):
+        return start, end, "phone"
     return None
+
+
+def _is_address(text: str, start: int, end: int) -> bool:
+    """A dotted quad is an IP address unless it reads as a version or build number: words
+    before it say so, or (with no word either way) all its parts are small ("5.5.0.1")."""
+    lead = text[max(0, start - 24) : start].lower()
+    if any(word in lead for word in _ADDRESS_WORDS):
+        return True
+    if any(word in lead for word in _VERSION_WORDS) or (start > 0 and text[start - 1] in "vV"):
+        return False
+    parts = [int(p) for p in text[start:end].split(".")]
+    return parts[0] in (10, 127) or max(parts) >= 26
 
 
 def _is_ipv6(candidate: str) -> bool:

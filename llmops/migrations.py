@@ -27,6 +27,7 @@ TABLE_MODULES = [
     "llmops.evaluation.models",
     "llmops.experiments.models",
     "llmops.conversations",
+    "llmops.monitoring.models",
 ]
 
 _meta = MetaData()

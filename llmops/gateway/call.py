@@ -73,6 +73,8 @@ class Call:
     # What the client's API surface carries from request to reply (not a ledger field).
     surface_state: Any = None
     accounted: bool = False  # tokens and cost are counted (Services.account)
+    # The registry prompt's variables (not a ledger field): a captured call's context.
+    prompt_variables: dict[str, Any] | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -32,6 +32,7 @@ from llmops.errors import InvalidInput
 from llmops.experiments.service import ExperimentEntry
 from llmops.governance.config import LedgerConfig, LimitsConfig
 from llmops.guardrails.config import GuardrailsConfig
+from llmops.monitoring.config import MonitoringConfig
 
 ENV_PREFIX = "os.environ/"
 
@@ -164,6 +165,7 @@ class GatewayConfig(_Strict):
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig.default)
     limits: LimitsConfig = Field(default_factory=LimitsConfig)
     ledger: LedgerConfig = Field(default_factory=LedgerConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     experiments: list[ExperimentEntry] = Field(default_factory=list)
     # Filled by parse_config, never read from the file: model name -> why it is off.
     off_models: dict[str, str] = Field(default_factory=dict)

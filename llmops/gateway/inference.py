@@ -172,6 +172,9 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
             usage = data.get("usage")
             # The reply's texts are only counted when the upstream reported no usage.
             services.account(call, d, body, usage, [] if usage else reply_texts(endpoint, data))
+            capture = services.capture  # payload capture for monitoring: None when off
+            if capture is not None and capture.sampled(call):
+                capture.keep(call, view, reply_texts(endpoint, data))
             out = surface.whole(data, call)
             if out is None:
                 out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)

@@ -67,3 +67,4 @@ def apply_prompt_reference(services: Services, body: dict[str, Any], call: Call,
         if value is not None:
             body.setdefault(key, value)
     call.prompt_name, call.prompt_version = rendered.name, rendered.version
+    call.prompt_variables = variables

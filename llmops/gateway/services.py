@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from llmops.conversations import ConversationStore
     from llmops.experiments.service import ExperimentService
     from llmops.guardrails.pipeline import CompiledConfig
+    from llmops.monitoring.capture import PayloadCapture
     from llmops.registry.service import Registry
 
 log = logging.getLogger("llmops.gateway")
@@ -69,6 +70,12 @@ class Services:
             limits=config.limits,
             ledger=config.ledger,
         )
+        monitoring = config.monitoring
+        self.capture: PayloadCapture | None = None
+        if monitoring.capture.enabled:
+            from llmops.monitoring.capture import PayloadCapture
+
+            self.capture = PayloadCapture(monitoring.capture, self.database_url)
         self._check_judges(config.guardrails)  # checked when the config loaded, but for models
         self.guardrails = Pipeline(config.guardrails, judge=self.ask_judge)
         self._registry: Registry | None = None
@@ -82,6 +89,8 @@ class Services:
     async def start(self) -> None:
         await self.router.start()
         self.governance.start()
+        if self.capture is not None:
+            self.capture.start()
         table = pricing.PriceTable.load()
         for d in self.router.all_deployments():
             # Counted per request (metrics.unknown_price), not once per deployment here.
@@ -116,6 +125,8 @@ class Services:
         if self._conversations is not None:
             await self._conversations.aclose()
         await self.governance.aclose()
+        if self.capture is not None:
+            await asyncio.to_thread(self.capture.close)
 
     def _limiter_counters(self) -> dict[tuple[str, ...], float]:
         out: dict[tuple[str, ...], float] = {}

@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llmops.guardrails import Pipeline  # noqa: E402
-from tests.support.pii_secrets_synth import pii_rows, secret_rows  # noqa: E402
+from tests.support.pii_secrets_synth import pii_rows, probe_rows, secret_rows  # noqa: E402
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -54,7 +54,9 @@ def evaluate(check: str, rows: list[dict], show: int = 0) -> dict:
 def report(check: str, result: dict) -> None:
     tally = result["tally"]
     print(f"\n== {check}")
-    for split in ("all", "tuned", "held_out"):
+    for split in ("all", "tuned", "held_out", "probe"):
+        if split != "all" and not tally[(1, split)][1]:
+            continue
         k1, n1 = tally[(1, split)]
         k0, n0 = tally[(0, split)]
         lo1, hi1 = wilson(k1, n1)
@@ -76,8 +78,9 @@ def main() -> int:
     parser.add_argument("--seed", type=int, default=7, help="not the seed the checks were tuned with (1)")
     parser.add_argument("--show", type=int, default=0, help="wrong texts to print per format")
     args = parser.parse_args()
-    report("pii", evaluate("pii", pii_rows(args.seed, args.n), args.show))
-    report("secrets", evaluate("secrets", secret_rows(args.seed, args.n), args.show))
+    probes = max(1, args.n // 4)
+    report("pii", evaluate("pii", pii_rows(args.seed, args.n) + probe_rows("pii", args.seed, probes), args.show))
+    report("secrets", evaluate("secrets", secret_rows(args.seed, args.n) + probe_rows("secrets", args.seed, probes), args.show))
     return 0
 
 

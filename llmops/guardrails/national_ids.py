@@ -24,8 +24,9 @@ class IdKind:
     valid: Callable[[str], bool]
     # Words (lowercase) of which one must come shortly before a plain-digit form.
     context: tuple[str, ...] = ()
-    # A form with these separators counts without context.
+    # A form with these separators counts without context (if grouped_check agrees).
     grouped: re.Pattern[str] | None = None
+    grouped_check: Callable[[str], bool] | None = None
 
 
 def _digits(value: str) -> str:
@@ -38,11 +39,17 @@ def _ssn_ok(value: str) -> bool:
 
 
 def _rrn_ok(value: str) -> bool:
-    # YYMMDD then a gender/century digit 1-8. (No check digit: numbers issued since
-    # October 2020 have none.)
+    # YYMMDD then a gender/century digit 1-8. Written as 13 bare digits (which EANs and
+    # millisecond timestamps also are) it must also carry the check digit numbers issued
+    # before October 2020 have, or come after a word like "주민등록번호" (see find_id).
     d = _digits(value)
     month, day = int(d[2:4]), int(d[4:6])
     return len(d) == 13 and 1 <= month <= 12 and 1 <= day <= 31 and d[6] in "12345678"
+
+
+def rrn_checksum_ok(digits: str) -> bool:
+    total = sum(int(c) * w for c, w in zip(digits[:12], (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5), strict=True))
+    return (11 - total % 11) % 10 == int(digits[12])
 
 
 def _nir_ok(value: str) -> bool:
@@ -109,7 +116,9 @@ def _my_number_ok(value: str) -> bool:
 ID_KINDS: tuple[IdKind, ...] = (
     IdKind("us_ssn", "[US_SSN]", re.compile(r"\d{3}([- ])\d{2}\1\d{4}(?![\d-])"), 0, _ssn_ok,
            context=("ssn", "social security"), grouped=re.compile(r"\d{3}-\d{2}-\d{4}")),
-    IdKind("kr_rrn", "[KR_RRN]", re.compile(r"\d{6}-?\d{7}(?![\d-])"), 0, _rrn_ok),
+    IdKind("kr_rrn", "[KR_RRN]", re.compile(r"\d{6}-?\d{7}(?![\d-])"), 0, _rrn_ok,
+           context=("주민", "rrn", "resident", "등록번호"), grouped=re.compile(r"\d{6}-\d{7}|\d{13}"),
+           grouped_check=lambda v: "-" in v or rrn_checksum_ok(v)),
     IdKind("fr_nir", "[FR_NIR]",
            re.compile(r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])"), 0, _nir_ok),
     IdKind("es_dni", "[ES_DNI]", re.compile(r"(?:[XYZ]-?)?\d{7,8}-?[A-Z](?![A-Za-z0-9])"), 2, _dni_ok),
@@ -140,7 +149,10 @@ def find_id(text: str, start: int, end: int, entities: frozenset[str]) -> tuple[
             value = m.group()
             if not kind.valid(value):
                 continue
-            if kind.context and not (kind.grouped is not None and kind.grouped.fullmatch(value)):
+            if kind.context and not (
+                kind.grouped is not None and kind.grouped.fullmatch(value)
+                and (kind.grouped_check is None or kind.grouped_check(value))
+            ):
                 lead_text = text[max(0, m.start() - _REACH) : m.start()].lower()
                 if not any(word in lead_text for word in kind.context):
                     continue

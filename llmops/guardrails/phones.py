@@ -185,8 +185,10 @@ def is_phone(text: str, start: int, end: int) -> bool:
     separated = n + plus != len(raw)
     if separated and not _groups_ok(raw[plus:]):
         return False
-    # Part of an identifier ("SN-0748-9385-41", "1ZH2W3W01059243220", "12345ABC"): not a phone.
-    if start and (_ascii_alnum(text[start - 1]) or (text[start - 1] == "-" and start > 1 and _ascii_alnum(text[start - 2]))):
+    # Part of an identifier ("SN-0748-9385-41", "1ZH2W3W01059243220", "12345ABC") or a
+    # reference number ("#0195 2859 00"): not a phone.
+    before = text[start - 1] if start else ""
+    if before == "#" or _ascii_alnum(before) or (before == "-" and start > 1 and _ascii_alnum(text[start - 2])):
         return False
     if end < len(text) and _ascii_alnum(text[end]):
         return False

@@ -11,7 +11,9 @@ out (`stream_trigger`): ordinary prose goes out as it comes.
 
 from __future__ import annotations
 
+import math
 import re
+from collections import Counter
 from typing import ClassVar
 
 from llmops.guardrails.base import Check, CheckOptions, register
@@ -19,75 +21,69 @@ from llmops.guardrails.stream import prefix_regex
 from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Claims, Detection, Span
 
-# (kind, placeholder, pattern). Order matters where formats nest: Anthropic's sk-ant-
-# before OpenAI's sk-. Group "v", when present, is the part to replace.
-_PATTERNS: list[tuple[str, str, str]] = [
-    ("private_key", "[PRIVATE_KEY]",
-     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)"),
-    ("anthropic_key", "[ANTHROPIC_KEY]", r"\bsk-ant-(?:api\d\d-|admin\d\d-|sid\d\d-)?[A-Za-z0-9_-]{20,}"),
-    ("openai_key", "[OPENAI_KEY]", r"\bsk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}"),
-    ("aws_access_key", "[AWS_ACCESS_KEY]", r"\b(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[0-9A-Z]{16}\b"),
-    ("aws_secret_key", "[AWS_SECRET_KEY]",
-     r"(?i:aws[_\s-]?secret[_\s-]?(?:access[_\s-]?)?key|secret[_\s-]?access[_\s-]?key)[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])"),
-    ("gcp_api_key", "[GCP_KEY]", r"\bAIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
-    ("gcp_oauth_token", "[GCP_TOKEN]", r"\bya29\.[0-9A-Za-z_-]{20,}"),
-    ("gcp_client_secret", "[GCP_KEY]", r"\bGOCSPX-[0-9A-Za-z_-]{20,}"),
-    ("gcp_service_account", "[GCP_KEY]", r"\"private_key_id\"\s*:\s*\"(?P<v>[0-9a-f]{40})\""),
-    ("github_token", "[GITHUB_TOKEN]", r"\b(?:gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255})"),
-    ("gitlab_token", "[GITLAB_TOKEN]", r"\bglpat-[A-Za-z0-9_-]{20,}"),
-    ("slack_token", "[SLACK_TOKEN]", r"\bxox[abposr]-[A-Za-z0-9-]{10,}"),
-    ("slack_webhook", "[SLACK_WEBHOOK]", r"\bhttps://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+"),
-    ("stripe_key", "[STRIPE_KEY]", r"\b(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|\bwhsec_[A-Za-z0-9]{24,}"),
-    ("huggingface_token", "[HF_TOKEN]", r"\bhf_[A-Za-z0-9]{30,}"),
-    ("azure_storage_key", "[AZURE_KEY]", r"AccountKey=(?P<v>[A-Za-z0-9+/=]{60,})"),
-    ("sendgrid_key", "[SENDGRID_KEY]", r"\bSG\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}"),
-    ("npm_token", "[NPM_TOKEN]", r"\bnpm_[A-Za-z0-9]{36}\b"),
-    ("twilio_key", "[TWILIO_KEY]", r"\bSK[0-9a-f]{32}\b"),
-    ("groq_key", "[GROQ_KEY]", r"\bgsk_[A-Za-z0-9]{40,}"),
-    ("xai_key", "[XAI_KEY]", r"\bxai-[A-Za-z0-9]{40,}"),
-    ("jwt", "[JWT]", r"\beyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
-    ("url_password", "[PASSWORD]",
-     r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{1,64}:(?P<v>[^\s@/]{3,128})@[\w.-]+"),
-    # No word boundary before the name: DB_PASSWORD="..." and dbPassword: "..." count too.
-    ("password_assignment", "[PASSWORD]",
-     r"(?i:password|passwd|pwd|secret|api[_-]?key|access[_-]?token|auth[_-]?token|client[_-]?secret)[\"']?\s*[:=]\s*[\"'](?P<v>[^\s\"']{8,})[\"']"),
+# Kinds known by a literal start or shape: (kind, placeholder, pattern). Matched together
+# in one pass (one alternation, whose first characters `re` skips to), and only when the
+# text has a long run of token characters (see _has_long_run). Order matters where formats
+# nest: Anthropic's sk-ant- before OpenAI's sk-; the generic token last.
+_TOKEN_PATTERNS: list[tuple[str, str, str]] = [
+    ("anthropic_key", "[ANTHROPIC_KEY]", r"sk-ant-(?:api\d\d-|admin\d\d-|sid\d\d-)?[A-Za-z0-9_-]{20,}"),
+    ("openai_key", "[OPENAI_KEY]", r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}"),
+    ("aws_access_key", "[AWS_ACCESS_KEY]", r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
+    ("gcp_api_key", "[GCP_KEY]", r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
+    ("gcp_oauth_token", "[GCP_TOKEN]", r"ya29\.[0-9A-Za-z_-]{20,}"),
+    ("gcp_client_secret", "[GCP_KEY]", r"GOCSPX-[0-9A-Za-z_-]{20,}"),
+    ("github_token", "[GITHUB_TOKEN]", r"gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}"),
+    ("gitlab_token", "[GITLAB_TOKEN]", r"gl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|agent)-[A-Za-z0-9_-]{20,}"),
+    ("slack_token", "[SLACK_TOKEN]", r"xox[abposr]-[A-Za-z0-9-]{10,}"),
+    ("stripe_key", "[STRIPE_KEY]", r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}"),
+    ("huggingface_token", "[HF_TOKEN]", r"hf_[A-Za-z0-9]{30,}"),
+    ("sendgrid_key", "[SENDGRID_KEY]", r"SG\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}"),
+    ("npm_token", "[NPM_TOKEN]", r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
+    ("twilio_key", "[TWILIO_KEY]", r"SK[0-9a-f]{32}(?![0-9A-Za-z])"),
+    ("groq_key", "[GROQ_KEY]", r"gsk_[A-Za-z0-9]{40,}"),
+    ("xai_key", "[XAI_KEY]", r"xai-[A-Za-z0-9]{40,}"),
+    ("telegram_bot_token", "[TELEGRAM_TOKEN]", r"\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])"),
+    ("jwt", "[JWT]", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+    # Any vendor's token of the common shape: a short lowercase prefix (with a version or a
+    # scope: "dop_v1_", "lin_api_", "hvs.") and a long random body. The body must read as
+    # random (see _random_body), which names, paths and digests do not.
+    ("generic_token", "[TOKEN]", r"[a-z]{2,10}(?:[_-][a-z0-9]{1,6}){0,2}[_.-][A-Za-z0-9_-]{28,}"),
 ]
+# Kinds read from the words around a value, each with its own pattern and a fragment
+# (lowercase) it needs: (kind, placeholder, pattern, fragments). Group "v", when present,
+# is the part to replace.
+_CONTEXT_PATTERNS: list[tuple[str, str, str, tuple[str, ...]]] = [
+    ("private_key", "[PRIVATE_KEY]",
+     r"-----BEGIN (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----(?:[\s\S]*?-----END (?:[A-Z0-9]+ )*PRIVATE KEY(?: BLOCK)?-----|[\s\S]*\Z)",
+     ("private key",)),
+    ("aws_secret_key", "[AWS_SECRET_KEY]",
+     r"(?i:aws[_\s-]?secret[_\s-]?(?:access[_\s-]?)?key|secret[_\s-]?access[_\s-]?key)[\"']?\s*[:=]\s*[\"']?(?P<v>[A-Za-z0-9/+]{40})(?![A-Za-z0-9/+])",
+     ("secret",)),
+    ("gcp_service_account", "[GCP_KEY]", r"\"private_key_id\"\s*:\s*\"(?P<v>[0-9a-f]{40})\"", ("private_key_id",)),
+    ("slack_webhook", "[SLACK_WEBHOOK]", r"https://hooks\.slack\.com/services/T[A-Za-z0-9_]+/B[A-Za-z0-9_]+/[A-Za-z0-9_]+",
+     ("hooks.slack",)),
+    ("azure_storage_key", "[AZURE_KEY]", r"AccountKey=(?P<v>[A-Za-z0-9+/=]{60,})", ("accountkey=",)),
+    ("url_password", "[PASSWORD]", r"\b[a-z][a-z0-9+.-]{1,20}://[^\s:/@]{0,64}:(?P<v>[^\s@/]{3,128})@[\w.-]+", ("://",)),
+    # A config file's key/value pair: <add key="ApiSecret" value="..."/>, name="db.password" value="...".
+    ("config_value", "[PASSWORD]",
+     r"(?i:(?:key|name)\s*=\s*\"[\w.:-]*(?:passw|pwd|secret|token|api_?key)[\w.:-]*\"\s+value\s*=\s*\")(?P<v>[^\"]{6,200})\"",
+     ("value",)),
+    ("bearer_token", "[TOKEN]", r"(?i:bearer)\s+(?P<v>[A-Za-z0-9._~+/-]{20,}=*)", ("bearer",)),
+]
+# Values assigned to a name that ends in a secret's word: DB_PASSWORD="...", smtp_password = ...,
+# "password": "...", api_key='...', --password=..., dbPassword: ... (found by _assignments).
+_ASSIGNMENT = ("password_assignment", "[PASSWORD]")
 
-KINDS = tuple(kind for kind, _, _ in _PATTERNS)
+KINDS = (*(k for k, _, _ in _TOKEN_PATTERNS), *(k for k, _, _, _ in _CONTEXT_PATTERNS), _ASSIGNMENT[0])
+_TOKEN_PLACEHOLDER = {kind: placeholder for kind, placeholder, _ in _TOKEN_PATTERNS}
+_TOKEN_GROUP = {f"k{i}": kind for i, (kind, _, _) in enumerate(_TOKEN_PATTERNS)}
+_TOKEN_RE = re.compile("|".join(f"(?P<k{i}>{pattern})" for i, (_, _, pattern) in enumerate(_TOKEN_PATTERNS)))
+_CONTEXT_COMPILED = [(kind, placeholder, re.compile(pattern), needs) for kind, placeholder, pattern, needs in _CONTEXT_PATTERNS]
 
-
-def _compile(pattern: str) -> re.Pattern[str]:
-    # A leading \b stops `re` from jumping to the literal prefix ("sk-ant-") and makes
-    # it try every position: drop it and check the boundary on each match instead.
-    return re.compile(pattern[2:] if pattern.startswith(r"\b") else pattern)
-
-
-_COMPILED = [(kind, placeholder, _compile(pattern), pattern.startswith(r"\b")) for kind, placeholder, pattern in _PATTERNS]
-# Kinds whose value is one long token: a text without a long run of token characters
-# (see _has_long_run) has none. All the others need one of _SHORT_KIND_FRAGMENTS.
-_LONG_TOKEN_KINDS = frozenset(KINDS) - {"private_key", "url_password", "password_assignment", "slack_token"}
-# The names password_assignment matches, as lowercase fragments ("token" for access_token,
-# auth-token, accesstoken...).
-_ASSIGNMENT_NAMES = ("passw", "pwd", "secret", "apikey", "api_key", "api-key", "token")
-# Fragments (lowercase) without which a kind cannot match: checked before its regex runs.
-_NEEDS: dict[str, tuple[str, ...]] = {
-    "private_key": ("private key",),
-    "aws_secret_key": ("secret",),
-    "stripe_key": ("_live_", "_test_", "whsec_"),
-    "url_password": ("://",),
-    "password_assignment": _ASSIGNMENT_NAMES,
-    "slack_token": ("xox",),
-    "slack_webhook": ("hooks.slack",),
-    "azure_storage_key": ("accountkey=",),
-    "gcp_service_account": ("private_key_id",),
-}
-# Without a long run, only these can match: every match holds one of them.
-_SHORT_KIND_FRAGMENTS = ("://", "private key", *_ASSIGNMENT_NAMES)
-
-# A run of token characters this long: every long-token kind's value is one (the
-# shortest, an AWS access key, has 20), and so is a Slack token ("xoxb-" and 10 more).
-# Dashes and dots count: "glpat-AbCdEfGhIj-KlMnOpQrSt" and a JWT are long runs even when
-# each of their words is short.
+# A run of token characters this long: every token kind's value is one (the shortest, an
+# AWS access key, has 20), and so is a Slack token ("xoxb-" and 10 more). Dashes and dots
+# count: "glpat-AbCdEfGhIj-KlMnOpQrSt" and a JWT are long runs even when each of their
+# words is short.
 LONG_RUN = 15
 _RUN_TABLE = bytes(
     0x61 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-+/=.") else 0x20 for i in range(256)
@@ -100,44 +96,173 @@ def _has_long_run(text: str) -> bool:
     return _LONG_RUN_MARK in text.encode("ascii", "replace").translate(_RUN_TABLE)
 
 
-def _looks_random(value: str) -> bool:
-    """A password-like value: long enough and mixing character classes (not `changeme`)."""
-    classes = sum((any(c.islower() for c in value), any(c.isupper() for c in value), any(c.isdigit() for c in value),
-                   any(not c.isalnum() for c in value)))
-    return classes >= 2 and len(set(value)) >= 6
+# --- telling a random value from a word, a name, a reference or a placeholder --------------------
+
+def entropy(value: str) -> float:
+    """Shannon entropy in bits per character."""
+    size = len(value)
+    return -sum(c / size * math.log2(c / size) for c in Counter(value).values())
+
+
+_HEX = frozenset("0123456789abcdef")
+_DIGEST_PREFIXES = ("sha1", "sha224", "sha256", "sha384", "sha512", "md5", "blake2", "base64", "data")
+_LOWER_RUN = re.compile(r"[a-z]{12,}")
+
+
+def _random_body(prefix: str, body: str) -> bool:
+    """A generic token's body: hex with digits and letters mixed, or letters of both cases
+    and digits spread evenly (high entropy, no long lowercase word)."""
+    if prefix.startswith(_DIGEST_PREFIXES):
+        return False
+    chars = body.replace("-", "").replace("_", "")
+    digits = sum(c.isdigit() for c in chars)
+    if set(chars.lower()) <= _HEX and (chars.islower() or chars.isupper() or chars.isdigit()):
+        return len(chars) >= 32 and digits >= len(chars) // 5 and len(chars) - digits >= len(chars) // 6
+    upper = sum(c.isupper() for c in chars)
+    lower = sum(c.islower() for c in chars)
+    return (digits >= 2 and upper >= 3 and lower >= 3 and entropy(chars) >= 4.0
+            and _LOWER_RUN.search(chars) is None)
+
+
+# A value that stands for a secret instead of being one: a variable, an env reference, a
+# template, a call, a placeholder.
+_REFERENCE = re.compile(
+    r"[$<>{}()\[\]]|%\(|\*\*\*|xxxx|\.\.\.|^(?:os|env|process|settings|config|self|this|request|params|args)\."
+    r"|(?i:your[-_ ]|[-_ ]here$|changeme|change[-_]me|replace[-_ ]?me|placeholder|redacted|example|dummy|secret_?here)"
+)
+_REFERENCE_WORD = re.compile(r"(?i:none|null|nil|true|false|undefined|required|optional|string|str|bytes|int|env|todo|tbd)")
+_IDENTIFIER = re.compile(r"[a-z_]+(?:\.[A-Za-z_]+)+|[A-Z]+(?:_[A-Z0-9]+)+|[a-z]+(?:_[a-z]+)+")
+
+
+def _is_value(value: str, strong: bool) -> bool:
+    """An assigned value that is a secret: not a reference or a placeholder, long enough,
+    and mixing character classes (a password); a `strong` name (key, token, auth...) needs
+    a longer, more random value, since such names also hold ids and settings."""
+    if _REFERENCE.search(value) or _REFERENCE_WORD.fullmatch(value) or _IDENTIFIER.fullmatch(value):
+        return False
+    if len(set(value)) < 6:
+        return False
+    classes = (any(c.islower() for c in value) + any(c.isupper() for c in value) + any(c.isdigit() for c in value)
+               + any(not c.isalnum() for c in value))
+    if not strong:
+        return classes >= 2
+    if _PATH.search(value):
+        return False
+    # Random hex carries 4 bits a character at most, other alphabets more.
+    floor = 3.2 if set(value.lower()) <= _HEX else 3.5
+    return len(value) >= 16 and classes >= 2 and entropy(value) >= floor
+
+
+# A path or a URL, not a secret: "uploads/2024/03/report.pdf", "./keys", "https://...".
+_PATH = re.compile(r"^(?:\.{0,2}/|~/|[a-z][a-z0-9+.-]*://)|/[\w-]+\.[a-z0-9]{2,4}$")
+
+
+# The words a secret's name ends with, each with the endings it may take, and whether the
+# value must be strong; found with str.find (C speed) in the lowercased text.
+_NAME_WORDS: dict[str, tuple[str, bool]] = {
+    "pass": (r"(?:w(?:or)?d|wort|phrase|wd)?s?", False),
+    "pwd": ("", False),
+    "secret": ("s?", True),
+    "token": ("s?", True),
+    "key": ("s?", True),
+    "auth": ("", True),
+    "cred": (r"(?:entials?|s)?", True),
+    # The same names in the other languages people write configs and notes in.
+    "kennwort": ("", False),
+    "비밀번호": ("", False),
+    "암호": ("", False),
+    "パスワード": ("", False),
+    "mot de passe": ("", False),
+    "contraseña": ("", False),
+}
+_NAME_END = {word: re.compile(rf"{ending}[\"']?[ \t]*(?::=|=>|[:=])[ \t]*") for word, (ending, _) in _NAME_WORDS.items()}
+_QUOTED = re.compile(r"([\"'`])([^\"'`\n]{6,200}?)\1")
+_UNQUOTED = re.compile(r"[^\s\"'`,;<>(){}\[\]]{8,200}")
+_ASSIGNMENT_WORDS = tuple(_NAME_WORDS)
+
+
+def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
+    """The values assigned to secrets' names, as (start, end)."""
+    found = []
+    for word, (_, strong) in _NAME_WORDS.items():
+        at = lower.find(word)
+        while at >= 0:
+            nxt = at + len(word)
+            m = _NAME_END[word].match(lower, nxt)
+            # "monkey", "bypass": the word inside another one; camelCase ("dbPassword") counts.
+            if m is not None and at > 0 and lower[at - 1].isalpha() and (word != "pass" or m.end() - nxt < 2):
+                if not text[at].isupper() or text[at - 1].isupper():
+                    m = None
+            if m is not None:
+                q = _QUOTED.match(text, m.end())
+                if q is not None:
+                    start, end = q.span(2)
+                else:
+                    u = _UNQUOTED.match(text, m.end())
+                    start, end = u.span() if u is not None else (0, 0)
+                    while end > start and text[end - 1] in ".:!?":  # the end of a sentence
+                        end -= 1
+                if end > start and _is_value(text[start:end], strong and not (q is not None and word == "pass")):
+                    found.append((start, end))
+            at = lower.find(word, nxt)
+    return found
 
 
 def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None) -> list[tuple[str, Span]]:
     view = view or TextView(text)
     lower = view.lower if view.is_ascii else text.lower()
-    # Cheap gates first: most kinds need a long run of token characters, the rest a
-    # telltale fragment. Both are read from the match itself, never from text around it,
-    # so a part of a text (a stream's window) finds what the whole text finds there.
-    long_tokens = _has_long_run(text)
-    if not long_tokens and not any(fragment in lower for fragment in _SHORT_KIND_FRAGMENTS):
-        return []
     found: list[tuple[str, Span]] = []
     taken = Claims()
-    for kind, placeholder, pattern, word_start in _COMPILED:
-        if kind not in kinds:
-            continue
-        if kind in _LONG_TOKEN_KINDS and not long_tokens:
-            continue
-        needs = _NEEDS.get(kind)
-        if needs is not None and not any(fragment in lower for fragment in needs):
+    # One pass for every token kind, and only when some long run of token characters could
+    # hold one. Each match is checked from the match itself, never from text around it
+    # (beyond the character before it), so a part of a text (a stream's window) finds what
+    # the whole text finds there.
+    if _has_long_run(text):
+        pos = 0
+        search = _TOKEN_RE.search
+        while True:
+            m = search(text, pos)
+            if m is None:
+                break
+            start = m.start()
+            if start > 0 and _is_word_char(text[start - 1]):
+                pos = start + 1
+                continue
+            kind = _TOKEN_GROUP[m.lastgroup or ""]
+            if kind == "generic_token" and not _generic_ok(m.group()):
+                pos = start + 1
+                continue
+            pos = m.end()
+            if kind in kinds and taken.claim(start, m.end()):
+                found.append((kind, Span(start, m.end(), _TOKEN_PLACEHOLDER[kind])))
+    for kind, placeholder, pattern, needs in _CONTEXT_COMPILED:
+        if kind not in kinds or not any(fragment in lower for fragment in needs):
             continue
         for m in pattern.finditer(text):
-            if word_start and m.start() > 0 and _is_word_char(text[m.start() - 1]):
-                continue
             if "v" in pattern.groupindex and m.group("v") is not None:
                 start, end = m.span("v")
-                if kind in ("password_assignment", "url_password") and not _looks_random(m.group("v")):
+                if kind == "url_password" and not _is_value(m.group("v"), False):
+                    continue
+                if kind in ("bearer_token", "config_value") and not _is_value(m.group("v"), kind == "bearer_token"):
                     continue
             else:
                 start, end = m.span()
             if taken.claim(start, end):
                 found.append((kind, Span(start, end, placeholder)))
+    if _ASSIGNMENT[0] in kinds and ("=" in text or ":" in text):
+        for start, end in _assignments(text, lower):
+            if taken.claim(start, end):
+                found.append((_ASSIGNMENT[0], Span(start, end, _ASSIGNMENT[1])))
     return found
+
+
+_GENERIC_SPLIT = re.compile(r"[a-z]{2,10}(?:[_-][a-z0-9]{1,6}){0,2}[_.-]")
+
+
+def _generic_ok(token: str) -> bool:
+    m = _GENERIC_SPLIT.match(token)
+    prefix = m.group() if m else ""
+    return _random_body(prefix, token[len(prefix) :])
 
 
 def _is_word_char(ch: str) -> bool:
@@ -176,7 +301,13 @@ _MAY_BEGIN = re.compile(
 # A value comes after "=" or ":" that follow a secret's name (password, api_key, "secret" of
 # aws_secret_access_key, private_key_id, AccountKey...), or after "user:" in a URL.
 _SIGN = re.compile(r"[=:]")
-_VALUE_NAME = re.compile(r"passw|pwd|secret|api[_-]?key|token|private_key_id|accountkey", re.IGNORECASE)
+_VALUE_NAME = re.compile(
+    r"pass|pwd|secret|key|token|auth|cred|kennwort|비밀번호|암호|パスワード|contraseña", re.IGNORECASE
+)
+# A last word that may still grow into a token of a kind without a literal start: a generic
+# token once its prefix's separator came ("shpat_3f9a"), a Telegram bot token ("123456789:AA").
+_MAY_GROW = re.compile(r"(?:[a-z]{2,10}(?:[_-][a-z0-9]{1,6}){0,2}(?:[_-]|\.(?=\w))[A-Za-z0-9_-]*|\d{6,10}(?::[A-Za-z0-9_-]*)?)\Z")
+_BEARER = re.compile(r"(?i:bearer)[ \t]+\Z")
 _NAME_REACH = 72
 # A private key header still being written ("-----BEGIN RSA PRIV").
 _HEADER_TAIL = re.compile(r"-----BEGIN(?: [A-Z0-9]*)*-{0,5}\Z")
@@ -227,6 +358,19 @@ def stream_hold(text: str, before: str = "") -> int:
                     if _is_value_sign(text, sign.start(), before):
                         hold = sign.end()
                         break
+        if hold > start and _MAY_GROW.match(text, start) and not joined:
+            hold = start
+        elif hold > 0 and start == 0 and before and before[-1] not in _STREAM_SPACE:
+            # The word began in text already sent ("shpat" + "_3f9a", "123456789:" + "AA"):
+            # its start is out, but what follows may still be the token's secret part.
+            joint = before[-48:] + text
+            at = max(joint.rfind(" "), joint.rfind("\n"), joint.rfind("\t")) + 1
+            if _MAY_GROW.match(joint, at):
+                hold = 0
+        if hold > start:
+            lead = text[max(0, start - 16) : start] if start >= 16 or not before else (before + text[:start])[-16:]
+            if _BEARER.search(lead):
+                hold = start  # "Authorization: Bearer " and the token
         if hold > start:
             # A word just after "=" or ":" (spaces between) may be a value: 'password = "...'.
             i = start - 1
@@ -259,7 +403,11 @@ def stream_trigger(piece: str) -> bool:
     value ends with one) or an "@" (a password in a URL ends before one)."""
     if len(piece) >= LONG_RUN and _has_long_run(piece):
         return True
-    return '"' in piece or "'" in piece or "@" in piece or "-----BEGIN" in piece
+    # A value assigned without quotes ("smtp_password = Xk9mPq2v") mixes in digits or capitals.
+    return _TRIGGER.search(piece) is not None
+
+
+_TRIGGER = re.compile(r"[\"'@=:\d]|[a-z][A-Z]|-----BEGIN")
 
 
 class SecretsOptions(CheckOptions):

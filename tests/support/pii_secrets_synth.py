@@ -1,7 +1,7 @@
 """Synthetic labelled texts for the pii and secrets checks: positives and hard negatives.
 
     rows = pii_rows(seed=1, n_per_format=20)      # [{"text", "label", "kind", "format", "language", "split"}]
-    rows = secret_rows(seed=1, n_per_kind=20)
+    rows = secret_rows(seed=1, n_per_format=20)
 
 Every positive embeds one value, generated at random in a real format (a German landline
 written with a slash, a Korean mobile without separators, a GitLab token, a password in a
@@ -73,6 +73,13 @@ def _iban(r: random.Random, country: str, length: int, grouped: bool) -> str:
 
 def _rrn(r: random.Random) -> str:
     return f"{_d(r, 2)}{r.randint(1, 12):02d}{r.randint(1, 28):02d}-{r.choice('1234')}{_d(r, 6)}"
+
+
+def _rrn_checked(r: random.Random) -> str:
+    """Thirteen bare digits with the check digit numbers issued before October 2020 carry."""
+    body = _rrn(r).replace("-", "")[:12]
+    total = sum(int(c) * w for c, w in zip(body, (2, 3, 4, 5, 6, 7, 8, 9, 2, 3, 4, 5), strict=True))
+    return body + str((11 - total % 11) % 10)
 
 
 def _nir(r: random.Random) -> str:
@@ -162,7 +169,7 @@ PII_FORMATS: list[tuple[str, str, str, Gen]] = [
     ("iban", "nl_bare", "held_out", lambda r: _iban(r, "NL", 18, False)),
     ("us_ssn", "dashes", "tuned", lambda r: f"{r.randint(100, 665)}-{r.randint(10, 99)}-{r.randint(1000, 9999)}"),
     ("kr_rrn", "dash", "tuned", _rrn),
-    ("kr_rrn", "bare", "held_out", lambda r: _rrn(r).replace("-", "")),
+    ("kr_rrn", "bare", "held_out", lambda r: _rrn_checked(r)),
     ("fr_nir", "grouped", "held_out", _nir),
     ("es_dni", "plain", "held_out", _dni),
     ("uk_nino", "grouped", "held_out", _nino),
@@ -323,15 +330,15 @@ _SECRET_SENTENCES = {
 }
 
 
-def secret_rows(seed: int = 1, n_per_kind: int = 20) -> list[dict]:
+def secret_rows(seed: int = 1, n_per_format: int = 20) -> list[dict]:
     r = random.Random(seed)
     rows = []
     for kind, split, gen in SECRET_KINDS:
-        for _ in range(n_per_kind):
+        for _ in range(n_per_format):
             language = r.choice(["en", "de", "ko"])
             text = r.choice(_SECRET_SENTENCES[language]).format(v=gen(r))
             rows.append({"text": text, "label": 1, "kind": kind, "format": kind, "language": language, "split": split})
-    rows += _negatives(r, SECRET_NEGATIVES, n_per_kind, "secrets")
+    rows += _negatives(r, SECRET_NEGATIVES, n_per_format, "secrets")
     return rows
 
 
@@ -366,3 +373,101 @@ SECRET_NEGATIVES: list[tuple[str, str, Gen]] = [
     ("api_docs", "held_out", lambda r: "Send the API key in the Authorization header as `Bearer <token>`."),
     ("order_ids", "held_out", lambda r: f"Bestellung ORD-{_d(r, 4)}-{_s(r, 10, string.ascii_uppercase + string.digits)} wurde versandt."),
 ]
+
+
+# --- probes: written after the checks were tuned, never tuned on -------------------------------
+# Fixed texts (with random digits where a number goes), positives and hard negatives in the
+# shapes people actually write, to judge the checks on what the formats above did not show.
+
+PII_PROBES: list[tuple[int, Gen]] = [
+    (1, lambda r: f"Telefon: +49-711-{_nz(r)}{_d(r, 6)}"),
+    (1, lambda r: f"Rufen Sie an: 0711 / {_d(r, 3)} {_d(r, 2)} {_d(r, 2)}"),
+    (1, lambda r: f"대표번호 (02) {_nz(r)}{_d(r, 3)}-{_d(r, 4)}"),
+    (1, lambda r: f"핸드폰 010.{_d(r, 4)}.{_d(r, 4)}"),
+    (1, lambda r: f"Mobile +44 7700 {_d(r, 3)} {_d(r, 3)}"),
+    (1, lambda r: f"Standard : +33 1 {_d(r, 2)} {_d(r, 2)} {_d(r, 2)} {_d(r, 2)}"),
+    (1, lambda r: f"お問い合わせ (03) {_d(r, 4)}-{_d(r, 4)}"),
+    (1, lambda r: f"Call us at +1.{_nz(r)}{_d(r, 2)}.{_nz(r)}{_d(r, 2)}.{_d(r, 4)}"),
+    (1, lambda r: f"Zentrale 0049 (0)89 {_nz(r)}{_d(r, 6)}"),
+    (1, lambda r: f"Tel: +82-2-{_d(r, 4)}-{_d(r, 4)}"),
+    (1, lambda r: f"phone {r.randint(201, 989)}{r.randint(200, 999)}{_d(r, 4)}"),
+    (1, lambda r: f"Handy: 0170 {_d(r, 7)}"),
+    (1, lambda r: f"Portable 06-{_d(r, 2)}-{_d(r, 2)}-{_d(r, 2)}-{_d(r, 2)}"),
+    (1, lambda r: f"WhatsApp +336{_d(r, 8)}"),
+    (1, lambda r: f"text me at +1 ({_nz(r)}{_d(r, 2)}) {_nz(r)}{_d(r, 2)}-{_d(r, 4)} tonight"),
+    (1, lambda r: f"서울 02 {_d(r, 4)} {_d(r, 4)} 로 연락주세요"),
+    (1, lambda r: f"SSN: {r.randint(100, 665)} {r.randint(10, 99)} {r.randint(1000, 9999)}"),
+    (1, lambda r: f"mail first.last+tag{r.randint(1, 99)}@sub.example.org please"),
+    (1, lambda r: f"ping {r.randint(30, 220)}.{r.randint(0, 255)}.{r.randint(0, 255)}.{r.randint(1, 254)} fails"),
+    (1, lambda r: "Karte " + _group(_card(r, "4", 16), (4, 4, 4, 4), "-")),
+    (0, lambda r: f"Version {r.randint(1, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)}.{r.randint(0, 9)} released"),
+    (0, lambda r: f"firmware v{r.randint(1, 9)}.{r.randint(0, 30)}.{r.randint(0, 9)}.{r.randint(0, 9)} fixes it"),
+    (0, lambda r: f"Chrome 120.0.{r.randint(5000, 6999)}.{r.randint(10, 200)} crashed"),
+    (0, lambda r: f"Zeitraum 01.0{r.randint(1, 9)}.2024 - 3{r.randint(0, 1)}.12.2024"),
+    (0, lambda r: f"Kundennummer {_d(r, 4)} {_d(r, 4)}"),
+    (0, lambda r: f"Aktenzeichen 2 BvR {_d(r, 4)}/{r.randint(10, 24)}"),
+    (0, lambda r: f"Artikel-Nr. {_d(r, 3)}.{_d(r, 3)}.{_d(r, 2)}"),
+    (0, lambda r: f"Flight LH {r.randint(100, 999)} departs {r.randint(10, 23)}:{r.randint(10, 59)}, gate B{r.randint(10, 60)}"),
+    (0, lambda r: f"Ticket #{_d(r, 4)} {_d(r, 4)} {_d(r, 2)} closed"),
+    (0, lambda r: f"EAN {_d(r, 13)} im Lager"),
+    (0, lambda r: f"HS code 8471.30.{_d(r, 4)} applies"),
+    (0, lambda r: f"{r.randint(2000, 2030)}.{r.randint(1, 12):02d}.{r.randint(1, 28):02d} 공지사항"),
+    (0, lambda r: f"Koordinaten {r.randint(30, 60)}.{_d(r, 4)}, {r.randint(100, 130)}.{_d(r, 4)}"),
+    (0, lambda r: f"version 10.0.0.{r.randint(1, 9)} is out"),
+    (0, lambda r: f"Lot 2024-{_d(r, 6)}, MHD 12/2026"),
+    (0, lambda r: f"{r.randint(1, 9)} {_d(r, 3)} {_d(r, 3)} users signed up"),
+    (0, lambda r: f"Sendungsnummer 00340434{_d(r, 12)}"),
+    (0, lambda r: f"Timestamp {r.randint(1600000000, 1800000000)} ms offset {_d(r, 3)}"),
+    (0, lambda r: f"Matrikelnummer {_d(r, 7)}, Raum 0.{r.randint(10, 99)}"),
+    (0, lambda r: f"Preis: 1.{_d(r, 3)}.{_d(r, 3)},00 EUR"),
+]
+
+SECRET_PROBES: list[tuple[int, Gen]] = [
+    (1, lambda r: f"AWS_SECRET_ACCESS_KEY: {_b64(r, 40)}"),
+    (1, lambda r: f"mongodb+srv://admin:{_password(r).replace('@', '')}@cluster0.ab1cd.mongodb.net/db"),
+    (1, lambda r: f"redis://:{_s(r, 20)}@cache.internal:6379/0"),
+    (1, lambda r: f"git clone https://ghp_{_s(r, 36)}@github.com/acme/app.git"),
+    (1, lambda r: f"curl -H 'Authorization: Bearer {_s(r, 40, ALNUM + '._-')}' https://api.example.com"),
+    (1, lambda r: f"export OPENAI_API_KEY=sk-{_s(r, 48)}"),
+    (1, lambda r: f"PGPASSWORD={_password(r)} psql -h db -U app"),
+    (1, lambda r: f"password=Summer{r.randint(2000, 2030)}!"),
+    (1, lambda r: f'{{"apiKey": "AIza{_s(r, 35, ALNUM + "-_")}"}}'),
+    (1, lambda r: f'secret: "{_s(r, 32, "0123456789abcdef")}"'),
+    (1, lambda r: f"MAILGUN_KEY=key-{_s(r, 32, '0123456789abcdef')}"),
+    (1, lambda r: f"Passwort: {_password(r)}"),
+    (1, lambda r: f"비밀번호: {_password(r)}"),
+    (1, lambda r: f"xoxp-{_d(r, 11)}-{_d(r, 12)}-{_d(r, 12)}-{_s(r, 32, '0123456789abcdef')}"),
+    (1, lambda r: f"sk_test_{_s(r, 99)}"),
+    (1, lambda r: f"db.password = {_password(r)}"),
+    (1, lambda r: f"<add key=\"ApiSecret\" value=\"{_s(r, 32)}\" />"),
+    (1, lambda r: f"auth_token: {_s(r, 32, '0123456789abcdef')}"),
+    (1, lambda r: f"gho_{_s(r, 36)} is the OAuth token"),
+    (1, lambda r: f"-----BEGIN EC PRIVATE KEY-----\n{_b64(r, 64)}\n-----END EC PRIVATE KEY-----"),
+    (0, lambda r: "token: ${{ secrets.GITHUB_TOKEN }}"),
+    (0, lambda r: "password: ${{ secrets.DB_PASSWORD }}"),
+    (0, lambda r: "api_key = os.getenv('API_KEY')"),
+    (0, lambda r: "const token = await getToken(user);"),
+    (0, lambda r: "key: value"),
+    (0, lambda r: 'sort_key: "created_at"'),
+    (0, lambda r: "The token limit is 128000 tokens per request."),
+    (0, lambda r: f"partition_key = user_id_{r.randint(2000, 2030)}"),
+    (0, lambda r: 'cache_key = f"user:{user_id}:profile"'),
+    (0, lambda r: "foreign_key=True, primary_key=False"),
+    (0, lambda r: f"hash: {_s(r, 32, '0123456789abcdef')}"),
+    (0, lambda r: f'etag: "{_s(r, 40, "0123456789abcdef")}"'),
+    (0, lambda r: f"api_version = 20{r.randint(20, 26)}-0{r.randint(1, 9)}-01"),
+    (0, lambda r: "token_type: bearer, expires_in: 3600"),
+    (0, lambda r: f"file_key = uploads/2024/0{r.randint(1, 9)}/report_final_v2.pdf"),
+    (0, lambda r: "Press the key: Enter, then type your password: (it will not echo)."),
+    (0, lambda r: f"public_key: ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI{_s(r, 43)} user@host"),
+    (0, lambda r: f"Video https://www.youtube.com/watch?v={_s(r, 11, ALNUM + '-_')}&list=PL{_s(r, 32)}"),
+    (0, lambda r: f"node_modules/.pnpm/react-dom@18.2.0_react@18.2.0/node_modules/react-dom/cjs/react-dom.{_s(r, 8, string.ascii_lowercase)}.js"),
+    (0, lambda r: f"model: meta-llama/Llama-3.1-8B-Instruct, revision {_s(r, 40, '0123456789abcdef')}"),
+]
+
+
+def probe_rows(check: str, seed: int = 1, n_each: int = 10) -> list[dict]:
+    r = random.Random(seed)
+    table = PII_PROBES if check == "pii" else SECRET_PROBES
+    return [{"text": gen(r), "label": label, "kind": "probe", "format": f"probe{i}", "language": "mixed", "split": "probe"}
+            for i, (label, gen) in enumerate(table) for _ in range(n_each)]

@@ -185,3 +185,30 @@ def test_an_http_client_accepts_a_base_url_with_or_without_v1(fake):
                 assert reply.text == "One. Two." and reply.cost == pytest.approx(COST) and reply.latency_ms > 0
 
     asyncio.run(go())
+
+
+def test_a_case_context_template_is_rendered_like_the_default_one(synced, fake, tmp_path):
+    """`context: "{{ text }}"` on a case used to reach the scorer as the literal template."""
+    path = suite_file(
+        tmp_path,
+        """
+        name: grounded
+        prompts:
+          - id: plain
+            template: "{{ text }}"
+        models: [echo]
+        cases:
+          - id: own-template
+            vars: {text: "The budget is £2bn. It starts in April.", notes: "Unrelated notes about parking."}
+            context: "{{ text }}"
+            assert: [{type: faithfulness, scorer: lexical}]
+          - id: other-variable
+            vars: {text: "The budget is £2bn. It starts in April.", notes: "Unrelated notes about parking."}
+            context: "{{ notes }}"
+            assert: [{type: faithfulness, scorer: lexical}]
+        """,
+    )
+    result, _ = run(path, gateway_url=fake.url, database_url=synced)
+    by_case = {r.case_id: r for r in result.results}
+    assert by_case["own-template"].passed, by_case["own-template"].assertions
+    assert not by_case["other-variable"].passed  # the echoed text is not in the notes

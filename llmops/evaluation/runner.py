@@ -239,11 +239,12 @@ def plan(suite: Suite, prompts: list[PreparedPrompt]) -> list[Task]:
 
 
 def _context_for(case: CaseSpec, suite: Suite) -> str | list[str] | None:
-    if case.context is not None:
-        return case.context
-    if suite.defaults.context is not None:
-        return render_value(suite.defaults.context, EvalContext(output="", variables=case.vars, expected=case.expected))
-    return None
+    """The case's own context, else the suite's default; either may be a template over
+    the case's variables (`context: "{{ text }}"`)."""
+    context = case.context if case.context is not None else suite.defaults.context
+    if context is None:
+        return None
+    return render_value(context, EvalContext(output="", variables=case.vars, expected=case.expected))
 
 
 def _last_user_message(messages: list[dict]) -> str | None:

@@ -16,13 +16,31 @@ from llmops.guardrails.base import Check, CheckOptions, register
 from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Detection, Span
 
-_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
 # Every character this check knows, in one class: one pass over the text finds them all.
 _ANY_INVISIBLE = re.compile(
     "[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f\u00ad\u034f\u061c\u115f\u1160\u180e\u200b-\u200f\u202a-\u202e"
     "\u2060-\u2064\u2066-\u2069\u3164\ufeff\uffa0\U000e0000-\U000e007f\U000e0100-\U000e01ef]+"
 )
 _JOINERS = frozenset("\u200c\u200d")
+# The cheap test that a text holds none of them, before the regex reads it character by
+# character: ASCII bytes other than printable ones and whitespace (deleted at C speed); in
+# other text, str.isprintable (false for every control and format character) plus the few
+# invisible characters Unicode calls printable (Hangul fillers, combining marks), and the
+# astral variation selectors, looked for only in a text with astral characters.
+_KEEP_ASCII = bytes(range(0x20, 0x7F)) + b"\t\n\r"
+_PRINTABLE_INVISIBLE = tuple(
+    chr(c) for c in range(0x80, 0x10000) if chr(c).isprintable() and _ANY_INVISIBLE.match(chr(c))
+)
+
+
+def may_hold_invisible(text: str, is_ascii: bool) -> bool:
+    if is_ascii:
+        return bool(text.encode("ascii").translate(None, _KEEP_ASCII))
+    if not text.replace("\n", " ").replace("\t", " ").replace("\r", " ").isprintable():
+        return True
+    if any(ch in text for ch in _PRINTABLE_INVISIBLE):
+        return True
+    return len(text.encode("utf-16-le", "surrogatepass")) > 2 * len(text)  # astral: maybe a selector
 _BIDI = frozenset("\u202a\u202b\u202c\u202d\u202e\u2066\u2067\u2068\u2069\u061c")
 
 
@@ -57,10 +75,8 @@ class InvisibleCharsCheck(Check):
 
     def scan(self, view: TextView) -> Detection | None:
         text = view.text
-        if view.is_ascii:
-            # Only C0 controls and DEL are possible in ASCII.
-            if not _CONTROL.search(text):
-                return None
+        if not may_hold_invisible(text, view.is_ascii):
+            return None
         allow_bidi = self.options.allow_bidi  # type: ignore[attr-defined]
         spans: list[Span] = []
         labels: set[str] = set()

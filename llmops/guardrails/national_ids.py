@@ -27,6 +27,8 @@ class IdKind:
     # A form with these separators counts without context (if grouped_check agrees).
     grouped: re.Pattern[str] | None = None
     grouped_check: Callable[[str], bool] | None = None
+    # How many digits the run at which it starts may hold (a cheap test before the pattern).
+    digits: tuple[int, ...] = ()
 
 
 def _digits(value: str) -> str:
@@ -115,29 +117,30 @@ def _my_number_ok(value: str) -> bool:
 
 ID_KINDS: tuple[IdKind, ...] = (
     IdKind("us_ssn", "[US_SSN]", re.compile(r"\d{3}([- ])\d{2}\1\d{4}(?![\d-])"), 0, _ssn_ok,
-           context=("ssn", "social security"), grouped=re.compile(r"\d{3}-\d{2}-\d{4}")),
+           context=("ssn", "social security"), grouped=re.compile(r"\d{3}-\d{2}-\d{4}"), digits=(9,)),
     IdKind("kr_rrn", "[KR_RRN]", re.compile(r"\d{6}-?\d{7}(?![\d-])"), 0, _rrn_ok,
            context=("주민", "rrn", "resident", "등록번호"), grouped=re.compile(r"\d{6}-\d{7}|\d{13}"),
-           grouped_check=lambda v: "-" in v or rrn_checksum_ok(v)),
+           grouped_check=lambda v: "-" in v or rrn_checksum_ok(v), digits=(13,)),
     IdKind("fr_nir", "[FR_NIR]",
-           re.compile(r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])"), 0, _nir_ok),
-    IdKind("es_dni", "[ES_DNI]", re.compile(r"(?:[XYZ]-?)?\d{7,8}-?[A-Z](?![A-Za-z0-9])"), 2, _dni_ok),
+           re.compile(r"[12] ?\d{2} ?\d{2} ?(?:\d{2}|2[AB]) ?\d{3} ?\d{3} ?\d{2}(?![\d])"), 0, _nir_ok, digits=(13, 14, 15)),
+    IdKind("es_dni", "[ES_DNI]", re.compile(r"(?:[XYZ]-?)?\d{7,8}-?[A-Z](?![A-Za-z0-9])"), 2, _dni_ok, digits=(7, 8)),
     IdKind("uk_nino", "[UK_NINO]",
-           re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"), 3, _nino_ok),
+           re.compile(r"[A-CEGHJ-PR-TW-Z][A-CEGHJ-NPR-TW-Z] ?\d{2} ?\d{2} ?\d{2} ?[A-D](?![A-Za-z0-9])"), 3, _nino_ok, digits=(6,)),
     IdKind("de_tax_id", "[DE_TAX_ID]", re.compile(r"\d{2} ?\d{3} ?\d{3} ?\d{3}(?![\d])"), 0, _steuer_id_ok,
            context=("steuer", "tax id", "tax-id", "idnr", "identifikationsnummer", "tin"),
-           grouped=re.compile(r"\d{2} \d{3} \d{3} \d{3}")),
+           grouped=re.compile(r"\d{2} \d{3} \d{3} \d{3}"), digits=(11,)),
     IdKind("jp_my_number", "[JP_MY_NUMBER]", re.compile(r"\d{4}[ -]?\d{4}[ -]?\d{4}(?![\d])"), 0, _my_number_ok,
-           context=("マイナンバー", "個人番号", "my number", "mynumber")),
+           context=("マイナンバー", "個人番号", "my number", "mynumber"), digits=(12,)),
 )
 ID_ENTITIES = tuple(k.entity for k in ID_KINDS)
 _REACH = 40
 
 
-def find_id(text: str, start: int, end: int, entities: frozenset[str]) -> tuple[int, int, str] | None:
-    """The national ID at a number run text[start:end], as (start, end, entity), if any."""
+def find_id(text: str, start: int, end: int, entities: frozenset[str], digits: int) -> tuple[int, int, str] | None:
+    """The national ID at a number run text[start:end] of `digits` digits, as (start, end,
+    entity), if any."""
     for kind in ID_KINDS:
-        if kind.entity not in entities:
+        if digits not in kind.digits or kind.entity not in entities:
             continue
         for lead in range(kind.lead, -1, -1):
             at = start - lead

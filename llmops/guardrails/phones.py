@@ -172,25 +172,28 @@ def _groups_ok(raw: str) -> bool:
     return all(len(g) <= 8 for g in groups)
 
 
+_NOT_DIGITS = str.maketrans("", "", " .-/()+")
+
+
 def is_phone(text: str, start: int, end: int) -> bool:
     """Whether text[start:end] (a run of digits and separators, trimmed) is a phone number."""
-    raw = text[start:end]
-    digits = "".join(c for c in raw if c.isdigit())
-    n = len(digits)
-    if n < 7 or n > 15:
-        return False
-    if _DATE.fullmatch(raw) or _DOTTED_SHORT.fullmatch(raw):
-        return False
-    plus = raw[0] == "+"
-    separated = n + plus != len(raw)
-    if separated and not _groups_ok(raw[plus:]):
-        return False
     # Part of an identifier ("SN-0748-9385-41", "1ZH2W3W01059243220", "12345ABC") or a
     # reference number ("#0195 2859 00"): not a phone.
     before = text[start - 1] if start else ""
     if before == "#" or _ascii_alnum(before) or (before == "-" and start > 1 and _ascii_alnum(text[start - 2])):
         return False
     if end < len(text) and _ascii_alnum(text[end]):
+        return False
+    raw = text[start:end]
+    digits = raw.translate(_NOT_DIGITS)
+    n = len(digits)
+    if n < 7 or n > 15 or not digits.isdigit():
+        return False
+    if _DATE.fullmatch(raw) or _DOTTED_SHORT.fullmatch(raw):
+        return False
+    plus = raw[0] == "+"
+    separated = n + plus != len(raw)
+    if separated and not _groups_ok(raw[plus:]):
         return False
     if plus or raw.startswith("00"):
         return _international(raw, digits[0 if plus else 2 :], separated)

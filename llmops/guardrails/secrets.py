@@ -70,6 +70,7 @@ _CONTEXT_PATTERNS: list[tuple[str, str, str, tuple[str, ...]]] = [
      ("value",)),
     ("bearer_token", "[TOKEN]", r"(?i:bearer)\s+(?P<v>[A-Za-z0-9._~+/-]{20,}=*)", ("bearer",)),
 ]
+_UNSIGNED = frozenset(("private_key", "bearer_token"))
 # Values assigned to a name that ends in a secret's word: DB_PASSWORD="...", smtp_password = ...,
 # "password": "...", api_key='...', --password=..., dbPassword: ... (found by _assignments).
 _ASSIGNMENT = ("password_assignment", "[PASSWORD]")
@@ -86,7 +87,7 @@ _CONTEXT_COMPILED = [(kind, placeholder, re.compile(pattern), needs) for kind, p
 # words is short.
 LONG_RUN = 15
 _RUN_TABLE = bytes(
-    0x61 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-+/=.") else 0x20 for i in range(256)
+    0x61 if chr(i).isascii() and (chr(i).isalnum() or chr(i) in "_-+/=.:") else 0x20 for i in range(256)
 )
 _LONG_RUN_MARK = b"a" * LONG_RUN
 
@@ -94,6 +95,23 @@ _LONG_RUN_MARK = b"a" * LONG_RUN
 def _has_long_run(text: str) -> bool:
     # C speed: mark token characters "a", the rest " ", and look for LONG_RUN "a"s.
     return _LONG_RUN_MARK in text.encode("ascii", "replace").translate(_RUN_TABLE)
+
+
+def _long_runs(text: str) -> list[tuple[int, int]]:
+    """The runs of LONG_RUN or more token characters, as (start, end): every token kind's
+    match lies inside one, so the token patterns read only these. ("replace" encodes each
+    non-ASCII character as one "?", so positions stay those of the text.)"""
+    marked = text.encode("ascii", "replace").translate(_RUN_TABLE)
+    runs = []
+    find = marked.find
+    at = find(_LONG_RUN_MARK)
+    while at >= 0:  # bytes.find jumps to the next run at C speed; a regex would try each position
+        end = find(b" ", at + LONG_RUN)
+        if end < 0:
+            end = len(marked)
+        runs.append((at, end))
+        at = find(_LONG_RUN_MARK, end)
+    return runs
 
 
 # --- telling a random value from a word, a name, a reference or a placeholder --------------------
@@ -160,7 +178,7 @@ _PATH = re.compile(r"^(?:\.{0,2}/|~/|[a-z][a-z0-9+.-]*://)|/[\w-]+\.[a-z0-9]{2,4
 # The words a secret's name ends with, each with the endings it may take, and whether the
 # value must be strong; found with str.find (C speed) in the lowercased text.
 _NAME_WORDS: dict[str, tuple[str, bool]] = {
-    "pass": (r"(?:w(?:or)?d|wort|phrase|wd)?s?", False),
+    "pass": (r"(?:w(?:or)?d|wort|phrase|wd|e)?s?", False),  # and "mot de passe"
     "pwd": ("", False),
     "secret": ("s?", True),
     "token": ("s?", True),
@@ -172,7 +190,6 @@ _NAME_WORDS: dict[str, tuple[str, bool]] = {
     "비밀번호": ("", False),
     "암호": ("", False),
     "パスワード": ("", False),
-    "mot de passe": ("", False),
     "contraseña": ("", False),
 }
 _NAME_END = {word: re.compile(rf"{ending}[\"']?[ \t]*(?::=|=>|[:=])[ \t]*") for word, (ending, _) in _NAME_WORDS.items()}
@@ -181,10 +198,12 @@ _UNQUOTED = re.compile(r"[^\s\"'`,;<>(){}\[\]]{8,200}")
 _ASSIGNMENT_WORDS = tuple(_NAME_WORDS)
 
 
-def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
+def _assignments(text: str, lower: str, ascii_only: bool = False) -> list[tuple[int, int]]:
     """The values assigned to secrets' names, as (start, end)."""
     found = []
     for word, (_, strong) in _NAME_WORDS.items():
+        if ascii_only and not word.isascii():
+            continue
         at = lower.find(word)
         while at >= 0:
             nxt = at + len(word)
@@ -210,18 +229,17 @@ def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
 
 def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None) -> list[tuple[str, Span]]:
     view = view or TextView(text)
-    lower = view.lower if view.is_ascii else text.lower()
     found: list[tuple[str, Span]] = []
     taken = Claims()
     # One pass for every token kind, and only when some long run of token characters could
     # hold one. Each match is checked from the match itself, never from text around it
     # (beyond the character before it), so a part of a text (a stream's window) finds what
     # the whole text finds there.
-    if _has_long_run(text):
-        pos = 0
+    for run_start, run_end in _long_runs(text):
+        pos = run_start
         search = _TOKEN_RE.search
         while True:
-            m = search(text, pos)
+            m = search(text, pos, run_end)
             if m is None:
                 break
             start = m.start()
@@ -235,8 +253,16 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
             pos = m.end()
             if kind in kinds and taken.claim(start, m.end()):
                 found.append((kind, Span(start, m.end(), _TOKEN_PLACEHOLDER[kind])))
+    # Every context kind but two reads a value after "=" or ":" (or in a URL, after ":"); the
+    # two others, a private key and a bearer token, have their own words to look for.
+    signed = "=" in text or ":" in text
+    if not signed and "PRIVATE KEY" not in text and "earer" not in text and "EARER" not in text:
+        return found
+    # (The shared view's lower case is the normalised text's: its positions are the text's
+    # only when the text is ASCII.)
+    lower = view.lower if view.is_ascii else text.lower()
     for kind, placeholder, pattern, needs in _CONTEXT_COMPILED:
-        if kind not in kinds or not any(fragment in lower for fragment in needs):
+        if kind not in kinds or (not signed and kind not in _UNSIGNED) or not any(fragment in lower for fragment in needs):
             continue
         for m in pattern.finditer(text):
             if "v" in pattern.groupindex and m.group("v") is not None:
@@ -249,8 +275,8 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
                 start, end = m.span()
             if taken.claim(start, end):
                 found.append((kind, Span(start, end, placeholder)))
-    if _ASSIGNMENT[0] in kinds and ("=" in text or ":" in text):
-        for start, end in _assignments(text, lower):
+    if _ASSIGNMENT[0] in kinds and signed:
+        for start, end in _assignments(text, lower, view.is_ascii):
             if taken.claim(start, end):
                 found.append((_ASSIGNMENT[0], Span(start, end, _ASSIGNMENT[1])))
     return found

@@ -148,8 +148,8 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
     runs = _number_runs(text, marked)
     # Most specific first: an IBAN or card contains runs that look like phone numbers.
     if "iban" in entities or "phone" in entities:
-        for found in _IBAN_CANDIDATE.finditer(marked):
-            m = IBAN_RE.match(text, found.start())  # (its look-behind checks the letter before)
+        for shaped in _IBAN_CANDIDATE.finditer(marked):
+            m = IBAN_RE.match(text, shaped.start())  # (its look-behind checks the letter before)
             if m is None:
                 continue
             if "iban" in entities and iban_ok(m.group()):

@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from llmops.experiments.service import ExperimentService
     from llmops.guardrails.pipeline import CompiledConfig
     from llmops.monitoring.capture import PayloadCapture
+    from llmops.monitoring.worker import MonitorWorker
     from llmops.registry.service import Registry
 
 log = logging.getLogger("llmops.gateway")
@@ -76,6 +77,11 @@ class Services:
             from llmops.monitoring.capture import PayloadCapture
 
             self.capture = PayloadCapture(monitoring.capture, self.database_url)
+        self.monitor: MonitorWorker | None = None
+        if monitoring.online_eval.enabled or monitoring.drift.enabled:
+            from llmops.monitoring.worker import MonitorWorker
+
+            self.monitor = MonitorWorker(monitoring, self.database_url)
         self._check_judges(config.guardrails)  # checked when the config loaded, but for models
         self.guardrails = Pipeline(config.guardrails, judge=self.ask_judge)
         self._registry: Registry | None = None
@@ -91,6 +97,18 @@ class Services:
         self.governance.start()
         if self.capture is not None:
             self.capture.start()
+            capture = self.capture
+            self.metrics.add_gauge(Gauge("llmops_capture_rows", "Payload capture counters", ("state",),
+                                         lambda: {(k,): v for k, v in capture.stats().items()}))
+        if self.monitor is not None:
+            self.monitor.start()
+            labels = ("subject", "prompt", "model", "metric")
+            self.metrics.add_gauge(Gauge("llmops_drift_score", "Drift effect size, recent vs reference window "
+                                         "(PSI, Cohen's h, Cramer's V, topic distance)", labels, self.monitor.drift_scores))
+            self.metrics.add_gauge(Gauge("llmops_drift_alarm", "1 when a drift check alarms", labels,
+                                         self.monitor.drift_alarms))
+            self.metrics.add_gauge(Gauge("llmops_online_eval_score_mean", "Mean online eval score, recent window",
+                                         ("prompt", "model", "metric"), self.monitor.eval_means))
         table = pricing.PriceTable.load()
         for d in self.router.all_deployments():
             # Counted per request (metrics.unknown_price), not once per deployment here.
@@ -127,6 +145,8 @@ class Services:
         await self.governance.aclose()
         if self.capture is not None:
             await asyncio.to_thread(self.capture.close)
+        if self.monitor is not None:
+            await asyncio.to_thread(self.monitor.close)
 
     def _limiter_counters(self) -> dict[tuple[str, ...], float]:
         out: dict[tuple[str, ...], float] = {}

@@ -74,6 +74,8 @@ class OnlineEvalConfig(_Strict):
     enabled: bool = False  # the gateway's background worker scores as captures arrive
     interval: PositiveFloat = 60.0
     faithfulness: bool = True  # when the call carried a context
+    # The evaluation package's faithfulness scorer by name (its `scorer:`); None: its default.
+    faithfulness_scorer: str | None = None
     guardrails: bool = True  # the call's guardrail verdicts, as a 0/1 score
     suite: str | None = None  # an eval suite whose default assertions grade each reply
     batch_size: PositiveInt = 500

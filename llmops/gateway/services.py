@@ -267,7 +267,7 @@ class Services:
         if checks is None or not checks.input:
             return  # guardrails off for this call: nothing to take apart and put back
         pipeline = self.guardrails
-        if checks.input_async:
+        if checks.input_async or pipeline.off_loop(subject):  # a long input: checked in a thread
             result = await pipeline.check_input_async(subject, compiled=checks)
         else:
             result = pipeline.check_input(subject, compiled=checks)
@@ -294,7 +294,7 @@ class Services:
         new_texts = []
         changed = False
         for text in reply_texts(endpoint, data):
-            if checks.output_async:
+            if checks.output_async or pipeline.off_loop(text):
                 result = await pipeline.check_output_async(text, compiled=checks)
             else:
                 result = pipeline.check_output(text, compiled=checks)

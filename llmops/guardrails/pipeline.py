@@ -41,6 +41,12 @@ FAILED_CLOSED_MESSAGE = "The request was blocked: a required safety check could 
 _CACHE_SIZE = 256
 # Verdicts on texts seen before (see SeenTexts): at most this many characters of text.
 SEEN_TEXTS_CHARS = 2_000_000
+# Texts longer than this (in all, per check_*_async call) are checked in a worker thread:
+# there the default checks cost more than the gateway's own work on a request (about
+# 1 ms for 16 KB, see benchmarks/bench_guardrails.py), and on the event loop they would
+# hold up every other request for that long. In a thread, the interpreter hands the loop
+# the GIL every few milliseconds (sys.getswitchinterval), so other requests go on.
+OFF_LOOP_CHARS = 16_384
 
 # Sync plugins in the sync path run here, so that their timeout can be enforced.
 _plugin_pool: concurrent.futures.ThreadPoolExecutor | None = None
@@ -346,13 +352,38 @@ class Pipeline:
     async def check_input_async(self, messages: list[dict[str, Any]] | str, *, model: str | None = None,
                                 key_overrides: dict | GuardrailsOverride | None = None,
                                 compiled: CompiledConfig | None = None) -> GuardrailResult:
-        """Like check_input, and also runs async checks (judge, async plugins)."""
+        """Like check_input, and also runs async checks (judge, async plugins). A long
+        input (see `off_loop`) is checked in a worker thread."""
         compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         run = _Run("input", _segments(messages))
         if compiled.enabled:
-            self._run_sync(compiled.input, run, plugins_too=False)
+            if sum(len(s.text) for s in run.segments) > OFF_LOOP_CHARS:
+                await asyncio.to_thread(self._run_sync, compiled.input, run, plugins_too=False)
+            else:
+                self._run_sync(compiled.input, run, plugins_too=False)
             await self._run_async(compiled.input, run)
         return _result(run, messages)
+
+    @staticmethod
+    def off_loop(subject: list[dict[str, Any]] | str | None) -> bool:
+        """Whether an input or a reply is long enough that an async caller should use the
+        async method (check_input_async / check_output_async), which checks it in a worker
+        thread instead of on the event loop (see OFF_LOOP_CHARS). Cheap: it counts
+        characters without taking the messages apart beyond their text."""
+        if isinstance(subject, str):
+            return len(subject) > OFF_LOOP_CHARS
+        if not isinstance(subject, list):
+            return False
+        total = 0
+        for message in subject:
+            content = message.get("content") if isinstance(message, dict) else None
+            if isinstance(content, str):
+                total += len(content)
+            elif isinstance(content, list):
+                total += sum(len(p.get("text") or "") for p in content if isinstance(p, dict) and isinstance(p.get("text"), str))
+            if total > OFF_LOOP_CHARS:
+                return True
+        return False
 
     # --- output ---------------------------------------------------------------------------
 
@@ -371,7 +402,10 @@ class Pipeline:
         compiled = compiled if compiled is not None else self.compiled(model, key_overrides)
         run = _Run("output", [_Segment("assistant", 0, None, text)])
         if compiled.enabled:
-            self._run_sync(compiled.output, run, plugins_too=False)
+            if len(text) > OFF_LOOP_CHARS:
+                await asyncio.to_thread(self._run_sync, compiled.output, run, plugins_too=False)
+            else:
+                self._run_sync(compiled.output, run, plugins_too=False)
             await self._run_async(compiled.output, run)
         return _result(run, text)
 

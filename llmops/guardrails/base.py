@@ -81,6 +81,7 @@ def _load_builtins() -> None:
     from llmops.guardrails import (  # noqa: F401
         banned,
         harmful,
+        hf_classifier,
         injection,
         invisible,
         json_schema,

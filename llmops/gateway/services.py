@@ -207,7 +207,7 @@ class Services:
         """A judge check must name a model of this gateway: say so at start-up, not per request."""
         overrides = list(guard_config.models.values())
         stages = [guard_config.input, guard_config.output] + [o.input or [] for o in overrides] + [o.output or [] for o in overrides]
-        for spec in (spec for stage in stages for spec in stage if spec.check == "judge"):
+        for spec in (spec for stage in stages for spec in stage if spec.check in ("judge", "moderation")):
             model = spec.options.get("model")
             off = self.config.off_models.get(model) if isinstance(model, str) else None
             if off is not None:

@@ -86,6 +86,7 @@ def _load_builtins() -> None:
         invisible,
         json_schema,
         judge,
+        moderation,
         pii,
         secrets,
         token_limit,

@@ -161,3 +161,22 @@ def test_new_kinds_split_anywhere_on_a_stream_never_leak(text, secret):
         guard = pipe.output_stream()
         out = "".join([guard.feed(c) for c in chunks] + [guard.finish()])
         assert secret not in out, chunks
+
+
+@pytest.mark.parametrize(
+    ("text", "digits"),
+    [
+        ("Tel. 0711/4445683 bitte.", "4445683"),
+        ("연락처 01065925705 입니다", "6592"),
+        ("NI AB 12 34 56 C ok", "34 56"),
+        ("DNI 12345678Z ok", "345678"),
+        ("NIR 1 84 12 76 451 089 46 ok", "451 089"),
+    ],
+)
+def test_national_formats_split_anywhere_on_a_stream_never_leak(text, digits):
+    pipe = Pipeline({"input": [], "output": [{"check": "pii", "action": "redact"}]})
+    assert digits not in pipe.check_output(text).text
+    for chunks in [[text[:i], text[i:]] for i in range(1, len(text))] + [list(text)]:
+        guard = pipe.output_stream()
+        out = "".join([guard.feed(c) for c in chunks] + [guard.finish()])
+        assert digits not in out, chunks

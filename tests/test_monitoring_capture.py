@@ -30,7 +30,7 @@ def _config(capture: dict | None) -> dict:
             {"name": "skipped", "deployments": [{"provider": "mock", "model": "skipped"}]},
         ],
         # The gateway's own guardrails off: capture must redact by itself.
-        "guardrails": {"enabled": False},
+        "guardrails": {"enabled": False, "input": [], "output": []},
     }
     if capture is not None:
         config["monitoring"] = {"capture": capture}

@@ -90,6 +90,7 @@ def test_dashboards_and_rules_name_only_metrics_the_gateway_exposes(tmp_path):
     config = {
         "models": [{"name": "demo", "deployments": [{"provider": "mock", "model": "demo", "pricing": {"cost": 0}}]}],
         "monitoring": {"capture": {"enabled": True}, "drift": {"enabled": True}, "online_eval": {"enabled": True}},
+        "guardrails": {"enabled": False, "input": [], "output": []},  # not what this test is about
     }
     with run_gateway(config, tmp_path) as gw:
         httpx.post(gw.base_url + "/chat/completions", json={"model": "demo", "messages": [

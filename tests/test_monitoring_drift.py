@@ -47,6 +47,8 @@ def _config(qa_reply: str | None, monitoring: dict) -> dict:
                 {"provider": "mock", "model": "demo", "pricing": {"cost": 0}, "options": {"latency_ms": 3}}]},
         ],
         "monitoring": monitoring,
+        # Off: the guardrails score is tested on both backends (test_monitoring_backends.py).
+        "guardrails": {"enabled": False, "input": [], "output": []},
     }
 
 

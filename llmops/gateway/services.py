@@ -34,6 +34,7 @@ if TYPE_CHECKING:
     from llmops.experiments.service import ExperimentService
     from llmops.guardrails.pipeline import CompiledConfig
     from llmops.monitoring.capture import PayloadCapture
+    from llmops.monitoring.traces import CallTracer
     from llmops.monitoring.worker import MonitorWorker
     from llmops.registry.service import Registry
 
@@ -77,6 +78,11 @@ class Services:
             from llmops.monitoring.capture import PayloadCapture
 
             self.capture = PayloadCapture(monitoring.capture, self.database_url)
+        self.tracer: CallTracer | None = None
+        if monitoring.traces.enabled:
+            from llmops.monitoring.traces import CallTracer
+
+            self.tracer = CallTracer(monitoring.traces)
         self.monitor: MonitorWorker | None = None
         if monitoring.online_eval.enabled or monitoring.drift.enabled:
             from llmops.monitoring.worker import MonitorWorker
@@ -100,6 +106,8 @@ class Services:
             capture = self.capture
             self.metrics.add_gauge(Gauge("llmops_capture_rows", "Payload capture counters", ("state",),
                                          lambda: {(k,): v for k, v in capture.stats().items()}))
+        if self.tracer is not None:
+            self.tracer.start()
         if self.monitor is not None:
             self.monitor.start()
             labels = ("subject", "prompt", "model", "metric")
@@ -147,6 +155,8 @@ class Services:
             await asyncio.to_thread(self.capture.close)
         if self.monitor is not None:
             await asyncio.to_thread(self.monitor.close)
+        if self.tracer is not None:
+            await asyncio.to_thread(self.tracer.close)
 
     def _limiter_counters(self) -> dict[tuple[str, ...], float]:
         out: dict[tuple[str, ...], float] = {}
@@ -380,7 +390,11 @@ class Services:
         m.latency.observe(call.elapsed_ms() / 1000, call.endpoint, call.model or "", call.deployment or "")
         if call.attempts > 1:
             m.retries.inc(call.model or "", amount=call.attempts - 1)
-        self.governance.record(call.ledger_row())
+        row = call.ledger_row()
+        self.governance.record(row)
+        tracer = self.tracer  # OpenTelemetry export: None when off
+        if tracer is not None:
+            tracer.record(row, call.upstream_ms)
 
 
 class _BlockingStream:

@@ -117,8 +117,22 @@ class AlertsConfig(_Strict):
     timeout: PositiveFloat = 5.0
 
 
+class TracesConfig(_Strict):
+    """OpenTelemetry export of each gateway call (needs the `otel` extra)."""
+
+    enabled: bool = False
+    endpoint: str = "http://127.0.0.1:4318/v1/traces"  # OTLP over HTTP (protobuf)
+    headers: dict[str, str] = Field(default_factory=dict, repr=False)  # e.g. a collector's token
+    service_name: str = "llmops-gateway"
+    sample: float = Field(default=1.0, ge=0, le=1)
+    flush_interval: PositiveFloat = 1.0
+    timeout: PositiveFloat = 10.0
+    max_queue: PositiveInt = 10_000
+
+
 class MonitoringConfig(_Strict):
     capture: CaptureConfig = Field(default_factory=CaptureConfig)
     online_eval: OnlineEvalConfig = Field(default_factory=OnlineEvalConfig)
     drift: DriftConfig = Field(default_factory=DriftConfig)
     alerts: AlertsConfig = Field(default_factory=AlertsConfig)
+    traces: TracesConfig = Field(default_factory=TracesConfig)

@@ -48,6 +48,9 @@ class LimitsConfig(_Strict):
 
 class LedgerConfig(_Strict):
     batch_size: PositiveInt = 1000
-    flush_interval: PositiveFloat = 0.25  # seconds; the most a crash can lose, less the spill
+    flush_interval: PositiveFloat = 0.25  # seconds a row may wait for its batch
     max_queue: PositiveInt = 100_000
     spill_dir: str | None = None  # default: LLMOPS_SPILL_DIR, else ./llmops-spill
+    # Each row is appended to a journal file in spill_dir (no fsync) before it is queued,
+    # and replayed at the next start after a crash; off: a crash loses the queue.
+    journal: bool = True

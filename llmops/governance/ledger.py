@@ -1,7 +1,8 @@
 """The request ledger's writer: one row per request, off the hot path, never lost.
 
 `LedgerWriter.record(row)` is called on the event loop for every request. It appends
-the dict to an in-memory queue and returns (O(1), no lock, no I/O, never raises). A
+the row as a JSON line to a journal file (one plain write(2), no fsync; see Journal),
+then the dict to an in-memory queue, and returns (O(1), never raises). A
 background thread takes rows off the queue in batches (up to `batch_size`, or whatever
 arrived within `flush_interval`) and inserts each batch with one statement, ON
 CONFLICT DO NOTHING (see `batch_insert_for` for how, per database).
@@ -12,7 +13,9 @@ database with a growing back-off; once it answers, every spill file is replayed,
 idempotently (primary key = request id, duplicates ignored) and deleted. When the
 queue is full (the database is slower than the traffic), `record` appends the row to
 the spill file itself rather than dropping it, so memory stays bounded either way.
-Files left by a writer that died are replayed by the next writer on that directory.
+Files left by a writer that died (spill files and journals) are replayed by the next
+writer on that directory: a SIGKILL or a crash of the process loses no row the kernel
+has; a crash of the machine can lose the rows of the last few seconds not yet on disk.
 
 `close(timeout)` drains the queue into the database (or the spill file) before
 returning; the gateway calls it at shutdown, SIGTERM included. Rows the database
@@ -194,6 +197,7 @@ class SpillFile:
 
 SPILL_PREFIX = "ledger-"
 SPILL_SUFFIX = ".jsonl"
+JOURNAL_SUFFIX = ".journal"  # see Journal
 REJECTED_PREFIX = "rejected-ledger-"
 
 
@@ -289,7 +293,9 @@ class SpillStore:
             return []
         claimed = []
         own_prefix = f"{SPILL_PREFIX}{self.writer_id}-"
-        for path in sorted(self.directory.glob(f"{SPILL_PREFIX}*{SPILL_SUFFIX}")):
+        paths = [*self.directory.glob(f"{SPILL_PREFIX}*{SPILL_SUFFIX}"),
+                 *self.directory.glob(f"{SPILL_PREFIX}*{JOURNAL_SUFFIX}")]
+        for path in sorted(paths):
             if path.name in mine or path.name.startswith(own_prefix):
                 continue
             try:
@@ -351,6 +357,102 @@ class SpillStore:
             except OSError:
                 pass
             os.close(spill.fd)
+
+
+# ------------------------------------------------------------------------- journal
+# Every row queued is first appended to a journal file of its writer's, one plain
+# write(2) per row, no fsync: a SIGKILL, an OOM kill or a crash of the process loses
+# nothing the kernel already has (only a crash of the machine itself can lose what is
+# not yet on the disk). The writer thread rotates the journal at the start of each cycle
+# and deletes the retired files once every row they hold is in the database or a spill
+# file. Journal files (`ledger-<writer>-<n>.journal`) are claimed like spill files, so a
+# writer that died leaves them for the next writer on the directory to replay; rows a batch
+# had already written are skipped then (ON CONFLICT on the request id).
+
+class Journal:
+    """The journal files of one writer. `append` runs on the event loop, `rotate` and
+    `retire` on the writer thread; `lock` orders appends against a rotation."""
+
+    def __init__(self, directory: Path, writer_id: str):
+        self.directory = directory
+        self.writer_id = writer_id
+        self.lock = threading.Lock()
+        self._sequence = 0
+        self._fd: int | None = None
+        self._path: Path | None = None
+        self._bytes = 0
+        self._retired: list[tuple[Path, int]] = []  # rotated out, rows not all written yet
+        self._failed = False
+
+    def open(self) -> bool:
+        """Open the first journal file; False (and no journal) if the directory refuses."""
+        try:
+            self._fd, self._path = self._create()
+            return True
+        except OSError as exc:
+            log.warning("ledger: no journal in %s (%s); a crash loses queued rows", self.directory, exc)
+            return False
+
+    def _create(self) -> tuple[int, Path]:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._sequence += 1
+        name = f"{SPILL_PREFIX}{self.writer_id}-{self._sequence}{JOURNAL_SUFFIX}"
+        temporary = self.directory / f".{name}.tmp"
+        fd = os.open(temporary, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
+        if fcntl is not None:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)  # held while this writer lives
+        path = self.directory / name
+        os.rename(temporary, path)
+        return fd, path
+
+    def append(self, line: bytes) -> None:
+        """One row's line, written before the row is queued (the caller holds `lock`)."""
+        fd = self._fd
+        if fd is None:
+            return
+        try:
+            _write_all(fd, line)
+            self._bytes += len(line)
+        except OSError as exc:  # a full disk: the row still goes in the queue
+            if not self._failed:
+                self._failed = True
+                log.error("ledger: journal write failed (%s); a crash now loses queued rows", exc)
+
+    def rotate(self) -> None:
+        """Start a new file for rows recorded from now on (the caller holds `lock`): every
+        row in the retired files is in the queue by then."""
+        if self._fd is None or self._bytes == 0:
+            return
+        try:
+            fd, path = self._create()
+        except OSError:
+            return  # keep appending to the current file; it is retired at a later cycle
+        assert self._path is not None
+        self._retired.append((self._path, self._fd))
+        self._fd, self._path, self._bytes = fd, path, 0
+
+    def retire(self) -> None:
+        """Every row of the rotated-out files is in the database or a spill file."""
+        retired, self._retired = self._retired, []
+        for path, fd in retired:
+            try:
+                path.unlink()
+            except OSError:
+                pass
+            os.close(fd)
+
+    def close(self, written: bool) -> None:
+        """Delete every file when all rows are `written`; otherwise leave them to replay."""
+        with self.lock:
+            if self._fd is not None and self._path is not None:
+                self._retired.append((self._path, self._fd))
+            self._fd, self._path, self._bytes = None, None, 0
+        if written:
+            self.retire()
+        else:
+            for _, fd in self._retired:
+                os.close(fd)
+            self._retired = []
 
 
 # -------------------------------------------------------------------------- writer
@@ -574,6 +676,7 @@ class LedgerWriter:
         batch_size: int = 1000,
         flush_interval: float = 0.25,
         max_queue: int = 100_000,
+        journal: bool = True,
     ):
         if batch_size < 1 or max_queue < 1 or flush_interval <= 0:
             raise ValueError("batch_size and max_queue must be >= 1, flush_interval > 0")
@@ -581,6 +684,10 @@ class LedgerWriter:
         self.writer_id = f"{os.getpid()}-{uuid.uuid4().hex[:8]}"
         self.spill_dir = Path(spill_dir if spill_dir is not None else DEFAULT_SPILL_DIR)
         self._spill = SpillStore(self.spill_dir, self.writer_id)
+        self._journal = Journal(self.spill_dir, self.writer_id)
+        self._journal_wanted = journal
+        self._journal_on = False  # set at start() once its first file is open
+        self._requeued = False  # rows went back to the queue during this cycle
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_queue = max_queue
@@ -612,6 +719,7 @@ class LedgerWriter:
 
     def start(self) -> LedgerWriter:
         if self._thread is None and not self._closed:
+            self._journal_on = self._journal_wanted and self._journal.open()
             self._thread = threading.Thread(target=self._run, name="llmops-ledger", daemon=True)
             self._thread.start()
             # A process that forgets close() still drains at interpreter exit.
@@ -626,7 +734,14 @@ class LedgerWriter:
             queue = self._queue
             queued = len(queue)
             if queued < self._accept_limit:
-                queue.append(row)
+                if self._journal_on:
+                    line = _dump_line(row)
+                    journal = self._journal
+                    with journal.lock:  # a rotation sees the row in both places or neither
+                        journal.append(line)
+                        queue.append(row)
+                else:
+                    queue.append(row)
                 # A full batch wakes the writer early; otherwise it wakes every flush_interval.
                 if queued >= self._batch_size and not self._wake.is_set():
                     self._wake.set()
@@ -669,6 +784,7 @@ class LedgerWriter:
         thread = self._thread
         if thread is not None:
             thread.join(timeout)
+        finished = thread is not None and not thread.is_alive()
         if thread is None or thread.is_alive():
             if thread is not None:
                 log.error("ledger writer did not finish within %ss; spilling what is left", timeout)
@@ -681,6 +797,8 @@ class LedgerWriter:
             if leftovers:
                 self._spill_rows(leftovers, requeue=False)
         self._spill.close()
+        # Journal files stay for the next writer to replay unless every row went in.
+        self._journal.close(written=finished and not self._queue and self._dropped == 0)
         atexit.unregister(self.close)
 
     def stats(self) -> dict[str, int]:
@@ -725,11 +843,14 @@ class LedgerWriter:
         _lower_priority()
         self._writer_tid = threading.get_native_id()
         idle_usable = _idle_class_usable()
+        started = False
         while True:
             if idle_usable and not self._idle_class and len(self._queue) < BACKLOG_ROWS // 4:
                 self._idle_class = set_idle_class(self._writer_tid, True)  # caught up
-            if not self._stopping and len(self._queue) < self._batch_size:
+            # The first cycle runs at once: it replays what a dead writer left (journals).
+            if started and not self._stopping and len(self._queue) < self._batch_size:
                 self._wake.wait(self._flush_interval)
+            started = True
             self._wake.clear()
             try:
                 self._cycle()
@@ -747,8 +868,15 @@ class LedgerWriter:
         self._draining = True
         # Only the rows queued by now: rows that arrive while they are written wait for
         # the next cycle. Draining those too kept the writer going in batches of a few
-        # rows under steady traffic, a transaction each.
-        due = len(self._queue)
+        # rows under steady traffic, a transaction each. The journal rotates at the same
+        # point, so the retired journal files hold exactly those rows (and older ones).
+        if self._journal_on:
+            with self._journal.lock:
+                self._journal.rotate()
+                due = len(self._queue)
+        else:
+            due = len(self._queue)
+        self._requeued = False
         try:
             while due > 0 and self._queue:
                 queue = self._queue
@@ -764,6 +892,8 @@ class LedgerWriter:
                     self._inflight = None
         finally:
             self._draining = False
+        if self._journal_on and due == 0 and not self._requeued:
+            self._journal.retire()
         if self._db_up and not self._stopping:
             if now >= self._next_orphan_scan:
                 self._next_orphan_scan = now + _ORPHAN_SCAN_INTERVAL
@@ -861,6 +991,7 @@ class LedgerWriter:
             if requeue and not self._stopping and len(self._queue) < self._max_queue:
                 log.exception("ledger: neither the database nor the spill directory takes rows; retrying")
                 self._queue.extendleft(reversed(rows))
+                self._requeued = True
                 time.sleep(self._flush_interval)
             else:
                 self._count(dropped=len(rows))

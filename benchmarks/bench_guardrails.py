@@ -150,6 +150,7 @@ def loop_stall(pipe: Pipeline) -> None:
         gaps.clear()
         for _ in range(5):
             await work()
+            await asyncio.sleep(0)
         done = True
         await task
         return max(gaps) * 1000

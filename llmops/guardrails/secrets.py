@@ -384,18 +384,18 @@ def stream_hold(text: str, before: str = "") -> int:
                     if _is_value_sign(text, sign.start(), before):
                         hold = sign.end()
                         break
-        if hold > start and _MAY_GROW.match(text, start) and not joined:
+        if hold > start and not joined and not word.isalpha() and _MAY_GROW.match(text, start):
             hold = start
-        elif hold > 0 and start == 0 and before and before[-1] not in _STREAM_SPACE:
+        elif hold > 0 and start == 0 and joined and ("_" in text or "-" in text or "." in text or ":" in text):
             # The word began in text already sent ("shpat" + "_3f9a", "123456789:" + "AA"):
             # its start is out, but what follows may still be the token's secret part.
             joint = before[-48:] + text
             at = max(joint.rfind(" "), joint.rfind("\n"), joint.rfind("\t")) + 1
             if _MAY_GROW.match(joint, at):
                 hold = 0
-        if hold > start:
-            lead = text[max(0, start - 16) : start] if start >= 16 or not before else (before + text[:start])[-16:]
-            if _BEARER.search(lead):
+        if hold > start and not joined:  # (a word that goes on was judged where it began)
+            lead = text[max(0, start - 16) : start] if start >= 16 or not before else (before[-16:] + text[:start])[-16:]
+            if ("arer" in lead or "ARER" in lead) and _BEARER.search(lead):
                 hold = start  # "Authorization: Bearer " and the token
         if hold > start:
             # A word just after "=" or ":" (spaces between) may be a value: 'password = "...'.
@@ -429,11 +429,15 @@ def stream_trigger(piece: str) -> bool:
     value ends with one) or an "@" (a password in a URL ends before one)."""
     if len(piece) >= LONG_RUN and _has_long_run(piece):
         return True
-    # A value assigned without quotes ("smtp_password = Xk9mPq2v") mixes in digits or capitals.
-    return _TRIGGER.search(piece) is not None
+    if '"' in piece or "'" in piece or "@" in piece or "=" in piece or ":" in piece or "-----BEGIN" in piece:
+        return True
+    # A value assigned without quotes ("smtp_password = Xk9mPq2v", held as the word after
+    # the sign until it ends) mixes letters with digits, capitals or symbols.
+    return _NOT_PLAIN.search(piece) is not None and _MIXED.search(piece) is not None
 
 
-_TRIGGER = re.compile(r"[\"'@=:\d]|[a-z][A-Z]|-----BEGIN")
+_NOT_PLAIN = re.compile(r"[0-9A-Z!#$%&*?^~]")
+_MIXED = re.compile(r"[A-Za-z]\S*\d|\d\S*[A-Za-z]|[a-z][A-Z]|\w[!#$%&*?^~]\w")
 
 
 class SecretsOptions(CheckOptions):

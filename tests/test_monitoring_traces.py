@@ -12,7 +12,7 @@ import httpx
 import openai
 import pytest
 
-pytest.importorskip("opentelemetry.sdk", reason="the otel extra is not installed")
+pytest.importorskip("opentelemetry.proto", reason="opentelemetry-proto (the dev extra) decodes the export")
 from opentelemetry.proto.collector.trace.v1.trace_service_pb2 import ExportTraceServiceRequest  # noqa: E402
 
 from tests.support.gateway_proc import run_gateway  # noqa: E402

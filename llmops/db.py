@@ -19,6 +19,16 @@ from llmops.settings import get_settings
 _engines: dict[str, Engine] = {}
 _lock = threading.Lock()
 
+# Postgres: a database that stops answering must not hold a request (or the ledger
+# writer) for long. Seconds to establish a connection (libpq's own, client-side timer,
+# so a frozen server is covered too), and the most a statement may run on the server
+# (a lock wait or a slow server, not a frozen one: the request path bounds that itself,
+# see read_ahead.py's read_timeout). A pool with no free connection fails after
+# POOL_TIMEOUT instead of queueing behind ones that hang.
+CONNECT_TIMEOUT = 3
+STATEMENT_TIMEOUT_MS = 10_000
+POOL_TIMEOUT = 5
+
 
 def normalize_url(url: str) -> str:
     # Users paste `postgresql://` or `postgres://`; psycopg 3 is the driver we ship.
@@ -52,12 +62,19 @@ def get_engine(url: str | None = None) -> Engine:
                 engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
                 event.listen(engine, "connect", _sqlite_pragmas)
             else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20)
+                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                       pool_timeout=POOL_TIMEOUT, connect_args=_postgres_args(url))
             from llmops import migrations
 
             migrations.upgrade(engine)
             _engines[url] = engine
     return engine
+
+
+def _postgres_args(url: str) -> dict[str, object]:
+    if not url.startswith("postgresql"):
+        return {}
+    return {"connect_timeout": CONNECT_TIMEOUT, "options": f"-c statement_timeout={STATEMENT_TIMEOUT_MS}"}
 
 
 @contextmanager

@@ -7,7 +7,15 @@ from __future__ import annotations
 
 from typing import Literal
 
-from pydantic import BaseModel, ConfigDict, Field, PositiveFloat, PositiveInt, model_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    NonNegativeFloat,
+    PositiveFloat,
+    PositiveInt,
+    model_validator,
+)
 
 
 class _Strict(BaseModel):
@@ -44,6 +52,11 @@ class LimitsConfig(_Strict):
     flush_interval: PositiveFloat = 1.0  # seconds between batched writes of spend
     lease_seconds: PositiveFloat = 900.0
     redis_timeout: PositiveFloat = 0.5
+    # While the database is down or slow: the longest a request waits for a key (or
+    # budget) read, and for how long after its cache entry expired a key read before
+    # the outage keeps working (0: every virtual-key call gets 503 during an outage).
+    database_timeout: PositiveFloat = 2.0
+    key_grace: NonNegativeFloat = 300.0
 
 
 class LedgerConfig(_Strict):

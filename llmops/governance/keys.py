@@ -33,7 +33,8 @@ from fnmatch import fnmatchcase
 from typing import Any, TypeVar
 
 from pydantic import BaseModel, ConfigDict, ValidationError
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlmodel import col, select
 
 from llmops.db import session_scope
@@ -356,6 +357,8 @@ class KeyStore:
         master_key: str | None = None,
         cache_ttl: float = 5.0,
         max_negative_entries: int = 10_000,
+        outage_grace: float = 0.0,
+        read_timeout: float | None = None,
     ):
         self.database_url = database_url
         self.cache_ttl = cache_ttl
@@ -369,6 +372,10 @@ class KeyStore:
             cache_ttl,
             negative=lambda result: result.info is None,
             max_negative=max_negative_entries,
+            # A key seen before the database went away keeps working for outage_grace s.
+            down=KeyStoreUnavailable,
+            grace=outage_grace,
+            read_timeout=read_timeout,
         )
         self.admin = KeysAdmin(self)
 
@@ -398,7 +405,7 @@ class KeyStore:
         try:
             with session_scope(self.database_url) as session:
                 row = session.exec(select(ApiKey).where(ApiKey.key_hash == wanted)).first()
-        except OperationalError as exc:
+        except (OperationalError, InterfaceError, PoolTimeout) as exc:
             raise KeyStoreUnavailable("The key store (database) is unreachable; retry shortly.") from exc
         if row is None or not hmac.compare_digest(row.key_hash, wanted):
             return _UNKNOWN

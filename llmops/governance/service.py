@@ -28,7 +28,8 @@ class Governance:
         limits: LimitsConfig,
         ledger: LedgerConfig,
     ):
-        self.keys = KeyStore(database_url=database_url, master_key=master_key or "")
+        self.keys = KeyStore(database_url=database_url, master_key=master_key or "",
+                             outage_grace=limits.key_grace, read_timeout=limits.database_timeout)
         self.access = Access(self.keys, master_key_set=bool(master_key), keys_required=keys_required)
         # Who a token is, and whether it may use the admin API: the access rules' own
         # methods, bound here so a request pays for no extra call layer.

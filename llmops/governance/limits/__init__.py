@@ -64,6 +64,7 @@ def make_limiter(
     flush_interval: float = 1.0,
     lease_seconds: float = 900.0,
     redis_timeout: float = 0.5,
+    database_timeout: float = 2.0,
     clock: Callable[[], float] = time.time,
 ) -> Limiter:
     """A limiter: in-process without `redis_url`, shared through Redis with it.
@@ -76,6 +77,7 @@ def make_limiter(
       "period": "month"}]; a budget set in the database (`llmops keys budget`) wins.
     rules_ttl: seconds between re-reads of the database's user/team budgets.
     flush_interval: seconds between batched writes of spend to the database.
+    database_timeout: the longest a request waits for a database read (spend, rules).
     """
     unknown = set(fail_open or {}) - set(DEFAULT_FAIL_OPEN)
     if unknown:
@@ -86,6 +88,7 @@ def make_limiter(
         fail_open=dict(fail_open or {}),
         rules_ttl=rules_ttl,
         flush_interval=flush_interval,
+        database_timeout=database_timeout,
         clock=clock,
     )
     if not redis_url:
@@ -99,7 +102,7 @@ def make_limiter(
 
 def limiter_from_config(limits: LimitsConfig, *, redis_url: str | None, database_url: str | None) -> Limiter:
     """`make_limiter` from the gateway config's `limits:` section."""
-    options = limits.model_dump(exclude={"fail_open", "budgets"})
+    options = limits.model_dump(exclude={"fail_open", "budgets", "key_grace"})
     budgets = [b.model_dump(exclude_none=True) for b in limits.budgets]
     return make_limiter(
         redis_url, limits.fail_open.model_dump(), database_url=database_url, budgets=budgets, **options

@@ -224,9 +224,11 @@ class Limiter:
         fail_open: dict[str, bool] | None = None,
         rules_ttl: float = 5.0,
         flush_interval: float = 1.0,
+        database_timeout: float = 2.0,
         clock: Callable[[], float] = time.time,
     ):
         self.spend_book = spend_book
+        self.database_timeout = database_timeout
         self.fail_open = {**DEFAULT_FAIL_OPEN, **(fail_open or {})}
         self.clock = clock
         self.periods = PeriodClock()
@@ -236,7 +238,9 @@ class Limiter:
         self._rules: dict[tuple[str, str], Budget] = dict(self._static_rules)
         # User and team budgets from the database: one cache entry, read ahead of expiry.
         self._rules_cache: ReadAheadCache[None, dict[tuple[str, str], Budget]] = ReadAheadCache(
-            lambda _: self._read_rules(), rules_ttl, stored=self._rules_stored
+            lambda _: self._read_rules(), rules_ttl, stored=self._rules_stored,
+            # A database that stops answering: the last rules stay in force meanwhile.
+            down=LimiterUnavailable, grace=float("inf"), read_timeout=database_timeout,
         )
         self._pending: dict[SpendKey, float] = {}
         self._key_targets: dict[str, tuple[KeyInfo, BudgetTarget]] = {}
@@ -355,7 +359,10 @@ class Limiter:
         return target
 
     async def refresh_rules(self) -> None:
-        await self._rules_cache.load(None)
+        try:
+            await self._rules_cache.load(None)
+        except LimiterUnavailable:  # no answer in time, none before: the configured rules
+            log.warning("reading user/team budgets timed out; keeping the previous ones")
 
     def _read_rules(self) -> dict[tuple[str, str], Budget]:
         """Runs in a worker thread. A failed read keeps the last rules rather than fail
@@ -380,7 +387,7 @@ class Limiter:
     async def load_spend(self, key: SpendKey) -> float:
         if self.spend_book is None:
             return 0.0
-        return await run_side_work(self.spend_book.load, *key, awaited=True)
+        return await asyncio.wait_for(run_side_work(self.spend_book.load, *key, awaited=True), self.database_timeout)
 
     def record_spend(self, targets: tuple[BudgetTarget, ...], cost: float) -> None:
         if self.spend_book is None or not targets or not cost:

@@ -103,11 +103,22 @@ class LocalLimiter(Limiter):
         targets = self.targets_now(info, user, now)
         counters = self._counters
         budgets: list[_Counter] = []
+        checked = targets
+        degraded = False
         if targets:
             for target in targets:
                 if target.spend_key not in counters:
-                    await self._load(target.spend_key)
-            budgets = [counters[target.spend_key] for target in targets]
+                    try:
+                        await self._load(target.spend_key)
+                    except LimiterUnavailable:
+                        # The database is down: a budget whose spend was never read
+                        # follows fail_open.budgets (closed by default: the 503).
+                        if not self.fail_open["budgets"]:
+                            raise
+                        degraded = True
+            if degraded:
+                checked = tuple(target for target in targets if target.spend_key in counters)
+            budgets = [counters[target.spend_key] for target in checked]
 
         # From here on nothing awaits: the checks and the bookkeeping are one atomic step.
         window = self._windows.get(info.id)
@@ -127,7 +138,7 @@ class LocalLimiter(Limiter):
         if info.parallel is not None and window.inflight >= info.parallel:
             self.rejected_total["parallel"] += 1
             raise parallel_error(info)
-        for target, counter in zip(targets, budgets, strict=True):
+        for target, counter in zip(checked, budgets, strict=True):
             committed = counter.spent + counter.reserved
             if max_cost is None:
                 over = committed >= target.budget - EPSILON
@@ -143,7 +154,9 @@ class LocalLimiter(Limiter):
             for counter in budgets:
                 counter.reserved += max_cost
         self.admitted_total += 1
-        return Reservation(next(self._ids), info.id, estimated_tokens, max_cost, targets, (window, bucket, budgets))
+        reservation = Reservation(next(self._ids), info.id, estimated_tokens, max_cost, targets, (window, bucket, budgets))
+        reservation.degraded = degraded
+        return reservation
 
     async def settle(self, res: Reservation, actual_tokens: int, actual_cost: float | None) -> None:
         self._finish(res, actual_tokens, actual_cost or 0.0)
@@ -166,6 +179,7 @@ class LocalLimiter(Limiter):
             for counter in budgets:
                 counter.reserved -= reserved
                 counter.spent += cost
+        if res.budgets:  # those not checked (the database was down) are charged too
             self.record_spend(res.budgets, cost)
 
     async def _load(self, key: SpendKey) -> None:

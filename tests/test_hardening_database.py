@@ -1,0 +1,127 @@
+"""The gateway when its database goes away or stops answering (issue 19): keys seen
+recently keep working for `limits.key_grace`, nothing waits longer than
+`limits.database_timeout`, and ledger rows are kept. Real `llmops serve`, real Postgres,
+behind a TCP proxy the test freezes and closes."""
+
+from __future__ import annotations
+
+import time
+from urllib.parse import urlsplit, urlunsplit
+
+import httpx
+import pytest
+
+from llmops.governance.keys import KeyStore
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.gateway_proc import free_port, run_gateway
+from tests.support.tcp_proxy import ProxyServer
+
+MSG = [{"role": "user", "content": "hi"}]
+MASTER = "sk-master-db-outage-test"
+
+
+def _via(url: str, port: int) -> str:
+    parts = urlsplit(url)
+    netloc = parts.netloc.rsplit("@", 1)
+    host = f"127.0.0.1:{port}"
+    return urlunsplit(parts._replace(netloc=f"{netloc[0]}@{host}" if len(netloc) == 2 else host))
+
+
+def _call(gw, token: str) -> tuple[int, float, str]:
+    start = time.monotonic()
+    r = httpx.post(gw.base_url + "/chat/completions", json={"model": "plain", "messages": MSG},
+                   headers={"authorization": f"Bearer {token}"}, timeout=30)
+    return r.status_code, time.monotonic() - start, r.text
+
+
+def _served_rows(url: str) -> int:
+    import psycopg
+
+    with psycopg.connect(url, connect_timeout=3) as conn:
+        return conn.execute("SELECT count(*) FROM ledger WHERE status = 200").fetchone()[0]
+
+
+@pytest.mark.postgres
+def test_keys_seen_recently_keep_working_while_the_database_is_frozen_or_down(postgres_database_url, tmp_path):
+    store = KeyStore(postgres_database_url)
+    seen, _ = store.create(name="seen", budget=5.0)
+    unseen, _ = store.create(name="unseen")
+    port = urlsplit(postgres_database_url).port or 5432
+    proxy = ProxyServer(port).start()
+    upstream = FakeUpstream(free_port()).start()
+    config = {
+        "auth": "keys",
+        "models": [{"name": "plain", "deployments": [
+            {"provider": "openai", "model": "ok", "api_base": upstream.base_url, "api_key": "k"}]}],
+        "guardrails": {"input": [], "output": []},
+        "limits": {"database_timeout": 1.0, "key_grace": 120},
+    }
+    env = {"LLMOPS_DATABASE_URL": _via(postgres_database_url, proxy.port), "LLMOPS_MASTER_KEY": MASTER}
+    try:
+        with run_gateway(config, tmp_path, env=env) as gw:
+            first = _call(gw, seen)
+            assert first[0] == 200, first  # read once, budget spend loaded
+            time.sleep(5.5)  # past the key cache's 5 s: the next call must ask the database
+
+            proxy.freeze()  # Postgres stops answering; connections stay open
+            frozen = [_call(gw, seen) for _ in range(5)]
+            assert [s for s, _, _ in frozen] == [200] * 5, frozen
+            assert max(t for _, t, _ in frozen) < 3.0, frozen  # not the 12 s of a hung read
+            status, took, text = _call(gw, unseen)
+            assert status == 503 and took < 3.0, (status, took, text)
+            assert "database" in text and "127.0.0.1" not in text
+
+            proxy.refuse()  # Postgres down: connections reset and refused
+            down = [_call(gw, seen) for _ in range(5)]
+            assert [s for s, _, _ in down] == [200] * 5, down
+            assert max(t for _, t, _ in down) < 3.0, down
+            status, took, _ = _call(gw, unseen)
+            assert status == 503 and took < 3.0
+
+            proxy.restore()
+            deadline = time.monotonic() + 15
+            while _call(gw, unseen)[0] != 200:
+                assert time.monotonic() < deadline, "the database came back, the key did not"
+                time.sleep(0.5)
+            # Every call served meanwhile has its ledger row (spilled or journaled, then replayed).
+            deadline = time.monotonic() + 20
+            while _served_rows(postgres_database_url) < 12 and time.monotonic() < deadline:
+                time.sleep(0.2)
+            assert _served_rows(postgres_database_url) == 12
+    finally:
+        proxy.stop()
+        upstream.stop()
+
+
+@pytest.mark.parametrize("fail_open", [False, True])
+def test_budgets_follow_fail_open_while_the_database_is_down(tmp_path, fail_open):
+    import asyncio
+
+    from llmops.governance.limits import LimiterUnavailable, make_limiter
+    from tests.test_limits import key
+
+    dead = ProxyServer(free_port())  # listening, forwarding to nothing: connections reset
+    dead.refuse()
+    dead.start()
+    url = f"postgresql://nobody@127.0.0.1:{dead.port}/none"
+
+    async def scenario():
+        limiter = make_limiter(None, {"budgets": fail_open}, database_url=url, database_timeout=1.0)
+        info = key(budget=1.0)
+        try:
+            start = time.monotonic()
+            try:
+                res = await limiter.admit(info, estimated_tokens=10, max_cost=0.01)
+            except LimiterUnavailable as exc:
+                return "503", time.monotonic() - start, str(exc)
+            await limiter.settle(res, 10, 0.01)
+            return ("degraded" if res.degraded else "checked"), time.monotonic() - start, ""
+        finally:
+            limiter._pending.clear()  # nowhere to flush it to
+
+    try:
+        outcome, took, message = asyncio.run(scenario())
+    finally:
+        dead.stop()
+    assert outcome == ("degraded" if fail_open else "503"), (outcome, message)
+    assert took < 5

@@ -38,10 +38,13 @@ IBAN_RE = re.compile(r"(?<![A-Za-z0-9])[A-Z]{2}\d{2}(?:[ ]?[A-Z0-9]){11,30}(?![A
 IPV4_RE = re.compile(r"(?<![\d.])(?:(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)\.){3}(?:25[0-5]|2[0-4]\d|1\d\d|[1-9]?\d)(?![\d.]|\.\d)")
 # Words before a dotted quad that make it a version or build number, not an address; and
 # words that make it an address whatever its numbers.
-_VERSION_WORDS = ("version", "ver.", "ver ", "build", "release", "firmware", "update", "patch", "v.", "버전", "빌드",
-                  "バージョン", "stand ", "driver", "sdk", "api level", "kernel")
-_ADDRESS_WORDS = ("ip", "address", "addr", "host", "server", "gateway", "dns", "subnet", "router", "ping", "ssh",
-                  "connect", "adresse", "주소", "서버", "アドレス", "from ", "client", "proxy", "network", "lan", "wan")
+_VERSION_WORDS = frozenset(("version", "versions", "ver", "v", "build", "release", "firmware", "update", "patch",
+                            "stand", "driver", "sdk", "level", "kernel", "버전", "빌드", "バージョン"))
+_ADDRESS_WORDS = frozenset(("ip", "ips", "ipv4", "address", "addr", "host", "hostname", "server", "gateway", "dns",
+                            "subnet", "router", "ping", "ssh", "connect", "connected", "adresse", "from", "client",
+                            "proxy", "network", "lan", "wan", "주소", "서버", "アドレス"))
+_LEAD_WORDS = re.compile(r"[^\W\d_]+")
+
 
 # Lengths per country (ISO 13616), for the countries whose IBANs people paste most.
 IBAN_LENGTHS = {
@@ -113,7 +116,7 @@ def iban_ok(raw: str) -> bool:
 # Candidates, found with patterns that start with a character class so `re` can skip
 # ahead quickly; each candidate is then checked with the precise patterns above, which
 # (starting with look-behinds) would be slow to run over a whole text.
-_LOCAL_BEFORE = re.compile(r"[A-Za-z0-9._%+-]+\Z")  # searched with endpos at the "@"
+_LOCAL_REVERSED = re.compile(r"[A-Za-z0-9._%+-]+")
 _DOMAIN_AFTER = re.compile(r"[A-Za-z0-9.-]{1,255}")
 _IPV6_CHARS = frozenset("0123456789abcdefABCDEF:.")
 _V6_PAIR = re.compile(rb":(?::|[0-9a-fA-F]{1,4}:)")
@@ -134,11 +137,12 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
         # check that with the pattern.
         at = text.find("@")
         while at >= 0:
-            local = _LOCAL_BEFORE.search(text, max(0, at - 64), at)
+            # The local part, matched forwards on the reversed 64 characters before the "@".
+            local = _LOCAL_REVERSED.match(text[max(0, at - 64) : at][::-1])
             domain = _DOMAIN_AFTER.match(text, at + 1)
             end = at + 1
             if local is not None and domain is not None:
-                start, end = local.start(), domain.end()
+                start, end = at - local.end(), domain.end()
                 while end > at + 1 and text[end - 1] in ".-":
                     end -= 1
                 if start < at < end - 1 and EMAIL_RE.fullmatch(text, start, end):
@@ -288,10 +292,10 @@ def _classify_run(text: str, start: int, end: int, digits: int, entities: frozen
 def _is_address(text: str, start: int, end: int) -> bool:
     """A dotted quad is an IP address unless it reads as a version or build number: words
     before it say so, or (with no word either way) all its parts are small ("5.5.0.1")."""
-    lead = text[max(0, start - 24) : start].lower()
-    if any(word in lead for word in _ADDRESS_WORDS):
+    words = _LEAD_WORDS.findall(text[max(0, start - 24) : start].lower())
+    if not _ADDRESS_WORDS.isdisjoint(words):
         return True
-    if any(word in lead for word in _VERSION_WORDS) or (start > 0 and text[start - 1] in "vV"):
+    if not _VERSION_WORDS.isdisjoint(words) or (start > 0 and text[start - 1] in "vV"):
         return False
     parts = [int(p) for p in text[start:end].split(".")]
     return parts[0] in (10, 127) or max(parts) >= 26

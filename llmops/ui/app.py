@@ -22,6 +22,7 @@ PAGES = (
     ("experiments.py", "Experiments", ":material/science:", "experiments"),
     ("spend.py", "Spend", ":material/payments:", "spend"),
     ("gateway.py", "Gateway", ":material/router:", "gateway"),
+    ("monitoring.py", "Monitoring", ":material/monitoring:", "monitoring"),
 )
 
 

@@ -12,6 +12,10 @@ The upstream `model` name in the request picks the behaviour:
   bad-request      HTTP 400 with an OpenAI error body
   echo-key         HTTP 400 whose error message echoes the request's Authorization header
   no-usage         replies without a usage object (streams too)
+  error-event      streams: HTTP 200, then an error event ({"error": ...}) as the first event
+  error-mid-stream streams: two chunks, then an error event, then [DONE]
+  no-done          streams: a whole reply (finish_reason stop, usage), then EOF without [DONE]
+  slow-stream      streams: 0.2 s between chunks
   leak-secret      a reply with an API key in it, streamed three characters a chunk
   exact-usage      reports the prompt tokens as llmops counts them and max_tokens
                    completion tokens: a call's real cost equals its reservation
@@ -175,6 +179,11 @@ class FakeUpstream:
             return web.json_response(reply, headers=ANSWER_HEADERS)
         resp = web.StreamResponse(headers={"Content-Type": "text/event-stream", **ANSWER_HEADERS})
         await resp.prepare(request)
+        if model == "error-event":
+            error = {"error": {"message": "The server had an error while processing your request",
+                               "type": "server_error", "code": 500}}
+            await resp.write(b"data: " + json.dumps(error).encode() + b"\n\ndata: [DONE]\n\n")
+            return resp
         words = REPLY.split(" ")
         if model == "leak-secret":
             words = [LEAKY_REPLY[i:i + 3] for i in range(0, len(LEAKY_REPLY), 3)]
@@ -187,6 +196,10 @@ class FakeUpstream:
                 if i == 1 and model == "reset-mid-stream":
                     request.transport.abort()
                     return resp
+                if i == 1 and model == "error-mid-stream":
+                    error = {"error": {"message": "overloaded", "type": "server_error", "code": 503}}
+                    await resp.write(b"data: " + json.dumps(error).encode() + b"\n\ndata: [DONE]\n\n")
+                    return resp
                 if i == 1 and model == "stall-mid-stream":
                     await asyncio.sleep(30)
                 if model == "slow-stream":
@@ -197,7 +210,8 @@ class FakeUpstream:
                 data = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": 1, "model": model,
                         "choices": [], "usage": usage}
                 await resp.write(b"data: " + json.dumps(data).encode() + b"\n\n")
-            await resp.write(b"data: [DONE]\n\n")
+            if model != "no-done":
+                await resp.write(b"data: [DONE]\n\n")
         except (ConnectionResetError, asyncio.CancelledError):
             self.stream_cancelled.set()
             raise

@@ -240,22 +240,34 @@ class OpenAIProvider(Provider):
         """Batches of SSE data payloads, one batch per network read.
 
         A chat stream ends with `[DONE]`; a Responses API stream has none and ends at EOF
-        after its terminal event (`ends_at_eof`): EOF after any other event is a break."""
+        after its terminal event (`ends_at_eof`): EOF after any other event is a break.
+        A chat stream whose choices all finished (finish_reason) and then ends at EOF
+        without `[DONE]` is complete. An error event (`{"error": ...}`) in a chat stream
+        is the upstream's failure: raised, so that a stream that opens with one fails over
+        like an HTTP error would, and one that sends it later ends as an error."""
         idle = self.timeouts.idle
         content = resp.content
         pending = b""
-        last = b""
+        last = before_last = b""
         try:
             while True:
+                limit = min(time.monotonic() + idle, deadline)
                 try:
-                    data = await self._within(min(time.monotonic() + idle, deadline), resp, content.readany)
+                    data = await self._within(limit, resp, content.readany)
                 except TimeoutError as exc:
+                    if limit >= deadline:
+                        cut = UpstreamTimeout(f"{self.where} did not finish its stream within the total "
+                                              f"timeout ({self.timeouts.total:g}s)")
+                        cut.code = "upstream_total_timeout"
+                        raise cut from exc
                     raise UpstreamTimeout(f"{self.where} stalled mid-stream (no data for {idle:.1f}s)") from exc
                 except transport_errors() as exc:
                     raise UpstreamError(f"{self.where} broke off the stream: {type(exc).__name__}") from exc
                 if not data:
                     if ends_at_eof and _is_terminal(last):
                         return
+                    if not ends_at_eof and _finished(before_last, last):
+                        return  # every choice ended; the upstream only left out [DONE]
                     # EOF without [DONE]: the upstream died; never pretend it finished.
                     raise UpstreamError(f"{self.where} closed the stream before it was complete")
                 if b"\r" in data:
@@ -264,6 +276,13 @@ class OpenAIProvider(Provider):
                 *events, pending = pending.split(b"\n\n")
                 batch, done = parse_events(events)
                 if batch:
+                    if not ends_at_eof:
+                        failed = _error_event_at(batch)
+                        if failed is not None:
+                            if failed:
+                                yield batch[:failed]  # what came before the error still goes out
+                            raise self._stream_error(batch[failed], resp.headers)
+                    before_last = batch[-2] if len(batch) > 1 else last
                     last = batch[-1]
                     yield batch
                 if done:
@@ -275,6 +294,52 @@ class OpenAIProvider(Provider):
                 resp.release()
             else:
                 resp.close()
+
+
+    def _stream_error(self, payload: bytes, headers: Any) -> UpstreamError:
+        """An error event of a chat stream, as the HTTP error it stands for: its `code`
+        when that is an HTTP status, else a 502 (retryable, counts toward cooldown)."""
+        error = orjson.loads(payload)["error"]
+        code = error.get("code") if isinstance(error, dict) else None
+        status = code if isinstance(code, int) and 400 <= code < 600 else 502
+        exc = error_from_response(status, payload, headers, self.where)
+        message = error.get("message") if isinstance(error, dict) else error
+        exc.message = f"{self.where} sent an error event in its stream: {message or 'no message'}"
+        exc.args = (exc.message,)
+        return exc.scrubbed(self.secrets)
+
+
+def _error_event_at(batch: list[bytes]) -> int | None:
+    """The index of the first error event (`{"error": ...}`, no choices) in a batch."""
+    for i, payload in enumerate(batch):
+        if b'"error"' in payload[:32]:  # a chunk starts {"id": ...: only suspects are parsed
+            try:
+                event = orjson.loads(payload)
+            except orjson.JSONDecodeError:
+                continue
+            if isinstance(event, dict) and event.get("error") and not event.get("choices"):
+                return i
+    return None
+
+
+def _finished(*payloads: bytes) -> bool:
+    """Whether the last chunks of a chat stream (the one with finish_reason, maybe a
+    usage chunk after it) say that every choice ended."""
+    for payload in reversed(payloads):
+        try:
+            chunk = orjson.loads(payload) if payload else None
+        except orjson.JSONDecodeError:
+            return False
+        if not isinstance(chunk, dict):
+            return False
+        choices = chunk.get("choices")
+        if not choices:
+            if chunk.get("usage"):
+                continue  # the usage chunk after the last choice's end
+            return False
+        return isinstance(choices, list) and all(
+            isinstance(c, dict) and c.get("finish_reason") is not None for c in choices)
+    return False
 
 
 _TERMINAL = frozenset({"response.completed", "response.incomplete", "response.failed", "error"})

@@ -1,121 +1,118 @@
-"""Quality of the default guardrails: balanced accuracy and benign false-positive rate.
+"""Quality of the learned guardrails on sources they never saw: leave one source out.
 
-    python benchmarks/guardrails_quality.py [--data ../shared/data] [--misses]
+    .venv/bin/python benchmarks/guardrails_quality.py [--tasks harmful,injection,indirect] [--shipped]
 
-Data:
-  - the shared development data (`guardrails/jailbreak_dev.jsonl`: role-play jailbreaks vs
-    ordinary role prompts; `guardrails/injection_giskard.jsonl`: injection attacks), read in
-    place, never copied. The jailbreak rows are split in two halves by a hash of their id:
-    "tune" is the half looked at while choosing cues and weights, "report" was only
-    counted, so the gap between the two shows how well the checks generalise;
-  - the hand-written prompts in tests/test_guardrails_cases.py (attacks and harmful requests
-    in several languages, and benign prompts that share their words): TUNE, FRESH and
-    HOLDOUT and FINAL; the module's docstring gives each set's first count, before it was used.
+For each task and each source (`subset` of the shared training data; documents are
+grouped by the repository they came from), the task's model is retrained without that
+source (scripts/train_guardrail_models.py, with the shipped model's calibrated
+threshold), plugged into the default guardrails through the check's `model_file`
+option, and the held-out rows are measured with `llmops guard eval`'s library function
+(llmops/guardrails/evaluate.py): so the figures are those of the whole check (cues and
+model), as the gateway runs it, on a source absent from training.
 
-The injection check's learned scorer (llmops/guardrails/jailbreak_model.json) is trained
-on all of jailbreak_dev.jsonl, so those rows are no longer unseen for the check as a
-whole: `scripts/train_jailbreak_model.py --check-only` gives its cross-validated figures
-and those of a model trained on the "tune" half and counted on the "report" half.
+Data, read in place from ../shared/data/guardrails (never copied): train/
+harmful_benign_requests.jsonl, train/prompt_injection.jsonl, jailbreak_dev.jsonl and
+injection_giskard.jsonl. Non-commercial rows are held out but never trained on.
 
-"Blocked" means the default input pipeline blocks the prompt; a benign prompt counts as a
-false positive when the injection or harmful check flags it.
+`--shipped` measures the shipped models instead (no retraining: sources were seen, so
+these figures are optimistic; use them to check a build, not to judge generalisation).
 """
 
 from __future__ import annotations
 
 import argparse
-import hashlib
-import json
 import sys
+import tempfile
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
-sys.path.insert(0, str(ROOT / "tests"))
+sys.path.insert(0, str(ROOT / "scripts"))
 
-from llmops.guardrails import Pipeline  # noqa: E402
+import train_guardrail_models as tg  # noqa: E402
 
-SAFETY_CHECKS = {"injection", "harmful"}
+from llmops.guardrails import GuardrailsConfig, Pipeline  # noqa: E402
+from llmops.guardrails.evaluate import Figures, LabelledRow, evaluate  # noqa: E402
+from llmops.guardrails.linear_model import load  # noqa: E402
 
-
-def half(row_id: str) -> str:
-    return "tune" if int(hashlib.sha1(row_id.encode()).hexdigest(), 16) % 2 == 0 else "report"
-
-
-def flags(pipe: Pipeline, text: str, checks: set[str]) -> bool:
-    return any(v["check"] in checks for v in pipe.check_input(text).verdicts)
+# task -> (check name, role the rows arrive in)
+TASKS = {"harmful": ("harmful", "user"), "injection": ("injection", "user"), "indirect": ("indirect_injection", "tool")}
 
 
-def rates(pipe: Pipeline, attacks: list[str], benign: list[str], checks: set[str]) -> dict[str, float]:
-    hit = [flags(pipe, t, checks) for t in attacks]
-    false = [flags(pipe, t, SAFETY_CHECKS) for t in benign]
-    recall = sum(hit) / len(hit) if hit else float("nan")
-    fpr = sum(false) / len(false) if false else float("nan")
-    out = {"n_attack": len(hit), "n_benign": len(false), "recall": recall, "benign_fpr": fpr}
-    if hit and false:
-        out["balanced_accuracy"] = (recall + 1 - fpr) / 2
-    return out
+def pipeline(check: str, model_file: str | None) -> Pipeline:
+    """The default guardrails, with `check`'s model read from `model_file`."""
+    config = GuardrailsConfig.default()
+    specs = []
+    for spec in config.input:
+        if spec.check == check and model_file:
+            spec = spec.model_copy(update={"options": {**spec.options, "model_file": model_file}})
+        specs.append(spec)
+    return Pipeline(config.model_copy(update={"input": specs}))
 
 
-def show(name: str, r: dict[str, float]) -> None:
-    parts = [f"{name:<44}", f"attacks={r['n_attack']:<4}", f"benign={r['n_benign']:<4}"]
-    if r["n_attack"]:
-        parts.append(f"recall={r['recall']:.3f}")
-    if r["n_benign"]:
-        parts.append(f"benign_fpr={r['benign_fpr']:.3f}")
-    if "balanced_accuracy" in r:
-        parts.append(f"balanced_acc={r['balanced_accuracy']:.3f}")
-    print("  ".join(parts))
+def merge(total: Figures, part: Figures) -> None:
+    for name in ("caught", "benign_stopped"):
+        a, b = getattr(total, name), getattr(part, name)
+        a.hits += b.hits
+        a.total += b.total
+
+
+def fmt(rate) -> str:
+    if not rate.total:
+        return "-"
+    low, high = rate.interval
+    return f"{rate.value:.3f} [{low:.2f}-{high:.2f}] n={rate.total}"
+
+
+def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> None:
+    check, role = TASKS[task]
+    threshold = load(task).threshold
+    print(f"\n== {task}: check {check!r} ({'shipped model' if shipped else 'model retrained without the held-out source'})")
+    print(f"  {'held-out source':<42} {'caught [95% CI]':<30} {'benign stopped [95% CI]':<30}")
+    total_check, total_block = Figures(), Figures()
+    groups = sorted({r["group"] for r in rows})
+    start = time.perf_counter()
+    with tempfile.TemporaryDirectory() as tmp:
+        shipped_pipe = pipeline(check, None) if shipped else None
+        for group in groups:
+            held = [r for r in rows if r["group"] == group]
+            if shipped_pipe is not None:
+                pipe = shipped_pipe
+            else:
+                train = [r for r in rows if r["group"] != group]
+                path = tg.write_model(task, train, direct, threshold, Path(tmp) / f"{task}-{len(group)}.json")
+                pipe = pipeline(check, str(path))
+            labelled = [LabelledRow(r["text"], bool(r["y"]), role, check) for r in held]
+            report = evaluate(labelled, pipeline=pipe)
+            figures = report.checks[check]
+            merge(total_check, figures)
+            merge(total_block, report.overall)
+            print(f"  {group[:42]:<42} {fmt(figures.caught):<30} {fmt(figures.benign_stopped):<30}")
+    for name, figures in ((f"all sources, {check} fired", total_check), ("all sources, request blocked", total_block)):
+        ba, ci = figures.balanced_accuracy, figures.balanced_interval
+        line = f"  {name:<42} {fmt(figures.caught):<30} {fmt(figures.benign_stopped):<30}"
+        if ba is not None and ci is not None:
+            line += f" balanced accuracy {ba:.3f} [{ci[0]:.2f}-{ci[1]:.2f}]"
+        print(line)
+    if task == "harmful":
+        look = [r for r in rows if r["group"] in tg.LOOKALIKE]
+        print(f"  (look-alike sources {', '.join(sorted(tg.LOOKALIKE))}: {len(look)} rows, shown above)")
+    print(f"  ({time.perf_counter() - start:.0f}s)")
 
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--data", default=str(ROOT.parent / "shared" / "data"), help="the shared data directory")
-    parser.add_argument("--misses", action="store_true", help="list missed attacks and flagged benign prompts of the hand-written sets")
+    parser.add_argument("--tasks", default="harmful,injection,indirect", help="comma-separated: harmful, injection, indirect")
+    parser.add_argument("--shipped", action="store_true", help="measure the shipped models (no retraining; optimistic)")
     args = parser.parse_args()
-    pipe = Pipeline()
-    data = Path(args.data) / "guardrails"
-
-    print("== shared development data (read in place)")
-    jailbreak = data / "jailbreak_dev.jsonl"
-    if jailbreak.exists():
-        rows = [json.loads(line) for line in jailbreak.read_text(encoding="utf-8").split("\n") if line.strip()]
-        for part in ("tune", "report", "all"):
-            sel = [r for r in rows if part == "all" or half(r["id"]) == part]
-            attacks = [r["text"] for r in sel if r["label"] == "attack"]
-            benign = [r["text"] for r in sel if r["label"] != "attack"]
-            show(f"jailbreak_dev [{part}] injection check", rates(pipe, attacks, benign, {"injection"}))
-    else:
-        print(f"  (skipped: {jailbreak} not found)")
-    giskard = data / "injection_giskard.jsonl"
-    if giskard.exists():
-        rows = [json.loads(line) for line in giskard.read_text(encoding="utf-8").split("\n") if line.strip()]
-        show("injection_giskard (attacks only) injection", rates(pipe, [r["text"] for r in rows], [], {"injection"}))
-        for group in sorted({r.get("group", "") for r in rows}):
-            texts = [r["text"] for r in rows if r.get("group", "") == group]
-            show(f"  group {group!r}", rates(pipe, texts, [], {"injection"}))
-    else:
-        print(f"  (skipped: {giskard} not found)")
-
-    import test_guardrails_cases as cases
-
-    print("== hand-written prompts (tests/test_guardrails_cases.py)")
-    for part in ("TUNE", "FRESH", "HOLDOUT", "FINAL"):
-        attacks = getattr(cases, f"INJECTION_{part}")
-        harmful = getattr(cases, f"HARMFUL_{part}")
-        benign = getattr(cases, f"BENIGN_{part}")
-        show(f"injection [{part}] injection check", rates(pipe, attacks, benign, {"injection"}))
-        show(f"harmful [{part}] harmful check", rates(pipe, harmful, benign, {"harmful"}))
-        if args.misses:
-            for t in attacks:
-                if not flags(pipe, t, {"injection"}):
-                    print(f"    missed injection: {t}")
-            for t in harmful:
-                if not flags(pipe, t, {"harmful"}):
-                    print(f"    missed harmful: {t}")
-            for t in benign:
-                if flags(pipe, t, SAFETY_CHECKS):
-                    print(f"    flagged benign: {t}")
+    if not tg.DATA.exists():
+        print(f"shared data not found at {tg.DATA}", file=sys.stderr)
+        return 1
+    direct = tg.direct_rows()
+    data = {"harmful": tg.harmful_rows, "injection": lambda: direct, "indirect": tg.indirect_rows}
+    for task in args.tasks.split(","):
+        run_task(task, data[task](), direct, args.shipped)
     return 0
 
 

@@ -252,7 +252,7 @@ def test_json_schema_checks_the_reply():
 def test_default_config_is_the_documented_pipeline():
     config = GuardrailsConfig.default()
     assert [(s.check, s.action) for s in config.input] == [
-        ("injection", "block"), ("harmful", "block"), ("invisible_chars", "redact"),
+        ("injection", "block"), ("indirect_injection", "block"), ("harmful", "block"), ("invisible_chars", "redact"),
         ("secrets", "redact"), ("pii", "flag"),
     ]
     assert [(s.check, s.action) for s in config.output] == [("secrets", "redact")]

@@ -2,12 +2,14 @@
 
   llmops guard check "TEXT" [--json] [--config F] [--model M] [--output]
   llmops guard scan FILE.jsonl [--field F] [--no-fail] [--config F] [--model M] [--output]
+  llmops guard eval FILE.jsonl [--config F] [--model M] [--json]
 
 `check` exits 0 when the text may pass (perhaps redacted or flagged) and 1 when a check
 blocks it. `scan` reads JSONL rows with a `text` field (or `--field`) and an optional
 `id`, writes one JSON line per row ({"id", "flagged", "blocked", "checks", "redacted"},
 or {"id", "error"} for a row it could not check) and, for CI, exits 1 when any row is
-blocked or could not be checked (`--no-fail`: exit 0 all the same).
+blocked or could not be checked (`--no-fail`: exit 0 all the same). `eval` measures the
+input checks on labelled rows (see llmops/guardrails/evaluate.py).
 """
 
 from __future__ import annotations
@@ -45,6 +47,32 @@ Example:
   llmops guard scan prompts.jsonl --field prompt --config guardrails.yaml --no-fail"""
 
 
+EVAL_DESCRIPTION = """\
+Measure the input guardrails on your own labelled rows: for each check and overall, the
+share of should-be-stopped rows caught, the share of benign rows stopped, and balanced
+accuracy, each with a 95% Wilson confidence interval.
+
+Input: one JSON object per line; blank lines are skipped.
+  text   the text (string, required)
+  label  1 / true / attack / harmful / unsafe / injection / block = should be stopped;
+         0 / false / benign / safe / clean / allow = should pass (required)
+  role   optional: the message role the text arrives in (default user; tool or function
+         for a document or tool result)
+  check  optional: the check expected to stop the row (e.g. harmful, injection,
+         indirect_injection); only rows naming a check count in its "caught" column"""
+
+EVAL_EPILOG = """\
+"Stopped" for one check means it fired on the row; overall it means the pipeline blocked
+the row. Every benign row counts in every check's "benign stopped".
+
+Exit status: 0 when the rows were measured; 1 for a file or config that cannot be read
+or a row without text or a usable label.
+
+Example:
+  llmops guard eval labelled.jsonl
+  llmops guard eval labelled.jsonl --config guardrails.yaml --json"""
+
+
 def register(subparsers) -> None:
     parser = subparsers.add_parser("guard", help="run guardrail checks on text (injection, PII, secrets...)")
     sub = parser.add_subparsers(dest="guard_command", metavar="SUBCOMMAND")
@@ -75,6 +103,19 @@ def register(subparsers) -> None:
     )
     _common(scan)
     scan.set_defaults(func=run_scan)
+
+    ev = sub.add_parser(
+        "eval",
+        help="measure the input checks on labelled JSONL rows: caught, benign stopped, balanced accuracy (95% CI)",
+        description=EVAL_DESCRIPTION,
+        epilog=EVAL_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    ev.add_argument("file", help='JSONL rows, e.g. {"text": "...", "label": "attack", "check": "injection"} ("-": stdin)')
+    ev.add_argument("--config", help="YAML with the guardrails (a gateway config or a bare guardrails section)")
+    ev.add_argument("--model", help="apply this model's overrides from the config")
+    add_json_flag(ev)
+    ev.set_defaults(func=run_eval)
 
 
 def _common(parser) -> None:
@@ -177,3 +218,40 @@ def _scan_row(pipe, line: str, number: int, args) -> dict[str, Any]:
         "checks": result.checks,
         "redacted": result.text,
     }
+
+
+def run_eval(args) -> int:
+    from llmops.guardrails import GuardrailsConfig
+    from llmops.guardrails.evaluate import evaluate, read_rows
+
+    config = GuardrailsConfig.from_file(args.config) if args.config else GuardrailsConfig.default()
+    source = sys.stdin if args.file == "-" else _open(args.file)
+    try:
+        rows = read_rows(source)
+    finally:
+        if source is not sys.stdin:
+            source.close()
+    if not rows:
+        raise InvalidInput(f"{args.file} has no rows")
+    report = evaluate(rows, config, model=args.model)
+    if args.json:
+        print_json(report.to_dict())
+        return 0
+    print(f"{report.rows} rows: {report.positives} should be stopped, {report.rows - report.positives} benign")
+    table = [["overall (blocked)", *_cells(report.overall)]]
+    table += [[name, *_cells(figures)] for name, figures in report.checks.items()]
+    print_table(["CHECK", "CAUGHT", "95% CI", "BENIGN STOPPED", "95% CI", "BALANCED ACC", "95% CI"], table)
+    return 0
+
+
+def _cells(figures) -> list[str]:
+    def rate(r) -> list[str]:
+        if not r.total:
+            return ["-", "-"]
+        low, high = r.interval
+        return [f"{r.value:.3f} ({r.hits}/{r.total})", f"{low:.3f}-{high:.3f}"]
+
+    ba = figures.balanced_accuracy
+    interval = figures.balanced_interval
+    tail = [f"{ba:.3f}", f"{interval[0]:.3f}-{interval[1]:.3f}"] if ba is not None and interval else ["-", "-"]
+    return [*rate(figures.caught), *rate(figures.benign_stopped), *tail]

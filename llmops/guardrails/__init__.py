@@ -9,7 +9,8 @@ out = pipe.check_output(reply_text, model="gpt-4o")   # .text is the redacted re
 stream = pipe.output_stream(model="gpt-4o")           # .feed(delta) -> str, .finish() -> str
 ```
 
-Built-in checks: injection (prompt injection and jailbreaks), harmful, pii, secrets,
+Built-in checks: injection (prompt injection and jailbreaks a user types),
+indirect_injection (instructions planted in tool results and documents), harmful, pii, secrets,
 invisible_chars, banned, token_limit, json_schema, judge (asks a model; never on by
 default). A user's own check plugs in by import path (`check: mypkg.mod:fn`).
 """

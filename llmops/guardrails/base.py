@@ -82,6 +82,7 @@ def _load_builtins() -> None:
         banned,
         harmful,
         hf_classifier,
+        indirect_injection,
         injection,
         invisible,
         json_schema,

@@ -38,7 +38,7 @@ class CheckSpec(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
     # The name in verdicts and overrides; defaults to `check` (set it to use a check twice).
     name: str | None = None
-    # Message roles to scan; default depends on the check (injection: user and tool).
+    # Message roles to scan; default depends on the check (injection: user; indirect_injection: tool, function).
     roles: list[str] | None = None
     # Seconds, for plugins and the judge (defaults 1 and 10).
     timeout: float | None = Field(default=None, gt=0)
@@ -82,9 +82,12 @@ class GuardrailsOverride(BaseModel):
 
 def default_input() -> list[CheckSpec]:
     # Injection first: it reads hidden text (tag characters, zero-width splits) that the
-    # invisible_chars redaction after it would remove.
+    # invisible_chars redaction after it would remove. What a user types and what arrives
+    # as a document are judged apart: `injection` and `harmful` read user messages,
+    # `indirect_injection` reads tool and function results (each check's default roles).
     return [
         CheckSpec(check="injection", action="block"),
+        CheckSpec(check="indirect_injection", action="block"),
         CheckSpec(check="harmful", action="block"),
         CheckSpec(check="invisible_chars", action="redact"),
         CheckSpec(check="secrets", action="redact"),
@@ -106,7 +109,8 @@ class GuardrailsConfig(BaseModel):
 
     @classmethod
     def default(cls) -> GuardrailsConfig:
-        """The default pipeline: injection and harmful requests blocked, invisible
+        """The default pipeline: injection (direct, in user messages; indirect, in tool
+        results) and harmful requests blocked, invisible
         characters and secrets redacted, personal data flagged; secrets redacted in replies."""
         return cls()
 

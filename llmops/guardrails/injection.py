@@ -1,4 +1,8 @@
-"""Prompt injection and jailbreak detection: weighted cue families plus a few structural signs.
+"""Direct prompt injection and jailbreaks, in what a user types: weighted cue families,
+a few structural signs, and a learned model.
+
+Documents (tool results, retrieved text) are a different problem, judged by the
+`indirect_injection` check (indirect_injection.py): this check reads user messages only.
 
 The score of a text is the sum over the cue families it shows (see injection_cues.py)
 of the strongest cue's weight (other cues of the family add a quarter of theirs), plus:
@@ -11,7 +15,12 @@ of the strongest cue's weight (other cues of the family add a quarter of theirs)
   - a bonus when a cue appears only after undoing obfuscation (leetspeak, spaced-out
     letters, look-alike letters, a base64 / hex / ROT13 blob, Unicode tag characters).
 The check flags when the sum reaches `threshold_points`; the reported score maps the sum
-to 0..1 so that the threshold sits at 0.5.
+to 0..1 so that the threshold sits at 0.5. When the cues do not flag, the learned model
+(injection_model.json: n-gram logistic regression trained on direct injections, role-play
+jailbreaks, goal hijacking in seven languages and ordinary prompts, see
+scripts/train_guardrail_models.py) is asked. Cues and model read the first and last 512 characters
+of a longer text (`window`): a user's own instruction sits at the start or end of a long
+prompt, and the cost per message stays bounded (a RAG prompt runs to 100 KB).
 """
 
 from __future__ import annotations
@@ -19,10 +28,12 @@ from __future__ import annotations
 import re
 from typing import ClassVar
 
+from pydantic import Field
+
 from llmops.guardrails.base import Check, CheckOptions, register
 from llmops.guardrails.cues import CueSet, merge_families
 from llmops.guardrails.injection_cues import ALL_CUES
-from llmops.guardrails.jailbreak_model import default_model
+from llmops.guardrails.linear_model import bounded, load
 from llmops.guardrails.text import TAG_RE, TextView
 from llmops.guardrails.types import Detection
 
@@ -41,6 +52,8 @@ ROLE_SETUP = frozenset({"persona", "persona_switch"})
 RULE_BREAKING = frozenset({"rule_removal", "named", "compliance", "permission", "threat", "dual", "stay"})
 
 THRESHOLD_POINTS = 2.0
+# Characters read from each end of a longer text when there is no model to say.
+WINDOW = 512
 # A second, different cue of a family already seen adds this fraction of its weight.
 SAME_FAMILY_EXTRA = 0.25
 ROLE_AND_RULES_BONUS = 0.8
@@ -105,15 +118,21 @@ def classify(families: dict[str, float]) -> tuple[str, ...]:
 class InjectionOptions(CheckOptions):
     # Points needed to flag; lower catches more and blocks more ordinary prompts.
     threshold_points: float = THRESHOLD_POINTS
-    # Also ask the learned role-play jailbreak scorer (jailbreak_model.py) when the cues
-    # alone do not flag a longer text.
+    # Also ask the learned model (injection_model.json) when the cues alone do not flag;
+    # `model_threshold` overrides its calibrated threshold.
     learned: bool = True
+    model_threshold: float | None = Field(default=None, gt=0, lt=1)
+    # A model file trained by scripts/train_guardrail_models.py (default: the shipped one).
+    model_file: str | None = None
+    # Characters read from each end of a longer text, by cues and model alike (default:
+    # the model's window, 512); the middle of a longer text is not read.
+    window: int | None = Field(default=None, ge=256)
 
 
 @register
 class InjectionCheck(Check):
     name: ClassVar[str] = "injection"
-    default_roles = frozenset({"user", "tool", "function"})
+    default_roles = frozenset({"user"})
     block_message = (
         "The request was blocked: it looks like an attempt to override the model's "
         "instructions or safety rules (prompt injection or jailbreak). Rephrase it as a plain request."
@@ -123,16 +142,19 @@ class InjectionCheck(Check):
     def __init__(self, options: InjectionOptions):
         super().__init__(options)
         # Loaded now, not on the first request that needs it.
-        self.model = default_model() if options.learned else None
+        self.model = load("injection", options.model_file) if options.learned else None
+        self.model_threshold = options.model_threshold or (self.model.threshold if self.model else 1.0)
+        self.window = options.window or (self.model.window if self.model else WINDOW)
 
     def scan(self, view: TextView) -> Detection | None:
+        view = bounded(view, self.window)
         families = cue_families(view)
         threshold = self.options.threshold_points  # type: ignore[attr-defined]
         total = points(families) if families else 0.0
         if total >= threshold:
             return Detection(score=round(total / (total + threshold), 3), labels=classify(families))
         if self.model is not None:
-            p = self.model.probability(view.lower)
-            if p is not None and p >= self.model.threshold:
-                return Detection(score=round(p, 3), labels=("jailbreak", "learned"))
+            p, _ = self.model.best(view.lower)
+            if p >= self.model_threshold:
+                return Detection(score=round(p, 3), labels=("injection", "learned"))
         return None

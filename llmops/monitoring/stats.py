@@ -17,11 +17,18 @@ import numpy as np
 PSI_FLOOR = 1e-4  # an empty bin's share, so the log stays finite
 
 
-def psi(reference: Sequence[float], recent: Sequence[float], bins: int = 10) -> float:
+def psi(reference: Sequence[float], recent: Sequence[float], bins: int | None = None) -> float:
     """Population stability index of `recent` against `reference`'s quantile bins.
-    Rules of thumb: < 0.1 stable, 0.1-0.25 a shift worth a look, > 0.25 a real shift."""
+    Rules of thumb: < 0.1 stable, 0.1-0.25 a shift worth a look, > 0.25 a real shift.
+
+    Two samples of one distribution differ by chance: PSI times 1/(1/n + 1/m) is about
+    chi-square with bins - 1 degrees of freedom, so at 60 and 45 values and ten bins one
+    pair in twenty passes 0.6. Hence one bin per 25 values of the smaller sample, between
+    2 and 10, which keeps that 95th percentile near 0.15-0.2 from 50 values up."""
     ref = np.asarray(reference, dtype=float)
     cur = np.asarray(recent, dtype=float)
+    if bins is None:
+        bins = max(2, min(10, min(len(ref), len(cur)) // 25))
     edges = np.unique(np.quantile(ref, np.linspace(0, 1, bins + 1)[1:-1]))
     ref_share = np.bincount(np.searchsorted(edges, ref, side="right"), minlength=len(edges) + 1) / len(ref)
     cur_share = np.bincount(np.searchsorted(edges, cur, side="right"), minlength=len(edges) + 1) / len(cur)

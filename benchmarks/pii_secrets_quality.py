@@ -19,7 +19,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from llmops.guardrails import Pipeline  # noqa: E402
-from tests.support.pii_secrets_synth import pii_rows, probe_rows, secret_rows  # noqa: E402
+from tests.support.pii_secrets_synth import pii_rows, probe_rows, probe_rows_2, secret_rows  # noqa: E402
 
 
 def wilson(k: int, n: int) -> tuple[float, float]:
@@ -54,7 +54,7 @@ def evaluate(check: str, rows: list[dict], show: int = 0) -> dict:
 def report(check: str, result: dict) -> None:
     tally = result["tally"]
     print(f"\n== {check}")
-    for split in ("all", "tuned", "held_out", "probe"):
+    for split in ("all", "tuned", "held_out", "probe", "probe2"):
         if split != "all" and not tally[(1, split)][1]:
             continue
         k1, n1 = tally[(1, split)]
@@ -79,8 +79,9 @@ def main() -> int:
     parser.add_argument("--show", type=int, default=0, help="wrong texts to print per format")
     args = parser.parse_args()
     probes = max(1, args.n // 4)
-    report("pii", evaluate("pii", pii_rows(args.seed, args.n) + probe_rows("pii", args.seed, probes), args.show))
-    report("secrets", evaluate("secrets", secret_rows(args.seed, args.n) + probe_rows("secrets", args.seed, probes), args.show))
+    for check, rows in (("pii", pii_rows), ("secrets", secret_rows)):
+        all_rows = rows(args.seed, args.n) + probe_rows(check, args.seed, probes) + probe_rows_2(check, args.seed, probes)
+        report(check, evaluate(check, all_rows, args.show))
     return 0
 
 

@@ -10,7 +10,7 @@ import random
 import pytest
 
 from llmops.guardrails import Pipeline
-from tests.support.pii_secrets_synth import pii_rows, probe_rows, secret_rows
+from tests.support.pii_secrets_synth import pii_rows, probe_rows, probe_rows_2, secret_rows
 
 
 def one(check: str, **options) -> Pipeline:
@@ -39,6 +39,7 @@ SECRETS = one("secrets")
         ("携帯 090-1234-5678", "[PHONE]"),
         ("電話 03-1234-5678", "[PHONE]"),
         ("+39 347 123 4567", "[PHONE]"),  # a country without a plan of its own: by its code
+        ("Portable : +33 (0)6 65 44 44 63", "[PHONE]"),
         ("SSN 123-45-6789", "[US_SSN]"),
         ("주민등록번호 900101-1234567", "[KR_RRN]"),
         ("NIR 1 84 12 76 451 089 46", "[FR_NIR]"),
@@ -94,6 +95,10 @@ def test_numbers_of_ordinary_text_are_not_personal_data(text):
         ("Authorization: Bearer AbCdEf0123456789GhIjKlMn", "Authorization: Bearer [TOKEN]"),
         # A vendor without a pattern of its own: a short prefix and a long random body.
         ("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", "[TOKEN]"),
+        # Symbols a reference uses ($, parentheses) inside a random value do not make it one.
+        ("DJANGO_SECRET_KEY='django-insecure-l7fA=&jPR-7!AaFATWnm)qz46=+4i_g8$vZE'",
+         "DJANGO_SECRET_KEY='[PASSWORD]'"),
+        ("secret_key_base: 4b1c71b106e934d263b5ba0837bbf1b3ba3178b6", "secret_key_base: [PASSWORD]"),
         ("lin_api_f63bPInvT3yRyioCnYR11K3e1zbnvZpHzh6D7Eaa", "[TOKEN]"),
     ],
 )
@@ -109,6 +114,9 @@ def test_credentials_by_kind_and_by_assignment_are_redacted(text, redacted):
         'password = "<your-password>"',
         "api_key: YOUR_API_KEY_HERE",
         "password_reset_token_expiry = 3600",
+        "SECRET_KEY = env('SECRET_KEY')",
+        "export PATH=$HOME/.local/bin:$PATH",
+        "key_name: my-service-key-name-2024",
         "partition_key = user_id_2024",
         "file_key = uploads/2024/03/report_final_v2.pdf",
         "monkey = BananaSplit2024",
@@ -132,7 +140,8 @@ def _rates(pipe: Pipeline, rows: list[dict]) -> tuple[float, float]:
 
 @pytest.mark.parametrize("check", ["pii", "secrets"])
 def test_recall_and_false_alarms_on_synthetic_texts_with_an_unseen_seed(check):
-    rows = (pii_rows if check == "pii" else secret_rows)(seed=11, n_per_format=4) + probe_rows(check, seed=11, n_each=2)
+    rows = ((pii_rows if check == "pii" else secret_rows)(seed=11, n_per_format=4)
+            + probe_rows(check, seed=11, n_each=2) + probe_rows_2(check, seed=11, n_each=2))
     recall, false_alarms = _rates(one(check), rows)
     assert recall >= (0.97 if check == "pii" else 0.98)
     assert false_alarms <= 0.05

@@ -167,7 +167,7 @@ def _groups_ok(raw: str) -> bool:
     if raw.count("/") > 1 or raw.count("(") != raw.count(")"):
         return False
     groups = [g for g in _SEPARATORS.split(raw) if g]
-    if len(groups) > 6:
+    if len(groups) > 8:  # "+33 (0)6 12 34 56 78" has seven
         return False
     return all(len(g) <= 8 for g in groups)
 

@@ -147,7 +147,8 @@ def _random_body(prefix: str, body: str) -> bool:
 # A value that stands for a secret instead of being one: a variable, an env reference, a
 # template, a call, a placeholder.
 _REFERENCE = re.compile(
-    r"[$<>{}()\[\]]|%\(|\*\*\*|xxxx|\.\.\.|^(?:os|env|process|settings|config|self|this|request|params|args)\."
+    r"\$\{|\$\(|^\$[A-Za-z_]|\$[A-Z_]{3,}\b|\{\{|\}\}|^\{.*\}$|%\(|\w\(.*\)$|\w\[|^<.*>$|^\[.*\]$"
+    r"|\*\*\*|xxxx|\.\.\.|^(?:os|env|process|settings|config|self|this|request|params|args)\."
     r"|(?i:your[-_ ]|[-_ ]here$|changeme|change[-_]me|replace[-_ ]?me|placeholder|redacted|example|dummy|secret_?here)"
 )
 _REFERENCE_WORD = re.compile(r"(?i:none|null|nil|true|false|undefined|required|optional|string|str|bytes|int|env|todo|tbd)")
@@ -168,9 +169,15 @@ def _is_value(value: str, strong: bool) -> bool:
         return classes >= 2
     if _PATH.search(value):
         return False
-    # Random hex carries 4 bits a character at most, other alphabets more.
-    floor = 3.2 if set(value.lower()) <= _HEX else 3.5
+    if _WORDY.fullmatch(value):
+        return False  # lower-case words joined by separators: a name ("my-service-key-2024")
+    # Random hex (and a UUID) carries 4 bits a character at most, other alphabets more.
+    floor = 3.2 if set(value.lower()) <= _HEX_OR_DASH else 3.5
     return len(value) >= 16 and classes >= 2 and entropy(value) >= floor
+
+
+_HEX_OR_DASH = _HEX | {"-"}
+_WORDY = re.compile(r"[a-z]+(?:[-_.][a-z0-9]+)+")
 
 
 # A path or a URL, not a secret: "uploads/2024/03/report.pdf", "./keys", "https://...".
@@ -194,7 +201,11 @@ _NAME_WORDS: dict[str, tuple[str, bool]] = {
     "パスワード": ("", False),
     "contraseña": ("", False),
 }
-_NAME_END = {word: re.compile(rf"{ending}[\"']?[ \t]*(?::=|=>|[:=])[ \t]*") for word, (ending, _) in _NAME_WORDS.items()}
+# After the word and its ending, at most one short word more ("secret_key_base", "api_key_prod").
+_NAME_END = {
+    word: re.compile(rf"{ending}(?:[_-][a-z0-9]{{1,6}})?[\"']?[ \t]*(?::=|=>|[:=])[ \t]*")
+    for word, (ending, _) in _NAME_WORDS.items()
+}
 _QUOTED = re.compile(r"([\"'`])([^\"'`\n]{6,200}?)\1")
 _UNQUOTED = re.compile(r"[^\s\"'`,;<>(){}\[\]]{8,200}")
 _ASSIGNMENT_WORDS = tuple(_NAME_WORDS)

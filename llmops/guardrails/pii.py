@@ -123,7 +123,7 @@ _V6_PAIR = re.compile(rb":(?::|[0-9a-fA-F]{1,4}:)")
 _ASCII_DIGIT = re.compile("[0-9]")
 
 
-def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
+def find_pii(text: str, entities: frozenset[str], view: TextView | None = None) -> list[Span]:
     spans: list[Span] = []
     taken = Claims()
 
@@ -148,7 +148,7 @@ def find_pii(text: str, entities: frozenset[str]) -> list[Span]:
                 if start < at < end - 1 and EMAIL_RE.fullmatch(text, start, end):
                     add(start, end, "email")
             at = text.find("@", end)
-    raw_bytes = text.encode("ascii", "replace")
+    raw_bytes = view.ascii_bytes if view is not None else text.encode("ascii", "replace")
     marked = raw_bytes.translate(_RUN_TABLE)
     runs, quads = _number_runs(text, marked)
     # Most specific first: an IBAN or card contains runs that look like phone numbers.
@@ -247,22 +247,16 @@ _PLAIN_NUMBER = re.compile(rb"0000([sd])00\1(?:00|0)|00?([sd])00?\2(?:0000|00)|0
 def _number_runs(text: str, marked: bytes) -> tuple[list[tuple[int, int]], list[tuple[int, int]]]:
     """Spans of digits and number separators with at least seven digits, each starting at
     a digit (or at the + or ( before one); and the dotted quads (for the IPv4 pass)."""
-    runs: list[tuple[int, int]] = []
-    quads: list[tuple[int, int]] = []
-    plain = _PLAIN_NUMBER.fullmatch
+    # (Comprehensions over the matches: this runs for every number of a long text.)
     count = marked.count
-    for m in _RUN_RE.finditer(marked):
-        start, end = m.span()
-        digits = count(b"0", start, end)
-        if digits <= 12 and count(b"d", start, end) == 3 and _QUAD.fullmatch(marked, start, end):
-            quads.append((start, end))
-            continue
-        if digits < 7 or plain(marked, start, end):
-            continue
-        if start > 0 and text[start - 1] in "+(":
-            start -= 1
-        runs.append((start, end))
-    return runs, quads
+    spans = [m.span() for m in _RUN_RE.finditer(marked)]
+    quads = [(s, e) for s, e in spans if count(b"d", s, e) == 3 and _QUAD.fullmatch(marked, s, e)]
+    plain = _PLAIN_NUMBER.fullmatch
+    runs = [(s, e) for s, e in spans if count(b"0", s, e) >= 7 and not plain(marked, s, e)]
+    if quads:
+        taken = set(quads)
+        runs = [span for span in runs if span not in taken]
+    return [(s - 1, e) if s and text[s - 1] in "+(" else (s, e) for s, e in runs], quads
 
 
 _ID_ENTITIES = frozenset(kind.entity for kind in ID_KINDS)
@@ -282,8 +276,6 @@ def _classify_run(text: str, start: int, end: int, digits: int, entities: frozen
         found = find_id(text, start, end, ids, digits)
         if found is not None:
             return found
-    if "ip_address" in entities and digits <= 12 and IPV4_RE.fullmatch(text, start, end):
-        return (start, end, "ip_address") if _is_address(text, start, end) else None
     if "phone" in entities and 7 <= digits <= 15 and is_phone(text, start, end):
         return start, end, "phone"
     return None
@@ -382,7 +374,7 @@ class PiiCheck(Check):
     stream_trigger = staticmethod(stream_trigger)
 
     def scan(self, view: TextView) -> Detection | None:
-        spans = find_pii(view.text, self._entities)
+        spans = find_pii(view.text, self._entities, view)
         if not spans:
             return None
         labels = tuple(sorted({_ENTITY_OF[s.placeholder] for s in spans}))

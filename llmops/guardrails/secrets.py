@@ -253,7 +253,7 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
     view = view or TextView(text)
     found: list[tuple[str, Span]] = []
     taken = Claims()
-    ascii_bytes = text.encode("ascii", "replace")  # one byte a character: the text's positions
+    ascii_bytes = view.ascii_bytes  # one byte a character: the text's positions
     # One pass for every token kind, and only when some long run of token characters could
     # hold one. Each match is checked from the match itself, never from text around it
     # (beyond the character before it), so a part of a text (a stream's window) finds what

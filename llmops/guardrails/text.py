@@ -134,11 +134,12 @@ class TextView:
     first access and costs more than some of the values it caches.)
     """
 
-    __slots__ = ("text", "_ascii", "_normalized", "_lower", "_main", "_longest", "_hidden", "_variants")
+    __slots__ = ("text", "_ascii", "_ascii_bytes", "_normalized", "_lower", "_main", "_longest", "_hidden", "_variants")
 
     def __init__(self, text: str):
         self.text = text
         self._ascii: bool | None = None
+        self._ascii_bytes: bytes | None = None
         self._normalized: str | None = None
         self._lower: str | None = None
         self._main: Variant | None = None
@@ -151,6 +152,14 @@ class TextView:
         if self._ascii is None:
             self._ascii = self.text.isascii()
         return self._ascii
+
+    @property
+    def ascii_bytes(self) -> bytes:
+        """The text as bytes, one a character (each non-ASCII one a "?"): the pattern checks
+        search these at C speed, at the text's own positions."""
+        if self._ascii_bytes is None:
+            self._ascii_bytes = self.text.encode("ascii", "replace")
+        return self._ascii_bytes
 
     @property
     def normalized(self) -> str:
@@ -205,10 +214,10 @@ class TextView:
                     if decoded:
                         found.append(decoded)
                     continue
-                m = _BASE64_BLOB.search(token)
-                if m is None:
+                blob_match = _BASE64_BLOB.search(token)
+                if blob_match is None:
                     continue
-                blob = m.group()
+                blob = blob_match.group()
                 # English words are letters only; an encoded blob mixes in digits or case.
                 if blob.isalpha() and (blob.islower() or blob.isupper()):
                     continue

@@ -23,6 +23,7 @@ from __future__ import annotations
 import asyncio
 import http
 import logging
+import os
 import time
 import urllib.parse
 from collections import deque
@@ -36,6 +37,13 @@ log = logging.getLogger("uvicorn.error")
 READ_HIGH_WATER = 65536
 # A request line and headers longer than this get 431: they would only fill memory.
 MAX_HEAD_BYTES = 65536
+# Seconds a client may take to send a request's line and headers (then 408 and close),
+# and its body (then the connection is closed: the app sees the client leave). Bytes
+# trickled in keep a connection from going idle, so without these a slow client held a
+# connection as long as it liked. Checked by the keep-alive timer: at most
+# keep_alive_timeout late, and no cost per request.
+HEAD_TIMEOUT = float(os.environ.get("LLMOPS_HEAD_TIMEOUT") or 10.0)
+BODY_TIMEOUT = float(os.environ.get("LLMOPS_BODY_TIMEOUT") or 30.0)
 
 
 def _status_line(code: int) -> bytes:
@@ -72,6 +80,8 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self.writing_paused = False
         self.drain_waiters: list[asyncio.Future] = []
         self.last_active = 0.0
+        self.head_since = 0.0  # a request's head is being read since then (0: none)
+        self.body_since = 0.0  # a request's body is being read since then (0: none)
         self.idle_timer: asyncio.TimerHandle | None = None
         # Per request, while its head is parsed.
         self.url = b""
@@ -154,13 +164,28 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self.idle_timer = None
         if self.transport.is_closing():
             return
+        now = time.monotonic()
         if self.cycle is not None:
-            return  # busy: armed again when the response is complete
-        idle = time.monotonic() - self.last_active
+            # Busy: armed again when the response is complete, unless the body is still coming.
+            if self.reading is self.cycle and self.body_since:
+                if now - self.body_since >= BODY_TIMEOUT:
+                    log.info("closing a connection whose request body took over %gs", BODY_TIMEOUT)
+                    self.transport.close()
+                else:
+                    wait = min(self.keep_alive_timeout, BODY_TIMEOUT - (now - self.body_since))
+                    self.idle_timer = self.loop.call_later(wait, self._idle_check)
+            return
+        if self.head_since and now - self.head_since >= HEAD_TIMEOUT:
+            self._refuse(408, f"request line and headers not received within {HEAD_TIMEOUT:g}s")
+            return
+        idle = now - self.last_active
         if idle >= self.keep_alive_timeout:
             self.transport.close()
         else:
-            self.idle_timer = self.loop.call_later(self.keep_alive_timeout - idle, self._idle_check)
+            wait = self.keep_alive_timeout - idle
+            if self.head_since:
+                wait = min(wait, HEAD_TIMEOUT - (now - self.head_since))
+            self.idle_timer = self.loop.call_later(wait, self._idle_check)
 
     # -- parser callbacks --------------------------------------------------------------
 
@@ -168,6 +193,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self.url = b""
         self.headers = []
         self.head_bytes = 0
+        self.head_since = self.last_active  # set by data_received: no clock read here
 
     def on_url(self, url: bytes) -> None:
         self.url += url
@@ -209,6 +235,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
         keep_alive = version != "1.0" and parser.should_keep_alive()
         cycle = Cycle(self, scope, keep_alive, expect_continue)
         self.reading = cycle
+        self.head_since, self.body_since = 0.0, self.last_active
         if self.cycle is None:
             self._start(cycle)
         else:
@@ -229,6 +256,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
     def on_message_complete(self) -> None:
         cycle = self.reading
         self.reading = None
+        self.body_since = 0.0
         if cycle is None:
             return
         cycle.more_body = False

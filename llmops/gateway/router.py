@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from llmops.gateway.config import DeploymentConfig, GatewayConfig, ModelConfig
-from llmops.gateway.errors import ModelNotFound, NoHealthyDeployment, UpstreamError
+from llmops.gateway.deadline import REQUEST_DEADLINE
+from llmops.gateway.errors import ModelNotFound, NoHealthyDeployment, UpstreamError, UpstreamTimeout
 from llmops.gateway.providers.base import (
     Provider,
     ProviderContext,
@@ -181,6 +182,14 @@ class Router:
             # Let it earn its way back with a single probe once the rest is over.
             d.failures = self.settings.cooldown_failures - 1
 
+    @staticmethod
+    async def _attempt(
+        d: Deployment, model_name: str, attempts: int, endpoint: str, body: dict[str, Any], stream: bool
+    ) -> RouteResult:
+        if stream:
+            return RouteResult(d, model_name, attempts, stream=await d.provider.stream(endpoint, body))
+        return RouteResult(d, model_name, attempts, reply=await d.provider.request(endpoint, body))
+
     def _backoff(self, attempt: int, error: UpstreamError) -> float:
         if error.retry_after is not None:
             return min(error.retry_after, self.settings.backoff_max)
@@ -188,7 +197,17 @@ class Router:
         return self.rng.uniform(0, ceiling)  # full jitter: retries of many clients spread out
 
     async def call(self, model: str, endpoint: str, body: dict[str, Any], stream: bool) -> RouteResult:
-        """Call `model` (then its fallbacks) until one answers; raises the last error."""
+        """Call `model` (then its fallbacks) until one answers, within the gateway's
+        `timeouts.total` in all; raises the last error."""
+        total = self.config.timeouts.total
+        token = REQUEST_DEADLINE.set(time.monotonic() + total)
+        try:
+            return await self._call(model, endpoint, body, stream, total)
+        finally:
+            REQUEST_DEADLINE.reset(token)
+
+    async def _call(self, model: str, endpoint: str, body: dict[str, Any], stream: bool, total: float) -> RouteResult:
+        deadline = REQUEST_DEADLINE.get()
         primary = self.resolve(model)
         chain = [primary.name, *primary.fallbacks]
         last_error: UpstreamError | None = None
@@ -204,16 +223,30 @@ class Router:
                     d = self.pick(model_name, tried)
                 if d is None:
                     break
+                left = deadline - time.monotonic()
+                if left <= 0:
+                    if isinstance(last_error, UpstreamTimeout):
+                        raise last_error
+                    timeout = UpstreamTimeout(f"no answer within the request's total timeout ({total:g}s), "
+                                              f"after {attempts} attempt(s)")
+                    timeout.code = "upstream_total_timeout"
+                    timeout.attempts = attempts
+                    raise timeout from last_error
                 tried.add(d.name)
                 attempts += 1
                 d.inflight += 1
                 if d.cooldown_until:
                     d.probing = True  # its rest is over: this one call tells whether it is back
                 try:
-                    if stream:
-                        result = RouteResult(d, model_name, attempts, stream=await d.provider.stream(endpoint, body))
-                    else:
-                        result = RouteResult(d, model_name, attempts, reply=await d.provider.request(endpoint, body))
+                    if attempts == 1:  # the provider's own deadline is the request's (deadline.py)
+                        result = await self._attempt(d, model_name, attempts, endpoint, body, stream)
+                    else:  # a provider that knows no request deadline (litellm) is held to it here
+                        try:
+                            async with asyncio.timeout(left):
+                                result = await self._attempt(d, model_name, attempts, endpoint, body, stream)
+                        except TimeoutError:
+                            raise UpstreamTimeout(f"{d.name} gave no answer within the request's total "
+                                                  f"timeout ({total:g}s)") from None
                 except UpstreamError as exc:
                     self._failed(d, exc)
                     last_error = exc
@@ -222,7 +255,7 @@ class Router:
                     if not exc.retryable:
                         raise
                     if attempt < self.settings.retries:
-                        await asyncio.sleep(self._backoff(attempt, exc))
+                        await asyncio.sleep(max(0.0, min(self._backoff(attempt, exc), deadline - time.monotonic())))
                     continue
                 finally:
                     d.inflight -= 1

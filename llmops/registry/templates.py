@@ -10,19 +10,27 @@ all of them instead of the first one Jinja trips on.
 from __future__ import annotations
 
 import operator
+import threading
+import time
 from collections import OrderedDict
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from threading import Lock
 from typing import Any
 
 import jinja2
 from jinja2 import StrictUndefined, meta, nodes
-from jinja2.sandbox import ImmutableSandboxedEnvironment
+from jinja2.sandbox import ImmutableSandboxedEnvironment, safe_range
 
 from llmops.errors import TemplateError
 
 # A render may not build a value larger than this with `*` or `**` ('x' * 10**9).
 MAX_PRODUCT_SIZE = 1_000_000
+# Nor write more than this many characters (the gateway's default max_body_bytes: a
+# rendered prompt must not be a way around the limit on what a client may send), nor
+# run longer than this many seconds (checked as it writes and as its `range` loops turn).
+MAX_RENDER_CHARS = 4 * 1024 * 1024
+MAX_RENDER_SECONDS = 0.5
+_TICK_EVERY = 1024  # range items between two looks at the clock
 
 
 class _PromptSandbox(ImmutableSandboxedEnvironment):
@@ -44,6 +52,20 @@ class _PromptSandbox(ImmutableSandboxedEnvironment):
 
 
 _env = _PromptSandbox(undefined=StrictUndefined, autoescape=False, keep_trailing_newline=True)
+_render_deadline = threading.local()  # the monotonic time the render on this thread must end by
+
+
+def _timed_range(*args: int) -> Iterator[int]:
+    """The sandbox's `range`, looking at the render's deadline as it goes (a loop that
+    writes nothing is otherwise never interrupted)."""
+    deadline = getattr(_render_deadline, "at", None)
+    for i, value in enumerate(safe_range(*args)):
+        if i % _TICK_EVERY == 0 and deadline is not None and time.monotonic() > deadline:
+            raise jinja2.exceptions.SecurityError(f"template took over {MAX_RENDER_SECONDS:g}s to render")
+        yield value
+
+
+_env.globals["range"] = _timed_range
 
 # `{{ x | default('') }}` and `{% if x is defined %}` make a variable optional.
 _GUARD_FILTERS = frozenset({"default", "d"})
@@ -147,8 +169,19 @@ def missing_variables(
 
 def render_source(source: str, values: Mapping[str, Any], where: str) -> str:
     template = _compile(source, where)[0]
+    deadline = time.monotonic() + MAX_RENDER_SECONDS
+    _render_deadline.at = deadline
     try:
-        return template.render(values)
+        parts: list[str] = []
+        size = 0
+        for part in template.generate(values):
+            parts.append(part)
+            size += len(part)
+            if size > MAX_RENDER_CHARS:
+                raise jinja2.exceptions.SecurityError(f"template wrote over {MAX_RENDER_CHARS} characters")
+            if time.monotonic() > deadline:
+                raise jinja2.exceptions.SecurityError(f"template took over {MAX_RENDER_SECONDS:g}s to render")
+        return "".join(parts)
     except jinja2.exceptions.SecurityError as exc:
         raise TemplateError(f"unsafe template operation refused in {where}: {exc}") from None
     except jinja2.UndefinedError as exc:
@@ -157,3 +190,5 @@ def render_source(source: str, values: Mapping[str, Any], where: str) -> str:
         raise TemplateError(f"template error in {where}: {exc}") from None
     except Exception as exc:  # a template can divide by zero, index out of range...
         raise TemplateError(f"template failed in {where}: {type(exc).__name__}: {exc}") from None
+    finally:
+        _render_deadline.at = None

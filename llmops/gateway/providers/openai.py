@@ -20,6 +20,7 @@ from urllib.parse import urlsplit
 import orjson
 
 from llmops.gateway.config import DeploymentConfig
+from llmops.gateway.deadline import attempt_deadline
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout, deployment_secrets
 from llmops.gateway.lazy_session import (
     client_timeout,
@@ -182,7 +183,7 @@ class OpenAIProvider(Provider):
 
     async def request(self, endpoint: str, body: dict[str, Any]) -> UpstreamReply:
         started = time.perf_counter()
-        deadline = time.monotonic() + self.timeouts.total
+        deadline = attempt_deadline(self.timeouts.total)
         resp = await self._open(endpoint, self.upstream_body(body), deadline)
         try:
             raw = await self._within(deadline, resp, resp.read)
@@ -220,7 +221,7 @@ class OpenAIProvider(Provider):
 
     async def stream(self, endpoint: str, body: dict[str, Any]) -> UpstreamStream:
         started = time.perf_counter()
-        deadline = time.monotonic() + self.timeouts.total
+        deadline = attempt_deadline(self.timeouts.total)
         resp = await self._open(endpoint, self.stream_body(body, endpoint), deadline)
         events = self._events(resp, deadline, ends_at_eof=endpoint == RESPONSES)
         try:

@@ -81,12 +81,12 @@ def _send(gw, rng: random.Random, n: int, shifted: bool) -> list[str]:
 
     def one(job) -> str:
         name, variables = job
-        r = httpx.post(gw.base_url + "/chat/completions", timeout=30,
-                       json={"prompt": {"name": name, "variables": variables}})
+        r = client.post(gw.base_url + "/chat/completions", json={"prompt": {"name": name, "variables": variables}})
         assert r.status_code == 200, r.text
         return r.headers["x-llmops-request-id"]
 
-    with concurrent.futures.ThreadPoolExecutor(8) as pool:
+    # One client for all: a new one per call builds a TLS context each time (tens of ms).
+    with httpx.Client(timeout=30) as client, concurrent.futures.ThreadPoolExecutor(4) as pool:
         return list(pool.map(one, jobs))
 
 

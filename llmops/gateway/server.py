@@ -73,6 +73,12 @@ def _serve(sock: socket.socket, config: str | Path | None, host: str, port: int,
     from llmops.gateway.config import load_config
 
     gateway_config = load_config(config)  # fail fast, with a clear message, before any worker starts
+    if workers > 1:
+        from llmops.governance.workers import check_workers
+        from llmops.settings import get_settings
+
+        settings = get_settings()
+        check_workers(workers, settings.redis_url, gateway_config.limits, settings.database_url)
     if config:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
     uv_config = uvicorn.Config(

@@ -298,3 +298,22 @@ def test_a_full_connection_pool_does_not_open_the_redis_breaker(redis_prefix):
     degraded, down_until, after_degraded = asyncio.run(scenario())
     assert degraded > 0  # the pool was exhausted (rate limits fail open by default)
     assert down_until == 0.0 and not after_degraded
+
+
+@pytest.mark.parametrize("thumbs", [["up"], {"up": 1}, 1, True, "sideways"])
+def test_feedback_thumbs_of_the_wrong_type_get_400(client, thumbs):
+    r = client.post("/feedback", json={"request_id": "req-unknown", "thumbs": thumbs})
+    assert _openai_error(r)["param"] == "thumbs"
+
+
+@pytest.mark.parametrize("path", ["/completions", "/embeddings", "/responses", "/messages"])
+@pytest.mark.parametrize("model", ["pla\r\nin", "plain\r\nx-evil: 1", "pl\x00ain"])
+def test_control_characters_in_the_model_name_get_400_on_every_endpoint(gateway, path, model):
+    import orjson
+
+    body = {"model": model, "prompt": "hi", "input": "hi", "messages": MSG, "max_tokens": 5}
+    r = httpx.post(gateway.base_url + path, content=orjson.dumps(body), headers={"content-type": "application/json"},
+                   timeout=10)
+    assert 400 <= r.status_code < 500, r.text
+    assert "x-evil" not in r.headers
+    assert all("\n" not in v and "\r" not in v and "\x00" not in v for v in r.headers.values())

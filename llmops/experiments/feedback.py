@@ -87,7 +87,7 @@ def record_feedback(
     request_id = _check_request_id(request_id)
     value = _check_score(score)
     if thumbs is not None:
-        if thumbs not in THUMBS_SCORE:
+        if not isinstance(thumbs, str) or thumbs not in THUMBS_SCORE:  # a list is not even hashable
             raise InvalidInput(f"thumbs must be 'up' or 'down', got {thumbs!r}", param="thumbs")
         if value is not None:
             raise InvalidInput("give a score or thumbs, not both", param="thumbs")

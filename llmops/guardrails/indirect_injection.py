@@ -12,8 +12,8 @@ Two readers, either of which flags:
     instructions to a model): the document is cut into windows of 512 characters
     overlapping by half and the best window counts, so one planted sentence is not diluted
     by a long clean document.
-  - the injection cues restricted to the families that address the model: overriding its
-    instructions, giving it a new task, sending data out, hidden text.
+  - the injection cues restricted to the families that address the model (see
+    ADDRESSED_TO_MODEL): they carry over to instruction styles the model never saw.
 
 Both read the first and last KB of a document (`window`), so a check costs the same on a
 100 KB retrieved document as on a 2 KB one: planted instructions sit at the start or end
@@ -33,10 +33,13 @@ from llmops.guardrails.linear_model import bounded, load
 from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Detection
 
-# Cue families that are instructions to the model wherever they appear. Left out: persona
-# and role-play families (a film review has them), and prompt-leak and turn-spoofing
-# families, which code that builds prompts ({"role": "system", ...}) shows.
-ADDRESSED_TO_MODEL = frozenset({"override", "new_task", "hijack", "exfil", "hidden_text"})
+# Cue families that address the model wherever they appear: overriding its instructions,
+# a new task, sending data out, hidden text, a fake system or chat-template turn, an
+# attention grab and talk of "you, the AI" (the last two weigh little alone). Left out:
+# persona and role-play families (a film review has them) and prompt-leak, which a
+# document about prompts shows. Measured on documents: these families fire on 0.5% of the
+# clean ones (benchmarks/guardrails_quality.py).
+ADDRESSED_TO_MODEL = frozenset({"override", "new_task", "hijack", "exfil", "hidden_text", "spoof", "attention", "ai_meta"})
 CUE_POINTS = 2.0
 
 

@@ -119,14 +119,18 @@ class LinearModel:
         # text is scored whole).
         self.chunk: int = data.get("chunk", 0)
         self.char_ngrams: bool = data.get("char_ngrams", True)
-        self.terms: dict[str, tuple[float, float]] = {t: (v[0], v[1]) for t, v in data["terms"].items()}
-        # The same, as two flat tables for scoring.
-        self._idf = {t: v[0] for t, v in self.terms.items()}
-        self._weight = {t: v[1] for t, v in self.terms.items()}
+        # Each vocabulary term's idf and weight, as two flat tables (scoring maps over them in C).
+        self._idf: dict[str, float] = {t: v[0] for t, v in data["terms"].items()}
+        self._weight: dict[str, float] = {t: v[1] for t, v in data["terms"].items()}
         # label -> (intercept, {term: weight}): a multinomial head over the same features.
         self.labels: dict[str, tuple[float, dict[str, float]]] = {
             k: (v["intercept"], v["weights"]) for k, v in data.get("labels", {}).items()
         }
+
+    @property
+    def terms(self) -> dict[str, tuple[float, float]]:
+        """Each vocabulary term (a word, two words, or "~" and a character 3-gram) with its idf and weight."""
+        return {t: (idf, self._weight[t]) for t, idf in self._idf.items()}
 
     @classmethod
     def load(cls, path: Path) -> LinearModel:

@@ -124,14 +124,16 @@ _CALLING_CODES = frozenset(
 _TRUNK_PLANS = tuple(p for p in PLANS if p.trunk)
 _NANP = next(p for p in PLANS if p.code == "1")
 
-# Words that say a number is a phone number, in the languages the tables cover (lowercase;
-# looked for in the few words before the number).
+# Words that say a number is a phone number, in the languages the tables cover: a word in
+# the few before the number that starts with one of these (lowercase: "tele" for telefon,
+# telephone, teléfono; "tel" itself for "Tel.", never inside "Bestellnummer"); and words in
+# scripts without spaces between words, looked for anywhere there.
 CONTEXT_WORDS = (
-    "phone", "tel", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text me", "reach me", "contact",
-    "hotline", "dial", "telefon", "handy", "mobil", "rufnummer", "ruf ", "anruf", "erreichbar",
-    "téléphone", "telephone", "portable", "appel", "joindre", "전화", "연락", "휴대", "핸드폰", "폰",
-    "電話", "携帯", "連絡", "番号", "telefono", "teléfono", "cellulare", "móvil",
+    "phone", "tele", "call", "mobile", "cell", "fax", "whatsapp", "sms", "text", "reach", "contact", "hotline",
+    "dial", "ring", "handy", "mobil", "rufnummer", "ruf", "anruf", "erreichbar", "téléphone", "portable", "appel",
+    "appelez", "joindre", "numéro", "cellulare", "móvil",
 )
+CONTEXT_SCRIPT_WORDS = ("전화", "연락", "휴대", "핸드폰", "폰", "電話", "携帯", "連絡", "番号")
 _CONTEXT_REACH = 32
 
 # --- shapes that are not phone numbers ------------------------------------------------------
@@ -152,13 +154,14 @@ def _ascii_alnum(ch: str) -> bool:
 
 
 # Latin words at a word start ("tel" in "Tel.", not in "Bestellnummer"); CJK words anywhere.
-_CONTEXT_RE = re.compile(
-    "|".join(f"(?<![a-zà-ÿ]){re.escape(w)}" if w.isascii() or w[0] in "té" else re.escape(w) for w in CONTEXT_WORDS)
-)
+_LEAD_WORDS = re.compile(r"[^\W\d_]+")
 
 
 def _context(text: str, start: int) -> bool:
-    return _CONTEXT_RE.search(text[max(0, start - _CONTEXT_REACH) : start].lower()) is not None
+    lead = text[max(0, start - _CONTEXT_REACH) : start].lower()
+    if any(word == "tel" or word.startswith(CONTEXT_WORDS) for word in _LEAD_WORDS.findall(lead)):
+        return True
+    return not lead.isascii() and any(word in lead for word in CONTEXT_SCRIPT_WORDS)
 
 
 def _groups_ok(raw: str) -> bool:
@@ -166,10 +169,9 @@ def _groups_ok(raw: str) -> bool:
     may be a whole subscriber number), and no run of dots like a version."""
     if raw.count("/") > 1 or raw.count("(") != raw.count(")"):
         return False
-    groups = [g for g in _SEPARATORS.split(raw) if g]
-    if len(groups) > 8:  # "+33 (0)6 12 34 56 78" has seven
-        return False
-    return all(len(g) <= 8 for g in groups)
+    groups = _SEPARATORS.split(raw)
+    # At most eight groups ("+33 (0)6 12 34 56 78" has seven), none longer than eight digits.
+    return len(groups) <= 9 and max(map(len, groups)) <= 8
 
 
 _NOT_DIGITS = str.maketrans("", "", " .-/()+")

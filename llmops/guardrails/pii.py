@@ -1,12 +1,15 @@
-"""Personal data: e-mail, phone numbers, payment cards, IBANs, US SSNs, Korean resident
-registration numbers and IP addresses, each replaced by a typed placeholder on redact.
+"""Personal data: e-mail, phone numbers, payment cards, IBANs, national IDs and IP
+addresses, each replaced by a typed placeholder on redact.
 
-Numbers are validated, not just shaped: cards pass Luhn and have a known issuer prefix,
-IBANs pass mod-97 with their country's length, RRNs carry a real birth date. Cheap
-guards keep a plain prompt fast: no '@' means no e-mail scan, no digit means no number
-scan. On a stream, `stream_hold` says which tail of unsent text could still become an
-entity (the last word; a number with spaces; an IBAN in groups) and `stream_trigger`
-which text must be scanned before it goes out (digits, '@', ':').
+Numbers are validated, not just shaped: phones against national numbering plans
+(phones.py), IDs by their check digits (national_ids.py), cards by Luhn, issuer prefix and
+issuers' groupings, IBANs by mod 97 and their country's length, dotted quads told from
+versions and build numbers. The text is read at C speed first (a bytes translation
+marks digits, separators and capitals; bytes searches with a literal start find number
+runs, dotted quads, IBAN and NINO shapes), so Python runs only on those candidates. On a
+stream, `stream_hold` says which tail of unsent text could still become an entity (the
+last word; a number with spaces; an IBAN in groups) and `stream_trigger` which text must
+be scanned before it goes out (digits, '@', ':').
 """
 
 from __future__ import annotations

@@ -1,8 +1,15 @@
-"""Credentials: provider API keys, cloud credentials, private keys, JWTs, passwords in URLs.
+"""Credentials: provider keys and tokens, cloud credentials, private keys, JWTs, and
+values assigned to a secret's name, each replaced by a typed placeholder on redact.
 
-Patterns are provider formats, each with a typed placeholder. A private key block that
-has begun but not ended (a stream cut mid-key) is matched to the end of the text, so a
-streaming redactor holds it back instead of leaking its first lines.
+Three families, all judged from the match itself: token kinds known by their prefix or
+shape (and a generic rule for the common "prefix_ + random body" shape of vendors with no
+pattern here), read only inside long runs of token characters, found at C speed; kinds
+read from the words around a value (an AWS secret key, a password in a URL, a bearer
+token, a config key/value pair); and assignments to names ending in a secret's word
+(`DB_PASSWORD="..."`, `smtp_password = ...`, `비밀번호: ...`), whose value must not be a
+reference or a placeholder and, under names like `key` or `token`, must read as random.
+A private key block that has begun but not ended (a stream cut mid-key) is matched to the
+end of the text, so a streaming redactor holds it back instead of leaking its first lines.
 
 For a stream (guardrails/stream.py), `SecretsCheck` also says which tail of unsent text
 could still begin a match (`stream_hold`) and which text must be scanned before it goes
@@ -22,8 +29,8 @@ from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Claims, Detection, Span
 
 # Kinds known by a literal start or shape: (kind, placeholder, pattern). Matched together
-# in one pass (one alternation, whose first characters `re` skips to), and only when the
-# text has a long run of token characters (see _has_long_run). Order matters where formats
+# (one alternation, whose first characters `re` skips to), and only inside the long runs
+# of token characters (see _long_runs). Order matters where formats
 # nest: Anthropic's sk-ant- before OpenAI's sk-; the generic token last.
 _TOKEN_PATTERNS: list[tuple[str, str, str]] = [
     ("anthropic_key", "[ANTHROPIC_KEY]", r"sk-ant-(?:api\d\d-|admin\d\d-|sid\d\d-)?[A-Za-z0-9_-]{20,}"),
@@ -208,7 +215,6 @@ _NAME_END = {
 }
 _QUOTED = re.compile(r"([\"'`])([^\"'`\n]{6,200}?)\1")
 _UNQUOTED = re.compile(r"[^\s\"'`,;<>(){}\[\]]{8,200}")
-_ASSIGNMENT_WORDS = tuple(_NAME_WORDS)
 
 
 def _assignments(text: str, lower: str) -> list[tuple[int, int]]:

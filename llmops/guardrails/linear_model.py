@@ -91,7 +91,18 @@ def bounded(view: TextView, window: int) -> TextView:
     text = view.text
     if len(text) <= 2 * window:
         return view
-    return TextView(text[:window] + "\n" + text[-window:])
+    global _last_bounded
+    last = _last_bounded  # one tuple, read and written whole: safe across threads
+    if last[0] is view and last[1] == window:
+        return last[2]
+    part = TextView(text[:window] + "\n" + text[-window:])
+    _last_bounded = (view, window, part)
+    return part
+
+
+# The last long text bounded, and its part: the harmful and injection checks read the same
+# window of the same message, which is then normalised once.
+_last_bounded: tuple[TextView | None, int, TextView] = (None, 0, TextView(""))
 
 
 def chunks(text: str, width: int) -> list[tuple[int, str]]:

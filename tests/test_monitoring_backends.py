@@ -111,3 +111,44 @@ def test_scores_report_and_alerts(database_url):
     with engine.connect() as conn:
         assert conn.execute(select(func.count()).select_from(ALERTS).where(ALERTS.c.delivered)).scalar_one() == len(
             report.alarms())
+
+
+def test_first_week_reference_and_a_webhook_that_fails_once(database_url):
+    """`first_week`: each subject's first seven days are its reference. A webhook that
+    fails is tried again on the next run, and once delivered is not sent again."""
+    now = datetime.now(UTC)
+    _traffic(database_url, now)
+    score_pending(database_url, OnlineEvalConfig(faithfulness_scorer="lexical"))
+    drift = DriftConfig(min_calls=30, topic="lexical", reference="first_week")
+    report = build_report(database_url, drift, now=now)
+    assert report.reference == "first_week" and report.reference_start is None
+    (subject,) = [s for s in report.subjects if s.key == "p:1|m"]
+    assert (subject.calls_reference, subject.calls_recent) == (60, 60)
+    assert {c.metric for c in subject.alarms} >= {"latency_ms", "error_rate", "faithfulness"}
+
+    answers = [500, 200, 200]
+    bodies: list[bytes] = []
+
+    class Flaky(BaseHTTPRequestHandler):
+        def do_POST(self):  # noqa: N802
+            bodies.append(self.rfile.read(int(self.headers["content-length"])))
+            self.send_response(answers.pop(0))
+            self.end_headers()
+
+        def log_message(self, *args):
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Flaky)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    try:
+        alerts = AlertsConfig(webhook=f"http://127.0.0.1:{server.server_address[1]}/", timeout=0.1)
+        assert send_alerts(report, drift, alerts, database_url) == []  # refused: left undelivered
+        import time
+
+        time.sleep(0.25)  # past the retry delay (twice the timeout)
+        assert len(send_alerts(report, drift, alerts, database_url)) == len(report.alarms())
+        assert send_alerts(report, drift, alerts, database_url) == []
+    finally:
+        server.shutdown()
+        server.server_close()
+    assert len(bodies) == 2

@@ -243,6 +243,11 @@ def test_a_week_of_traffic_then_a_shift_and_a_drop_are_named_and_the_control_is_
     by = lambda prompt, model, metric: tuple(sorted([("prompt", prompt), ("model", model), ("metric", metric)]))  # noqa: E731
     assert means[by("qa:1", "qa-model", "faithfulness")] < 0.2
     assert means[by("control:1", "demo", "faithfulness")] > 0.7
+    # Each of the worker's runs is kept for drift over time.
+    from llmops.monitoring.history import drift_series
+
+    saved = drift_series(database_url, since=timedelta(hours=1))
+    assert {(p.subject, p.metric) for p in saved if p.status == "alarm"} >= {(support, "language"), (qa, "faithfulness")}
 
 
 @pytest.mark.skipif(not features.embeddings_available(), reason="the semantic extra (MiniLM) is not installed")

@@ -4,12 +4,13 @@ the alarms, charts the online scores per prompt version, and lists the calls beh
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 from streamlit.testing.v1 import AppTest
 
-from llmops.monitoring.config import OnlineEvalConfig
+from llmops.monitoring.config import DriftConfig, OnlineEvalConfig
+from llmops.monitoring.drift import build_report, save_report
 from llmops.monitoring.scoring import score_pending
 from tests.test_monitoring_backends import _traffic
 
@@ -32,12 +33,17 @@ def test_an_empty_database_says_what_to_turn_on(tmp_path, monkeypatch):
     at = _open(monkeypatch, f"sqlite:///{tmp_path / 'llmops.db'}")
     assert [t.value for t in at.title] == ["Monitoring"]
     assert "payload capture" in " ".join(i.value for i in at.info)
+    assert not at.get("vega_lite_chart")
 
 
 def test_alarms_scores_over_time_and_the_calls_behind_a_point(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'llmops.db'}"
-    _traffic(url, datetime.now(UTC))
+    now = datetime.now(UTC)
+    _traffic(url, now)
     score_pending(url, OnlineEvalConfig(faithfulness_scorer="lexical"))
+    config = DriftConfig(min_calls=30, topic="lexical")
+    for hours_ago in (30, 20, 0):  # three saved reports: the drift chart's points
+        save_report(build_report(url, config, now=now - timedelta(hours=hours_ago)), url)
     at = _open(monkeypatch, url)
     at.number_input(key="monitor_min_calls").set_value(30).run()
     errors = " ".join(e.value for e in at.error)
@@ -45,7 +51,8 @@ def test_alarms_scores_over_time_and_the_calls_behind_a_point(tmp_path, monkeypa
     assert "p:1|m: faithfulness dropped" in errors
     checks = at.dataframe[0].value
     assert {"latency_ms", "topic", "language"} <= set(checks["check"])
-    assert at.get("vega_lite_chart"), "no chart of the scores"
+    assert len(at.get("vega_lite_chart")) == 2, "a chart of drift and one of the scores"
+    assert "latency_ms" in at.selectbox(key="monitor_drift_metric").options
     assert at.selectbox(key="monitor_metric").value == "faithfulness"
     assert at.selectbox(key="monitor_subject").value == "p:1|m"
     # The newest point is first: recent calls that refuse, lowest score first.

@@ -44,6 +44,11 @@ def register(subparsers) -> None:
         help="the reference window (default: the config's, `previous`)",
     )
     report.add_argument("--all", action="store_true", help="print every check, not only alarms and a summary")
+    report.add_argument(
+        "--save",
+        action="store_true",
+        help="keep this report's checks for drift over time (the gateway's worker saves each of its runs)",
+    )
     common(report)
     report.set_defaults(func=run_report)
 
@@ -92,12 +97,14 @@ def _value(v: Any) -> str:
 
 def run_report(args: argparse.Namespace) -> int:
     from llmops.governance.spend import parse_since
-    from llmops.monitoring.drift import alarm_message, build_report
+    from llmops.monitoring.drift import alarm_message, build_report, save_report
 
     drift = _monitoring(args).drift
     if args.reference:
         drift = drift.model_copy(update={"reference": args.reference})
     report = build_report(args.database_url, drift, since=parse_since(args.since) if args.since else None)
+    if args.save:
+        save_report(report, args.database_url)
     if args.json:
         print_json(report.to_dict())
         return 0

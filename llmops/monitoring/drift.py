@@ -425,3 +425,39 @@ def _first_weeks(engine, keys: Iterable[str], before: datetime) -> dict[str, _Wi
             OVERALL, _Window()
         )
     return out
+
+
+HISTORY_DAYS = 30  # saved reports older than this are deleted when a new one is saved
+
+
+def save_report(report: Report, database_url: str | None = None) -> int:
+    """Keep the report's checks (effect, p-value, status) for drift over time; returns rows."""
+    import math
+
+    from sqlalchemy import delete
+
+    from llmops.db import get_engine
+    from llmops.monitoring.models import DRIFT
+
+    def finite(v: float | None) -> float | None:
+        return v if v is not None and math.isfinite(v) else None
+
+    rows = [
+        {
+            "run_at": report.generated_at,
+            "subject": s.key[:300],
+            "metric": c.metric[:100],
+            "status": c.status,
+            "effect": finite(c.effect),
+            "p_value": finite(c.p_value),
+            "n_reference": c.n_reference,
+            "n_recent": c.n_recent,
+        }
+        for s in report.subjects
+        for c in s.checks
+    ]
+    with get_engine(database_url).begin() as conn:
+        conn.execute(delete(DRIFT).where(DRIFT.c.run_at < report.generated_at - timedelta(days=HISTORY_DAYS)))
+        if rows:
+            conn.execute(DRIFT.insert(), rows)
+    return len(rows)

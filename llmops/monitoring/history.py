@@ -90,3 +90,29 @@ def calls_behind(
             if len(out) >= limit:
                 break
     return out
+
+
+@dataclass(frozen=True)
+class DriftPoint:
+    run_at: datetime
+    subject: str
+    metric: str
+    effect: float | None
+    status: str
+
+
+def drift_series(
+    database_url: str | None, *, since: timedelta, now: datetime | None = None
+) -> list[DriftPoint]:
+    """Saved drift reports' checks (`llmops monitor report --save`, or the gateway's worker), oldest first."""
+    from llmops.db import get_engine
+    from llmops.monitoring.models import DRIFT
+
+    d = DRIFT.c
+    query = (
+        select(d.run_at, d.subject, d.metric, d.effect, d.status)
+        .where(d.run_at >= (now or datetime.now(UTC)) - since)
+        .order_by(d.run_at)
+    )
+    with get_engine(database_url).connect() as conn:
+        return [DriftPoint(*row) for row in conn.execute(query)]

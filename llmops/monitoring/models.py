@@ -5,7 +5,8 @@ request id (the ledger row's id), kept until `expires_at`. `monitor_scores`: one
 eval score per (request, metric), with the prompt version, model and variant copied from
 the call so reports need no join. `monitor_alerts`: one row per alert sent, keyed by what
 crossed its threshold and the window, which is what makes "once per window" hold across
-gateway replicas.
+gateway replicas. `monitor_drift`: each saved report's checks (the gateway's worker saves
+every run), for drift over time.
 """
 
 from __future__ import annotations
@@ -67,10 +68,28 @@ class AlertRow(SQLModel, table=True):
     delivered: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, default=False))
 
 
+class DriftRow(SQLModel, table=True):
+    """One check of one saved drift report: the history behind the Monitoring page's chart."""
+
+    __tablename__ = "monitor_drift"
+
+    id: int | None = Field(default=None, primary_key=True)
+    run_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
+    subject: str = Field(sa_column=Column(String(300), nullable=False))
+    metric: str = Field(sa_column=Column(String(100), nullable=False))
+    status: str = Field(sa_column=Column(String(16), nullable=False))
+    effect: float | None = Field(default=None, sa_column=Column(Float))
+    p_value: float | None = Field(default=None, sa_column=Column(Float))
+    n_reference: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+    n_recent: int = Field(default=0, sa_column=Column(Integer, nullable=False, default=0))
+
+
 PAYLOADS: Table = table_of(PayloadRow)
 SCORES: Table = table_of(ScoreRow)
 ALERTS: Table = table_of(AlertRow)
+DRIFT: Table = table_of(DriftRow)
 
 MIGRATIONS = [
     Migration("monitoring.0001", create_tables("monitor_payloads", "monitor_scores", "monitor_alerts")),
+    Migration("monitoring.0002", create_tables("monitor_drift")),
 ]

@@ -11,7 +11,7 @@ import time
 from llmops.governance.side_work import set_nice
 from llmops.monitoring.alerts import send_alerts
 from llmops.monitoring.config import MonitoringConfig
-from llmops.monitoring.drift import OVERALL, Report, build_report
+from llmops.monitoring.drift import OVERALL, Report, build_report, save_report
 from llmops.monitoring.scoring import score_pending
 
 log = logging.getLogger("llmops.monitoring")
@@ -71,6 +71,7 @@ class MonitorWorker:
     def run_report(self) -> Report:
         report = build_report(self.database_url, self.config.drift)
         self.report = report
+        save_report(report, self.database_url)
         send_alerts(report, self.config.drift, self.config.alerts, self.database_url)
         return report
 

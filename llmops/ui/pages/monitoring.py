@@ -10,7 +10,7 @@ import streamlit as st
 from llmops.governance.spend import parse_since
 from llmops.monitoring.config import DriftConfig
 from llmops.monitoring.drift import alarm_message, build_report
-from llmops.monitoring.history import calls_behind, score_series
+from llmops.monitoring.history import calls_behind, drift_series, score_series
 from llmops.ui.widgets import page_errors, show_notices, ui_settings
 
 settings = ui_settings()
@@ -75,10 +75,50 @@ with page_errors(settings):
     ]
     st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
 
-    st.subheader("Online eval scores over time")
+    st.subheader("Drift over time")
     p1, p2 = st.columns(2)
     period = p1.selectbox("Period", list(PERIODS), index=1, key="monitor_period")
     span, bucket = (parse_since(v) for v in PERIODS[period])
+    history = drift_series(settings.database_url, since=span)
+    if history:
+        drift_checks = sorted({h.metric for h in history})
+        drift_metric = p2.selectbox("Check", drift_checks, key="monitor_drift_metric")
+        drift_data = pd.DataFrame(
+            [
+                {
+                    "time": h.run_at,
+                    "prompt version · model": h.subject,
+                    "effect": h.effect,
+                    "status": h.status,
+                }
+                for h in history
+                if h.metric == drift_metric and h.effect is not None
+            ]
+        )
+        st.altair_chart(
+            alt.Chart(drift_data)
+            .mark_line(point=True)
+            .encode(
+                x=alt.X("time:T", title=None),
+                y=alt.Y("effect:Q", title=f"{drift_metric} effect size"),
+                color=alt.Color("prompt version · model:N", title=None),
+                tooltip=[
+                    "time:T",
+                    "prompt version · model:N",
+                    alt.Tooltip("effect:Q", format=".3f"),
+                    "status:N",
+                ],
+            )
+            .properties(height=240),
+            width="stretch",
+        )
+    else:
+        st.caption(
+            "No saved drift reports in this period: the gateway saves each run of its report "
+            "(`monitoring.drift.enabled`), and `llmops monitor report --save` saves one."
+        )
+
+    st.subheader("Online eval scores over time")
     points = score_series(settings.database_url, since=span, bucket=bucket)
     if not points:
         st.info(
@@ -87,7 +127,7 @@ with page_errors(settings):
         )
         st.stop()
     metrics = sorted({p.metric for p in points})
-    metric = p2.selectbox(
+    metric = st.selectbox(
         "Score",
         metrics,
         index=metrics.index("faithfulness") if "faithfulness" in metrics else 0,

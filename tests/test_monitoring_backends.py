@@ -24,11 +24,12 @@ def _traffic(database_url: str, now: datetime) -> None:
     from llmops.experiments.feedback import record_feedback
 
     rng = random.Random(3)
-    ledger, payloads = [], []
+    ledger, payloads, ids = [], [], []
     for i in range(120):
         recent = i >= 60
         at = now - (timedelta(hours=rng.uniform(1, 20)) if recent else timedelta(days=rng.uniform(2, 6)))
-        rid = f"req-{i:04d}"
+        rid = f"req-{int(at.timestamp() * 1e6):013x}{rng.getrandbits(80):020x}"  # as the gateway makes them
+        ids.append(rid)
         slow = recent  # the recent calls are five times slower and half of them fail
         ledger.append({
             "id": rid, "created_at": at, "model": "m", "prompt_name": "p", "prompt_version": 1, "outcome":
@@ -46,7 +47,7 @@ def _traffic(database_url: str, now: datetime) -> None:
         conn.execute(LEDGER_TABLE.insert(), ledger)
         conn.execute(PAYLOADS.insert(), payloads)
     for i in range(0, 120, 2):
-        record_feedback(f"req-{i:04d}", score=1.0 if i < 60 else 0.0, database_url=database_url)
+        record_feedback(ids[i], score=1.0 if i < 60 else 0.0, database_url=database_url)
 
 
 def test_scores_report_and_alerts(database_url):
@@ -75,6 +76,13 @@ def test_scores_report_and_alerts(database_url):
     assert checks["feedback"].reference == 1.0 and checks["feedback"].recent == 0.0
     for metric in ("input_tokens", "language", "topic", "cost_per_call", "guardrail_fired_rate"):
         assert checks[metric].status == "ok", (metric, checks[metric])
+    # A window larger than max_calls is sampled at random by the database, per subject.
+    thin = build_report(database_url, DriftConfig(min_calls=10, max_calls=25, max_texts=25, topic="lexical"), now=now)
+    (sampled,) = [s for s in thin.subjects if s.key == "p:1|m"]
+    assert sampled.sampled and 10 <= sampled.calls_reference <= 45 and 10 <= sampled.calls_recent <= 45
+    thin_checks = {c.metric: c for c in sampled.checks}
+    assert thin_checks["latency_ms"].status == "alarm" and thin_checks["faithfulness"].n_recent <= 45
+    assert not subject.sampled
     # Fewer than min_calls in a window: measured, never an alarm.
     assert not build_report(database_url, DriftConfig(min_calls=61, topic="lexical"), now=now).alarms()
 

@@ -120,6 +120,8 @@ def run_report(args: argparse.Namespace) -> int:
     for s in report.subjects:
         shown = s.checks if args.all else s.alarms
         status = f"{len(s.alarms)} alarm(s)" if s.alarms else "ok"
+        if s.sampled:
+            status += " (sampled)"
         if not args.all:
             rows.append([s.key, s.calls_reference, s.calls_recent, "", status, "", "", "", ""])
         for c in shown:

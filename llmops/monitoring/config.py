@@ -105,6 +105,10 @@ class DriftConfig(_Strict):
     p_value: float = Field(default=0.001, gt=0, lt=1)
     score_drop: PositiveFloat = 0.1  # an online eval mean falling this much alarms
     topic: Literal["auto", "lexical", "embeddings"] = "auto"
+    # At most about this many calls (ledger) and captured texts per subject and window: a
+    # larger window is sampled at random by the database (drift.py, _thinning).
+    max_calls: PositiveInt = 20_000
+    max_texts: PositiveInt = 2_000
 
     @field_validator("recent", "reference_span", mode="before")
     @classmethod

@@ -22,7 +22,7 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import numpy as np
-from sqlalchemy import and_, func, select
+from sqlalchemy import and_, func, not_, or_, select, true
 
 from llmops.experiments.stats import percentile, welch_t_test
 from llmops.governance.ledger_models import LEDGER_TABLE
@@ -66,6 +66,7 @@ class Subject:
     calls_reference: int
     calls_recent: int
     checks: list[Check] = field(default_factory=list)
+    sampled: bool = False  # a window held more than max_calls or max_texts: a random sample was compared
 
     @property
     def alarms(self) -> list[Check]:
@@ -229,13 +230,51 @@ class _Window:
     payloads: list[dict[str, Any]] = field(default_factory=list)
     scores: dict[str, list[float]] = field(default_factory=lambda: defaultdict(list))
     feedback: list[float] = field(default_factory=list)
+    thinned: bool = False  # a sample of the window's calls or texts (max_calls, max_texts)
 
 
 def _group_keys(row: dict[str, Any]) -> tuple[str, str]:
     return subject_key(row["prompt_name"], row["prompt_version"], row["model"]), OVERALL
 
 
-def _load(engine, start: datetime, end: datetime) -> dict[str, _Window]:
+def _match(column: Any, value: Any) -> Any:
+    return column.is_(None) if value is None else column == value
+
+
+Thinning = list[tuple[str | None, int | None, str | None, str]]  # subject's columns, id byte threshold
+
+
+def _thinning(conn, table: Any, window: list[Any], cap: int) -> Thinning:
+    """The subjects with more than `cap` rows in the window, each with the threshold that
+    keeps about `cap` of them. Request ids end in random hex ("req-" + 13 hex of time + 20
+    random): a subject with n rows keeps those whose first random byte is below
+    256 * cap / n, an unbiased sample the database takes, whatever the ledger's size."""
+    c = table.c
+    counts = conn.execute(
+        select(c.prompt_name, c.prompt_version, c.model, func.count())
+        .where(*window)
+        .group_by(c.prompt_name, c.prompt_version, c.model)
+    ).all()
+    return [(p, v, m, f"{max(1, 256 * cap // n):02x}") for p, v, m, n in counts if n > cap]
+
+
+def _kept(table: Any, id_column: Any, thinning: Thinning) -> Any:
+    if not thinning:
+        return true()
+    c = table.c
+    dropped = [
+        and_(
+            _match(c.prompt_name, p),
+            _match(c.prompt_version, v),
+            _match(c.model, m),
+            func.substr(id_column, 18, 2) >= threshold,
+        )
+        for p, v, m, threshold in thinning
+    ]
+    return not_(or_(*dropped))
+
+
+def _load(engine, start: datetime, end: datetime, config: DriftConfig) -> dict[str, _Window]:
     """Calls, captured texts, scores and feedback between start and end, by subject."""
     from llmops.columns import table_of
     from llmops.experiments.models import FeedbackRow
@@ -244,6 +283,9 @@ def _load(engine, start: datetime, end: datetime) -> dict[str, _Window]:
     out: dict[str, _Window] = defaultdict(_Window)
     t, p, s = LEDGER_TABLE.c, PAYLOADS.c, SCORES.c
     with engine.connect() as conn:
+        window = [t.created_at >= start, t.created_at < end, t.outcome.notin_(("client_error", "cancelled"))]
+        thin_calls = _thinning(conn, LEDGER_TABLE, window, config.max_calls)
+        kept = _kept(LEDGER_TABLE, t.id, thin_calls)
         calls = conn.execute(
             select(
                 t.id,
@@ -256,32 +298,35 @@ def _load(engine, start: datetime, end: datetime) -> dict[str, _Window]:
                 t.latency_ms,
                 t.cost,
                 t.outcome,
-            ).where(
-                t.created_at >= start, t.created_at < end, t.outcome.notin_(("client_error", "cancelled"))
-            )
+            ).where(*window, kept)
         )
         for row in calls:
             r = dict(row._mapping)
             for key in _group_keys(r):
                 out[key].calls.append(r)
+        captured = [p.created_at >= start, p.created_at < end]
+        thin_texts = _thinning(conn, PAYLOADS, captured, config.max_texts)
+        kept_texts = _kept(PAYLOADS, p.id, thin_texts)
         texts = conn.execute(
-            select(p.model, p.prompt_name, p.prompt_version, p.request_text).where(
-                p.created_at >= start, p.created_at < end
-            )
+            select(p.model, p.prompt_name, p.prompt_version, p.request_text).where(*captured, kept_texts)
         )
         for row in texts:
             r = dict(row._mapping)
             for key in _group_keys(r):
                 out[key].payloads.append(r)
+        # Scores of the same captured calls: the texts' filter, on the request id.
+        kept_scores = _kept(SCORES, s.request_id, thin_texts)
         scores = conn.execute(
             select(s.model, s.prompt_name, s.prompt_version, s.metric, s.score).where(
-                s.created_at >= start, s.created_at < end
+                s.created_at >= start, s.created_at < end, kept_scores
             )
         )
         for row in scores:
             r = dict(row._mapping)
             for key in _group_keys(r):
                 out[key].scores[r["metric"]].append(r["score"])
+        for prompt, version, model, _ in thin_calls + thin_texts:
+            out[subject_key(prompt, version, model)].thinned = out[OVERALL].thinned = True
         rated = conn.execute(
             select(t.model, t.prompt_name, t.prompt_version, func.avg(feedback.c.score))
             .select_from(feedback.join(LEDGER_TABLE, feedback.c.request_id == t.id))
@@ -373,21 +418,23 @@ def build_report(
     engine = get_engine(database_url)
     now = now or datetime.now(UTC)
     recent_start = now - (since or timedelta(seconds=config.recent))
-    recent = _load(engine, recent_start, now)
+    recent = _load(engine, recent_start, now, config)
     used = "lexical"
     subjects: list[Subject] = []
     if config.reference == "previous":
         ref_start = recent_start - timedelta(seconds=config.reference_span)
-        reference = _load(engine, ref_start, recent_start)
+        reference = _load(engine, ref_start, recent_start, config)
         windows = {key: reference.get(key, _Window()) for key in set(reference) | set(recent)}
         ref_bounds: tuple[datetime | None, datetime | None] = (ref_start, recent_start)
     else:
-        windows = _first_weeks(engine, set(recent), recent_start)
+        windows = _first_weeks(engine, set(recent), recent_start, config)
         ref_bounds = (None, None)
     for key in sorted(set(windows) | set(recent)):
         ref, cur = windows.get(key, _Window()), recent.get(key, _Window())
         sample = (cur.calls or ref.calls or [{}])[0]
-        subject = Subject(key, None, None, None, len(ref.calls), len(cur.calls))
+        subject = Subject(
+            key, None, None, None, len(ref.calls), len(cur.calls), sampled=ref.thinned or cur.thinned
+        )
         if key != OVERALL:
             subject.prompt, subject.version, subject.model = (
                 sample.get("prompt_name"),
@@ -400,7 +447,7 @@ def build_report(
     return Report(now, recent_start, now, config.reference, *ref_bounds, subjects=subjects, topic_method=used)
 
 
-def _first_weeks(engine, keys: Iterable[str], before: datetime) -> dict[str, _Window]:
+def _first_weeks(engine, keys: Iterable[str], before: datetime, config: DriftConfig) -> dict[str, _Window]:
     """Each subject's first week (up to `before`) as its reference."""
     t = LEDGER_TABLE.c
     with engine.connect() as conn:
@@ -418,12 +465,12 @@ def _first_weeks(engine, keys: Iterable[str], before: datetime) -> dict[str, _Wi
         overall_first = first if overall_first is None else min(first, overall_first)
         key = subject_key(prompt, version, model)
         if key in keys:
-            loaded = _load(engine, first, min(first + timedelta(days=7), before))
+            loaded = _load(engine, first, min(first + timedelta(days=7), before), config)
             out[key] = loaded.get(key, _Window())
     if overall_first is not None:
-        out[OVERALL] = _load(engine, overall_first, min(overall_first + timedelta(days=7), before)).get(
-            OVERALL, _Window()
-        )
+        out[OVERALL] = _load(
+            engine, overall_first, min(overall_first + timedelta(days=7), before), config
+        ).get(OVERALL, _Window())
     return out
 
 

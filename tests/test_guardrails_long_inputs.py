@@ -58,3 +58,18 @@ def test_a_short_input_stays_on_the_loop_with_the_same_verdicts():
     assert sync.verdicts == async_.verdicts
     long_text = DOC * (OFF_LOOP_CHARS // len(DOC) + 1) + text
     assert [v["check"] for v in asyncio.run(pipe.check_input_async(long_text)).verdicts] == ["pii"]
+
+
+def test_a_long_prompt_through_the_gateway_is_checked_and_redacted(tmp_path):
+    import openai
+
+    from tests.support.gateway_proc import run_gateway
+
+    key = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789"
+    text = f"The staging key is {key} today. " + DOC * (100_000 // len(DOC))
+    config = {"models": [{"name": "demo", "deployments": [{"provider": "mock", "model": "demo", "pricing": {"cost": 0}}]}]}
+    with run_gateway(config, tmp_path) as gw:
+        client = openai.OpenAI(base_url=gw.base_url, api_key="none", max_retries=0, timeout=30)
+        reply = client.chat.completions.create(model="demo", messages=[{"role": "user", "content": text}])
+    echoed = reply.choices[0].message.content  # the mock model echoes the opening sentences it was sent
+    assert echoed.startswith("The staging key is [OPENAI_KEY] today. Quarterly report.")

@@ -99,6 +99,7 @@ def test_numbers_of_ordinary_text_are_not_personal_data(text):
         ("DJANGO_SECRET_KEY='django-insecure-l7fA=&jPR-7!AaFATWnm)qz46=+4i_g8$vZE'",
          "DJANGO_SECRET_KEY='[PASSWORD]'"),
         ("secret_key_base: 4b1c71b106e934d263b5ba0837bbf1b3ba3178b6", "secret_key_base: [PASSWORD]"),
+        ('db_password_prod = "Xk9#mPq2vLw7Zr0"', 'db_password_prod = "[PASSWORD]"'),
         ("lin_api_f63bPInvT3yRyioCnYR11K3e1zbnvZpHzh6D7Eaa", "[TOKEN]"),
     ],
 )
@@ -117,6 +118,8 @@ def test_credentials_by_kind_and_by_assignment_are_redacted(text, redacted):
         "SECRET_KEY = env('SECRET_KEY')",
         "export PATH=$HOME/.local/bin:$PATH",
         "key_name: my-service-key-name-2024",
+        "password_file: ./secrets/pw.txt",  # a setting about a secret: its value must look random
+        "password_policy: strict-mode-v2",
         "partition_key = user_id_2024",
         "file_key = uploads/2024/03/report_final_v2.pdf",
         "monkey = BananaSplit2024",

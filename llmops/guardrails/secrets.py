@@ -180,7 +180,7 @@ def _is_value(value: str, strong: bool) -> bool:
         return False  # lower-case words joined by separators: a name ("my-service-key-2024")
     # Random hex (and a UUID) carries 4 bits a character at most, other alphabets more.
     floor = 3.2 if set(value.lower()) <= _HEX_OR_DASH else 3.5
-    return len(value) >= 16 and classes >= 2 and entropy(value) >= floor
+    return len(value) >= 12 and classes >= 2 and entropy(value) >= floor
 
 
 _HEX_OR_DASH = _HEX | {"-"}
@@ -208,9 +208,11 @@ _NAME_WORDS: dict[str, tuple[str, bool]] = {
     "パスワード": ("", False),
     "contraseña": ("", False),
 }
-# After the word and its ending, at most one short word more ("secret_key_base", "api_key_prod").
+# After the word and its ending, at most one short word more ("secret_key_base", "api_key_prod");
+# a name with one ("password_file", "token_url") often holds a setting about a secret, so
+# its value must be strong, as under `key` or `token`.
 _NAME_END = {
-    word: re.compile(rf"{ending}(?:[_-][a-z0-9]{{1,6}})?[\"']?[ \t]*(?::=|=>|[:=])[ \t]*")
+    word: re.compile(rf"{ending}(?P<more>[_-][a-z0-9]{{1,6}})?[\"']?[ \t]*(?::=|=>|[:=])[ \t]*")
     for word, (ending, _) in _NAME_WORDS.items()
 }
 _QUOTED = re.compile(r"([\"'`])([^\"'`\n]{6,200}?)\1")
@@ -249,7 +251,8 @@ def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
                     start, end = u.span() if u is not None else (0, 0)
                     while end > start and text[end - 1] in ".:!?":  # the end of a sentence
                         end -= 1
-                if end > start and _is_value(text[start:end], strong and not (q is not None and word == "pass")):
+                needs_strong = (strong and not (q is not None and word == "pass")) or m.group("more") is not None
+                if end > start and _is_value(text[start:end], needs_strong):
                     found.append((start, end))
             at = lower_or_text.find(word, nxt)
     return found

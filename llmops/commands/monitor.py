@@ -29,6 +29,15 @@ def register(subparsers) -> None:
     score = sub.add_parser("score", help="run the online scorers on captured calls not scored yet")
     score.add_argument("--suite", help="an eval suite whose default assertions grade each reply")
     score.add_argument("--limit", type=int, help="score at most this many calls")
+    score.add_argument(
+        "--judge-model",
+        help="the judge for judged assertions (default: online_eval.judge, else the suite's judge)",
+    )
+    score.add_argument(
+        "--gateway-url",
+        help="the gateway that serves the judge (default: LLMOPS_GATEWAY_URL, "
+        "else one started in this process from --config)",
+    )
     common(score)
     score.set_defaults(func=run_score)
 
@@ -70,12 +79,22 @@ def _monitoring(args: argparse.Namespace):
 
 
 def run_score(args: argparse.Namespace) -> int:
-    from llmops.monitoring.scoring import score_pending
+    import asyncio
+
+    from llmops.monitoring.scoring import SuiteChecks, score_pending
 
     config = _monitoring(args).online_eval
     if args.suite:
         config = config.model_copy(update={"suite": args.suite})
-    summary = score_pending(args.database_url, config, limit=args.limit)
+    suite = SuiteChecks.load(config.suite) if config.suite else None
+    judge_model = args.judge_model or config.judge or (suite.judge if suite else None)
+    judged = config.faithfulness_scorer == "judge" or (
+        suite is not None and any(spec.needs_judge for spec in suite.assertions)
+    )
+    if judge_model and judged:
+        summary = asyncio.run(_score_with_judge(args, config, judge_model, suite.judge_params))
+    else:
+        summary = score_pending(args.database_url, config, limit=args.limit)
     if args.json:
         print_json(summary.to_dict())
         return 0
@@ -85,6 +104,16 @@ def run_score(args: argparse.Namespace) -> int:
     for name, why in sorted(summary.skipped.items()):
         print(f"  skipped {name}: {why}")
     return 0
+
+
+async def _score_with_judge(args: argparse.Namespace, config, model: str, params: dict[str, Any]):
+    from llmops.evaluation.judge import Judge
+    from llmops.gateway.clients import open_client
+    from llmops.monitoring.scoring import score_pending_async
+
+    async with open_client(args.gateway_url, None, args.config) as client:
+        judge = Judge(client, model, params)
+        return await score_pending_async(args.database_url, config, limit=args.limit, judge=judge)
 
 
 def _value(v: Any) -> str:

@@ -78,6 +78,9 @@ class OnlineEvalConfig(_Strict):
     faithfulness_scorer: str | None = None
     guardrails: bool = True  # the call's guardrail verdicts, as a 0/1 score
     suite: str | None = None  # an eval suite whose default assertions grade each reply
+    # The judge model (one the gateway serves) for judged assertions, over the suite's
+    # `judge:`; used by `llmops monitor score` (the gateway's worker grades without one).
+    judge: str | None = None
     batch_size: PositiveInt = 500
 
 

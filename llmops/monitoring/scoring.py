@@ -4,30 +4,35 @@ Each captured call not yet scored gets, by metric name:
   faithfulness   the evaluation package's `faithfulness` assertion, when the call had a context
   refusal        1 when the reply declines (the `refusal` assertion), else 0
   guardrails     1 when no guardrail check fired on the call (its ledger verdicts), else 0
-  <assertion>    each default assertion of the configured suite that grades without a model,
-                 for calls of the suite's prompts
+  <assertion>    each default assertion of the configured suite, for calls of the suite's
+                 prompts; those that need a judge only when one is given (`llmops monitor
+                 score` with the suite's judge or `online_eval.judge`), else listed as skipped
 Scores carry the call's prompt version, model and variant. Runs off the request path: the
 gateway's worker every `online_eval.interval`, or `llmops monitor score`.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from llmops.errors import LLMOpsError
-from llmops.evaluation.assertions import AssertionSpec, EvalContext, grade_sync
+from llmops.evaluation.assertions import AssertionResult, AssertionSpec, EvalContext, grade, grade_sync
 from llmops.governance.ledger_models import LEDGER_TABLE
 from llmops.monitoring.config import OnlineEvalConfig
 from llmops.monitoring.models import PAYLOADS, SCORES
 from llmops.monitoring.texts import last_user_text
+
+if TYPE_CHECKING:
+    from llmops.evaluation.judge import Judge
 
 log = logging.getLogger("llmops.monitoring")
 
@@ -41,6 +46,8 @@ class SuiteChecks:
 
     assertions: list[AssertionSpec]
     prompts: frozenset[str] | None
+    judge: str | None = None  # the suite's judge model, for its judged assertions
+    judge_params: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def load(cls, path: str) -> SuiteChecks:
@@ -49,7 +56,13 @@ class SuiteChecks:
         suite = load_suite(path)
         names = {p.ref.split("@")[0].split(":")[0] for p in suite.prompts if p.ref}
         inline = any(p.ref is None for p in suite.prompts)
-        return cls(list(suite.defaults.assertions), None if inline else frozenset(names))
+        judge = suite.judge
+        return cls(
+            list(suite.defaults.assertions),
+            None if inline else frozenset(names),
+            judge.model if judge else None,
+            dict(judge.params) if judge else {},
+        )
 
     def applies_to(self, prompt_name: str | None) -> bool:
         return self.prompts is None or (prompt_name is not None and prompt_name in self.prompts)
@@ -77,7 +90,14 @@ def _verdicts_by_request(engine: Engine, ids: list[str]) -> dict[str, Any]:
         return dict(conn.execute(select(t.id, t.guardrail_verdicts).where(t.id.in_(ids))).all())
 
 
-def score_call(
+async def _grade(spec: AssertionSpec, ctx: EvalContext, judge: Judge | None) -> AssertionResult:
+    """By name through the evaluation package: offline graders at once, a judged one awaited."""
+    if judge is not None and spec.needs_judge:
+        return await grade(spec, replace(ctx, judge=judge, client=judge.client))
+    return grade_sync(spec, ctx)
+
+
+async def score_call(
     payload: dict[str, Any],
     *,
     verdicts: Any,
@@ -85,6 +105,7 @@ def score_call(
     config: OnlineEvalConfig,
     suite: SuiteChecks | None,
     summary: ScoreSummary,
+    judge: Judge | None = None,
 ) -> list[tuple[str, float, bool | None, str]]:
     """(metric, score, passed, reason) for one captured call."""
     output = payload["response_text"] or ""
@@ -93,7 +114,7 @@ def score_call(
     if config.faithfulness and context:
         spec = AssertionSpec(type="faithfulness", scorer=config.faithfulness_scorer)
         try:
-            r = grade_sync(spec, EvalContext(output=output, context=context))
+            r = await _grade(spec, EvalContext(output=output, context=context), judge)
             out.append(("faithfulness", r.score, r.passed, r.reason))
         except LLMOpsError as exc:  # a scorer that needs a model here (judge)
             summary.skipped["faithfulness"] = exc.message
@@ -106,7 +127,7 @@ def score_call(
         ctx = EvalContext(output=output, context=context, query=last_user_text(payload["request_text"] or ""))
         for spec in suite.assertions:
             try:
-                r = grade_sync(spec, ctx)
+                r = await _grade(spec, ctx, judge)
             except LLMOpsError as exc:  # needs a judge, an embedder or an expected answer
                 summary.skipped[spec.name] = exc.message
                 continue
@@ -121,7 +142,20 @@ def score_pending(
     limit: int | None = None,
     now: datetime | None = None,
 ) -> ScoreSummary:
-    """Score captured calls not scored yet, oldest first, `batch_size` at a time."""
+    """Score captured calls not scored yet, oldest first, `batch_size` at a time; assertions
+    that need a judge are skipped (see `score_pending_async`)."""
+    return asyncio.run(score_pending_async(database_url, config, limit=limit, now=now))
+
+
+async def score_pending_async(
+    database_url: str | None = None,
+    config: OnlineEvalConfig | None = None,
+    *,
+    limit: int | None = None,
+    now: datetime | None = None,
+    judge: Judge | None = None,
+) -> ScoreSummary:
+    """`score_pending`, with a judge (a model client and model) for the assertions that need one."""
     from llmops.db import get_engine
 
     config = config or OnlineEvalConfig()
@@ -140,13 +174,14 @@ def score_pending(
         stamp = now or datetime.now(UTC)
         rows = []
         for payload in batch:
-            for metric, score, passed, reason in score_call(
+            for metric, score, passed, reason in await score_call(
                 payload,
                 verdicts=verdicts.get(payload["id"]),
                 in_ledger=payload["id"] in verdicts,
                 config=config,
                 suite=suite,
                 summary=summary,
+                judge=judge,
             ):
                 rows.append(
                     {

@@ -337,7 +337,6 @@ def test_a_key_in_use_never_waits_on_the_database_and_a_revoke_is_still_seen(dat
     assert seen_after <= 1.0 + 0.1 + 0.3  # still within cache_ttl and one read
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
 def test_a_read_ahead_held_up_neither_holds_up_a_request_nor_undoes_a_newer_read(database_url):
     admin = KeyStore(database_url)
     gateway = KeyStore(database_url, cache_ttl=1.0)  # stands for another process

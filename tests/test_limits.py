@@ -536,7 +536,6 @@ def test_budgets_in_use_are_reread_without_making_a_request_wait(backend, sqlite
     assert seen_after <= 1.0 + 0.1 + 0.3  # still within rules_ttl and one read
 
 
-@pytest.mark.skipif(not sys.platform.startswith("linux"), reason="SCHED_IDLE is Linux's")
 def test_a_rules_read_ahead_held_up_neither_holds_up_a_request_nor_undoes_a_newer_read(sqlite_url):
     store = KeyStore(sqlite_url)
     store.set_budget("team", "ml", 10.0, "day")

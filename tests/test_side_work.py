@@ -6,7 +6,7 @@ import sys
 
 import pytest
 
-from llmops.governance.side_work import SIDE_WORK_SWITCH_INTERVAL, run_side_work
+from llmops.governance.side_work import SIDE_WORK_NICE, SIDE_WORK_SWITCH_INTERVAL, run_side_work
 
 
 def _seen_by_the_thread() -> dict:
@@ -40,11 +40,12 @@ def test_a_call_returns_or_raises_as_it_would_inline_and_leaves_the_interval_as_
 
 
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="per-thread scheduling is Linux's")
-def test_work_nobody_waits_for_runs_only_when_the_core_is_idle_and_awaited_work_at_normal_priority():
+def test_work_nobody_waits_for_runs_at_the_lowest_niceness_and_awaited_work_at_normal_priority():
     async def main():
         return await run_side_work(_seen_by_the_thread), await run_side_work(_seen_by_the_thread, awaited=True)
 
     background, awaited = asyncio.run(main())
-    assert background["policy"] == os.SCHED_IDLE
+    # Not SCHED_IDLE: a starved idle-class thread holding the GIL stops the event loop (issue 19).
+    assert background["policy"] == os.SCHED_OTHER and background["nice"] == SIDE_WORK_NICE
     assert awaited["policy"] == os.sched_getscheduler(0)
     assert awaited["nice"] == os.getpriority(os.PRIO_PROCESS, 0)

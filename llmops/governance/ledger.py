@@ -31,7 +31,6 @@ are truncated. `record` takes ownership of the dict (it may set `created_at`).
 from __future__ import annotations
 
 import atexit
-import itertools
 import json
 import logging
 import math
@@ -54,7 +53,7 @@ from sqlalchemy import text
 from sqlalchemy.engine import Connection, Engine
 
 from llmops.governance.ledger_models import LEDGER_TABLE, STRING_LENGTHS
-from llmops.governance.side_work import set_idle_class, set_nice
+from llmops.governance.side_work import set_nice
 
 try:  # POSIX; elsewhere a writer replays only its own spill files
     import fcntl
@@ -604,7 +603,6 @@ def _sqlite_batch_insert(engine: Engine) -> BatchInsert:
 # every step of a cycle, down to freeing the written rows, goes a few rows at a time.
 WRITER_NICE = 5
 YIELD_EVERY_ROWS = 8
-BEHIND_PACE_EVERY = 8  # with a backlog: every 64 rows, about 0.4 ms of the writer's work
 _sched_yield = getattr(os, "sched_yield", None)
 
 
@@ -612,17 +610,6 @@ def yield_cpu() -> None:
     """Let a runnable request handler have the core now (it releases the GIL, too)."""
     if _sched_yield is not None:
         _sched_yield()
-
-
-def _now_and_then(pace: Callable[[], None], every: int) -> Callable[[], None]:
-    """`pace`, called only every `every`-th time."""
-    calls = itertools.count(1)
-
-    def sometimes() -> None:
-        if next(calls) % every == 0:
-            pace()
-
-    return sometimes
 
 
 def _release(items: list[Any], pace: Callable[[], None] | None) -> None:
@@ -640,30 +627,14 @@ def _lower_priority() -> None:
     set_nice(threading.get_native_id(), WRITER_NICE)
 
 
-# Better still, while it keeps up the writer runs in SCHED_IDLE: only when the core has
-# nothing else to do, so it never takes the core from a request. At one connection on
-# one core, alternating 10 s runs: p99 1.01-1.67 ms against 1.25-1.68 at nice 5 (lower
-# in 6 of 8 pairs), p50 a few us lower. Under a load that leaves the core no idle time
-# it would starve, so once BACKLOG_ROWS rows wait, record() puts it back at nice 5 until
-# it has caught up. Only where the process may take a thread out of SCHED_IDLE again
-# (CAP_SYS_NICE, or RLIMIT_NICE): elsewhere it stays at nice 5 throughout.
+# While it keeps up, the writer gives the core back every few rows; once BACKLOG_ROWS
+# // 4 rows wait (the gateway is saturated), it writes flat out: pacing then let the
+# queue grow, and memory with it (+5-10 MB resident at 32 connections). It used to run
+# in SCHED_IDLE while it kept up; a SCHED_IDLE thread that holds the GIL when other
+# processes take the core stops the event loop (priority inversion). On a machine at
+# load 8, alternating 10 s runs at one connection, the gateway's p99 was lower without
+# it in 8 of 8 pairs (median 13.9 against 17.9 ms; benchmarks/sched_idle_ab.py).
 BACKLOG_ROWS = 2000
-
-
-def _idle_class_usable() -> bool:
-    """Whether a thread at WRITER_NICE may enter SCHED_IDLE and come back: tried on a
-    throwaway thread, since a writer that could not come back would starve under load."""
-    ok: list[bool] = []
-
-    def probe() -> None:
-        _lower_priority()
-        me = threading.get_native_id()
-        ok.append(set_idle_class(me, True) and set_idle_class(me, False))
-
-    thread = threading.Thread(target=probe, name="llmops-ledger-probe")
-    thread.start()
-    thread.join()
-    return bool(ok and ok[0])
 
 
 class LedgerWriter:
@@ -712,8 +683,6 @@ class LedgerWriter:
         self._replayed = 0
         self._dropped = 0
         self._rejected = 0
-        self._writer_tid: int | None = None
-        self._idle_class = False  # the writer thread is in SCHED_IDLE now
 
     # -- public API ------------------------------------------------------------------
 
@@ -745,8 +714,6 @@ class LedgerWriter:
                 # A full batch wakes the writer early; otherwise it wakes every flush_interval.
                 if queued >= self._batch_size and not self._wake.is_set():
                     self._wake.set()
-                if queued >= BACKLOG_ROWS and self._idle_class:
-                    self._leave_idle_class()
             else:
                 self._overflow(row)
         except Exception:  # the request is served already; losing its row must not fail it
@@ -779,7 +746,6 @@ class LedgerWriter:
         self._closed = True
         self._accept_limit = 0
         self._stopping = True
-        self._leave_idle_class()  # drain now, whatever else the process is doing
         self._wake.set()
         thread = self._thread
         if thread is not None:
@@ -826,12 +792,6 @@ class LedgerWriter:
             self._count(dropped=1)
             log.exception("ledger: spill file refused a row; it is lost")
 
-    def _leave_idle_class(self) -> None:
-        # Rows pile up: the core has no idle time to give the writer. Back to nice 5.
-        self._idle_class = False
-        if self._writer_tid is not None:
-            set_idle_class(self._writer_tid, False)
-
     def _count(self, spilled: int = 0, dropped: int = 0) -> None:
         with self._counts_lock:
             self._spilled += spilled
@@ -841,16 +801,13 @@ class LedgerWriter:
 
     def _run(self) -> None:
         _lower_priority()
-        self._writer_tid = threading.get_native_id()
-        idle_usable = _idle_class_usable()
-        started = False
+        try:  # at once, not after a flush interval: replays what a dead writer left (journals)
+            self._probe()
+        except Exception:
+            log.exception("ledger: first probe of the database failed")
         while True:
-            if idle_usable and not self._idle_class and len(self._queue) < BACKLOG_ROWS // 4:
-                self._idle_class = set_idle_class(self._writer_tid, True)  # caught up
-            # The first cycle runs at once: it replays what a dead writer left (journals).
-            if started and not self._stopping and len(self._queue) < self._batch_size:
+            if not self._stopping and len(self._queue) < self._batch_size:
                 self._wake.wait(self._flush_interval)
-            started = True
             self._wake.clear()
             try:
                 self._cycle()
@@ -915,19 +872,9 @@ class LedgerWriter:
 
     def _write_batch(self, batch: list[dict[str, Any]]) -> None:
         """Write a batch, then empty the list (it is in the database or a spill file)."""
-        # Give the core back every few rows while keeping up (the queue is below the level
-        # at which the writer returns to SCHED_IDLE). When rows pile up behind this batch
-        # while the writer is still in SCHED_IDLE (it was kept off the core a while), less
-        # often: writing flat out made a request wait for the GIL a whole switch interval
-        # (1 ms) at a time. Once it has left SCHED_IDLE (BACKLOG_ROWS waited: the gateway
-        # is saturated), flat out: pacing then let the queue grow, and memory with it
-        # (+5-10 MB resident at 32 connections), and cost streaming throughput.
-        if len(self._queue) < BACKLOG_ROWS // 4:
-            pace: Callable[[], None] | None = yield_cpu
-        elif self._idle_class:
-            pace = _now_and_then(yield_cpu, BEHIND_PACE_EVERY)
-        else:
-            pace = None
+        # Give the core back every few rows while keeping up; flat out with a backlog
+        # (see BACKLOG_ROWS).
+        pace: Callable[[], None] | None = yield_cpu if len(self._queue) < BACKLOG_ROWS // 4 else None
         rows = self._normalize_all(batch, pace)
         if rows and not self._db_up:
             self._spill_rows(rows)

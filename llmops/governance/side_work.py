@@ -7,11 +7,13 @@ SQLAlchemy with cold caches (measured in the running gateway). Run through
 that arrived meanwhile waited that long.
 
 `run_side_work(fn, *args)` is for work no request waits for (reads ahead of expiry,
-spend flushes). It runs `fn` on threads in SCHED_IDLE, which have the core only when
-nothing else wants it: a request woken meanwhile takes it at once. (SCHED_BATCH at nice
-10 still kept a woken request off the core for the rest of its time slice; at nice 10
-alone, even handing a call over was preempted, for up to 1.3 ms.) On a saturated core
-such a thread gets almost nothing, which is why no request may wait for one.
+spend flushes). It runs `fn` on threads at nice 19. Not in SCHED_IDLE, as it once did:
+such a thread gets no CPU while anything else on the machine wants it, and if it holds
+the GIL then, the event loop waits as long (priority inversion). On a machine at load 8,
+alternating 10 s runs at one connection gave a lower p99 without SCHED_IDLE (for side
+work and the ledger writer) in 8 of 8 pairs, median 13.9 against 17.9 ms, worst single
+request 32-69 against 50-126 ms (benchmarks/sched_idle_ab.py). No request waits for
+side work all the same: a busy core gives it little.
 
 `run_side_work(fn, *args, awaited=True)` is for a read a request waits for (a key seen
 for the first time): the default executor, at normal priority.
@@ -20,8 +22,9 @@ Either way, while such a call runs, the switch interval is SIDE_WORK_SWITCH_INTE
 so the event loop waits at most that long for the GIL; only then, since a short
 interval throughout made streaming 12-37% slower.
 
-At one connection, five 10 s runs of each in turn (p99, ms): 0.64-1.29 (median 0.73)
-with this and the ledger writer's finer pacing, 0.94-1.38 (median 1.07) before.
+At one connection on an idle machine, five 10 s runs of each in turn (p99, ms): 0.64-1.29
+(median 0.73) with this and the ledger writer's finer pacing, 0.94-1.38 (median 1.07)
+before (measured while side work still ran in SCHED_IDLE).
 """
 
 from __future__ import annotations
@@ -38,7 +41,7 @@ __all__ = ["run_side_work"]
 
 T = TypeVar("T")
 
-SIDE_WORK_NICE = 19  # where SCHED_IDLE is refused
+SIDE_WORK_NICE = 19
 SIDE_WORK_SWITCH_INTERVAL = 0.0001
 SIDE_WORK_THREADS = 4
 
@@ -46,16 +49,6 @@ _lock = threading.Lock()
 _running = 0
 _normal_interval = 0.0
 _pool: concurrent.futures.ThreadPoolExecutor | None = None
-
-
-def set_idle_class(native_id: int, idle: bool) -> bool:
-    """Move a thread into SCHED_IDLE, or back to the normal class; False if refused."""
-    try:
-        policy = os.SCHED_IDLE if idle else os.SCHED_OTHER
-        os.sched_setscheduler(native_id, policy, os.sched_param(0))
-        return True
-    except (AttributeError, OSError):
-        return False
 
 
 def set_nice(native_id: int, nice: int) -> None:
@@ -68,9 +61,7 @@ def set_nice(native_id: int, nice: int) -> None:
 
 
 def _lower_priority() -> None:
-    me = threading.get_native_id()
-    if not set_idle_class(me, True):  # not Linux, or refused: the lowest niceness instead
-        set_nice(me, SIDE_WORK_NICE)
+    set_nice(threading.get_native_id(), SIDE_WORK_NICE)
 
 
 def _executor() -> concurrent.futures.ThreadPoolExecutor:

@@ -317,3 +317,17 @@ def test_control_characters_in_the_model_name_get_400_on_every_endpoint(gateway,
     assert 400 <= r.status_code < 500, r.text
     assert "x-evil" not in r.headers
     assert all("\n" not in v and "\r" not in v and "\x00" not in v for v in r.headers.values())
+
+
+def test_metrics_may_require_the_master_key(tmp_path):
+    config = {"models": [{"name": "demo", "deployments": [{"provider": "mock", "model": "demo"}]}],
+              "metrics_auth": "master_key", "guardrails": {"input": [], "output": []}}
+    with run_gateway(config, tmp_path, env={"LLMOPS_MASTER_KEY": "sk-master-metrics"}) as gw:
+        assert httpx.get(gw.url + "/metrics", timeout=10).status_code == 401
+        r = httpx.get(gw.url + "/metrics", headers={"authorization": "Bearer sk-not-it"}, timeout=10)
+        assert r.status_code in (401, 403)
+        r = httpx.get(gw.url + "/metrics", headers={"authorization": "Bearer sk-master-metrics"}, timeout=10)
+        assert r.status_code == 200 and "llmops_" in r.text
+    # Asked for, but no master key to give: the route is closed, never open.
+    with run_gateway(config, tmp_path) as gw:
+        assert httpx.get(gw.url + "/metrics", timeout=10).status_code == 403

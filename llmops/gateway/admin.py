@@ -105,6 +105,8 @@ async def ready(services: Services, scope: dict, receive: http.Receive, send: ht
 
 
 async def metrics(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
+    if services.config.metrics_auth == "master_key":
+        await services.authorize_admin(scope)
     await http.send_text(send, 200, services.metrics.render(), b"text/plain; version=0.0.4; charset=utf-8")
 
 

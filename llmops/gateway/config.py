@@ -160,6 +160,8 @@ class GatewayConfig(_Strict):
     # Without a master key and with no virtual keys, who may call? "open" lets any
     # caller in (the embedded demo default); "keys" requires a valid key.
     auth: Literal["open", "keys"] = "open"
+    # Who may read /metrics: anyone who can reach the port, or only the master key.
+    metrics_auth: Literal["open", "master_key"] = "open"
     database_url: str | None = None
     redis_url: str | None = None
     guardrails: GuardrailsConfig = Field(default_factory=GuardrailsConfig.default)

@@ -192,3 +192,20 @@ def test_national_formats_split_anywhere_on_a_stream_never_leak(text, digits):
         guard = pipe.output_stream()
         out = "".join([guard.feed(c) for c in chunks] + [guard.finish()])
         assert digits not in out, chunks
+
+
+@pytest.mark.parametrize(
+    "text",
+    ["aa-" * 20000, "eyJ" * 20000, "eyJ+" * 15000, "a" * 60000, "1:" * 30000, "password=x" * 6000, "a@" * 30000,
+     "1 2-3." * 10000, "sk-" * 20000],
+    ids=["dashed", "jwt-heads", "jwt-plus", "letters", "colons", "assignments", "ats", "number-seps", "sk"],
+)
+def test_long_runs_of_look_alikes_cost_linear_time(text):
+    # One pathological 60 KB text must not take seconds (a regex tried at every position
+    # to the end of a long run is quadratic): the bound leaves room for a busy machine.
+    import time
+
+    start = time.process_time()
+    SECRETS.check_input(text)
+    PII.check_input(text)
+    assert time.process_time() - start < 0.5

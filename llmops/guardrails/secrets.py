@@ -28,33 +28,44 @@ from llmops.guardrails.stream import prefix_regex
 from llmops.guardrails.text import TextView
 from llmops.guardrails.types import Claims, Detection, Span
 
-# Kinds known by a literal start or shape: (kind, placeholder, pattern). Matched together
-# (one alternation, whose first characters `re` skips to), and only inside the long runs
-# of token characters (see _long_runs). Order matters where formats
+# Kinds known by a literal start: (kind, placeholder, pattern). Found together, only inside
+# the long runs of token characters (see _long_runs), by one alternation without groups
+# whose every branch begins with a literal character, so that `re` skips to the next
+# possible first character at C speed; the kind is then the first pattern that matches
+# there. (Each pattern's own "|" branches must begin with a literal too.) Order matters where formats
 # nest: Anthropic's sk-ant- before OpenAI's sk-; the generic token last.
 _TOKEN_PATTERNS: list[tuple[str, str, str]] = [
     ("anthropic_key", "[ANTHROPIC_KEY]", r"sk-ant-(?:api\d\d-|admin\d\d-|sid\d\d-)?[A-Za-z0-9_-]{20,}"),
     ("openai_key", "[OPENAI_KEY]", r"sk-(?:proj-|svcacct-|admin-|None-)?[A-Za-z0-9_-]{20,}"),
-    ("aws_access_key", "[AWS_ACCESS_KEY]", r"(?:AKIA|ASIA|ABIA|ACCA|AGPA|AIDA|AROA|ANPA|ANVA|APKA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
+    ("aws_access_key", "[AWS_ACCESS_KEY]", r"A(?:KIA|SIA|BIA|CCA|GPA|IDA|ROA|NPA|NVA|PKA)[0-9A-Z]{16}(?![0-9A-Za-z])"),
     ("gcp_api_key", "[GCP_KEY]", r"AIza[0-9A-Za-z_-]{35}(?![0-9A-Za-z_-])"),
     ("gcp_oauth_token", "[GCP_TOKEN]", r"ya29\.[0-9A-Za-z_-]{20,}"),
     ("gcp_client_secret", "[GCP_KEY]", r"GOCSPX-[0-9A-Za-z_-]{20,}"),
     ("github_token", "[GITHUB_TOKEN]", r"gh[pousr]_[A-Za-z0-9]{36,255}|github_pat_[A-Za-z0-9_]{22,255}"),
     ("gitlab_token", "[GITLAB_TOKEN]", r"gl(?:pat|dt|rt|ptt|ft|soat|cbt|imt|agent)-[A-Za-z0-9_-]{20,}"),
     ("slack_token", "[SLACK_TOKEN]", r"xox[abposr]-[A-Za-z0-9-]{10,}"),
-    ("stripe_key", "[STRIPE_KEY]", r"(?:sk|rk|pk)_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}"),
+    ("stripe_key", "[STRIPE_KEY]",
+     r"sk_(?:live|test)_[A-Za-z0-9]{16,}|rk_(?:live|test)_[A-Za-z0-9]{16,}|pk_(?:live|test)_[A-Za-z0-9]{16,}|whsec_[A-Za-z0-9]{24,}"),
     ("huggingface_token", "[HF_TOKEN]", r"hf_[A-Za-z0-9]{30,}"),
     ("sendgrid_key", "[SENDGRID_KEY]", r"SG\.[A-Za-z0-9_-]{20,}\.[A-Za-z0-9_-]{20,}"),
     ("npm_token", "[NPM_TOKEN]", r"npm_[A-Za-z0-9]{36}(?![A-Za-z0-9])"),
     ("twilio_key", "[TWILIO_KEY]", r"SK[0-9a-f]{32}(?![0-9A-Za-z])"),
     ("groq_key", "[GROQ_KEY]", r"gsk_[A-Za-z0-9]{40,}"),
     ("xai_key", "[XAI_KEY]", r"xai-[A-Za-z0-9]{40,}"),
-    ("telegram_bot_token", "[TELEGRAM_TOKEN]", r"\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])"),
-    ("jwt", "[JWT]", r"eyJ[A-Za-z0-9_-]{8,}\.eyJ[A-Za-z0-9_-]{8,}\.[A-Za-z0-9_-]{8,}"),
+]
+# Kinds that begin with digits, "eyJ" or any word: matched only where a token begins (the
+# look-behind), with bounded parts, so that a long run of look-alikes ("aa-aa-aa-...",
+# "eyJeyJ...") costs a linear scan, not one attempt per position to the run's end.
+# Searched after the kinds above (which win where both match).
+_ANCHORED_PATTERNS: list[tuple[str, str, str]] = [
+    ("telegram_bot_token", "[TELEGRAM_TOKEN]", r"(?<![0-9])\d{8,10}:AA[A-Za-z0-9_-]{33}(?![A-Za-z0-9_-])"),
+    ("jwt", "[JWT]",
+     r"(?<![A-Za-z0-9_.-])eyJ[A-Za-z0-9_-]{8,512}\.eyJ[A-Za-z0-9_-]{8,8192}\.[A-Za-z0-9_-]{8,1024}"),
     # Any vendor's token of the common shape: a short lowercase prefix (with a version or a
     # scope: "dop_v1_", "lin_api_", "hvs.") and a long random body. The body must read as
     # random (see _random_body), which names, paths and digests do not.
-    ("generic_token", "[TOKEN]", r"[a-z]{2,10}(?:[_-][a-z0-9]{1,6}){0,2}[_.-][A-Za-z0-9_-]{28,}"),
+    ("generic_token", "[TOKEN]",
+     r"(?<![A-Za-z0-9_.-])[a-z]{2,10}(?:[_-][a-z0-9]{1,6}){0,2}[_.-][A-Za-z0-9_-]{28,1024}"),
 ]
 # Kinds read from the words around a value, each with its own pattern and a fragment
 # (lowercase) it needs: (kind, placeholder, pattern, fragments). Group "v", when present,
@@ -82,10 +93,22 @@ _UNSIGNED = frozenset(("private_key", "bearer_token"))
 # "password": "...", api_key='...', --password=..., dbPassword: ... (found by _assignments).
 _ASSIGNMENT = ("password_assignment", "[PASSWORD]")
 
-KINDS = (*(k for k, _, _ in _TOKEN_PATTERNS), *(k for k, _, _, _ in _CONTEXT_PATTERNS), _ASSIGNMENT[0])
-_TOKEN_PLACEHOLDER = {kind: placeholder for kind, placeholder, _ in _TOKEN_PATTERNS}
-_TOKEN_GROUP = {f"k{i}": kind for i, (kind, _, _) in enumerate(_TOKEN_PATTERNS)}
-_TOKEN_RE = re.compile("|".join(f"(?P<k{i}>{pattern})" for i, (_, _, pattern) in enumerate(_TOKEN_PATTERNS)))
+KINDS = (
+    *(k for k, _, _ in _TOKEN_PATTERNS), *(k for k, _, _ in _ANCHORED_PATTERNS),
+    *(k for k, _, _, _ in _CONTEXT_PATTERNS), _ASSIGNMENT[0],
+)
+_TOKEN_PLACEHOLDER = {kind: placeholder for kind, placeholder, _ in (*_TOKEN_PATTERNS, *_ANCHORED_PATTERNS)}
+
+
+def _alternation(patterns: list[tuple[str, str, str]]) -> tuple[re.Pattern[str], dict[str, str]]:
+    """One regex for several kinds (a named group each) and the kind of each group."""
+    groups = {f"k{i}": kind for i, (kind, _, _) in enumerate(patterns)}
+    return re.compile("|".join(f"(?P<k{i}>{pattern})" for i, (_, _, pattern) in enumerate(patterns))), groups
+
+
+_TOKEN_ANY = re.compile("|".join(pattern for _, _, pattern in _TOKEN_PATTERNS))
+_TOKEN_EACH = [(kind, re.compile(pattern)) for kind, _, pattern in _TOKEN_PATTERNS]
+_ANCHORED_RE, _ANCHORED_GROUP = _alternation(_ANCHORED_PATTERNS)
 _CONTEXT_COMPILED = [(kind, placeholder, re.compile(pattern), needs) for kind, placeholder, pattern, needs in _CONTEXT_PATTERNS]
 
 # A run of token characters this long: every token kind's value is one (the shortest, an
@@ -254,6 +277,7 @@ def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
                 needs_strong = (strong and not (q is not None and word == "pass")) or m.group("more") is not None
                 if end > start and _is_value(text[start:end], needs_strong):
                     found.append((start, end))
+                nxt = max(nxt, end)  # a name inside this value is part of the value
             at = lower_or_text.find(word, nxt)
     return found
 
@@ -272,23 +296,9 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
         # (most code identifiers) is read only when it holds "xox".
         if run_end - run_start < 20 and text.find("xox", run_start, run_end) < 0:
             continue
-        pos = run_start
-        search = _TOKEN_RE.search
-        while True:
-            m = search(text, pos, run_end)
-            if m is None:
-                break
-            start = m.start()
-            if start > 0 and _is_word_char(text[start - 1]):
-                pos = start + 1
-                continue
-            kind = _TOKEN_GROUP[m.lastgroup or ""]
-            if kind == "generic_token" and not _generic_ok(m.group()):
-                pos = start + 1
-                continue
-            pos = m.end()
-            if kind in kinds and taken.claim(start, m.end()):
-                found.append((kind, Span(start, m.end(), _TOKEN_PLACEHOLDER[kind])))
+        _scan_run(text, run_start, run_end, kinds, taken, found)
+        if run_end - run_start >= 31:  # the shortest anchored match, a generic token
+            _scan_starts(text, run_start, run_end, kinds, taken, found)
     # Every context kind but two reads a value after "=" or ":" (or in a URL, after ":"); the
     # two others, a private key and a bearer token, have their own words to look for.
     signed = "=" in text or ":" in text
@@ -318,6 +328,52 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
             if taken.claim(start, end):
                 found.append((_ASSIGNMENT[0], Span(start, end, _ASSIGNMENT[1])))
     return found
+
+
+def _scan_run(text: str, pos: int, end: int, kinds: frozenset[str], taken: Claims,
+              found: list[tuple[str, Span]]) -> None:
+    """The literal-start kinds' matches in text[pos:end], a long run, each claimed once."""
+    search = _TOKEN_ANY.search
+    while True:
+        m = search(text, pos, end)
+        if m is None:
+            return
+        start = m.start()
+        pos = start + 1
+        if start > 0 and _is_word_char(text[start - 1]):
+            continue
+        for kind, pattern in _TOKEN_EACH:
+            hit = pattern.match(text, start, end)
+            if hit is not None:
+                pos = hit.end()
+                if kind in kinds and taken.claim(start, pos):
+                    found.append((kind, Span(start, pos, _TOKEN_PLACEHOLDER[kind])))
+                break
+
+
+_INNER_START = re.compile(r"[+/=:]")
+
+
+def _scan_starts(text: str, run_start: int, run_end: int, kinds: frozenset[str], taken: Claims,
+                 found: list[tuple[str, Span]]) -> None:
+    """The anchored kinds, tried only where a token can begin inside a run: at its start and
+    after "+", "/", "=" or ":" (the run's other characters continue a word). One attempt
+    per such place keeps a run of look-alikes linear."""
+    starts = [run_start, *(m.end() for m in _INNER_START.finditer(text, run_start, run_end))]
+    match = _ANCHORED_RE.match
+    end = run_start
+    for at in starts:
+        if at < end or taken.overlaps(at, at + 1):
+            continue  # inside a match already found (here, or of a literal-start kind)
+        m = match(text, at, run_end)
+        if m is None:
+            continue
+        kind = _ANCHORED_GROUP[m.lastgroup or ""]
+        if kind == "generic_token" and not _generic_ok(m.group()):
+            continue
+        end = m.end()
+        if kind in kinds and taken.claim(at, end):
+            found.append((kind, Span(at, end, _TOKEN_PLACEHOLDER[kind])))
 
 
 _GENERIC_SPLIT = re.compile(r"[a-z]{2,10}(?:[_-][a-z0-9]{1,6}){0,2}[_.-]")

@@ -200,14 +200,16 @@ class Router:
         """Call `model` (then its fallbacks) until one answers, within the gateway's
         `timeouts.total` in all; raises the last error."""
         total = self.config.timeouts.total
-        token = REQUEST_DEADLINE.set(time.monotonic() + total)
+        deadline = time.monotonic() + total
+        token = REQUEST_DEADLINE.set(deadline)
         try:
-            return await self._call(model, endpoint, body, stream, total)
+            return await self._call(model, endpoint, body, stream, total, deadline)
         finally:
             REQUEST_DEADLINE.reset(token)
 
-    async def _call(self, model: str, endpoint: str, body: dict[str, Any], stream: bool, total: float) -> RouteResult:
-        deadline = REQUEST_DEADLINE.get()
+    async def _call(
+        self, model: str, endpoint: str, body: dict[str, Any], stream: bool, total: float, deadline: float
+    ) -> RouteResult:
         primary = self.resolve(model)
         chain = [primary.name, *primary.fallbacks]
         last_error: UpstreamError | None = None
@@ -239,7 +241,10 @@ class Router:
                     d.probing = True  # its rest is over: this one call tells whether it is back
                 try:
                     if attempts == 1:  # the provider's own deadline is the request's (deadline.py)
-                        result = await self._attempt(d, model_name, attempts, endpoint, body, stream)
+                        if stream:
+                            result = RouteResult(d, model_name, 1, stream=await d.provider.stream(endpoint, body))
+                        else:
+                            result = RouteResult(d, model_name, 1, reply=await d.provider.request(endpoint, body))
                     else:  # a provider that knows no request deadline (litellm) is held to it here
                         try:
                             async with asyncio.timeout(left):

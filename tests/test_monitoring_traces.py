@@ -44,6 +44,9 @@ def _attrs(span) -> dict:
     out = {}
     for a in span.attributes:
         v = a.value
+        if v.WhichOneof("value") == "array_value":
+            out[a.key] = [item.string_value for item in v.array_value.values]
+            continue
         out[a.key] = {"string_value": v.string_value, "int_value": v.int_value, "double_value": v.double_value,
                       "bool_value": v.bool_value}[v.WhichOneof("value")]
     return out
@@ -98,6 +101,7 @@ def test_calls_reach_an_otlp_receiver_as_genai_spans(tmp_path):
         assert a["gen_ai.response.model"] == "demo-upstream" and a["gen_ai.system"] == "mock"
         assert a["gen_ai.usage.input_tokens"] > 0 and a["gen_ai.usage.output_tokens"] > 0
         assert a["llmops.cost_usd"] > 0 and a["http.response.status_code"] == 200
+        assert a["gen_ai.response.finish_reasons"] == ["stop"]
         assert root.status.code != root.status.STATUS_CODE_ERROR
         child = children[root.span_id]
         assert child.trace_id == root.trace_id and child.name == "chat demo-upstream"

@@ -92,7 +92,9 @@ def run_score(args: argparse.Namespace) -> int:
         suite is not None and any(spec.needs_judge for spec in suite.assertions)
     )
     if judge_model and judged:
-        summary = asyncio.run(_score_with_judge(args, config, judge_model, suite.judge_params))
+        summary = asyncio.run(
+            _score_with_judge(args, config, judge_model, suite.judge_params if suite else {})
+        )
     else:
         summary = score_pending(args.database_url, config, limit=args.limit)
     if args.json:

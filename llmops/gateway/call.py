@@ -75,6 +75,8 @@ class Call:
     accounted: bool = False  # tokens and cost are counted (Services.account)
     # The registry prompt's variables (not a ledger field): a captured call's context.
     prompt_variables: dict[str, Any] | None = None
+    # Why the reply ended, per choice: kept only while traces are exported (not a ledger field).
+    finish_reasons: list[str] | None = None
 
     def elapsed_ms(self) -> float:
         return (time.perf_counter() - self.started) * 1000

@@ -22,6 +22,7 @@ from llmops.gateway.errors import InternalError, UpstreamError
 from llmops.gateway.providers.base import CHAT, COMPLETIONS, EMBEDDINGS, reply_texts, upstream_request_id
 from llmops.gateway.streaming import stream_to_client
 from llmops.gateway.surfaces import Surface
+from llmops.monitoring.traces import finish_reasons
 
 if TYPE_CHECKING:
     from llmops.gateway.services import Services
@@ -175,6 +176,8 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
             capture = services.capture  # payload capture for monitoring: None when off
             if capture is not None and capture.sampled(call):
                 capture.keep(call, view, reply_texts(endpoint, data))
+            if services.tracer is not None:  # OpenTelemetry export: None when off
+                call.finish_reasons = finish_reasons(data)
             out = surface.whole(data, call)
             if out is None:
                 out = reply.raw if (reply.raw is not None and not changed) else orjson.dumps(data)

@@ -394,7 +394,7 @@ class Services:
         self.governance.record(row)
         tracer = self.tracer  # OpenTelemetry export: None when off
         if tracer is not None:
-            tracer.record(row, call.upstream_ms)
+            tracer.record(row, call.upstream_ms, call.finish_reasons)
 
 
 class _BlockingStream:

@@ -49,6 +49,7 @@ class _StreamState:
         self.guarded = checks is not None
         # Async output checks (judge, plugins) run when a choice finishes, in the loop.
         self.guard_async = checks is not None and checks.output_async
+        self.traced = services.tracer is not None  # keep finish reasons for the trace
 
     def _guard(self, index: int):
         guard = self.guards.get(index)
@@ -76,6 +77,8 @@ class _StreamState:
         changed = False
         for choice in choices:
             index = choice.get("index", 0)
+            if self.traced and choice.get("finish_reason"):
+                self.call.finish_reasons = [*(self.call.finish_reasons or ()), choice["finish_reason"]]
             if self.endpoint == CHAT:
                 holder = choice.get("delta")
                 if not isinstance(holder, dict):

@@ -57,6 +57,9 @@ def attribute(key: str, value: Any) -> bytes:
         any_value = b"\x18" + varint(value)
     elif isinstance(value, float):
         any_value = b"\x21" + _double(value)
+    elif isinstance(value, list | tuple):  # ArrayValue of strings
+        items = b"".join(_field(1, _field(1, str(v).encode())) for v in value)
+        any_value = _field(5, items)
     else:
         any_value = _field(1, str(value).encode())
     return prefix + _field(2, any_value)
@@ -74,7 +77,7 @@ def attributes(number: int, values: dict[str, Any]) -> bytes:
     for k, v in values.items():
         if v is None:
             continue
-        if k in UNIQUE or isinstance(v, float):
+        if k in UNIQUE or isinstance(v, float | list):
             out.append(_field(number, attribute(k, v)))
             continue
         cache_key = (number, k, type(v), v)

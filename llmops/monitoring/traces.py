@@ -45,6 +45,17 @@ OPERATIONS = {
 MAX_BATCH = 512  # calls per export request
 
 
+def finish_reasons(data: dict[str, Any]) -> list[str] | None:
+    """Why a whole reply ended: each choice's finish_reason (chat, completions), the
+    Messages API's stop_reason, or the Responses API's status."""
+    choices = data.get("choices")
+    if isinstance(choices, list):
+        found = [c["finish_reason"] for c in choices if isinstance(c, dict) and c.get("finish_reason")]
+        return [str(r) for r in found] or None
+    reason = data.get("stop_reason") or data.get("status")
+    return [str(reason)] if reason else None
+
+
 def _ns(at: datetime) -> int:
     return int(at.timestamp() * 1_000_000) * 1000
 
@@ -53,7 +64,7 @@ class CallTracer:
     def __init__(self, config: TracesConfig):
         self.config = config
         self._headers = {**config.headers, "content-type": "application/x-protobuf"}
-        self._queue: deque[tuple[dict[str, Any], float]] = deque()
+        self._queue: deque[tuple[dict[str, Any], float, list[str] | None]] = deque()
         self._wake = threading.Event()
         self._stop = False
         self._thread: threading.Thread | None = None
@@ -62,14 +73,14 @@ class CallTracer:
 
     # -- the request path ----------------------------------------------------------------
 
-    def record(self, row: dict[str, Any], upstream_ms: float) -> None:
-        """Queue a finished call's ledger row (and the router's time) for export."""
+    def record(self, row: dict[str, Any], upstream_ms: float, reasons: list[str] | None = None) -> None:
+        """Queue a finished call's ledger row (the router's time, the finish reasons) for export."""
         if len(self._queue) >= self.config.max_queue:
             self.dropped += 1
             return
         if self.config.sample < 1 and random.random() >= self.config.sample:
             return
-        self._queue.append((row, upstream_ms))
+        self._queue.append((row, upstream_ms, reasons))
 
     # -- life cycle ------------------------------------------------------------------------
 
@@ -106,7 +117,7 @@ class CallTracer:
 
     def flush(self, client: httpx.Client | None = None) -> int:
         """Export up to MAX_BATCH queued calls; returns how many."""
-        batch: list[tuple[dict[str, Any], float]] = []
+        batch: list[tuple[dict[str, Any], float, list[str] | None]] = []
         while self._queue and len(batch) < MAX_BATCH:
             try:
                 batch.append(self._queue.popleft())
@@ -114,7 +125,9 @@ class CallTracer:
                 break
         if not batch:
             return 0
-        spans = [span for row, upstream_ms in batch for span in self.spans(row, upstream_ms)]
+        spans = [
+            span for row, upstream_ms, reasons in batch for span in self.spans(row, upstream_ms, reasons)
+        ]
         body = otlp.export_request({"service.name": self.config.service_name}, "llmops.gateway", spans)
         try:
             post = client.post if client is not None else httpx.post
@@ -130,7 +143,7 @@ class CallTracer:
 
     # -- spans -----------------------------------------------------------------------------
 
-    def spans(self, row: dict[str, Any], upstream_ms: float) -> list[bytes]:
+    def spans(self, row: dict[str, Any], upstream_ms: float, reasons: list[str] | None = None) -> list[bytes]:
         """The call's server span and, when it reached an upstream, its client child."""
         operation = OPERATIONS.get(row.get("endpoint") or "", "chat")
         start = _ns(row["created_at"])
@@ -145,6 +158,7 @@ class CallTracer:
             "gen_ai.response.model": row.get("upstream_model"),
             "gen_ai.usage.input_tokens": int(row.get("input_tokens") or 0),
             "gen_ai.usage.output_tokens": int(row.get("output_tokens") or 0),
+            "gen_ai.response.finish_reasons": reasons or None,
         }
         outcome = row.get("outcome") or "success"
         failed = outcome != "success"

@@ -4,6 +4,7 @@ claimed once per window by concurrent senders."""
 
 from __future__ import annotations
 
+import json
 import random
 import threading
 from datetime import UTC, datetime, timedelta
@@ -160,3 +161,35 @@ def test_first_week_reference_and_a_webhook_that_fails_once(database_url):
         server.shutdown()
         server.server_close()
     assert len(bodies) == 2
+
+
+def test_online_scores_of_ab_variants_side_by_side(database_url, capsys):
+    from llmops.cli import main
+    from llmops.db import get_engine
+
+    now = datetime.now(UTC)
+    rng = random.Random(9)
+    ledger, payloads = [], []
+    for i in range(80):
+        variant = "a" if i % 2 else "b"
+        at = now - timedelta(minutes=i)
+        rid = f"req-{int(at.timestamp() * 1e6):013x}{rng.getrandbits(80):020x}"
+        ledger.append({"id": rid, "created_at": at, "model": "m", "prompt_name": "p", "prompt_version": 1 + i % 2,
+                       "experiment": "tone", "variant": variant, "outcome": "success", "status": 200})
+        payloads.append({
+            "id": rid, "created_at": at, "expires_at": at + timedelta(days=7), "model": "m", "prompt_name": "p",
+            "prompt_version": 1 + i % 2, "variant": variant, "request_text": "user: price?", "chars": 1,
+            "context": "The blue chair costs 40 euros.", "truncated": False,
+            "response_text": "The blue chair costs 40 euros." if variant == "a" else "Chairs are made on Mars by elves.",
+        })
+    with get_engine(database_url).begin() as conn:
+        conn.execute(LEDGER_TABLE.insert(), ledger)
+        conn.execute(PAYLOADS.insert(), payloads)
+    score_pending(database_url, OnlineEvalConfig(faithfulness_scorer="lexical"))
+
+    assert main(["monitor", "variants", "--experiment", "tone", "--database-url", database_url, "--json"]) == 0
+    rows = {(r["variant"], r["metric"]): r for r in json.loads(capsys.readouterr().out)}
+    a, b = rows[("a", "faithfulness")], rows[("b", "faithfulness")]
+    assert (a["n"], b["n"]) == (40, 40) and a["mean"] > 0.8 > 0.2 > b["mean"]
+    assert a["p_value"] is None and b["p_value"] < 0.001  # b against the first variant, a
+    assert a["ci_low"] <= a["mean"] <= a["ci_high"]

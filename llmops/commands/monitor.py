@@ -61,6 +61,12 @@ def register(subparsers) -> None:
     common(report)
     report.set_defaults(func=run_report)
 
+    variants = sub.add_parser("variants", help="online eval scores of A/B variants, beside each other")
+    variants.add_argument("--experiment", help="one experiment (default: all)")
+    variants.add_argument("--since", metavar="SPAN", help="only scores of calls in the last SPAN")
+    common(variants)
+    variants.set_defaults(func=run_variants)
+
     prune = sub.add_parser("prune", help="delete captured calls past retention or beyond the size cap now")
     common(prune)
     prune.set_defaults(func=run_prune)
@@ -188,4 +194,39 @@ def run_prune(args: argparse.Namespace) -> int:
         print_json({"removed": removed})
     else:
         print(f"removed {removed} captured calls")
+    return 0
+
+
+def run_variants(args: argparse.Namespace) -> int:
+    from dataclasses import asdict
+
+    from llmops.governance.spend import parse_since
+    from llmops.monitoring.history import scores_by_variant
+
+    rows = scores_by_variant(
+        args.database_url, experiment=args.experiment, since=parse_since(args.since) if args.since else None
+    )
+    if args.json:
+        print_json([asdict(r) for r in rows])
+        return 0
+    if not rows:
+        print(
+            "no online eval scores on calls of an experiment: capture and score them first (see README, Monitoring)"
+        )
+        return 0
+    print_table(
+        ["experiment", "variant", "score", "n", "mean", "95% CI", "p vs first"],
+        [
+            [
+                r.experiment,
+                r.variant,
+                r.metric,
+                r.n,
+                _value(r.mean),
+                "" if r.ci_low is None else f"{r.ci_low:.3f} .. {r.ci_high:.3f}",
+                _value(r.p_value),
+            ]
+            for r in rows
+        ],
+    )
     return 0

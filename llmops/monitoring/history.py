@@ -116,3 +116,58 @@ def drift_series(
     )
     with get_engine(database_url).connect() as conn:
         return [DriftPoint(*row) for row in conn.execute(query)]
+
+
+@dataclass(frozen=True)
+class VariantScore:
+    experiment: str
+    variant: str
+    metric: str
+    n: int
+    mean: float | None
+    ci_low: float | None  # 95% confidence interval of the mean (t)
+    ci_high: float | None
+    p_value: float | None  # Welch's t against the experiment's first variant on this metric
+
+
+def scores_by_variant(
+    database_url: str | None, *, experiment: str | None = None, since: timedelta | None = None
+) -> list[VariantScore]:
+    """Online eval scores of an A/B experiment's variants: the experiment comes from the
+    ledger row each score is linked to, so an A/B report can set quality beside cost."""
+    from llmops.db import get_engine
+    from llmops.experiments.stats import mean_with_ci, welch_t_test
+    from llmops.governance.ledger_models import LEDGER_TABLE
+
+    t, s = LEDGER_TABLE.c, SCORES.c
+    query = (
+        select(t.experiment, t.variant, s.metric, s.score)
+        .select_from(SCORES.join(LEDGER_TABLE, t.id == s.request_id))
+        .where(t.experiment.is_not(None), t.variant.is_not(None))
+    )
+    if experiment is not None:
+        query = query.where(t.experiment == experiment)
+    if since is not None:
+        query = query.where(s.created_at >= datetime.now(UTC) - since)
+    values: dict[tuple[str, str, str], list[float]] = defaultdict(list)
+    with get_engine(database_url).connect() as conn:
+        for exp, variant, metric, score in conn.execute(query):
+            values[(exp, variant, metric)].append(score)
+    out = []
+    for (exp, variant, metric), scores in sorted(values.items()):
+        first = min(v for e, v, m in values if e == exp and m == metric)
+        test = welch_t_test(values[(exp, first, metric)], scores) if variant != first else None
+        estimate = mean_with_ci(scores)
+        out.append(
+            VariantScore(
+                exp,
+                variant,
+                metric,
+                estimate.n,
+                estimate.mean,
+                estimate.ci_low,
+                estimate.ci_high,
+                test.p if test else None,
+            )
+        )
+    return out

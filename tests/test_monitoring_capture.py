@@ -85,7 +85,8 @@ def test_capture_on_keeps_a_sample_redacted_and_linked_to_the_ledger(tmp_path):
     for row in rows.values():
         stored = row["request_text"] + row["response_text"]
         assert SECRET not in stored and "AbCdEfGh" not in stored
-        assert "[OPENAI_KEY]" in row["response_text"] or len(row["response_text"]) <= 60
+        assert "[OPENAI_KEY]" in row["response_text"] and "bob@example.com" not in row["response_text"]
+        assert "555" not in row["request_text"]  # the phone number: personal data, redacted too
         assert row["request_text"].startswith("user: my key is [OPENAI_KEY]")
         assert len(row["request_text"]) <= 60 and row["truncated"]
         assert row["model"] == "kept"

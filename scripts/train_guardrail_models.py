@@ -28,8 +28,8 @@ the calibrated threshold; CPU p50 per KB and memory from --cost, on a shared 2-c
                                               0.6-0.9 ms/KB, 2-10 MB per model
   n-gram, words + word pairs only             harmful 0.573  injection 0.711  indirect 0.960
                                               (shipped for indirect: 0.5 ms/KB, 32 MB)
-  MiniLM embeddings + logistic regression     harmful 0.635; 87 ms/KB, +499 MB (torch):
-                                              over the 5 ms / 150 MB budget
+  MiniLM embeddings + logistic regression     harmful 0.635  injection 0.707; 87 ms/KB,
+                                              +499 MB (torch): over the 5 ms / 150 MB budget
 The whole checks (cues and model together) are measured by benchmarks/guardrails_quality.py.
 """
 

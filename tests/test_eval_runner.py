@@ -212,3 +212,40 @@ def test_a_case_context_template_is_rendered_like_the_default_one(synced, fake, 
     by_case = {r.case_id: r for r in result.results}
     assert by_case["own-template"].passed, by_case["own-template"].assertions
     assert not by_case["other-variable"].passed  # the echoed text is not in the notes
+
+
+def test_eval_calls_carry_the_prompt_name_and_version_to_the_ledger(synced):
+    """A suite run on the in-process gateway sends each registry version as its reference,
+    so the ledger (and Spend) can tell which version each call served."""
+    from sqlmodel import select
+
+    from llmops.db import session_scope
+    from llmops.governance.ledger_models import LedgerRow
+
+    # The in-process gateway drains its ledger writer when the run ends.
+    result, _ = run(REPO / "evals" / "summarize.yaml", database_url=synced, use_cache=False)
+    assert result.passed
+    with session_scope(synced) as session:
+        rows = session.exec(select(LedgerRow)).all()
+        calls = {(r.prompt_name, r.prompt_version) for r in rows}
+    assert len(rows) == len(result.results)
+    assert calls == {("summarize", 2), ("summarize", 3)}
+
+
+def test_a_gateway_on_another_registry_is_sent_the_rendered_messages(synced, fake, tmp_path):
+    """A server that is not known to read the eval's registry could hold another template
+    under the same version number: it gets what the eval rendered."""
+    path = suite_file(
+        tmp_path,
+        """
+        name: registry
+        prompts: [summarize@production]
+        models: [echo]
+        cases:
+          - {id: one, vars: {text: "The budget is £2bn. It starts in April."}}
+        """,
+    )
+    result, _ = run(path, gateway_url=fake.url, database_url=synced, use_cache=False)
+    assert result.passed
+    (request,) = fake.requests
+    assert "prompt" not in request and request["messages"][-1]["content"].endswith("It starts in April.")

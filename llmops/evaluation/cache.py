@@ -15,7 +15,7 @@ from typing import Any
 from sqlalchemy.exc import IntegrityError
 
 from llmops.db import session_scope
-from llmops.evaluation.client import ModelClient, ModelResponse
+from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
 from llmops.evaluation.models import EvalCacheEntry
 
 
@@ -72,15 +72,17 @@ class CachedClient:
         self.hits = 0
         self.misses = 0
 
-    async def chat(self, model: str, messages: list[dict], params: dict[str, Any]) -> ModelResponse:
-        key = cache_key(model, messages, params)
+    async def chat(
+        self, model: str, messages: list[dict], params: dict[str, Any], prompt: PromptRef | None = None
+    ) -> ModelResponse:
+        key = cache_key(model, messages, params)  # what was asked, however it is sent
         if self.read:
             hit = await asyncio.to_thread(self.cache.get, key)
             if hit is not None:
                 self.hits += 1
                 return hit
         self.misses += 1
-        response = await self.client.chat(model, messages, params)
+        response = await self.client.chat(model, messages, params, prompt)
         await asyncio.to_thread(self.cache.put, key, model, response)
         return response
 

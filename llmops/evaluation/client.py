@@ -3,6 +3,14 @@
 `HttpModelClient` speaks the OpenAI chat and embeddings API over httpx; pointed at a
 gateway URL it runs against a remote gateway, given an ASGI transport it runs against a
 gateway in this process (`llmops.gateway.clients`), so suites run offline in CI with no port.
+
+A call that renders a registry version carries it (`prompt=PromptRef(...)`). A client
+made with `prompt_references=True`, for an llmops gateway that reads the same registry,
+sends the reference (`prompt: {name, version, variables}`) instead of the messages: the
+gateway renders the same template and records the prompt's name and version on the ledger
+row, so Spend and per-version figures count eval and app calls. Any other server gets the
+rendered messages: a gateway on another registry could hold another template under the
+same version number.
 """
 
 from __future__ import annotations
@@ -34,8 +42,19 @@ class ModelResponse:
     cached: bool = False
 
 
+@dataclass(frozen=True)
+class PromptRef:
+    """The registry version a call's messages were rendered from, and its variables."""
+
+    name: str
+    version: int
+    variables: dict[str, Any]
+
+
 class ModelClient(Protocol):
-    async def chat(self, model: str, messages: list[dict], params: dict[str, Any]) -> ModelResponse: ...
+    async def chat(
+        self, model: str, messages: list[dict], params: dict[str, Any], prompt: PromptRef | None = None
+    ) -> ModelResponse: ...
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]: ...
 
@@ -65,6 +84,7 @@ class HttpModelClient:
         *,
         timeout: float = 120.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        prompt_references: bool = False,
     ) -> None:
         headers = {"user-agent": "llmops-eval"}
         if api_key:
@@ -77,9 +97,15 @@ class HttpModelClient:
             transport=transport,
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
+        self.prompt_references = prompt_references
 
-    async def chat(self, model: str, messages: list[dict], params: dict[str, Any]) -> ModelResponse:
+    async def chat(
+        self, model: str, messages: list[dict], params: dict[str, Any], prompt: PromptRef | None = None
+    ) -> ModelResponse:
         body = {**params, "model": model, "messages": messages, "stream": False}
+        if prompt is not None and self.prompt_references:
+            reference = {"name": prompt.name, "version": prompt.version, "variables": prompt.variables}
+            body = {**params, "model": model, "messages": [], "prompt": reference, "stream": False}
         started = time.perf_counter()
         try:
             response = await self._http.post("/chat/completions", json=body)

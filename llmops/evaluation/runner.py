@@ -20,7 +20,7 @@ from typing import Any
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionResult, EvalContext, combine, grade_all, render_value
 from llmops.evaluation.cache import CachedClient, ResponseCache
-from llmops.evaluation.client import ModelClient, ModelResponse
+from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
 from llmops.evaluation.judge import Judge
 from llmops.evaluation.semantic import make_embedder
 from llmops.evaluation.suites import CaseSpec, ModelSpec, PromptSpec, Suite
@@ -351,8 +351,11 @@ class Runner:
             reason="",
         )
         try:
-            messages = render_view(task.prompt.view, case.vars).as_messages()
-            response: ModelResponse = await self.client.chat(task.model, messages, task.params)
+            view = task.prompt.view
+            messages = render_view(view, case.vars).as_messages()
+            # A registry version (inline prompts are version 0) is sent as its reference.
+            prompt = PromptRef(view.name, view.version, dict(case.vars)) if view.version >= 1 else None
+            response: ModelResponse = await self.client.chat(task.model, messages, task.params, prompt)
         except LLMOpsError as exc:
             result.error = result.reason = exc.message
             return result

@@ -9,7 +9,6 @@ as CI grades, and saved with `llmops.evaluation.storage.save_run` as an eval run
 from __future__ import annotations
 
 import concurrent.futures
-import contextvars
 import hashlib
 import json
 import tempfile
@@ -21,11 +20,11 @@ from typing import Any
 import yaml
 from pydantic import ValidationError
 
-from llmops.errors import InvalidInput, LLMOpsError
+from llmops.errors import InvalidInput
 from llmops.evaluation.assertions import AssertionSpec, EvalContext, parse_assertions, render_value
-from llmops.evaluation.client import ModelClient, ModelResponse
+from llmops.evaluation.client import ModelClient
 from llmops.evaluation.reports import GroupSummary, by_prompt_and_model
-from llmops.evaluation.runner import CaseResult, Runner, RunResult, Task
+from llmops.evaluation.runner import CaseResult, Runner, RunResult
 from llmops.evaluation.storage import save_run
 from llmops.evaluation.suites import (
     CaseSpec,
@@ -268,55 +267,6 @@ def build_suite(request: ComparisonRequest) -> Suite:
     )
 
 
-# The registry version a task's call renders: (name, version, variables, rendered messages).
-_CALL_PROMPT: contextvars.ContextVar[tuple[str, int, dict[str, Any], list[dict]] | None] = (
-    contextvars.ContextVar("llmops_ui_call_prompt", default=None)
-)
-
-
-class PromptReferenceClient:
-    """Sends a version's call as its registry reference, `prompt: {name, version, variables}`.
-
-    The gateway renders the same template the runner did and records the prompt's name and
-    version on the ledger row, so Spend and per-version figures see the app's calls. Only
-    the call whose messages are the version's rendering is sent so: a judge's calls are not.
-    """
-
-    def __init__(self, inner: ModelClient) -> None:
-        self.inner = inner
-
-    async def chat(self, model: str, messages: list[dict], params: dict[str, Any]) -> ModelResponse:
-        current = _CALL_PROMPT.get()
-        if current is None or current[3] != messages:
-            return await self.inner.chat(model, messages, params)
-        name, version, variables, _ = current
-        reference = {"name": name, "version": version, "variables": variables}
-        return await self.inner.chat(model, [], {**params, "prompt": reference})
-
-    async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
-        return await self.inner.embed(model, texts)
-
-
-class _ReferencingRunner(Runner):
-    async def _run_task(self, task: Task) -> CaseResult:
-        from llmops.registry.service import render_view
-
-        view = task.prompt.view
-        token = None
-        if view.version >= 1:  # a registry version (inline prompts are version 0)
-            try:
-                messages = render_view(view, task.case.vars).as_messages()
-            except LLMOpsError:  # the runner reports a row that does not render
-                messages = None
-            if messages is not None:
-                token = _CALL_PROMPT.set((view.name, view.version, dict(task.case.vars), messages))
-        try:
-            return await super()._run_task(task)
-        finally:
-            if token is not None:
-                _CALL_PROMPT.reset(token)
-
-
 async def run_comparison(
     client: ModelClient,
     request: ComparisonRequest,
@@ -325,9 +275,9 @@ async def run_comparison(
     progress: Callable[[int, int, CaseResult], None] | None = None,
 ) -> RunResult:
     """Every row × version × model, graded; not stored (see save_comparison)."""
-    runner = _ReferencingRunner(
+    runner = Runner(
         build_suite(request),
-        PromptReferenceClient(client),
+        client,
         concurrency=4,
         use_cache=request.use_cache,
         database_url=database_url,

@@ -149,7 +149,8 @@ class GatewayClient(ABC):
         """Run `work(client)` on the gateway's loop; the client speaks the OpenAI API to it."""
 
         async def wrapped() -> T:
-            async with HttpModelClient(self._base, self._key, transport=self._transport) as client:
+            # The app reads the gateway's own database, so versions are sent as references.
+            async with HttpModelClient(self._base, self._key, transport=self._transport, prompt_references=True) as client:
                 return await work(client)
 
         return self._loop.submit(wrapped())

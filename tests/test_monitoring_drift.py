@@ -36,13 +36,14 @@ DRIFT = {"recent": "24h", "reference_span": "6d", "min_calls": 40, "topic": "lex
 REFERENCE_CALLS, RECENT_CALLS = 60, 45  # per prompt
 
 
-def _config(qa_reply: str | None, monitoring: dict) -> dict:
-    qa = {"provider": "mock", "model": "qa-model", "pricing": {"cost": 0}, "options": {"latency_ms": 3}}
-    if qa_reply:
-        qa["options"]["reply"] = qa_reply  # a silent model update: it makes things up now
+def _config(upstream: str, monitoring: dict) -> dict:
     return {
         "models": [
-            {"name": "qa-model", "deployments": [qa]},
+            # qa-model is a real HTTP upstream the test controls: a provider that updates its model
+            # silently, while the gateway (and so the control prompt's latency) stays the same.
+            {"name": "qa-model", "deployments": [
+                {"provider": "openai", "model": "qa-model", "api_base": upstream, "api_key": "x",
+                 "pricing": {"cost": 0}}]},
             {"name": "demo", "deployments": [
                 {"provider": "mock", "model": "demo", "pricing": {"cost": 0}, "options": {"latency_ms": 3}}]},
         ],
@@ -50,6 +51,41 @@ def _config(qa_reply: str | None, monitoring: dict) -> dict:
         # Off: the guardrails score is tested on both backends (test_monitoring_backends.py).
         "guardrails": {"enabled": False, "input": [], "output": []},
     }
+
+
+class _Model(BaseHTTPRequestHandler):
+    """An OpenAI-compatible model: answers from the context it is given, until `made_up`."""
+
+    made_up = False
+
+    def do_POST(self):  # noqa: N802
+        body = json.loads(self.rfile.read(int(self.headers["content-length"])))
+        asked = body["messages"][-1]["content"]
+        answer = MADE_UP if type(self).made_up else " ".join(re.split(r"(?<=[.!?])\s+", asked)[:3])
+        reply = json.dumps({
+            "id": "chatcmpl-1", "object": "chat.completion", "created": 0, "model": body["model"],
+            "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
+            "usage": {"prompt_tokens": len(asked.split()), "completion_tokens": len(answer.split()),
+                      "total_tokens": len(asked.split()) + len(answer.split())},
+        }).encode()
+        self.send_response(200)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(reply)))
+        self.end_headers()
+        self.wfile.write(reply)
+
+    def log_message(self, *args):
+        pass
+
+
+@pytest.fixture()
+def model_server():
+    _Model.made_up = False
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Model)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    yield f"http://127.0.0.1:{server.server_address[1]}/v1"
+    server.shutdown()
+    server.server_close()
 
 
 def _cli(*args: str, env: dict) -> str:
@@ -71,23 +107,30 @@ def _prompts(database_url: str) -> None:
                             model_config={"model": "demo"}, labels=["production"])
 
 
-def _send(gw, rng: random.Random, n: int, shifted: bool) -> list[str]:
+def _jobs(rng: random.Random, prompt: str, n: int, window: str, shifted: bool = False) -> list[tuple]:
     jobs = []
     for _ in range(n):
-        jobs.append(("qa", {"context": context(rng), "question": english_question(rng)}))
-        jobs.append(("control", {"context": context(rng), "question": english_question(rng)}))
-        question = french_question(rng) if shifted else english_question(rng)
-        jobs.append(("support", {"question": question}))
+        if prompt == "support":
+            variables = {"question": french_question(rng) if shifted else english_question(rng)}
+        else:
+            variables = {"context": context(rng), "question": english_question(rng)}
+        jobs.append((window, prompt, variables))
+    return jobs
 
-    def one(job) -> str:
-        name, variables = job
+
+def _send(gw, jobs: list[tuple]) -> dict[str, list[str]]:
+    """Request ids by window."""
+
+    def one(job) -> tuple[str, str]:
+        window, name, variables = job
         r = client.post(gw.base_url + "/chat/completions", json={"prompt": {"name": name, "variables": variables}})
         assert r.status_code == 200, r.text
-        return r.headers["x-llmops-request-id"]
+        return window, r.headers["x-llmops-request-id"]
 
     # One client for all: a new one per call builds a TLS context each time (tens of ms).
     with httpx.Client(timeout=30) as client, concurrent.futures.ThreadPoolExecutor(4) as pool:
-        return list(pool.map(one, jobs))
+        sent = list(pool.map(one, jobs))
+    return {w: [rid for window, rid in sent if window == w] for w in ("reference", "recent")}
 
 
 def _spread(database_url: str, ids: list[str], start: datetime, end: datetime, rng: random.Random) -> None:
@@ -152,7 +195,9 @@ def _gauges(text: str, name: str) -> dict[tuple[tuple[str, str], ...], float]:
     return out
 
 
-def test_a_week_of_traffic_then_a_shift_and_a_drop_are_named_and_the_control_is_quiet(tmp_path, webhook):
+def test_a_week_of_traffic_then_a_shift_and_a_drop_are_named_and_the_control_is_quiet(
+    tmp_path, webhook, model_server
+):
     hook_url, received = webhook
     database_url = f"sqlite:///{tmp_path}/llmops.db"
     env = {**os.environ, "LLMOPS_DATABASE_URL": database_url}
@@ -160,13 +205,21 @@ def test_a_week_of_traffic_then_a_shift_and_a_drop_are_named_and_the_control_is_
     rng = random.Random(25)
     now = datetime.now(UTC)
 
-    # Six days of ordinary traffic, then a day with the shift and the drop.
-    with run_gateway(_config(None, {"capture": CAPTURE}), tmp_path) as gw:
-        before = _send(gw, rng, REFERENCE_CALLS, shifted=False)
-        ledger_row(tmp_path / "llmops.db", before[-1])
-    with run_gateway(_config(MADE_UP, {"capture": CAPTURE}), tmp_path) as gw:
-        after = _send(gw, rng, RECENT_CALLS, shifted=True)
-        ledger_row(tmp_path / "llmops.db", after[-1])
+    # Six days of ordinary traffic, then a day with the shift and the drop. One gateway
+    # serves it all; the control's and support's calls of both windows are sent mixed
+    # together (their times are given afterwards), so the machine's load falls on both
+    # windows alike. qa's model changes between its two windows.
+    mixed = [*_jobs(rng, "control", REFERENCE_CALLS, "reference"), *_jobs(rng, "control", RECENT_CALLS, "recent"),
+             *_jobs(rng, "support", REFERENCE_CALLS, "reference"),
+             *_jobs(rng, "support", RECENT_CALLS, "recent", shifted=True),
+             *_jobs(rng, "qa", REFERENCE_CALLS, "reference")]
+    rng.shuffle(mixed)
+    with run_gateway(_config(model_server, {"capture": CAPTURE}), tmp_path) as gw:
+        first = _send(gw, mixed)
+        _Model.made_up = True  # the provider's silent update
+        second = _send(gw, _jobs(rng, "qa", RECENT_CALLS, "recent"))
+        ledger_row(tmp_path / "llmops.db", second["recent"][-1])
+    before, after = first["reference"], first["recent"] + second["recent"]
     _wait_captured(database_url, before + after)
     _spread(database_url, before, now - timedelta(days=7) + timedelta(hours=1), now - timedelta(days=1, hours=1), rng)
     _spread(database_url, after, now - timedelta(hours=23), now - timedelta(minutes=5), rng)
@@ -219,7 +272,7 @@ def test_a_week_of_traffic_then_a_shift_and_a_drop_are_named_and_the_control_is_
     # The gateway: gauges on /metrics and the webhook, once per window.
     monitoring = {"drift": {**DRIFT, "enabled": True, "interval": 0.5}, "alerts": {"webhook": hook_url},
                   "online_eval": {**ONLINE_EVAL, "enabled": True, "interval": 0.5}}
-    with run_gateway(_config(None, monitoring), tmp_path) as gw:
+    with run_gateway(_config(model_server, monitoring), tmp_path) as gw:
         deadline = time.monotonic() + 60
         while not received and time.monotonic() < deadline:
             time.sleep(0.2)

@@ -18,44 +18,14 @@ from llmops.monitoring.config import AlertsConfig, DriftConfig, OnlineEvalConfig
 from llmops.monitoring.drift import build_report
 from llmops.monitoring.models import ALERTS, PAYLOADS, SCORES
 from llmops.monitoring.scoring import score_pending
-
-
-def _traffic(database_url: str, now: datetime) -> None:
-    from llmops.db import get_engine
-    from llmops.experiments.feedback import record_feedback
-
-    rng = random.Random(3)
-    ledger, payloads, ids = [], [], []
-    for i in range(120):
-        recent = i >= 60
-        at = now - (timedelta(hours=rng.uniform(1, 20)) if recent else timedelta(days=rng.uniform(2, 6)))
-        rid = f"req-{int(at.timestamp() * 1e6):013x}{rng.getrandbits(80):020x}"  # as the gateway makes them
-        ids.append(rid)
-        slow = recent  # the recent calls are five times slower and half of them fail
-        ledger.append({
-            "id": rid, "created_at": at, "model": "m", "prompt_name": "p", "prompt_version": 1, "outcome":
-            "upstream_error" if (recent and i % 2) else "success", "status": 200, "input_tokens": 10 + i % 5,
-            "output_tokens": 20, "latency_ms": rng.uniform(100, 120) * (5 if slow else 1), "cost": 0.001,
-            "guardrail_verdicts": [{"check": "pii", "action": "flag"}] if i % 10 == 0 else None,
-        })
-        payloads.append({
-            "id": rid, "created_at": at, "expires_at": at + timedelta(days=7), "model": "m", "prompt_name": "p",
-            "prompt_version": 1, "request_text": "user: what is the price of the blue chair", "chars": 10,
-            "response_text": "I can't help with that." if recent else "The blue chair costs 40 euros.",
-            "context": "The blue chair costs 40 euros.", "truncated": False,
-        })
-    with get_engine(database_url).begin() as conn:
-        conn.execute(LEDGER_TABLE.insert(), ledger)
-        conn.execute(PAYLOADS.insert(), payloads)
-    for i in range(0, 120, 2):
-        record_feedback(ids[i], score=1.0 if i < 60 else 0.0, database_url=database_url)
+from tests.support.synthetic_traffic import degraded_week
 
 
 def test_scores_report_and_alerts(database_url):
     from llmops.db import get_engine
 
     now = datetime.now(UTC)
-    _traffic(database_url, now)
+    degraded_week(database_url, now)
     config = OnlineEvalConfig(faithfulness_scorer="lexical")
     first = score_pending(database_url, config, limit=50)
     rest = score_pending(database_url, config)
@@ -126,7 +96,7 @@ def test_first_week_reference_and_a_webhook_that_fails_once(database_url):
     """`first_week`: each subject's first seven days are its reference. A webhook that
     fails is tried again on the next run, and once delivered is not sent again."""
     now = datetime.now(UTC)
-    _traffic(database_url, now)
+    degraded_week(database_url, now)
     score_pending(database_url, OnlineEvalConfig(faithfulness_scorer="lexical"))
     drift = DriftConfig(min_calls=30, topic="lexical", reference="first_week")
     report = build_report(database_url, drift, now=now)

@@ -15,7 +15,7 @@ from sqlalchemy import select
 
 from llmops.monitoring.models import SCORES
 from tests.support.gateway_proc import REPO
-from tests.test_monitoring_backends import _traffic
+from tests.support.synthetic_traffic import degraded_week
 
 VERDICT = '{"score": 0.8, "pass": true, "reason": "it answers"}'
 
@@ -33,7 +33,7 @@ def test_a_suites_judged_assertion_runs_with_a_judge_and_is_skipped_without(tmp_
     url = f"sqlite:///{tmp_path / 'llmops.db'}"
     env = {**os.environ, "LLMOPS_DATABASE_URL": url}
     env.pop("LLMOPS_GATEWAY_URL", None)
-    _traffic(url, datetime.now(UTC))
+    degraded_week(url, datetime.now(UTC))
     suite = tmp_path / "suite.yaml"
     suite.write_text(yaml.safe_dump({
         "name": "chairs", "prompts": ["p"], "judge": "judge", "cases": [{"vars": {}}],

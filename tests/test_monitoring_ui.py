@@ -12,7 +12,7 @@ from streamlit.testing.v1 import AppTest
 from llmops.monitoring.config import DriftConfig, OnlineEvalConfig
 from llmops.monitoring.drift import build_report, save_report
 from llmops.monitoring.scoring import score_pending
-from tests.test_monitoring_backends import _traffic
+from tests.support.synthetic_traffic import degraded_week
 
 ROOT = Path(__file__).resolve().parents[1]
 PAGE = "llmops/ui/pages/monitoring.py"
@@ -39,7 +39,7 @@ def test_an_empty_database_says_what_to_turn_on(tmp_path, monkeypatch):
 def test_alarms_scores_over_time_and_the_calls_behind_a_point(tmp_path, monkeypatch):
     url = f"sqlite:///{tmp_path / 'llmops.db'}"
     now = datetime.now(UTC)
-    _traffic(url, now)
+    degraded_week(url, now)
     score_pending(url, OnlineEvalConfig(faithfulness_scorer="lexical"))
     config = DriftConfig(min_calls=30, topic="lexical")
     for hours_ago in (30, 20, 0):  # three saved reports: the drift chart's points

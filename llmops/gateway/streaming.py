@@ -117,7 +117,7 @@ class _StreamState:
             usage, texts = self.usage, self.all_texts()
         self.services.account(self.call, route.deployment, body, usage, texts)
         capture = self.services.capture  # payload capture for monitoring: None when off
-        if capture is not None and capture.sampled(self.call):
+        if capture is not None and self.call.outcome == "success" and capture.sampled(self.call):
             capture.keep(self.call, body, texts)
 
 

@@ -34,18 +34,21 @@ def _call(gw, token: str) -> tuple[int, float, str]:
     return r.status_code, time.monotonic() - start, r.text
 
 
-def _served_rows(url: str) -> int:
+def _served_rows(url: str, key_ids: tuple[str, ...]) -> int:
     import psycopg
 
+    # The session's database is shared with other tests: count this test's keys' rows only.
     with psycopg.connect(url, connect_timeout=3) as conn:
-        return conn.execute("SELECT count(*) FROM ledger WHERE status = 200").fetchone()[0]
+        return conn.execute("SELECT count(*) FROM ledger WHERE status = 200 AND key_id = ANY(%s)",
+                            (list(key_ids),)).fetchone()[0]
 
 
 @pytest.mark.postgres
 def test_keys_seen_recently_keep_working_while_the_database_is_frozen_or_down(postgres_database_url, tmp_path):
     store = KeyStore(postgres_database_url)
-    seen, _ = store.create(name="seen", budget=5.0)
-    unseen, _ = store.create(name="unseen")
+    seen, seen_info = store.create(name="seen", budget=5.0)
+    unseen, unseen_info = store.create(name="unseen")
+    ids = (seen_info.id, unseen_info.id)
     port = urlsplit(postgres_database_url).port or 5432
     proxy = ProxyServer(port).start()
     upstream = FakeUpstream(free_port()).start()
@@ -85,9 +88,9 @@ def test_keys_seen_recently_keep_working_while_the_database_is_frozen_or_down(po
                 time.sleep(0.5)
             # Every call served meanwhile has its ledger row (spilled or journaled, then replayed).
             deadline = time.monotonic() + 20
-            while _served_rows(postgres_database_url) < 12 and time.monotonic() < deadline:
+            while _served_rows(postgres_database_url, ids) < 12 and time.monotonic() < deadline:
                 time.sleep(0.2)
-            assert _served_rows(postgres_database_url) == 12
+            assert _served_rows(postgres_database_url, ids) == 12
     finally:
         proxy.stop()
         upstream.stop()
@@ -125,3 +128,44 @@ def test_budgets_follow_fail_open_while_the_database_is_down(tmp_path, fail_open
         dead.stop()
     assert outcome == ("degraded" if fail_open else "503"), (outcome, message)
     assert took < 5
+
+
+@pytest.mark.postgres
+def test_the_ledger_spills_while_the_database_is_frozen(postgres_database_url, tmp_path):
+    import uuid
+
+    import psycopg
+
+    from llmops.governance.ledger import STALL_SECONDS, LedgerWriter
+
+    run = f"t{uuid.uuid4().hex[:8]}-"  # the session's database is shared: this test's rows
+    port = urlsplit(postgres_database_url).port or 5432
+    proxy = ProxyServer(port).start()
+    writer = LedgerWriter(_via(postgres_database_url, proxy.port), spill_dir=tmp_path / "spill", flush_interval=0.05)
+    writer.start()
+    try:
+        for i in range(10):
+            writer.record({"id": f"{run}before-{i}", "model": "m", "status": 200})
+        assert writer.flush(10) and writer.stats()["written"] == 10
+        proxy.freeze()
+        for i in range(100):
+            writer.record({"id": f"{run}held-{i}", "model": "m", "status": 200})
+        time.sleep(STALL_SECONDS + 0.5)  # the writer is inside an INSERT that gets no answer
+        for i in range(500):
+            writer.record({"id": f"{run}frozen-{i}", "model": "m", "status": 200})
+        assert writer.stats()["spilled"] >= 400  # to disk, not piling up in memory
+        assert writer.stats()["queued"] < 200
+        proxy.refuse()  # the connection breaks: the held batch is spilled too
+        time.sleep(0.5)
+        proxy.restore()
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            with psycopg.connect(postgres_database_url) as conn:
+                stored = conn.execute("SELECT count(*) FROM ledger WHERE id LIKE %s", (run + "%",)).fetchone()[0]
+            if stored == 610:
+                break
+            time.sleep(0.3)
+        assert stored == 610
+    finally:
+        writer.close()
+        proxy.stop()

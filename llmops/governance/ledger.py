@@ -635,6 +635,8 @@ def _lower_priority() -> None:
 # load 8, alternating 10 s runs at one connection, the gateway's p99 was lower without
 # it in 8 of 8 pairs (median 13.9 against 17.9 ms; benchmarks/sched_idle_ab.py).
 BACKLOG_ROWS = 2000
+# A write to the database taking longer than this means it has stopped answering.
+STALL_SECONDS = 5.0
 
 
 class LedgerWriter:
@@ -659,6 +661,8 @@ class LedgerWriter:
         self._journal_wanted = journal
         self._journal_on = False  # set at start() once its first file is open
         self._requeued = False  # rows went back to the queue during this cycle
+        self._writing_since = 0.0  # monotonic start of the database write under way (0: none)
+        self._stalled = False  # that write has taken over STALL_SECONDS: record() spills
         self._batch_size = batch_size
         self._flush_interval = flush_interval
         self._max_queue = max_queue
@@ -714,6 +718,8 @@ class LedgerWriter:
                 # A full batch wakes the writer early; otherwise it wakes every flush_interval.
                 if queued >= self._batch_size and not self._wake.is_set():
                     self._wake.set()
+                if not queued & 63 and self._writing_since:
+                    self._check_stall()
             else:
                 self._overflow(row)
         except Exception:  # the request is served already; losing its row must not fail it
@@ -791,6 +797,16 @@ class LedgerWriter:
         except OSError:
             self._count(dropped=1)
             log.exception("ledger: spill file refused a row; it is lost")
+
+    def _check_stall(self) -> None:
+        # A database that stops answering (frozen, not down: no error comes) holds the
+        # writer inside a statement no timeout of ours can end. Rows then go to the spill
+        # files from here until it answers, instead of filling memory up to max_queue.
+        if time.monotonic() - self._writing_since > STALL_SECONDS and not self._stalled:
+            self._stalled = True
+            self._accept_limit = 0
+            log.warning("ledger: the database has not answered a write for %gs; rows go to %s",
+                        STALL_SECONDS, self.spill_dir)
 
     def _count(self, spilled: int = 0, dropped: int = 0) -> None:
         with self._counts_lock:
@@ -895,6 +911,7 @@ class LedgerWriter:
         content are set aside one by one so the rest still go in.
         """
         assert self._engine is not None and self._insert_batch is not None
+        self._writing_since = time.monotonic()
         try:
             with self._engine.begin() as conn:
                 self._insert_batch(conn, rows, pace)
@@ -902,6 +919,13 @@ class LedgerWriter:
         except Exception as exc:
             if not _is_row_error(exc):
                 raise _Unavailable(_describe(exc)) from exc
+        finally:
+            self._writing_since = 0.0
+            if self._stalled:
+                self._stalled = False
+                if not self._closed:
+                    self._accept_limit = self._max_queue
+                    log.warning("ledger: the database answered again; rows are queued again")
         accepted = 0
         for row in rows:
             try:

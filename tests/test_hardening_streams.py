@@ -33,6 +33,8 @@ def gateway(upstream, tmp_path_factory):
             {"name": "no-done", "deployments": [dep("no-done")]},
             {"name": "slow", "deployments": [dep("slow-stream", timeouts={"total": 0.8, "idle": 5, "first_byte": 5})]},
             {"name": "stall", "deployments": [dep("stall-mid-stream", timeouts={"total": 30, "idle": 0.5})]},
+            {"name": "lite-slow", "deployments": [{**dep("openai/slow-stream"), "provider": "litellm",
+                                                   "timeouts": {"total": 0.8, "idle": 5, "first_byte": 5}}]},
         ],
         "router": {"retries": 0, "backoff_base": 0.01, "cooldown_failures": 100},
         "guardrails": {"input": [], "output": []},
@@ -92,8 +94,9 @@ def test_a_finished_stream_without_done_is_a_success(gateway):
     assert row["output_tokens"] == len(REPLY.split(" "))  # the upstream's own usage chunk
 
 
-def test_a_stream_cut_by_the_total_timeout_says_so(gateway):
-    status, text, row = _stream(gateway, "slow")
+@pytest.mark.parametrize("model", ["slow", "lite-slow"])
+def test_a_stream_cut_by_the_total_timeout_says_so(gateway, model):
+    status, text, row = _stream(gateway, model)
     assert status == 200 and "total timeout" in text and "stalled" not in text, text
     assert row["outcome"] == "upstream_error" and row["error_type"] == "upstream_total_timeout", row
 

@@ -28,6 +28,7 @@ from typing import Any
 import orjson
 
 from llmops.gateway.config import DeploymentConfig
+from llmops.gateway.deadline import attempt_deadline
 from llmops.gateway.errors import UpstreamError, UpstreamTimeout, deployment_secrets
 from llmops.gateway.lazy_session import transport_errors
 from llmops.gateway.providers.base import (
@@ -257,7 +258,7 @@ class LiteLLMProvider(Provider):
         if endpoint == MESSAGES and MESSAGES in self.native:
             return await self._native_request(body)
         started = time.perf_counter()
-        limit = min(self.timeouts.first_byte, self.timeouts.total)
+        limit = min(self.timeouts.first_byte, attempt_deadline(self.timeouts.total) - time.monotonic())
         result = await self._within(limit, self._call(endpoint, body, stream=False),
                                     f"sent no response within {limit:.1f}s")
         data = _as_dict(result)
@@ -269,8 +270,8 @@ class LiteLLMProvider(Provider):
             return await self._native_stream(body)
         started = time.perf_counter()
         t = self.timeouts
-        deadline = time.monotonic() + t.total
-        first_by = time.monotonic() + min(t.first_byte, t.total)
+        deadline = attempt_deadline(t.total)
+        first_by = min(time.monotonic() + t.first_byte, deadline)
         wrapper = await self._within(first_by - time.monotonic(), self._call(endpoint, body, stream=True),
                                      f"sent no response within {t.first_byte:.1f}s")
         iterator = wrapper.__aiter__()
@@ -288,6 +289,11 @@ class LiteLLMProvider(Provider):
                 except TimeoutError as exc:
                     if waiting_for_first:
                         raise UpstreamTimeout(f"{self.where} sent nothing within {t.first_byte:.1f}s") from exc
+                    if until >= deadline:
+                        cut = UpstreamTimeout(f"{self.where} did not finish its stream within the total "
+                                              f"timeout ({t.total:g}s)")
+                        cut.code = "upstream_total_timeout"
+                        raise cut from exc
                     raise UpstreamTimeout(f"{self.where} stalled mid-stream (no data for {t.idle:.1f}s)") from exc
                 except Exception as exc:
                     raise self._error(exc) from exc

@@ -15,7 +15,7 @@ from sqlalchemy import func, select
 from llmops.governance.ledger_models import LEDGER_TABLE
 from llmops.monitoring.alerts import send_alerts
 from llmops.monitoring.config import AlertsConfig, DriftConfig, OnlineEvalConfig
-from llmops.monitoring.drift import build_report
+from llmops.monitoring.drift import build_report, save_report
 from llmops.monitoring.models import ALERTS, PAYLOADS, SCORES
 from llmops.monitoring.scoring import score_pending
 from tests.support.synthetic_traffic import degraded_week
@@ -54,6 +54,9 @@ def test_scores_report_and_alerts(database_url):
     thin_checks = {c.metric: c for c in sampled.checks}
     assert thin_checks["latency_ms"].status == "alarm" and thin_checks["faithfulness"].n_recent <= 45
     assert not subject.sampled
+    # Saved for drift over time once per run, however many gateway workers ran it.
+    assert save_report(report, database_url, every=300) == len([c for s in report.subjects for c in s.checks])
+    assert save_report(report, database_url, every=300) == 0
     # Fewer than min_calls in a window: measured, never an alarm.
     assert not build_report(database_url, DriftConfig(min_calls=61, topic="lexical"), now=now).alarms()
 

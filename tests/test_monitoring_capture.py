@@ -153,3 +153,12 @@ def test_bad_spans_are_refused_with_the_field_named(value):
 
     with pytest.raises(InvalidInput, match="monitoring.drift.recent"):
         parse_config({"monitoring": {"drift": {"recent": value}}})
+
+
+def test_a_webhook_that_is_not_http_is_refused_without_echoing_it():
+    from llmops.errors import InvalidInput
+    from llmops.gateway.config import parse_config
+
+    with pytest.raises(InvalidInput, match="monitoring.alerts.webhook: must be an http") as exc:
+        parse_config({"monitoring": {"alerts": {"webhook": "hooks.example/T0KEN"}}})
+    assert "T0KEN" not in exc.value.message

@@ -123,6 +123,13 @@ class AlertsConfig(_Strict):
     webhook: str | None = Field(default=None, repr=False)  # may carry a token: never logged
     timeout: PositiveFloat = 5.0
 
+    @field_validator("webhook")
+    @classmethod
+    def _http(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http:// or https:// URL")
+        return value
+
 
 class TracesConfig(_Strict):
     """OpenTelemetry export of each gateway call (needs the `otel` extra)."""

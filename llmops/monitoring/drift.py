@@ -477,11 +477,14 @@ def _first_weeks(engine, keys: Iterable[str], before: datetime, config: DriftCon
 HISTORY_DAYS = 30  # saved reports older than this are deleted when a new one is saved
 
 
-def save_report(report: Report, database_url: str | None = None) -> int:
-    """Keep the report's checks (effect, p-value, status) for drift over time; returns rows."""
+def save_report(report: Report, database_url: str | None = None, *, every: float | None = None) -> int:
+    """Keep the report's checks (effect, p-value, status) for drift over time; returns rows.
+    With `every` (seconds), the run's time is rounded down to it, and a run some other
+    gateway worker saved already is not saved again."""
     import math
 
     from sqlalchemy import delete
+    from sqlalchemy.exc import IntegrityError
 
     from llmops.db import get_engine
     from llmops.monitoring.models import DRIFT
@@ -489,9 +492,12 @@ def save_report(report: Report, database_url: str | None = None) -> int:
     def finite(v: float | None) -> float | None:
         return v if v is not None and math.isfinite(v) else None
 
+    run_at = report.generated_at
+    if every:
+        run_at = datetime.fromtimestamp(run_at.timestamp() // every * every, UTC)
     rows = [
         {
-            "run_at": report.generated_at,
+            "run_at": run_at,
             "subject": s.key[:300],
             "metric": c.metric[:100],
             "status": c.status,
@@ -503,8 +509,13 @@ def save_report(report: Report, database_url: str | None = None) -> int:
         for s in report.subjects
         for c in s.checks
     ]
-    with get_engine(database_url).begin() as conn:
-        conn.execute(delete(DRIFT).where(DRIFT.c.run_at < report.generated_at - timedelta(days=HISTORY_DAYS)))
-        if rows:
-            conn.execute(DRIFT.insert(), rows)
+    engine = get_engine(database_url)
+    with engine.begin() as conn:
+        conn.execute(delete(DRIFT).where(DRIFT.c.run_at < run_at - timedelta(days=HISTORY_DAYS)))
+    try:
+        with engine.begin() as conn:
+            if rows:
+                conn.execute(DRIFT.insert(), rows)
+    except IntegrityError:
+        return 0  # saved by another worker
     return len(rows)

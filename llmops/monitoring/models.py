@@ -13,7 +13,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, Column, Float, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy import Boolean, Column, Float, Index, Integer, String, Table, Text, UniqueConstraint
+from sqlalchemy.engine import Connection
 from sqlmodel import Field, SQLModel
 
 from llmops.columns import UTCDateTime, table_of
@@ -72,6 +73,8 @@ class DriftRow(SQLModel, table=True):
     """One check of one saved drift report: the history behind the Monitoring page's chart."""
 
     __tablename__ = "monitor_drift"
+    # One row per run, subject and check, however many gateway workers ran that report.
+    __table_args__ = (Index("uq_monitor_drift_run", "run_at", "subject", "metric", unique=True),)
 
     id: int | None = Field(default=None, primary_key=True)
     run_at: datetime = Field(sa_column=Column(UTCDateTime, nullable=False, index=True))
@@ -89,7 +92,16 @@ SCORES: Table = table_of(ScoreRow)
 ALERTS: Table = table_of(AlertRow)
 DRIFT: Table = table_of(DriftRow)
 
+
+def _unique_drift_runs(conn: Connection) -> None:
+    """The unique index on monitor_drift, for tables made before it was declared."""
+    conn.exec_driver_sql(
+        "CREATE UNIQUE INDEX IF NOT EXISTS uq_monitor_drift_run ON monitor_drift (run_at, subject, metric)"
+    )
+
+
 MIGRATIONS = [
     Migration("monitoring.0001", create_tables("monitor_payloads", "monitor_scores", "monitor_alerts")),
     Migration("monitoring.0002", create_tables("monitor_drift")),
+    Migration("monitoring.0003", lambda conn: _unique_drift_runs(conn)),
 ]

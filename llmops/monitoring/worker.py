@@ -26,6 +26,10 @@ class MonitorWorker:
         self.report: Report | None = None
         self._stop = threading.Event()
         self._thread: threading.Thread | None = None
+        if config.online_eval.enabled and config.online_eval.suite:
+            from llmops.monitoring.scoring import SuiteChecks
+
+            SuiteChecks.load(config.online_eval.suite)  # a bad suite stops start-up, not each run
 
     @property
     def wanted(self) -> bool:
@@ -71,7 +75,7 @@ class MonitorWorker:
     def run_report(self) -> Report:
         report = build_report(self.database_url, self.config.drift)
         self.report = report
-        save_report(report, self.database_url)
+        save_report(report, self.database_url, every=self.config.drift.interval)
         send_alerts(report, self.config.drift, self.config.alerts, self.database_url)
         return report
 

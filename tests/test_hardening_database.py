@@ -15,6 +15,7 @@ from llmops.governance.keys import KeyStore
 from tests.support.fake_upstream import FakeUpstream
 from tests.support.gateway_proc import free_port, run_gateway
 from tests.support.tcp_proxy import ProxyServer
+from tests.test_hardening import redis_prefix  # noqa: F401  (a fixture)
 
 MSG = [{"role": "user", "content": "hi"}]
 MASTER = "sk-master-db-outage-test"
@@ -97,19 +98,25 @@ def test_keys_seen_recently_keep_working_while_the_database_is_frozen_or_down(po
 
 
 @pytest.mark.parametrize("fail_open", [False, True])
-def test_budgets_follow_fail_open_while_the_database_is_down(tmp_path, fail_open):
+@pytest.mark.parametrize("store", ["local", pytest.param("redis", marks=pytest.mark.redis)])
+def test_budgets_follow_fail_open_while_the_database_is_down(tmp_path, fail_open, store, request):
     import asyncio
 
     from llmops.governance.limits import LimiterUnavailable, make_limiter
-    from tests.test_limits import key
+    from tests.test_limits import REDIS_URL, key
 
+    redis_url, prefix = None, "llmops:"
+    if store == "redis":
+        prefix = request.getfixturevalue("redis_prefix")
+        redis_url = REDIS_URL
     dead = ProxyServer(free_port())  # listening, forwarding to nothing: connections reset
     dead.refuse()
     dead.start()
     url = f"postgresql://nobody@127.0.0.1:{dead.port}/none"
 
     async def scenario():
-        limiter = make_limiter(None, {"budgets": fail_open}, database_url=url, database_timeout=1.0)
+        limiter = make_limiter(redis_url, {"budgets": fail_open}, database_url=url, database_timeout=1.0,
+                               redis_prefix=prefix)
         info = key(budget=1.0)
         try:
             start = time.monotonic()
@@ -118,9 +125,11 @@ def test_budgets_follow_fail_open_while_the_database_is_down(tmp_path, fail_open
             except LimiterUnavailable as exc:
                 return "503", time.monotonic() - start, str(exc)
             await limiter.settle(res, 10, 0.01)
+            assert limiter._pending  # the spend waits for the database
             return ("degraded" if res.degraded else "checked"), time.monotonic() - start, ""
         finally:
             limiter._pending.clear()  # nowhere to flush it to
+            await limiter.aclose()
 
     try:
         outcome, took, message = asyncio.run(scenario())

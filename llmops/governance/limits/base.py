@@ -117,7 +117,7 @@ class Reservation:
     """
 
     # A plain slotted class: built on every request, a dataclass __init__ costs twice as much.
-    __slots__ = ("id", "key_id", "estimated_tokens", "max_cost", "budgets", "state", "degraded", "done")
+    __slots__ = ("id", "key_id", "estimated_tokens", "max_cost", "budgets", "state", "degraded", "done", "unchecked")
 
     def __init__(
         self,
@@ -136,6 +136,8 @@ class Reservation:
         self.state = state
         self.degraded = False
         self.done = False
+        # Budgets charged but not checked (their spend was unreadable; fail_open.budgets).
+        self.unchecked: tuple[BudgetTarget, ...] = ()
 
     def __repr__(self) -> str:
         return f"Reservation({self.id}, key={self.key_id}, tokens={self.estimated_tokens}, max_cost={self.max_cost})"

@@ -198,6 +198,10 @@ return 1
 """
 
 
+class _SpendUnreadable(LimiterUnavailable):
+    """A budget's spend could not be read from the database to seed its Redis counter."""
+
+
 class _BreakerOpen(Exception):
     """Redis failed repeatedly a moment ago; not asked again until the breaker closes."""
 
@@ -295,6 +299,24 @@ class RedisLimiter(Limiter):
         if self.rules_due():
             await self.refresh_rules()
         targets = self.targets_now(info, user, now)
+        try:
+            return await self._admit_targets(info, targets, estimated_tokens, max_cost, now)
+        except _SpendUnreadable:
+            # The database is down and Redis has never held one of these budgets:
+            # fail_open.budgets decides. Open: rate limits still checked, the budgets
+            # not, and the call's spend reaches the database once it is back.
+            if not self.fail_open["budgets"]:
+                raise
+            res = await self._admit_targets(info, (), estimated_tokens, max_cost, now)
+            res.unchecked = targets
+            res.degraded = True
+            self.degraded_total += 1
+            return res
+
+    async def _admit_targets(
+        self, info: KeyInfo, targets: tuple[BudgetTarget, ...], estimated_tokens: int, max_cost: float | None,
+        now: float,
+    ) -> Reservation:
         rated = info.rpm is not None or info.tpm is not None or info.parallel is not None
         res = Reservation(f"{self._tag}.{next(self._ids)}", info.id, estimated_tokens, max_cost, targets)
         if not rated and not targets:
@@ -351,7 +373,7 @@ class RedisLimiter(Limiter):
         try:
             spent = await self.load_spend(target.spend_key)
         except Exception as exc:
-            raise LimiterUnavailable(
+            raise _SpendUnreadable(
                 "Cannot read budget spend from the database; budgets fail closed. Retry shortly."
             ) from exc
         # Past-period counters linger a day (late settles), then Redis drops them.
@@ -407,6 +429,8 @@ class RedisLimiter(Limiter):
         res.done = True
         if res.budgets:
             self.record_spend(res.budgets, cost)  # the database learns of it either way
+        if res.unchecked:
+            self.record_spend(res.unchecked, cost)
         if not res.state:
             return
         nano = _nano(cost)

@@ -417,18 +417,28 @@ class Journal:
                 self._failed = True
                 log.error("ledger: journal write failed (%s); a crash now loses queued rows", exc)
 
-    def rotate(self) -> None:
-        """Start a new file for rows recorded from now on (the caller holds `lock`): every
-        row in the retired files is in the queue by then."""
+    def next_file(self) -> tuple[int, Path] | None:
+        """The file to rotate to, created before `rotate` takes the lock (the event loop
+        may be waiting for it); None when there is nothing to rotate."""
         if self._fd is None or self._bytes == 0:
-            return
+            return None
         try:
-            fd, path = self._create()
+            return self._create()
         except OSError:
-            return  # keep appending to the current file; it is retired at a later cycle
+            return None  # keep appending to the current file; it is retired at a later cycle
+
+    def rotate(self, new: tuple[int, Path] | None) -> None:
+        """Switch to `new` for rows recorded from now on (the caller holds `lock`): every
+        row in the retired files is in the queue by then."""
+        if new is None:
+            return
+        if self._fd is None:  # closed meanwhile
+            os.close(new[0])
+            new[1].unlink(missing_ok=True)
+            return
         assert self._path is not None
         self._retired.append((self._path, self._fd))
-        self._fd, self._path, self._bytes = fd, path, 0
+        (self._fd, self._path), self._bytes = new, 0
 
     def retire(self) -> None:
         """Every row of the rotated-out files is in the database or a spill file."""
@@ -844,8 +854,9 @@ class LedgerWriter:
         # rows under steady traffic, a transaction each. The journal rotates at the same
         # point, so the retired journal files hold exactly those rows (and older ones).
         if self._journal_on:
+            new = self._journal.next_file()
             with self._journal.lock:
-                self._journal.rotate()
+                self._journal.rotate(new)
                 due = len(self._queue)
         else:
             due = len(self._queue)

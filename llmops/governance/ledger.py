@@ -710,7 +710,7 @@ class LedgerWriter:
         return self
 
     def record(self, row: dict[str, Any]) -> None:
-        """Queue one row. O(1), no I/O unless the queue is full, never raises."""
+        """Queue one row. O(1), one write(2) to the journal (no fsync), never raises."""
         try:
             if "created_at" not in row:
                 row["created_at"] = time.time()

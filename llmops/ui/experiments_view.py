@@ -19,6 +19,7 @@ from llmops.experiments.models import FeedbackRow
 from llmops.experiments.report import ERROR_OUTCOMES, experiment_report
 from llmops.experiments.service import ExperimentService, ExperimentView
 from llmops.governance.ledger_models import LEDGER_TABLE
+from llmops.monitoring.stats import chi_square_sf
 from llmops.ui.timebuckets import bucket_column, parse_bucket
 
 __all__ = [
@@ -185,45 +186,6 @@ def experiment_over_time(database_url: str, name: str, *, bucket: str = "hour") 
 # --- the actual split against the configured one (sample-ratio mismatch) ----------------------
 
 SRM_ALPHA = 0.01
-
-
-def _upper_gamma_regularized(a: float, x: float) -> float:
-    """Q(a, x) = Γ(a, x) / Γ(a): a series below a + 1, a continued fraction above."""
-    if x <= 0:
-        return 1.0
-    log_front = -x + a * math.log(x) - math.lgamma(a)
-    if x < a + 1:
-        term = total = 1.0 / a
-        n = a
-        for _ in range(1000):
-            n += 1
-            term *= x / n
-            total += term
-            if abs(term) < abs(total) * 1e-15:
-                break
-        return max(0.0, 1.0 - total * math.exp(log_front))
-    tiny = 1e-300
-    b = x + 1 - a
-    c, d = 1 / tiny, 1 / b
-    h = d
-    for i in range(1, 1000):
-        an = -i * (i - a)
-        b += 2
-        d = an * d + b
-        d = tiny if abs(d) < tiny else d
-        c = b + an / c
-        c = tiny if abs(c) < tiny else c
-        d = 1 / d
-        step = d * c
-        h *= step
-        if abs(step - 1) < 1e-15:
-            break
-    return min(1.0, math.exp(log_front) * h)
-
-
-def chi_square_sf(statistic: float, df: int) -> float:
-    """P(X >= statistic) for a chi-square variable with `df` degrees of freedom."""
-    return _upper_gamma_regularized(df / 2, statistic / 2)
 
 
 @dataclass(frozen=True)

@@ -23,7 +23,7 @@ import time
 from pathlib import Path
 
 from llmops.evaluation.assertions import EvalContext, combine, grade_sync, parse_assertions
-from llmops.evaluation.faithfulness import OfflineFaithfulnessScorer, sentences
+from llmops.evaluation.faithfulness import LexicalFaithfulnessScorer, sentences
 
 DEFAULT_DATA = Path("/work/shared/data/faithfulness/dev.jsonl")
 TARGET = 500
@@ -107,7 +107,7 @@ def main() -> None:
     print(f"assertions + faithfulness: {max(rates):,.0f} cases/s (best of {args.repeats}; runs: "
           + ", ".join(f"{r:,.0f}" for r in rates) + f"), target {TARGET}: {'met' if max(rates) >= TARGET else 'MISSED'}")
 
-    scorer = OfflineFaithfulnessScorer()
+    scorer = LexicalFaithfulnessScorer()
     started = time.process_time()
     for case in cases:
         scorer.score(case["claim"], case["document"])

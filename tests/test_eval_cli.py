@@ -197,3 +197,32 @@ def test_run_against_a_gateway_started_as_a_process(tmp_path, database_url):
     run = json.loads(done.stdout)
     assert run["passed"] == run["total"] == 28
     assert run["parameters"]["concurrency"] == 4
+
+
+def test_runs_record_their_dataset_and_compare_says_what_differs(cli, tmp_path):
+    suite = failing_suite(tmp_path, figure="£2bn")
+    code, out, _ = cli("run", suite, "--json")
+    first = json.loads(out)
+    printed = first["parameters"]["fingerprint"]
+    assert printed["case_count"] == 1 and len(printed["cases"]) == 16
+    assert printed["prompts"]["summarize@production"]["version"] == 2
+    code, out, _ = cli("run", suite, "--json")
+    second = json.loads(out)
+    assert second["parameters"]["fingerprint"]["cases"] == printed["cases"]  # same data, same hash
+
+    # An edited case is a new version of the dataset; compare says so.
+    failing_suite(tmp_path, figure="£300m")
+    code, out, _ = cli("run", suite, "--json")
+    third = json.loads(out)
+    assert third["parameters"]["fingerprint"]["cases"] != printed["cases"]
+    code, out, _ = cli("compare", first["id"], third["id"])
+    assert "note: the cases differ (1 cases" in out
+    code, out, _ = cli("compare", first["id"], second["id"], "--json")
+    assert json.loads(out)["differences"] == [] and json.loads(out)["common_items"] == 1
+
+    code, out, _ = cli("datasets", "--json")
+    versions = json.loads(out)
+    assert [(v["suite"], len(v["runs"])) for v in versions] == [("failing", 1), ("failing", 2)]
+    assert versions[1]["runs"] == [second["id"], first["id"]]
+    code, out, _ = cli("datasets")
+    assert code == 0 and "failing" in out and printed["cases"] in out

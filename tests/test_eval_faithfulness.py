@@ -1,4 +1,4 @@
-"""The offline faithfulness scorer: supported claims pass, invented facts are named.
+"""The lexical faithfulness scorer (`scorer: lexical`): supported claims pass, invented facts are named.
 
 The quality check on the SummaC development slice lives in
 benchmarks/faithfulness_quality.py; here a floor guards against regressions.
@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 
-from llmops.evaluation.faithfulness import OfflineFaithfulnessScorer, split_claims
+from llmops.evaluation.faithfulness import LexicalFaithfulnessScorer, split_claims
 
 ARTICLE = (
     "The chancellor announced a £2bn budget for schools on Monday. "
@@ -20,7 +20,7 @@ ARTICLE = (
 )
 DEV_DATA = Path("/work/shared/data/faithfulness/dev.jsonl")
 
-scorer = OfflineFaithfulnessScorer()
+scorer = LexicalFaithfulnessScorer()
 
 
 @pytest.mark.parametrize(
@@ -87,8 +87,8 @@ def test_context_may_be_a_list_of_passages_and_empty_output_is_trivially_faithfu
 def test_threshold_is_configurable():
     output = "Unions welcomed the money for schools on Monday."
     score = scorer.score(output, ARTICLE).score
-    assert OfflineFaithfulnessScorer(threshold=score - 0.01).score(output, ARTICLE).passed
-    assert not OfflineFaithfulnessScorer(threshold=score + 0.01).score(output, ARTICLE).passed
+    assert LexicalFaithfulnessScorer(threshold=score - 0.01).score(output, ARTICLE).passed
+    assert not LexicalFaithfulnessScorer(threshold=score + 0.01).score(output, ARTICLE).passed
 
 
 @pytest.mark.skipif(not DEV_DATA.exists(), reason=f"development data not on this machine ({DEV_DATA})")

@@ -2,8 +2,9 @@
 
     llmops eval run evals/summarize.yaml [--json] [--junit FILE] [--baseline RUN|last]
                     [--concurrency N] [--no-cache] [--gateway-url URL]
-    llmops eval list | show RUN | compare A B
-    llmops eval score --metric faithfulness --input FILE.jsonl
+    llmops eval list | show RUN | compare A B | datasets [--suite NAME]
+    llmops eval score --metric faithfulness --input FILE.jsonl [--scorer offline|lexical|judge]
+    llmops eval calibrate --metric faithfulness LABELLED.jsonl [--scorer ...] [--json]
 
 `run` exits 1 when a case misses its threshold or the run regresses against the baseline.
 """
@@ -14,11 +15,15 @@ import argparse
 import asyncio
 import json
 import sys
+from dataclasses import replace
 from pathlib import Path
-from typing import Any, TextIO
+from typing import TYPE_CHECKING, Any, TextIO
 
 from llmops.commands.output import add_json_flag, print_json, print_table
 from llmops.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from llmops.evaluation.faithfulness import FaithfulnessResult
 
 
 class ProgressBar:
@@ -82,6 +87,11 @@ def _print_comparison(comparison) -> None:
     from llmops.evaluation import reports
 
     print(f"\ncompared with {comparison.baseline.id}:")
+    for difference in comparison.differences:
+        print(f"note: {difference}")
+    total = max(len(comparison.baseline.results), len(comparison.current.results))
+    if comparison.common < total:
+        print(f"note: compared on the {comparison.common} items both runs have ({total} in the larger run)")
     print_table(reports.COMPARE_HEADERS, reports.compare_rows(comparison))
     for item in comparison.regressions:
         case_id, prompt_id, model_id = item.key
@@ -93,6 +103,31 @@ def _print_comparison(comparison) -> None:
         print(f"fixed {case_id}[{prompt_id}|{model_id}]: failed before, passes now")
     if not comparison.regressed:
         print("no regression")
+
+
+def cmd_datasets(args) -> int:
+    from llmops.evaluation.storage import list_datasets
+
+    versions = list_datasets(args.database_url, suite=args.suite)
+    if args.json:
+        print_json([v.to_dict() for v in versions])
+        return 0
+    if not versions:
+        print("no runs with a recorded dataset yet: `llmops eval run SUITE` records one")
+        return 0
+    print_table(
+        ["SUITE", "CASES", "ROWS", "FILES", "RUNS", "FIRST RUN", "LAST RUN", "NEWEST RUN IDS"],
+        [
+            [
+                v.suite, v.cases, v.case_count,
+                ", ".join(f"{name}@{h[:8]}" for name, h in v.case_files.items()) or "-",
+                len(v.runs), v.first_run.strftime("%Y-%m-%d %H:%M"), v.last_run.strftime("%Y-%m-%d %H:%M"),
+                " ".join(v.runs[:3]),
+            ]
+            for v in versions
+        ],
+    )  # fmt: skip
+    return 0
 
 
 def cmd_list(args) -> int:
@@ -177,31 +212,62 @@ def _read_rows(path: str) -> list[dict[str, Any]]:
     return rows
 
 
-def cmd_score(args) -> int:
-    rows = _read_rows(args.input)
-    if args.metric != "faithfulness":
-        raise InvalidInput(f"unknown metric {args.metric!r}; available: faithfulness")
-    if args.scorer == "offline":
-        from llmops.evaluation.faithfulness import OfflineFaithfulnessScorer
+def _faithfulness_scores(args, rows: list[dict[str, Any]]) -> list[FaithfulnessResult]:
+    """Each row's result with the scorer the arguments name (`--metric`, `--scorer`, `--model`)."""
+    from llmops.evaluation.faithfulness_scorers import JUDGE, METRICS, offline_scorer
 
-        scorer = OfflineFaithfulnessScorer(threshold=args.threshold)
-        results = [scorer.score(str(row["output"]), row["context"]) for row in rows]
-    else:
+    if args.metric not in METRICS:
+        raise InvalidInput(f"unknown metric {args.metric!r}; available: {', '.join(METRICS)}")
+    scorer_name = args.scorer or METRICS[args.metric]
+    if scorer_name == JUDGE:
         if not args.judge_model:
             raise InvalidInput("--scorer judge needs --judge-model MODEL (a model the gateway serves)")
-        results = asyncio.run(_judge_scores(args, rows))
+        return asyncio.run(_judge_scores(args, rows))
+    scorer = offline_scorer(scorer_name, args.model, args.threshold)
+    return [scorer.score(str(row["output"]), row["context"]) for row in rows]
+
+
+def cmd_score(args) -> int:
+    rows = _read_rows(args.input)
+    results = _faithfulness_scores(args, rows)
     for number, (row, result) in enumerate(zip(rows, results, strict=True), 1):
         line = {
             "id": row.get("id", number),
             "score": round(result.score, 4),
-            "passed": result.score >= args.threshold,
+            "passed": result.passed,
             "unsupported": result.unsupported,
         }
         sys.stdout.write(json.dumps(line, ensure_ascii=False) + "\n")
     return 0
 
 
-async def _judge_scores(args, rows: list[dict[str, Any]]) -> list:
+def cmd_calibrate(args) -> int:
+    from llmops.evaluation.calibration import calibrate, parse_label
+
+    rows = _read_rows(args.input)
+    labels = []
+    for number, row in enumerate(rows, 1):
+        if "label" not in row:
+            raise InvalidInput(f"{args.input}, row {number}: each row needs a human `label` (1 = should pass)")
+        labels.append(parse_label(row["label"]))
+    results = _faithfulness_scores(args, rows)
+    threshold = results[0].threshold if results else 0.5
+    found = calibrate([r.score for r in results], labels, threshold)
+    if args.json:
+        print_json(found.to_dict())
+        return 0
+    print(f"{found.rows} rows, {found.positives} labelled pass, {found.rows - found.positives} labelled fail")
+    for title, a in (("at the current threshold", found.at_threshold), ("at the best threshold", found.best)):
+        print(f"\n{title} {a.threshold:.3f}: balanced accuracy {a.balanced_accuracy:.3f}, Cohen's kappa {a.kappa:.3f}")
+        print_table(
+            ["label \\ verdict", "passed", "failed"],
+            [["should pass", a.true_pass, a.false_fail], ["should fail", a.false_pass, a.true_fail]],
+        )
+    print(f"\nTo pin it in a suite: assert: [{{type: faithfulness, threshold: {found.best.threshold:.3f}}}]")
+    return 0
+
+
+async def _judge_scores(args, rows: list[dict[str, Any]]) -> list[FaithfulnessResult]:
     from llmops.evaluation.judge import Judge
     from llmops.gateway.clients import open_client
 
@@ -211,7 +277,8 @@ async def _judge_scores(args, rows: list[dict[str, Any]]) -> list:
 
         async def one(row):
             async with semaphore:
-                return await judge.faithfulness(str(row["output"]), row["context"])
+                result = await judge.faithfulness(str(row["output"]), row["context"])
+                return replace(result, threshold=args.threshold if args.threshold is not None else result.threshold)
 
         return await asyncio.gather(*(one(row) for row in rows))
 
@@ -249,6 +316,11 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_list)
 
+    p = sub.add_parser("datasets", parents=[common], help="each suite's case versions (content hashes) and the runs on them")
+    p.add_argument("--suite", help="only this suite")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_datasets)
+
     p = sub.add_parser("show", parents=[common], help="one run: the summary and its failing cases")
     p.add_argument("run", help="a run id (or a unique prefix), or `last`")
     p.add_argument("--all", action="store_true", help="list every case, not only failures")
@@ -261,11 +333,25 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.set_defaults(func=cmd_compare)
 
-    p = sub.add_parser("score", parents=[gateway], help="score JSONL rows ({id, context, output}), one JSON line out each")
-    p.add_argument("--metric", default="faithfulness", help="faithfulness (the only metric for now)")
+    scoring = argparse.ArgumentParser(add_help=False, parents=[gateway])
+    scoring.add_argument("--metric", default="faithfulness", help="faithfulness (default) or faithfulness-lexical")
+    scoring.add_argument(
+        "--scorer", choices=["offline", "lexical", "judge"], default=None,
+        help="offline (default; also called lexical): no model; judge: a model of the gateway (--judge-model)",
+    )  # fmt: skip
+    scoring.add_argument("--model", metavar="DIR", help="a local Hugging Face detector (HHEM-, MiniCheck-style) to score with")
+    scoring.add_argument("--judge-model", help="with --scorer judge: the judge model")
+    scoring.add_argument("--threshold", type=float, default=None, help="score at which a row passes (default: the scorer's)")
+    scoring.add_argument("--concurrency", type=int, default=8, help="judge calls in flight (default 8)")
+
+    p = sub.add_parser("score", parents=[scoring], help="score JSONL rows ({id, context, output}), one JSON line out each")
     p.add_argument("--input", required=True, help="a JSONL file, or - for stdin")
-    p.add_argument("--scorer", choices=["offline", "judge"], default="offline")
-    p.add_argument("--judge-model", help="with --scorer judge: the judge model")
-    p.add_argument("--threshold", type=float, default=0.5, help="score at which a row passes (default 0.5)")
-    p.add_argument("--concurrency", type=int, default=8)
     p.set_defaults(func=cmd_score)
+
+    p = sub.add_parser(
+        "calibrate", parents=[scoring],
+        help="agreement of a scorer with human labels ({context, output, label} rows) and the best threshold",
+    )  # fmt: skip
+    p.add_argument("input", help="a JSONL file of labelled rows, or - for stdin")
+    add_json_flag(p)
+    p.set_defaults(func=cmd_calibrate)

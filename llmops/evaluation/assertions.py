@@ -23,7 +23,8 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from llmops.errors import InvalidInput
 from llmops.evaluation import textmetrics
-from llmops.evaluation.faithfulness import FaithfulnessResult, OfflineFaithfulnessScorer
+from llmops.evaluation.faithfulness import FaithfulnessResult
+from llmops.evaluation.faithfulness_scorers import offline_scorer
 
 if TYPE_CHECKING:
     from llmops.evaluation.client import ModelClient
@@ -43,8 +44,11 @@ class AssertionSpec(BaseModel):
     negate: bool = False
     # A name for reports; defaults to the type (with "not-" when negated).
     metric: str | None = None
-    # faithfulness: "offline" (default) or "judge"; similar: "local" or an embeddings model.
+    # faithfulness: "offline" (default), "lexical" (the same, by its other name) or "judge";
+    # similar: "local" or an embeddings model.
     scorer: str | None = None
+    # faithfulness: a local Hugging Face detector (a directory) for the offline scorer.
+    model: str | None = None
     # The judge or embeddings model for this assertion, overriding the suite's.
     provider: str | None = None
 
@@ -473,8 +477,6 @@ def _load_from_file(path: str, file: Path, attribute: str) -> Callable[..., Any]
 
 # --- grounding and judged quality ----------------------------------------------------------
 
-_offline_faithfulness = OfflineFaithfulnessScorer()
-
 
 def _context_of(spec: AssertionSpec, ctx: EvalContext, value: Any) -> str | list[str]:
     context = value if value is not None else ctx.context
@@ -487,15 +489,25 @@ def _faithfulness_grade(result: FaithfulnessResult, spec: AssertionSpec) -> Grad
     grade = _graded(result.score, spec.threshold if spec.threshold is not None else 0.5, "faithfulness")
     if result.unsupported:
         grade.reason += f"; unsupported: {'; '.join(_short(c, 120) for c in result.unsupported)}"
-    grade.details = {"unsupported": result.unsupported}
+    # Each unsupported claim with the context passage it was judged against.
+    grade.details = {
+        "unsupported": result.unsupported,
+        "evidence": {c.claim: c.evidence for c in result.claims if not c.supported and c.evidence},
+    }
     return grade
 
 
 @grader("faithfulness", default_threshold=0.5)
 def _faithfulness_offline(spec: AssertionSpec, ctx: EvalContext, value: Any) -> Grade:
-    if spec.scorer not in (None, "offline", "judge"):
-        raise InvalidInput(f"faithfulness scorer {spec.scorer!r} is unknown; use offline or judge")
-    return _faithfulness_grade(_offline_faithfulness.score(ctx.output, _context_of(spec, ctx, value)), spec)
+    key = (spec.scorer, spec.model, spec.threshold)
+    scorer = _offline_scorers.get(key)
+    if scorer is None:
+        scorer = _offline_scorers[key] = offline_scorer(spec.scorer, spec.model, spec.threshold)
+    return _faithfulness_grade(scorer.score(ctx.output, _context_of(spec, ctx, value)), spec)
+
+
+# Built once per (scorer, model, threshold); a detector's model loads once per process.
+_offline_scorers: dict[tuple[str | None, str | None, float | None], Any] = {}
 
 
 @grader("faithfulness", default_threshold=0.5)

@@ -1,4 +1,8 @@
-"""Offline faithfulness (hallucination) scorer: is each claim of an output supported by the context?
+"""The offline faithfulness (hallucination) scorer, `scorer: offline` (or `lexical`), and
+what every faithfulness scorer shares: claims (an output's sentences), ClaimVerdict and
+FaithfulnessResult. It reads words, not meaning: "rose 12%" for "fell 12%" keeps every
+word and passes; a detector model (`model:`, llmops/evaluation/entailment.py) or the judge
+reads what it cannot.
 
 No model download. Each sentence of the output is a claim; each claim is aligned with the
 context and described by a few features that generalise across domains:
@@ -29,7 +33,7 @@ from functools import lru_cache
 from itertools import pairwise
 from typing import Protocol
 
-# Fitted by `python benchmarks/faithfulness_quality.py --refit`: class-balanced logistic
+# Fitted once (by the first benchmarks/faithfulness_quality.py, in git history): class-balanced logistic
 # regression on all 585 development rows, then the bias moved to the balanced-accuracy
 # optimum so that THRESHOLD 0.5 is the calibrated decision point. Order matches FEATURE_NAMES.
 FEATURE_NAMES = ("novel_weighted", "max_specificity", "pair_support", "novel_specifics", "negation_mismatch")
@@ -382,7 +386,7 @@ def probability(features: tuple[float, ...], weights: tuple[float, ...] = WEIGHT
 
 
 class FaithfulnessScorer(Protocol):
-    def score(self, output: str, context: str) -> FaithfulnessResult: ...
+    def score(self, output: str, context: str | list[str]) -> FaithfulnessResult: ...
 
 
 @lru_cache(maxsize=64)
@@ -391,7 +395,7 @@ def context_index(context: str) -> ContextIndex:
     return ContextIndex(context)
 
 
-class OfflineFaithfulnessScorer:
+class LexicalFaithfulnessScorer:
     """Scores an output against its context with no model: see the module docstring."""
 
     def __init__(self, threshold: float = THRESHOLD) -> None:

@@ -6,6 +6,7 @@ from dataclasses import dataclass, field
 from typing import Any
 from xml.etree import ElementTree as ET
 
+from llmops.evaluation.fingerprint import differences
 from llmops.evaluation.runner import CaseResult, RunResult
 
 # A pair's mean score may drop by this much (noise of graded scores) before it is a regression.
@@ -119,8 +120,15 @@ class Comparison:
     baseline: RunResult
     current: RunResult
     items: list[ItemChange] = field(default_factory=list)
-    # (prompt_id, model_id) -> (baseline mean score, current mean score)
+    # (prompt_id, model_id) -> (baseline mean score, current mean score), on the cases both ran
     groups: dict[tuple[str, str], tuple[float | None, float | None]] = field(default_factory=dict)
+    # What differs between the runs' data, prompts, models and scorers (see fingerprint.py).
+    differences: list[str] = field(default_factory=list)
+
+    @property
+    def common(self) -> int:
+        """Items both runs have: only these are compared."""
+        return sum(1 for i in self.items if i.before is not None and i.after is not None)
 
     @property
     def regressions(self) -> list[ItemChange]:
@@ -148,6 +156,8 @@ class Comparison:
             "baseline": self.baseline.id,
             "current": self.current.id,
             "regressed": self.regressed,
+            "differences": self.differences,
+            "common_items": self.common,
             "baseline_prompts": self.baseline.prompts,
             "current_prompts": self.current.prompts,
             "groups": [
@@ -189,11 +199,29 @@ def compare(baseline: RunResult, current: RunResult) -> Comparison:
                 a.passed if a else None,
             )
         )
-    b_groups = {(g.prompt_id, g.model_id): g.score for g in by_prompt_and_model(baseline)}
-    a_groups = {(g.prompt_id, g.model_id): g.score for g in by_prompt_and_model(current)}
-    for group in list(dict.fromkeys([*b_groups, *a_groups])):
-        comparison.groups[group] = (b_groups.get(group), a_groups.get(group))
+    # A pair both runs have is compared on their common items (a case added or dropped moves
+    # no mean); a pair only one run has shows its own mean beside nothing.
+    common = [k for k in before if k in after]
+    b_common = _group_means([before[k] for k in common])
+    a_common = _group_means([after[k] for k in common])
+    b_all, a_all = _group_means(list(before.values())), _group_means(list(after.values()))
+    for group in list(dict.fromkeys([*b_all, *a_all])):
+        if group in b_common:
+            comparison.groups[group] = (b_common[group], a_common[group])
+        else:
+            comparison.groups[group] = (b_all.get(group) if group not in a_all else None,
+                                        a_all.get(group) if group not in b_all else None)  # fmt: skip
+    comparison.differences = differences(
+        baseline.parameters.get("fingerprint"), current.parameters.get("fingerprint")
+    )
     return comparison
+
+
+def _group_means(results: list[CaseResult]) -> dict[tuple[str, str], float]:
+    scores: dict[tuple[str, str], list[float]] = {}
+    for r in results:
+        scores.setdefault((r.prompt_id, r.model_id), []).append(r.score)
+    return {key: sum(values) / len(values) for key, values in scores.items()}
 
 
 COMPARE_HEADERS = ("prompt", "model", "baseline", "current", "change")

@@ -21,6 +21,7 @@ from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionResult, EvalContext, combine, grade_all, render_value
 from llmops.evaluation.cache import CachedClient, ResponseCache
 from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
+from llmops.evaluation.fingerprint import fingerprint
 from llmops.evaluation.judge import Judge
 from llmops.evaluation.semantic import make_embedder
 from llmops.evaluation.suites import CaseSpec, ModelSpec, PromptSpec, Suite
@@ -310,6 +311,7 @@ class Runner:
             return result
 
         results = await asyncio.gather(*(run_one(t) for t in tasks))
+        printed = await asyncio.to_thread(fingerprint, self.suite, prompts)
         models = list(dict.fromkeys(t.model_id for t in tasks))  # as the suite names them (model and params)
         return RunResult(
             id=uuid.uuid4().hex[:12],
@@ -325,6 +327,7 @@ class Runner:
                 "judge": self.suite.judge.model if self.suite.judge else None,
                 "cache_hits": self.client.hits,
                 "cache_misses": self.client.misses,
+                "fingerprint": printed,
             },
             git_commit=await asyncio.to_thread(git_commit, self.suite.path),
             results=list(results),

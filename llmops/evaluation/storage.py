@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+from dataclasses import asdict, dataclass
+from datetime import datetime
+from typing import Any
+
 from sqlmodel import col, select
 
 from llmops.db import session_scope
@@ -92,7 +96,9 @@ def load_run(ref: str, database_url: str | None = None, *, suite: str | None = N
         row = session.get(EvalRun, run_id)
         if row is None:
             raise NotFound(f"no eval run {ref!r}")
-        results = session.exec(select(EvalResult).where(EvalResult.run_id == run_id).order_by(col(EvalResult.id))).all()
+        results = session.exec(
+            select(EvalResult).where(EvalResult.run_id == run_id).order_by(col(EvalResult.id))
+        ).all()
     return RunResult(
         id=row.id,
         suite=row.suite,
@@ -141,3 +147,52 @@ def _case_result(row: EvalResult) -> CaseResult:
         usage=dict(row.usage),
         cached=row.cached,
     )
+
+
+@dataclass(frozen=True)
+class DatasetVersion:
+    """One version of a suite's cases (by content hash) and the runs made on it."""
+
+    suite: str
+    cases: str
+    case_count: int
+    case_files: dict[str, str]
+    runs: list[str]  # newest first
+    first_run: datetime
+    last_run: datetime
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            **asdict(self),
+            "first_run": self.first_run.isoformat(),
+            "last_run": self.last_run.isoformat(),
+        }
+
+
+def list_datasets(database_url: str | None = None, *, suite: str | None = None) -> list[DatasetVersion]:
+    """Every suite's case versions, newest use first; runs from before fingerprints are left out."""
+    with session_scope(database_url) as session:
+        query = select(EvalRun).order_by(col(EvalRun.started_at).desc())
+        if suite:
+            query = query.where(EvalRun.suite == suite)
+        runs = list(session.exec(query).all())
+    found: dict[tuple[str, str], list[EvalRun]] = {}
+    for run in runs:
+        printed = (run.parameters or {}).get("fingerprint")
+        if printed:
+            found.setdefault((run.suite, printed["cases"]), []).append(run)
+    versions = []
+    for (suite_name, cases), made in found.items():
+        printed = made[0].parameters["fingerprint"]
+        versions.append(
+            DatasetVersion(
+                suite=suite_name,
+                cases=cases,
+                case_count=int(printed.get("case_count", 0)),
+                case_files=dict(printed.get("case_files", {})),
+                runs=[r.id for r in made],
+                first_run=made[-1].started_at,
+                last_run=made[0].started_at,
+            )
+        )
+    return sorted(versions, key=lambda v: (v.suite, v.last_run), reverse=True)

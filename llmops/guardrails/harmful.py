@@ -115,10 +115,10 @@ class HarmfulCheck(Check):
             return Detection(score=round(top / (top + threshold), 3), labels=tuple(sorted(hits)))
         if self.model is None:
             return None
-        p, values = self.model.best(view.lower)
+        p, piece = self.model.best(view.lower)
         if p < self.model_threshold:
             return None
-        category = self.model.label(values) or "other"
+        category = self.model.label(piece) or "other"
         if category not in self._categories:
             return None
         return Detection(score=round(p, 3), labels=(category, "learned"))

@@ -75,6 +75,12 @@ def terms(lower: str, chars: bool = True) -> Counter[str]:
     return counts
 
 
+@lru_cache(maxsize=8)
+def repeated(lower: str, chars: bool = True) -> frozenset[str]:
+    """The features of a text that occur more than once (shared by the models that read it)."""
+    return frozenset(t for t, n in terms(lower, chars).items() if n > 1)
+
+
 @lru_cache(maxsize=1 << 16)
 def _grams(word: str) -> tuple[str, ...]:
     """A word's character n-grams, padded with spaces (cached: words repeat across texts)."""
@@ -133,6 +139,9 @@ class LinearModel:
         # Each vocabulary term's idf and weight, as two flat tables (scoring maps over them in C).
         self._idf: dict[str, float] = {t: v[0] for t, v in data["terms"].items()}
         self._weight: dict[str, float] = {t: v[1] for t, v in data["terms"].items()}
+        # idf x weight and idf squared: a text's score is two sums over its known terms.
+        self._idf_weight: dict[str, float] = {t: v[0] * v[1] for t, v in data["terms"].items()}
+        self._idf_squared: dict[str, float] = {t: v[0] * v[0] for t, v in data["terms"].items()}
         # label -> (intercept, {term: weight}): a multinomial head over the same features.
         self.labels: dict[str, tuple[float, dict[str, float]]] = {
             k: (v["intercept"], v["weights"]) for k, v in data.get("labels", {}).items()
@@ -176,19 +185,37 @@ class LinearModel:
         z = self.intercept + sum(map(mul, values, map(self._weight.__getitem__, known)))
         return _sigmoid(z), dict(zip(known, values, strict=True))
 
-    def best(self, text_lower: str) -> tuple[float, dict[str, float]]:
-        """The highest score over the windows the model reads."""
-        top, top_values = 0.0, {}
-        for piece in self.windows(text_lower):
-            p, values = self.score(piece)
-            if p > top:
-                top, top_values = p, values
-        return top, top_values
+    def probability(self, lower: str) -> float:
+        """P(positive) of one lowercased piece of text: `score` without building the values.
 
-    def label(self, values: dict[str, float]) -> str | None:
-        """The most likely label for a text's feature values (None without a label head)."""
+        With tf-idf values v_t = idf_t x tf_t / norm, z is the intercept plus
+        sum(idf_t x w_t x tf_t) / sqrt(sum(idf_t^2 x tf_t^2)); most terms occur once (tf 1),
+        so both sums run over the dicts in C and only repeated terms are corrected."""
+        counts = terms(lower, self.char_ngrams)
+        known = counts.keys() & self._idf.keys()
+        numerator = sum(map(self._idf_weight.__getitem__, known))
+        squares = sum(map(self._idf_squared.__getitem__, known))
+        for term in repeated(lower, self.char_ngrams) & known:
+            tf = 1.0 + math.log(counts[term])
+            numerator += self._idf_weight[term] * (tf - 1.0)
+            squares += self._idf_squared[term] * (tf * tf - 1.0)
+        return _sigmoid(self.intercept + (numerator / math.sqrt(squares) if squares else 0.0))
+
+    def best(self, text_lower: str) -> tuple[float, str]:
+        """The highest score over the windows the model reads, and that window (for `label`)."""
+        top, top_piece = 0.0, ""
+        for piece in self.windows(text_lower):
+            p = self.probability(piece)
+            if p > top:
+                top, top_piece = p, piece
+        return top, top_piece
+
+    def label(self, lower: str) -> str | None:
+        """The most likely label of a lowercased piece of text (None without a label head);
+        asked only of a text the model flagged, so its values are built only then."""
         if not self.labels:
             return None
+        values = self.score(lower)[1]
         scores = {
             name: b + sum(v * weights.get(t, 0.0) for t, v in values.items()) for name, (b, weights) in self.labels.items()
         }

@@ -46,10 +46,16 @@ class Agreement:
 
 def agreement(scores: Sequence[float], labels: Sequence[bool], threshold: float) -> Agreement:
     """Balanced accuracy (mean recall of both classes) and Cohen's kappa at one threshold."""
-    tp = sum(1 for s, y in zip(scores, labels, strict=True) if y and s >= threshold)
-    fn = sum(1 for s, y in zip(scores, labels, strict=True) if y and s < threshold)
-    fp = sum(1 for s, y in zip(scores, labels, strict=True) if not y and s >= threshold)
-    tn = sum(1 for s, y in zip(scores, labels, strict=True) if not y and s < threshold)
+    tp = fn = fp = tn = 0
+    for score, label in zip(scores, labels, strict=True):
+        if label:
+            tp, fn = (tp + 1, fn) if score >= threshold else (tp, fn + 1)
+        else:
+            fp, tn = (fp + 1, tn) if score >= threshold else (fp, tn + 1)
+    return _agreement(threshold, tp, fn, fp, tn)
+
+
+def _agreement(threshold: float, tp: int, fn: int, fp: int, tn: int) -> Agreement:
     recalls = [tp / (tp + fn)] if tp + fn else []
     recalls += [tn / (tn + fp)] if tn + fp else []
     balanced = sum(recalls) / len(recalls) if recalls else 0.0
@@ -87,12 +93,22 @@ def calibrate(scores: Sequence[float], labels: Sequence[bool], threshold: float)
         raise InvalidInput(
             "calibration needs rows of both labels (some that should pass, some that should fail)"
         )
-    values = sorted(set(scores))
-    # A threshold between each pair of neighbouring scores, and one above and below all.
-    candidates = [values[0] - 1e-6] + [(a + b) / 2 for a, b in zip(values, values[1:], strict=False)]
-    candidates.append(values[-1] + 1e-6)
+    # Candidates: one threshold below every score, one between each pair of neighbouring
+    # scores, one above all. Swept upwards, each step fails the rows at the score it passes,
+    # so every candidate costs a count update, not a pass over the rows.
+    at_score: dict[float, list[int]] = {}
+    for score, label in zip(scores, labels, strict=True):
+        at_score.setdefault(score, [0, 0])[0 if label else 1] += 1
+    values = sorted(at_score)
+    tp, fp = sum(labels), len(labels) - sum(labels)
+    fn = tn = 0
+    found = [_agreement(values[0] - 1e-6, tp, fn, fp, tn)]
+    for i, value in enumerate(values):
+        positives, negatives = at_score[value]
+        tp, fn, fp, tn = tp - positives, fn + positives, fp - negatives, tn + negatives
+        above = (value + values[i + 1]) / 2 if i + 1 < len(values) else value + 1e-6
+        found.append(_agreement(above, tp, fn, fp, tn))
     best = max(
-        (agreement(scores, labels, t) for t in candidates),
-        key=lambda a: (round(a.balanced_accuracy, 9), round(a.kappa, 9), -abs(a.threshold - threshold)),
+        found, key=lambda a: (round(a.balanced_accuracy, 9), round(a.kappa, 9), -abs(a.threshold - threshold))
     )
     return Calibration(len(scores), sum(labels), agreement(scores, labels, threshold), best)

@@ -60,10 +60,12 @@ def context_windows(context: str | Sequence[str]) -> list[str]:
     return list(dict.fromkeys(windows))
 
 
-def best_windows(claim: str, windows: list[str], limit: int) -> list[str]:
+def best_windows(claim: str, windows: list[tuple[str, set[str]]], limit: int) -> list[str]:
+    """The `limit` windows (each with its word set, made once per context) that share most
+    words with the claim, shorter ones first on a tie."""
     wanted = _words(claim)
-    ranked = sorted(windows, key=lambda w: -len(wanted & _words(w)) / (1 + 0.01 * len(w)))
-    return ranked[:limit]
+    ranked = sorted(windows, key=lambda w: -len(wanted & w[1]) / (1 + 0.01 * len(w[0])))
+    return [window for window, _ in ranked[:limit]]
 
 
 class EntailmentFaithfulnessScorer:
@@ -93,7 +95,7 @@ class EntailmentFaithfulnessScorer:
         claims = split_claims(output) or ([output.strip()] if output.strip() else [])
         if not claims:
             return FaithfulnessResult(score=1.0, unsupported=[], claims=[], threshold=self.threshold)
-        windows = context_windows(context)
+        windows = [(window, _words(window)) for window in context_windows(context)]
         candidates = []
         for claim in claims:
             found = best_windows(claim, windows, self.windows)

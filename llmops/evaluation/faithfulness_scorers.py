@@ -11,6 +11,7 @@
 from __future__ import annotations
 
 from llmops.errors import InvalidInput
+from llmops.evaluation.faithfulness import THRESHOLD as LEXICAL_THRESHOLD
 from llmops.evaluation.faithfulness import FaithfulnessScorer, LexicalFaithfulnessScorer
 
 OFFLINE = "offline"
@@ -19,7 +20,6 @@ JUDGE = "judge"
 SCORERS = (OFFLINE, LEXICAL, JUDGE)
 # `llmops eval score --metric ...` names: each is faithfulness with one scorer.
 METRICS = {"faithfulness": OFFLINE, "faithfulness-lexical": LEXICAL}
-DEFAULT_THRESHOLD = 0.5
 
 
 def offline_scorer(
@@ -33,7 +33,7 @@ def offline_scorer(
     if model is not None and name != OFFLINE:
         raise InvalidInput(f"faithfulness: `model` is a detector for the offline scorer, not for {name!r}")
     if model is None:
-        return LexicalFaithfulnessScorer(threshold=DEFAULT_THRESHOLD if threshold is None else threshold)
+        return LexicalFaithfulnessScorer(threshold=LEXICAL_THRESHOLD if threshold is None else threshold)
     from llmops.evaluation.entailment import THRESHOLD, EntailmentFaithfulnessScorer
 
     return EntailmentFaithfulnessScorer(

@@ -24,7 +24,7 @@ from functools import cache
 from pathlib import Path
 from typing import Any
 
-from llmops.evaluation.suites import CaseFile, Suite
+from llmops.evaluation.suites import CaseFile, CaseSpec, Suite
 
 _JUDGED = {"llm-rubric", "factuality", "answer-relevance"}
 
@@ -48,9 +48,9 @@ def file_digest(path: Path) -> str:
     return _file_digest(str(path), stat.st_mtime_ns, stat.st_size)
 
 
-def _scorer_versions(suite: Suite) -> dict[str, str]:
+def _scorer_versions(suite: Suite, cases: list[CaseSpec]) -> dict[str, str]:
     versions: dict[str, str] = {}
-    for case in suite.expanded_cases():
+    for case in cases:
         for spec in case.assertions:
             if spec.type == "faithfulness":
                 scorer = spec.scorer or "offline"
@@ -81,10 +81,8 @@ def fingerprint(suite: Suite, prompts: list[Any]) -> dict[str, Any]:
         name = item if isinstance(item, str) else item.file
         path = base / name
         case_files[name] = file_digest(path) if path.is_file() else "missing"
-    cases = [
-        case.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"description"})
-        for case in suite.expanded_cases()
-    ]
+    expanded = suite.expanded_cases()  # reads the cases files: once
+    cases = [case.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"description"}) for case in expanded]
     suite_file = Path(suite.path) if suite.path else None
     prompt_prints = {}
     for prompt in prompts:
@@ -105,7 +103,7 @@ def fingerprint(suite: Suite, prompts: list[Any]) -> dict[str, Any]:
         "case_count": len(cases),
         "prompts": prompt_prints,
         "models": {m.key: {"model": m.model, "params": m.params} for m in suite.models},
-        "scorers": _scorer_versions(suite),
+        "scorers": _scorer_versions(suite, expanded),
     }
 
 

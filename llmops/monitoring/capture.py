@@ -14,7 +14,6 @@ import logging
 import random
 import threading
 import time
-from collections import deque
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
 from typing import Any
@@ -24,6 +23,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import IntegrityError
 
 from llmops.governance.side_work import set_nice
+from llmops.monitoring.background import BackgroundQueue
 from llmops.monitoring.config import CaptureConfig
 from llmops.monitoring.models import PAYLOADS
 from llmops.monitoring.redact import Redactor
@@ -35,19 +35,17 @@ WRITER_NICE = 10
 _MAX_SHARE_KEYS = 10_000  # (model, prompt) pairs remembered; clients choose model names
 
 
-class PayloadCapture:
+class PayloadCapture(BackgroundQueue[tuple[Any, ...]]):
+    thread_name = "llmops-capture"
+
     def __init__(self, config: CaptureConfig, database_url: str | None = None):
+        super().__init__(config.max_queue)
         self.config = config
         self.database_url = database_url
         self._shares: dict[tuple[str, str], float] = {}
-        self._queue: deque[tuple[Any, ...]] = deque()
         self._redact = Redactor(config.redact)
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread: threading.Thread | None = None
         self._next_prune = 0.0
         self.written = 0
-        self.dropped = 0
         self.pruned = 0
 
     # -- the request path ----------------------------------------------------------------
@@ -64,10 +62,7 @@ class PayloadCapture:
 
     def keep(self, call: Any, body: dict[str, Any], replies: Sequence[str]) -> None:
         """Queue a sampled call (a gateway `Call`, its upstream body, its reply texts)."""
-        if len(self._queue) >= self.config.max_queue:
-            self.dropped += 1
-            return
-        self._queue.append(
+        self._put(
             (
                 call.id,
                 call.created_at,
@@ -81,23 +76,6 @@ class PayloadCapture:
                 call.prompt_variables,
             )
         )
-
-    # -- life cycle ------------------------------------------------------------------------
-
-    def start(self) -> PayloadCapture:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="llmops-capture", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self, timeout: float = 10.0) -> None:
-        self._stop = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        else:
-            self.flush()
 
     def stats(self) -> dict[str, int]:
         return {

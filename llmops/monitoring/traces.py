@@ -24,13 +24,13 @@ import logging
 import os
 import random
 import threading
-from collections import deque
 from datetime import datetime
 from typing import Any
 
 import httpx
 
 from llmops.monitoring import otlp
+from llmops.monitoring.background import BackgroundQueue
 from llmops.monitoring.config import TracesConfig
 
 log = logging.getLogger("llmops.monitoring")
@@ -60,44 +60,25 @@ def _ns(at: datetime) -> int:
     return int(at.timestamp() * 1_000_000) * 1000
 
 
-class CallTracer:
+class CallTracer(BackgroundQueue[tuple[dict[str, Any], float, list[str] | None]]):
+    thread_name = "llmops-traces"
+
     def __init__(self, config: TracesConfig):
+        super().__init__(config.max_queue)
         self.config = config
         self._headers = {**config.headers, "content-type": "application/x-protobuf"}
-        self._queue: deque[tuple[dict[str, Any], float, list[str] | None]] = deque()
-        self._wake = threading.Event()
-        self._stop = False
-        self._thread: threading.Thread | None = None
         self.exported = 0
-        self.dropped = 0
 
     # -- the request path ----------------------------------------------------------------
 
     def record(self, row: dict[str, Any], upstream_ms: float, reasons: list[str] | None = None) -> None:
         """Queue a finished call's ledger row (the router's time, the finish reasons) for export."""
-        if len(self._queue) >= self.config.max_queue:
-            self.dropped += 1
+        # A full queue counts the call as dropped before any draw, as a kept call would be.
+        if len(self._queue) < self._max_queue and self.config.sample < 1 and random.random() >= self.config.sample:
             return
-        if self.config.sample < 1 and random.random() >= self.config.sample:
-            return
-        self._queue.append((row, upstream_ms, reasons))
+        self._put((row, upstream_ms, reasons))
 
-    # -- life cycle ------------------------------------------------------------------------
-
-    def start(self) -> CallTracer:
-        if self._thread is None:
-            self._thread = threading.Thread(target=self._run, name="llmops-traces", daemon=True)
-            self._thread.start()
-        return self
-
-    def close(self, timeout: float = 10.0) -> None:
-        self._stop = True
-        self._wake.set()
-        if self._thread is not None:
-            self._thread.join(timeout)
-            self._thread = None
-        else:
-            self.flush()
+    # -- the export thread ---------------------------------------------------------------
 
     def _run(self) -> None:
         from llmops.governance.side_work import set_nice

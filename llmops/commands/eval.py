@@ -1,7 +1,7 @@
 """`llmops eval ...`: run suites, read stored runs, compare them, score files.
 
     llmops eval run evals/summarize.yaml [--json] [--junit FILE] [--baseline RUN|last]
-                    [--concurrency N] [--no-cache] [--gateway-url URL]
+                    [--concurrency N] [--no-cache] [--gateway-url URL] [--repeat N] [--mlflow [URI]]
     llmops eval list | show RUN | compare A B | datasets [--suite NAME]
     llmops eval score --metric faithfulness --input FILE.jsonl [--scorer offline|lexical|judge]
     llmops eval calibrate --metric faithfulness LABELLED.jsonl [--scorer ...] [--json]
@@ -65,6 +65,8 @@ def cmd_run(args) -> int:
         database_url=args.database_url,
         baseline=args.baseline,
         progress=None if args.json else ProgressBar(),
+        repeat=args.repeat,
+        mlflow=True if args.mlflow == "" else args.mlflow,
     )
     if args.junit:
         Path(args.junit).write_text(reports.junit_xml(run), encoding="utf-8")
@@ -72,10 +74,15 @@ def cmd_run(args) -> int:
     if args.json:
         print_json({**run.to_dict(), "comparison": comparison.to_dict() if comparison else None})
     else:
-        print(f"run {run.id}  suite {run.suite}  {run.passed_count}/{run.total} passed  score {run.score:.3f}")
+        flaky = f"  {run.flaky} flaky" if run.flaky else ""
+        print(f"run {run.id}  suite {run.suite}  {run.passed_count}/{run.total} passed{flaky}  score {run.score:.3f}")
         print_table(reports.SUMMARY_HEADERS, reports.summary_rows(run))
-        hits = run.parameters.get("cache_hits", 0)
-        print(f"cost ${run.cost:.6f}  cached responses {hits}/{run.total}  git {run.git_commit or '-'}")
+        hits, calls = run.parameters.get("cache_hits", 0), len(run.calls)
+        attempts = f"  attempts passed {run.pass_rate:.0%} of {calls}" if calls != run.total else ""
+        print(f"cost ${run.cost:.6f}  cached responses {hits}/{calls}  git {run.git_commit or '-'}{attempts}")
+        logged = run.parameters.get("mlflow")
+        if logged:
+            print(f"mlflow run {logged['run_id']} in experiment {logged['experiment_id']} at {logged['tracking_uri']}")
         for line in reports.failure_lines(run):
             print(line)
         if comparison is not None:
@@ -170,13 +177,17 @@ def cmd_show(args) -> int:
     print(f"started {_time(run.started_at)}  git {run.git_commit or '-'}  prompts {json.dumps(run.prompts)}")
     print_table(reports.SUMMARY_HEADERS, reports.summary_rows(run))
     print()
-    rows = [r for r in run.results if args.all or not r.passed]
+    rows = [r for r in run.results if args.all or not r.passed or r.status == "flaky"]
     print_table(
-        ["CASE", "PROMPT", "MODEL", "PASSED", "SCORE", "REASON"],
-        [[r.case_id, r.prompt_id, r.model_id, "yes" if r.passed else "NO", f"{r.score:.3f}", r.reason[:100]] for r in rows],
+        ["CASE", "PROMPT", "MODEL", "PASSED", "STATUS", "SCORE", "REASON"],
+        [
+            [r.case_id, r.prompt_id, r.model_id, "yes" if r.passed else "NO", r.status, f"{r.score:.3f}", r.reason[:100]]
+            for r in rows
+        ],
     )
     if not args.all:
-        print(f"({len(rows)} failing shown; --all for every case)")
+        flaky = " or flaky" if any(r.status == "flaky" for r in rows) else ""
+        print(f"({len(rows)} failing{flaky} shown; --all for every case)")
     return 0
 
 
@@ -308,6 +319,14 @@ def register(subparsers) -> None:
     p.add_argument("--baseline", metavar="RUN", help="a run id, or `last`: exit 1 on a regression against it")
     p.add_argument("--concurrency", type=int, default=8, help="model calls in flight (default 8)")
     p.add_argument("--no-cache", action="store_true", help="call the models even for cached requests")
+    p.add_argument(
+        "--repeat", type=int, metavar="N", default=None,
+        help="attempts of every case (over the suite's and the cases' `repeat`); each has its own cache entry",
+    )  # fmt: skip
+    p.add_argument(
+        "--mlflow", nargs="?", const="", default=None, metavar="URI",
+        help="log the run to an MLflow tracking server (default URI: the suite's `mlflow:`, else MLFLOW_TRACKING_URI)",
+    )  # fmt: skip
     p.set_defaults(func=cmd_run)
 
     p = sub.add_parser("list", parents=[common], help="stored runs, newest first")

@@ -102,6 +102,9 @@ class EvalContext:
     client: ModelClient | None = None
     # Where `python` assertions given as a file (checks.py:function) are looked up: the suite's directory.
     base_dir: str | None = None
+    # The reply's tool calls ({id, type, function: {name, arguments}}) and the request's `tools`.
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    tools: list[dict[str, Any]] | None = None
 
 
 @dataclass
@@ -420,6 +423,7 @@ async def _python(spec: AssertionSpec, ctx: EvalContext, value: Any) -> Grade:
         "query": ctx.query,
         "latency_ms": ctx.latency_ms,
         "cost": ctx.cost,
+        "tool_calls": ctx.tool_calls,
     }
     try:
         result = function(ctx.output, info)
@@ -636,3 +640,7 @@ def combine(results: Sequence[AssertionResult], threshold: float | None = None) 
         ok = not failed
         reason = "all assertions passed" if ok else "failed: " + ", ".join(f"{r.name} ({r.reason})" for r in failed)
     return CaseScore(score, ok, reason)
+
+
+# Tool-call and structured-output graders register themselves into GRADERS on import.
+from llmops.evaluation import tool_assertions as _tool_assertions  # noqa: E402,F401

@@ -19,8 +19,13 @@ from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
 from llmops.evaluation.models import EvalCacheEntry
 
 
-def cache_key(model: str, messages: list[dict], params: dict[str, Any]) -> str:
-    payload = json.dumps({"model": model, "messages": messages, "params": params}, sort_keys=True, default=str)
+def cache_key(model: str, messages: list[dict], params: dict[str, Any], attempt: int = 0) -> str:
+    """The first attempt keeps the key it always had; each repeat has its own, so a
+    repeated case makes `repeat` real calls once and replays all of them afterwards."""
+    asked: dict[str, Any] = {"model": model, "messages": messages, "params": params}
+    if attempt:
+        asked["attempt"] = attempt
+    payload = json.dumps(asked, sort_keys=True, default=str)
     return hashlib.sha256(payload.encode()).hexdigest()
 
 
@@ -34,7 +39,12 @@ class ResponseCache:
             if row is None:
                 return None
             return ModelResponse(
-                text=row.text, usage=dict(row.usage), cost=row.cost, latency_ms=row.latency_ms, cached=True
+                text=row.text,
+                usage=dict(row.usage),
+                cost=row.cost,
+                latency_ms=row.latency_ms,
+                cached=True,
+                tool_calls=list(row.tool_calls or []),
             )
 
     def put(self, key: str, model: str, response: ModelResponse) -> None:
@@ -48,6 +58,7 @@ class ResponseCache:
                         usage=response.usage,
                         cost=response.cost,
                         latency_ms=response.latency_ms,
+                        tool_calls=response.tool_calls or None,
                     )
                 )
         except IntegrityError:
@@ -73,9 +84,15 @@ class CachedClient:
         self.misses = 0
 
     async def chat(
-        self, model: str, messages: list[dict], params: dict[str, Any], prompt: PromptRef | None = None
+        self,
+        model: str,
+        messages: list[dict],
+        params: dict[str, Any],
+        prompt: PromptRef | None = None,
+        *,
+        attempt: int = 0,
     ) -> ModelResponse:
-        key = cache_key(model, messages, params)  # what was asked, however it is sent
+        key = cache_key(model, messages, params, attempt)  # what was asked, however it is sent
         if self.read:
             hit = await asyncio.to_thread(self.cache.get, key)
             if hit is not None:

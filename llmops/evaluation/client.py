@@ -15,6 +15,7 @@ same version number.
 
 from __future__ import annotations
 
+import json
 import time
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,15 +41,35 @@ class ModelResponse:
     latency_ms: float | None = None
     raw: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    # The assistant's tool calls, in OpenAI's shape ({id, type, function: {name, arguments}}).
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+
+
+def tool_calls_of(message: dict[str, Any]) -> list[dict[str, Any]]:
+    """An assistant message's tool calls, normalised: `arguments` always a string."""
+    found = []
+    for call in message.get("tool_calls") or []:
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            continue
+        arguments = function.get("arguments")
+        if not isinstance(arguments, str):
+            arguments = json.dumps(arguments if arguments is not None else {})
+        found.append(
+            {"id": call.get("id"), "type": "function", "function": {"name": function.get("name"), "arguments": arguments}}
+        )
+    return found
 
 
 @dataclass(frozen=True)
 class PromptRef:
-    """The registry version a call's messages were rendered from, and its variables."""
+    """The registry version a call's messages were rendered from, and its variables;
+    `turns`, the messages the call sends after the rendered ones (a case's `messages`)."""
 
     name: str
     version: int
     variables: dict[str, Any]
+    turns: list[dict[str, Any]] = field(default_factory=list)
 
 
 class ModelClient(Protocol):
@@ -105,7 +126,8 @@ class HttpModelClient:
         body = {**params, "model": model, "messages": messages, "stream": False}
         if prompt is not None and self.prompt_references:
             reference = {"name": prompt.name, "version": prompt.version, "variables": prompt.variables}
-            body = {**params, "model": model, "messages": [], "prompt": reference, "stream": False}
+            # The gateway renders the version and appends the request's own messages to it.
+            body = {**params, "model": model, "messages": list(prompt.turns), "prompt": reference, "stream": False}
         started = time.perf_counter()
         try:
             response = await self._http.post("/chat/completions", json=body)
@@ -116,8 +138,9 @@ class HttpModelClient:
             raise ModelCallError(f"model {model!r} failed: {_error_message(response)}")
         data = response.json()
         try:
-            text = data["choices"][0]["message"].get("content") or ""
-        except (KeyError, IndexError, TypeError):
+            message = data["choices"][0]["message"]
+            text = message.get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
             raise ModelCallError(f"model {model!r} returned no choices") from None
         cost_header = response.headers.get("x-llmops-cost")
         return ModelResponse(
@@ -126,6 +149,7 @@ class HttpModelClient:
             cost=float(cost_header) if cost_header else None,
             latency_ms=latency_ms,
             raw=data,
+            tool_calls=tool_calls_of(message),
         )
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:

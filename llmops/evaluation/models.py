@@ -14,7 +14,7 @@ from sqlalchemy import JSON, Column, Float, Integer, String, Text
 from sqlmodel import Field, SQLModel
 
 from llmops.columns import UTCDateTime, utcnow
-from llmops.migrations import Migration, create_tables
+from llmops.migrations import Migration, add_columns, create_tables
 
 
 class EvalRun(SQLModel, table=True):
@@ -63,6 +63,10 @@ class EvalResult(SQLModel, table=True):
     cost: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     usage: dict = Field(default_factory=dict, sa_column=Column(JSON, nullable=False))
     cached: bool = Field(default=False)
+    # The reply's tool calls; None for rows stored before they were recorded.
+    tool_calls: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
+    # A repeated case: {"stats": repeats.RepeatStats.to_dict(), "attempts": [each attempt]}.
+    repeats: dict | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
 class EvalCacheEntry(SQLModel, table=True):
@@ -77,9 +81,14 @@ class EvalCacheEntry(SQLModel, table=True):
     cost: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     latency_ms: float | None = Field(default=None, sa_column=Column(Float, nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+    tool_calls: list | None = Field(default=None, sa_column=Column(JSON, nullable=True))
 
 
-MIGRATIONS = [Migration("evaluation.0001", create_tables("eval_runs", "eval_results", "eval_cache"))]
+MIGRATIONS = [
+    Migration("evaluation.0001", create_tables("eval_runs", "eval_results", "eval_cache")),
+    Migration("evaluation.0002", add_columns("eval_results", "tool_calls", "repeats")),
+    Migration("evaluation.0003", add_columns("eval_cache", "tool_calls")),
+]
 
 
 def is_evidence(parameters: dict | None) -> bool:

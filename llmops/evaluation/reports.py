@@ -25,6 +25,7 @@ class GroupSummary:
     score: float
     latency_ms: float | None
     cost: float
+    flaky: int = 0
 
     @property
     def pass_rate(self) -> float:
@@ -38,6 +39,7 @@ class GroupSummary:
             "model": self.model,
             "cases": self.cases,
             "passed": self.passed,
+            "flaky": self.flaky,
             "errors": self.errors,
             "pass_rate": round(self.pass_rate, 4),
             "score": round(self.score, 4),
@@ -52,7 +54,8 @@ def by_prompt_and_model(run: RunResult) -> list[GroupSummary]:
         groups.setdefault((result.prompt_id, result.model_id), []).append(result)
     summaries = []
     for (prompt_id, model_id), results in groups.items():
-        latencies = [r.latency_ms for r in results if r.latency_ms is not None]
+        calls = [c for r in results for c in r.calls]
+        latencies = [c.latency_ms for c in calls if c.latency_ms is not None]
         summaries.append(
             GroupSummary(
                 prompt_id=prompt_id,
@@ -64,7 +67,8 @@ def by_prompt_and_model(run: RunResult) -> list[GroupSummary]:
                 errors=sum(r.error is not None for r in results),
                 score=sum(r.score for r in results) / len(results),
                 latency_ms=sum(latencies) / len(latencies) if latencies else None,
-                cost=sum(r.cost or 0.0 for r in results if not r.cached),
+                cost=sum(c.cost or 0.0 for c in calls if not c.cached),
+                flaky=sum(r.status == "flaky" for r in results),
             )
         )
     return summaries
@@ -79,7 +83,9 @@ def summary_rows(run: RunResult) -> list[tuple]:
             g.prompt_id,
             g.prompt_ref or "",
             g.model_id if g.model_id == g.model else f"{g.model_id} ({g.model})",
-            f"{g.passed}/{g.cases}" + (f" ({g.errors} errors)" if g.errors else ""),
+            f"{g.passed}/{g.cases}"
+            + (f" ({g.flaky} flaky)" if g.flaky else "")
+            + (f" ({g.errors} errors)" if g.errors else ""),
             f"{g.score:.3f}",
             "" if g.latency_ms is None else f"{g.latency_ms:.0f}",
             f"{g.cost:.6f}",
@@ -89,13 +95,38 @@ def summary_rows(run: RunResult) -> list[tuple]:
 
 
 def failure_lines(run: RunResult, limit: int = 20) -> list[str]:
+    """Failed cases, then flaky ones that passed their gate (a flaky case is never silent)."""
     lines = []
     for result in [r for r in run.results if not r.passed][:limit]:
         lines.append(f"FAIL {result.test_id}: {result.reason}")
         if result.output is not None:
             output = result.output.replace("\n", " ")
             lines.append(f"     output: {output[:160]}{'…' if len(output) > 160 else ''}")
+    for result in [r for r in run.results if r.passed and r.status == "flaky"][:limit]:
+        lines.append(f"FLAKY {result.test_id}: {result.reason}")
     return lines
+
+
+def case_properties(result: CaseResult) -> list[tuple[str, str]]:
+    """What CI shows beside a case (JUnit <property> elements): its score, cost, latency,
+    tokens, and for a repeated case its rate, interval, pass@k and pass^k."""
+    properties = [("score", f"{result.score:.4f}"), ("status", result.status)]
+    if result.prompt_ref:
+        properties.append(("prompt_ref", result.prompt_ref))
+    if result.cost is not None:
+        properties.append(("cost", f"{result.cost:.8f}"))
+    if result.latency_ms is not None:
+        properties.append(("latency_ms", f"{result.latency_ms:.1f}"))
+    for name in ("prompt_tokens", "completion_tokens", "total_tokens"):
+        value = result.usage.get(name)
+        if isinstance(value, int | float):
+            properties.append((name, str(int(value))))
+    if result.repeat is not None:
+        stats = result.repeat.to_dict()
+        for name in ("runs", "passes", "rate", "ci_low", "ci_high", "pass_at_k", "pass_hat_k", "k", "min_pass_rate"):
+            properties.append((name, str(stats[name])))
+        properties.append(("flaky", "true" if stats["flaky"] else "false"))
+    return properties
 
 
 @dataclass
@@ -268,6 +299,9 @@ def junit_xml(run: RunResult) -> str:
             name=result.case_id,
             time=f"{(result.latency_ms or 0) / 1000:.3f}",
         )
+        own = ET.SubElement(case, "properties")
+        for name, value in case_properties(result):
+            ET.SubElement(own, "property", name=name, value=value)
         if result.error is not None:
             ET.SubElement(case, "error", message=result.error[:500]).text = result.error
         elif not result.passed:

@@ -4,6 +4,10 @@ Prompts are resolved once at the start (`summarize@production` -> `summarize:2`)
 label moved during a run cannot mix versions. A failed model call or a case whose
 variables do not fit its prompt is an errored case, not a crashed run; a suite that
 names a prompt the registry lacks fails before any call is made.
+
+A case with `repeat: n` makes n attempts (each its own call and cache entry); its
+result is then their aggregate: the gate's verdict, the mean score, and each attempt
+under `attempts` (repeats.py says how the rate decides).
 """
 
 from __future__ import annotations
@@ -23,6 +27,7 @@ from llmops.evaluation.cache import CachedClient, ResponseCache
 from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
 from llmops.evaluation.fingerprint import fingerprint
 from llmops.evaluation.judge import Judge
+from llmops.evaluation.repeats import DEFAULT_MIN_PASS_RATE, RepeatStats
 from llmops.evaluation.semantic import make_embedder
 from llmops.evaluation.suites import CaseSpec, ModelSpec, PromptSpec, Suite
 
@@ -48,10 +53,26 @@ class CaseResult:
     cost: float | None = None
     usage: dict[str, Any] = field(default_factory=dict)
     cached: bool = False
+    tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # A repeated case: each attempt (themselves CaseResults) and the rate's statistics.
+    attempts: list[CaseResult] = field(default_factory=list)
+    repeat: RepeatStats | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
         return (self.case_id, self.prompt_id, self.model_id)
+
+    @property
+    def calls(self) -> list[CaseResult]:
+        """The model calls behind this result: its attempts, or itself."""
+        return self.attempts or [self]
+
+    @property
+    def status(self) -> str:
+        """passed, failed, or flaky (a repeated case that both passed and failed)."""
+        if self.repeat is not None and self.repeat.flaky:
+            return "flaky"
+        return "passed" if self.passed else "failed"
 
     @property
     def test_id(self) -> str:
@@ -76,7 +97,61 @@ class CaseResult:
             "cost": self.cost,
             "usage": self.usage,
             "cached": self.cached,
+            "status": self.status,
+            **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
+            **({"repeat": self.repeat.to_dict()} if self.repeat else {}),
+            **({"attempts": [a.attempt_dict() for a in self.attempts]} if self.attempts else {}),
         }
+
+    def attempt_dict(self) -> dict[str, Any]:
+        """One attempt of a repeated case: what differs between attempts."""
+        keep = ("output", "error", "score", "passed", "reason", "assertions", "latency_ms", "cost", "usage", "cached", "tool_calls")
+        full = self.to_dict()
+        return {k: full[k] for k in keep if k in full}
+
+
+def aggregate(attempts: list[CaseResult], min_pass_rate: float | None) -> CaseResult:
+    """A repeated case as one result: the gate's verdict, the mean score, summed tokens and
+    cost, the mean latency, and a failing attempt's output and assertions to show."""
+    first = attempts[0]
+    errors = sum(a.error is not None for a in attempts)
+    stats = RepeatStats(
+        runs=len(attempts),
+        passes=sum(a.passed for a in attempts),
+        errors=errors,
+        min_pass_rate=DEFAULT_MIN_PASS_RATE if min_pass_rate is None else min_pass_rate,
+    )
+    shown = next((a for a in attempts if not a.passed), first)
+    latencies = [a.latency_ms for a in attempts if a.latency_ms is not None]
+    usage: dict[str, Any] = {}
+    for a in attempts:
+        for name, value in a.usage.items():
+            if isinstance(value, int | float) and not isinstance(value, bool):
+                usage[name] = usage.get(name, 0) + value
+    costs = [a.cost for a in attempts if a.cost is not None]
+    return CaseResult(
+        case_id=first.case_id,
+        prompt_id=first.prompt_id,
+        prompt_ref=first.prompt_ref,
+        model_id=first.model_id,
+        model=first.model,
+        params=first.params,
+        variables=first.variables,
+        output=shown.output,
+        # The case errored only when no attempt got an answer; otherwise its attempts say which did.
+        error=shown.error if errors == len(attempts) else None,
+        score=sum(a.score for a in attempts) / len(attempts),
+        passed=stats.gate_passed,
+        reason=stats.describe() + ("" if shown.passed else f"; e.g. {shown.reason}"),
+        assertions=shown.assertions,
+        latency_ms=sum(latencies) / len(latencies) if latencies else None,
+        cost=sum(costs) if costs else None,
+        usage=usage,
+        cached=all(a.cached for a in attempts),
+        tool_calls=shown.tool_calls,
+        attempts=attempts,
+        repeat=stats,
+    )
 
 
 @dataclass
@@ -110,14 +185,28 @@ class RunResult:
         return sum(r.score for r in self.results) / len(self.results) if self.results else 0.0
 
     @property
+    def flaky(self) -> int:
+        return sum(r.status == "flaky" for r in self.results)
+
+    @property
+    def calls(self) -> list[CaseResult]:
+        return [call for r in self.results for call in r.calls]
+
+    @property
     def cost(self) -> float:
         """Dollars this run spent: cached responses were paid for by an earlier run."""
-        return sum(r.cost or 0.0 for r in self.results if not r.cached)
+        return sum(r.cost or 0.0 for r in self.calls if not r.cached)
 
     @property
     def latency_ms(self) -> float | None:
-        values = [r.latency_ms for r in self.results if r.latency_ms is not None]
+        values = [r.latency_ms for r in self.calls if r.latency_ms is not None]
         return sum(values) / len(values) if values else None
+
+    @property
+    def pass_rate(self) -> float:
+        """The share of attempts that passed (every call of every case)."""
+        calls = self.calls
+        return sum(c.passed for c in calls) / len(calls) if calls else 0.0
 
     @property
     def passed(self) -> bool:
@@ -135,7 +224,10 @@ class RunResult:
             "total": self.total,
             "passed": self.passed_count,
             "failed": self.total - self.passed_count,
+            "flaky": self.flaky,
             "errors": self.errors,
+            "attempts": len(self.calls),
+            "pass_rate": round(self.pass_rate, 4),
             "score": round(self.score, 4),
             "cost": round(self.cost, 8),
             "latency_ms": None if self.latency_ms is None else round(self.latency_ms, 1),
@@ -165,6 +257,8 @@ class Task:
     model_id: str
     model: str
     params: dict[str, Any]
+    repeat: int = 1
+    min_pass_rate: float | None = None
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -225,9 +319,13 @@ def resolve_prompts(suite: Suite, database_url: str | None = None) -> list[Prepa
     return prepared
 
 
-def plan(suite: Suite, prompts: list[PreparedPrompt]) -> list[Task]:
+def plan(suite: Suite, prompts: list[PreparedPrompt], repeat: int | None = None) -> list[Task]:
+    """Every case × prompt × model; `repeat` (the --repeat option) overrides the suite's and
+    the cases' own."""
     tasks = []
     for case in suite.expanded_cases():
+        attempts = repeat or case.repeat or suite.repeat
+        bar = case.min_pass_rate if case.min_pass_rate is not None else suite.min_pass_rate
         for prompt in prompts:
             prompt_params = {k: v for k, v in prompt.view.model_config.items() if k != "model"}
             models = suite.models or [ModelSpec(id=DEFAULT_MODEL_KEY, model=str(prompt.view.model_config.get("model") or ""))]
@@ -235,7 +333,7 @@ def plan(suite: Suite, prompts: list[PreparedPrompt]) -> list[Task]:
                 if not model.model:
                     raise InvalidInput(f"suite {suite.name}: prompt {prompt.key} names no model; list `models:` in the suite")
                 params = {**prompt_params, **suite.params, **model.params}
-                tasks.append(Task(case, prompt, model.key, model.model, params))
+                tasks.append(Task(case, prompt, model.key, model.model, params, attempts, bar))
     return tasks
 
 
@@ -266,9 +364,13 @@ class Runner:
         database_url: str | None = None,
         progress: Callable[[int, int, CaseResult], None] | None = None,
         select: Callable[[tuple[str, str, str]], bool] | None = None,
+        repeat: int | None = None,
     ) -> None:
         if concurrency < 1:
             raise InvalidInput("concurrency must be at least 1")
+        if repeat is not None and not 1 <= repeat <= 1000:
+            raise InvalidInput("repeat must be between 1 and 1000")
+        self.repeat = repeat
         self.suite = suite
         self.database_url = database_url
         self.client = CachedClient(client, ResponseCache(database_url), read=use_cache)
@@ -294,23 +396,27 @@ class Runner:
     async def run(self) -> RunResult:
         started = datetime.now(UTC)
         prompts = await asyncio.to_thread(resolve_prompts, self.suite, self.database_url)
-        tasks = plan(self.suite, prompts)
+        tasks = plan(self.suite, prompts, self.repeat)
         if self.select is not None:
             tasks = [t for t in tasks if self.select(t.key)]
         self._check_judge(tasks)
         semaphore = asyncio.Semaphore(self.concurrency)
-        done = 0
+        done, total = 0, sum(t.repeat for t in tasks)
 
-        async def run_one(task: Task) -> CaseResult:
+        async def run_one(task: Task, attempt: int) -> CaseResult:
             nonlocal done
             async with semaphore:
-                result = await self._run_task(task)
+                result = await self._run_task(task, attempt)
             done += 1
             if self.progress:
-                self.progress(done, len(tasks), result)
+                self.progress(done, total, result)
             return result
 
-        results = await asyncio.gather(*(run_one(t) for t in tasks))
+        async def run_task(task: Task) -> CaseResult:
+            attempts = await asyncio.gather(*(run_one(task, n) for n in range(task.repeat)))
+            return attempts[0] if task.repeat == 1 else aggregate(list(attempts), task.min_pass_rate)
+
+        results = await asyncio.gather(*(run_task(t) for t in tasks))
         printed = await asyncio.to_thread(fingerprint, self.suite, prompts)
         models = list(dict.fromkeys(t.model_id for t in tasks))  # as the suite names them (model and params)
         return RunResult(
@@ -322,6 +428,8 @@ class Runner:
             parameters={
                 "concurrency": self.concurrency,
                 "cache": self.use_cache,
+                "repeat": self.repeat or self.suite.repeat,
+                "min_pass_rate": self.suite.min_pass_rate,
                 "params": self.suite.params,
                 "models": {m.key: {"model": m.model, "params": m.params} for m in self.suite.models},
                 "judge": self.suite.judge.model if self.suite.judge else None,
@@ -335,7 +443,7 @@ class Runner:
             finished_at=datetime.now(UTC),
         )
 
-    async def _run_task(self, task: Task) -> CaseResult:
+    async def _run_task(self, task: Task, attempt: int = 0) -> CaseResult:
         from llmops.registry.service import render_view
 
         case = task.case
@@ -355,15 +463,17 @@ class Runner:
         )
         try:
             view = task.prompt.view
-            messages = render_view(view, case.vars).as_messages()
+            turns = list(case.messages or [])
+            messages = render_view(view, case.vars).as_messages() + turns
             # A registry version (inline prompts are version 0) is sent as its reference.
-            prompt = PromptRef(view.name, view.version, dict(case.vars)) if view.version >= 1 else None
-            response: ModelResponse = await self.client.chat(task.model, messages, task.params, prompt)
+            prompt = PromptRef(view.name, view.version, dict(case.vars), turns) if view.version >= 1 else None
+            response: ModelResponse = await self.client.chat(task.model, messages, task.params, prompt, attempt=attempt)
         except LLMOpsError as exc:
             result.error = result.reason = exc.message
             return result
         result.output, result.usage, result.cost = response.text, response.usage, response.cost
         result.latency_ms, result.cached = response.latency_ms, response.cached
+        result.tool_calls = response.tool_calls
         ctx = EvalContext(
             output=response.text,
             expected=case.expected,
@@ -376,6 +486,8 @@ class Runner:
             embedder=self.embedder,
             client=self.client,
             base_dir=str(Path(self.suite.path).parent) if self.suite.path else None,
+            tool_calls=response.tool_calls,
+            tools=task.params.get("tools"),
         )
         try:
             result.assertions = await grade_all(case.assertions, ctx)
@@ -396,6 +508,7 @@ async def run_suite(
     database_url: str | None = None,
     progress: Callable[[int, int, CaseResult], None] | None = None,
     select: Callable[[tuple[str, str, str]], bool] | None = None,
+    repeat: int | None = None,
 ) -> RunResult:
     """Run every case × prompt × model of a suite (or those `select` accepts); not stored here."""
     runner = Runner(
@@ -406,5 +519,6 @@ async def run_suite(
         database_url=database_url,
         progress=progress,
         select=select,
+        repeat=repeat,
     )
     return await runner.run()

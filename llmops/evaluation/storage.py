@@ -12,6 +12,7 @@ from llmops.db import session_scope
 from llmops.errors import NotFound
 from llmops.evaluation.assertions import AssertionResult
 from llmops.evaluation.models import EvalResult, EvalRun
+from llmops.evaluation.repeats import RepeatStats
 from llmops.evaluation.runner import CaseResult, RunResult
 
 
@@ -59,6 +60,12 @@ def save_run(run: RunResult, database_url: str | None = None) -> None:
                     cost=r.cost,
                     usage=r.usage,
                     cached=r.cached,
+                    tool_calls=r.tool_calls or None,
+                    repeats=(
+                        {"stats": r.repeat.to_dict(), "attempts": [a.attempt_dict() for a in r.attempts]}
+                        if r.repeat is not None
+                        else None
+                    ),
                 )
             )
 
@@ -114,7 +121,51 @@ def load_run(ref: str, database_url: str | None = None, *, suite: str | None = N
     )
 
 
+def _assertion(a: dict[str, Any]) -> AssertionResult:
+    return AssertionResult(
+        type=a["type"],
+        name=a["name"],
+        passed=a["passed"],
+        score=a["score"],
+        threshold=a.get("threshold"),
+        weight=a.get("weight", 1.0),
+        negate=a.get("negate", False),
+        reason=a.get("reason", ""),
+        details=a.get("details", {}),
+    )
+
+
+def _attempt(row: EvalResult, data: dict[str, Any]) -> CaseResult:
+    return CaseResult(
+        case_id=row.case_id,
+        prompt_id=row.prompt_id,
+        prompt_ref=row.prompt_ref,
+        model_id=row.model_id,
+        model=row.model,
+        params=dict(row.params),
+        variables=dict(row.variables),
+        output=data.get("output"),
+        error=data.get("error"),
+        score=data.get("score", 0.0),
+        passed=data.get("passed", False),
+        reason=data.get("reason", ""),
+        assertions=[_assertion(a) for a in data.get("assertions", [])],
+        latency_ms=data.get("latency_ms"),
+        cost=data.get("cost"),
+        usage=dict(data.get("usage") or {}),
+        cached=data.get("cached", False),
+        tool_calls=list(data.get("tool_calls") or []),
+    )
+
+
+def _repeat_stats(stats: dict[str, Any]) -> RepeatStats:
+    return RepeatStats(
+        runs=stats["runs"], passes=stats["passes"], errors=stats.get("errors", 0), min_pass_rate=stats["min_pass_rate"]
+    )
+
+
 def _case_result(row: EvalResult) -> CaseResult:
+    repeats = row.repeats or {}
     return CaseResult(
         case_id=row.case_id,
         prompt_id=row.prompt_id,
@@ -128,24 +179,14 @@ def _case_result(row: EvalResult) -> CaseResult:
         score=row.score,
         passed=row.passed,
         reason=row.reason,
-        assertions=[
-            AssertionResult(
-                type=a["type"],
-                name=a["name"],
-                passed=a["passed"],
-                score=a["score"],
-                threshold=a.get("threshold"),
-                weight=a.get("weight", 1.0),
-                negate=a.get("negate", False),
-                reason=a.get("reason", ""),
-                details=a.get("details", {}),
-            )
-            for a in row.assertions
-        ],
+        assertions=[_assertion(a) for a in row.assertions],
         latency_ms=row.latency_ms,
         cost=row.cost,
         usage=dict(row.usage),
         cached=row.cached,
+        tool_calls=list(row.tool_calls or []),
+        attempts=[_attempt(row, a) for a in repeats.get("attempts", [])],
+        repeat=_repeat_stats(repeats["stats"]) if repeats.get("stats") else None,
     )
 
 

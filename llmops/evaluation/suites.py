@@ -12,8 +12,12 @@
         expected: "..."
         assert: [{type: icontains, value: "£2bn", weight: 2}]
       - file: cases/more.jsonl                               # CSV or JSONL rows as cases
+    repeat: 5                                                # attempts per case (a case may set its own)
+    min_pass_rate: 0.9                                       # the gate on each case's rate (repeats.py)
 
-Every case runs against every prompt and model (case × prompt × model). Loading fails
+A case may carry `messages:`, turns sent after the prompt's own (a conversation, an
+assistant's tool_calls, `tool` results fed back). Every case runs against every prompt
+and model (case × prompt × model), `repeat` times. Loading fails
 with a message naming the file and the field, never half-way through a run.
 """
 
@@ -31,7 +35,7 @@ from llmops.errors import InvalidInput
 from llmops.evaluation.assertions import AssertionSpec
 
 # Columns of a CSV or flat JSONL row that are not prompt variables.
-_CASE_COLUMNS = {"id", "description", "expected", "context", "threshold"}
+_CASE_COLUMNS = {"id", "description", "expected", "context", "threshold", "repeat", "min_pass_rate"}
 
 
 class PromptSpec(BaseModel):
@@ -95,6 +99,66 @@ class JudgeSpec(BaseModel):
         return {"model": data} if isinstance(data, str) else data
 
 
+class MlflowSpec(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    # Unset: the --mlflow argument, else MLFLOW_TRACKING_URI.
+    tracking_uri: str | None = None
+    experiment: str | None = None  # default: the suite's name
+    register_prompts: bool = False  # also register each prompt version in MLflow's prompt registry
+
+    @model_validator(mode="before")
+    @classmethod
+    def _from_string(cls, data: Any) -> Any:
+        if data is True:
+            return {}
+        return {"tracking_uri": data} if isinstance(data, str) else data
+
+
+_ROLES = {"system", "developer", "user", "assistant", "tool"}
+
+
+def check_messages(value: Any) -> list[dict[str, Any]]:
+    """A case's chat turns in OpenAI's shape; a tool call's `arguments` may be written as a
+    mapping in YAML and is sent as the JSON string the API expects."""
+    if not isinstance(value, list):
+        raise ValueError("messages is a list of {role, content} turns")
+    checked = []
+    for number, message in enumerate(value, 1):
+        where = f"message {number}"
+        if not isinstance(message, dict) or message.get("role") not in _ROLES:
+            raise ValueError(f"{where}: needs a role, one of {', '.join(sorted(_ROLES))}")
+        message = dict(message)
+        role = message["role"]
+        if role == "tool":
+            if not isinstance(message.get("tool_call_id"), str):
+                raise ValueError(f"{where}: a tool turn needs the tool_call_id it answers")
+            if not isinstance(message.get("content"), str):
+                message["content"] = json.dumps(message.get("content"), ensure_ascii=False)
+        calls = message.get("tool_calls")
+        if calls is not None:
+            if role != "assistant" or not isinstance(calls, list):
+                raise ValueError(f"{where}: tool_calls is a list on an assistant turn")
+            message["tool_calls"] = [_tool_call(call, f"{where}, tool call {i}") for i, call in enumerate(calls, 1)]
+            message.setdefault("content", None)
+        elif not isinstance(message.get("content"), str | list):
+            raise ValueError(f"{where}: needs content")
+        checked.append(message)
+    return checked
+
+
+def _tool_call(call: Any, where: str) -> dict[str, Any]:
+    function = call.get("function") if isinstance(call, dict) else None
+    if not isinstance(call, dict) or not isinstance(call.get("id"), str) or not isinstance(function, dict):
+        raise ValueError(f"{where}: write it as {{id, type: function, function: {{name, arguments}}}}")
+    if not isinstance(function.get("name"), str):
+        raise ValueError(f"{where}: the function needs a name")
+    arguments = function.get("arguments", {})
+    if not isinstance(arguments, str):
+        arguments = json.dumps(arguments, ensure_ascii=False)
+    return {"id": call["id"], "type": "function", "function": {"name": function["name"], "arguments": arguments}}
+
+
 class CaseSpec(BaseModel):
     model_config = ConfigDict(extra="forbid", populate_by_name=True)
 
@@ -105,11 +169,26 @@ class CaseSpec(BaseModel):
     context: str | list[str] | None = None
     assertions: list[AssertionSpec] = Field(default_factory=list, alias="assert")
     threshold: float | None = None
+    # Turns sent after the prompt's rendered messages, as the gateway appends a request's own
+    # messages to a prompt it renders: a conversation so far, an assistant's tool_calls and
+    # the `tool` results fed back. New fields default to None so that the dataset hash of a
+    # case that does not use them is what it was before they existed.
+    messages: list[dict[str, Any]] | None = None
+    # Attempts of this case (over the suite's `repeat`) and the rate its gate needs.
+    repeat: int | None = Field(default=None, ge=1, le=1000)
+    min_pass_rate: float | None = Field(default=None, ge=0, le=1)
+    # Where the case came from (e.g. `llmops eval cases from-ledger`): kept, never sent.
+    metadata: dict[str, Any] | None = None
 
     @field_validator("assertions", mode="before")
     @classmethod
     def _bare_types(cls, value: Any) -> Any:
         return [{"type": v} if isinstance(v, str) else v for v in value or []]
+
+    @field_validator("messages", mode="before")
+    @classmethod
+    def _chat_messages(cls, value: Any) -> Any:
+        return None if value is None else check_messages(value)
 
 
 class CaseFile(BaseModel):
@@ -148,6 +227,12 @@ class Suite(BaseModel):
     # `local` (the bundled MiniLM) or an embeddings model served by the gateway.
     embedder: str | None = None
     cases: list[CaseSpec | CaseFile | str] = Field(min_length=1)
+    # Attempts of every case (a case's own `repeat` wins) and the pass rate each case × prompt
+    # × model must be able to reach: see repeats.py for how the interval decides.
+    repeat: int = Field(default=1, ge=1, le=1000)
+    min_pass_rate: float | None = Field(default=None, ge=0, le=1)
+    # Log every run to an MLflow tracking server: its URL, or {tracking_uri, experiment, register_prompts}.
+    mlflow: MlflowSpec | None = None
     # Where the suite came from; relative case files are read from its directory.
     path: str | None = None
 
@@ -188,14 +273,18 @@ class Suite(BaseModel):
 
 
 def _row_to_case(row: dict[str, Any], where: str) -> CaseSpec:
-    if "vars" in row or "assert" in row:
+    if "vars" in row or "assert" in row or "messages" in row:
         data = row
     else:
         data = {k.lstrip("_"): v for k, v in row.items() if k.lstrip("_") in _CASE_COLUMNS}
         data["vars"] = {k: v for k, v in row.items() if k.lstrip("_") not in _CASE_COLUMNS}
         data = {k: v for k, v in data.items() if v not in ("", None)}
-        if "threshold" in data:
-            data["threshold"] = float(data["threshold"])
+        for name, kind in (("threshold", float), ("min_pass_rate", float), ("repeat", int)):
+            if name in data:
+                try:
+                    data[name] = kind(data[name])
+                except ValueError:
+                    raise InvalidInput(f"{where}: {name} must be a number, not {data[name]!r}") from None
     try:
         return CaseSpec.model_validate(data)
     except ValidationError as exc:

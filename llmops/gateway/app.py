@@ -70,6 +70,9 @@ class Gateway:
         self.config = config
         self.services = Services(config)
         self.started = False
+        # Set on SIGTERM (server.py): /health/ready answers 503 so that load balancers
+        # send no new calls here, while the calls in progress finish.
+        self.draining = False
 
     async def __call__(self, scope: dict[str, Any], receive: http.Receive, send: http.Send) -> None:
         kind = scope["type"]
@@ -83,6 +86,9 @@ class Gateway:
         handler = ROUTES.get((method, path))
         if handler is None or not getattr(handler, "stamps_request_id", False):
             send = _stamped(send)
+        if self.draining and path == "/health/ready":
+            await http.send_json(send, 503, {"status": "draining", "checks": {"draining": True}})
+            return
         try:
             if handler is None:
                 handler = self._match_prefix(method, path)

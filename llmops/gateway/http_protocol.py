@@ -55,6 +55,13 @@ def _status_line(code: int) -> bytes:
 
 
 STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+
+
+class Draining:
+    """Set once this process is draining (SIGTERM, see server.py): every response from
+    then on closes its connection, so clients and load balancers stop reusing it."""
+
+    active = False
 DISCONNECT = {"type": "http.disconnect"}
 
 
@@ -232,7 +239,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
         }
         expect_continue = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
-        keep_alive = version != "1.0" and parser.should_keep_alive()
+        keep_alive = version != "1.0" and parser.should_keep_alive() and not Draining.active
         cycle = Cycle(self, scope, keep_alive, expect_continue)
         self.reading = cycle
         self.head_since, self.body_since = 0.0, self.last_active

@@ -1,18 +1,30 @@
 """Runs the gateway under uvicorn: uvloop, and the gateway's own HTTP/1.1 protocol
-(http_protocol.py, on httptools), which costs less per request than uvicorn's."""
+(http_protocol.py, on httptools), which costs less per request than uvicorn's.
+
+SIGTERM drains each worker: for `drain_seconds` it keeps serving but answers
+/health/ready with 503 and closes every connection after its response (a load
+balancer or Kubernetes takes it out of rotation meanwhile); then uvicorn's own
+shutdown: stop accepting, finish the calls in progress (up to `graceful_timeout`),
+stop the services (the ledger writer flushes its queue to the database), exit. A
+second SIGTERM skips what is left of the drain period.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import copy
 import logging
 import os
+import signal
 import socket
 import sys
+import threading
 from pathlib import Path
 
 from llmops.errors import LLMOpsError
 
 CONFIG_ENV = "LLMOPS_GATEWAY_CONFIG"
+DRAIN_ENV = "LLMOPS_DRAIN_SECONDS"  # set by serve() for its workers
 HTTP_PROTOCOL = "llmops.gateway.http_protocol:GatewayHttpProtocol"
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
 
@@ -28,7 +40,38 @@ def app_factory():
     # Background threads (the ledger writer, database calls in to_thread) hand the GIL
     # back to the event loop within 1 ms instead of the default 5 ms.
     sys.setswitchinterval(0.001)
-    return create_app(os.environ.get(CONFIG_ENV) or None)
+    app = create_app(os.environ.get(CONFIG_ENV) or None)
+    drain_on_sigterm(app, float(os.environ.get(DRAIN_ENV) or 0))
+    return app
+
+
+def drain_on_sigterm(app, seconds: float) -> None:
+    """Put draining in front of uvicorn's SIGTERM handler. Called inside uvicorn's
+    `capture_signals` (the factory runs there), so its handler is the one in place."""
+    from llmops.gateway.http_protocol import Draining
+
+    if threading.current_thread() is not threading.main_thread():
+        return
+    uvicorn_exit = signal.getsignal(signal.SIGTERM)
+    if not callable(uvicorn_exit):
+        return
+    log = logging.getLogger("llmops.gateway")
+
+    def on_sigterm(sig, frame) -> None:
+        if app.draining or seconds <= 0:
+            app.draining = Draining.active = True
+            uvicorn_exit(sig, frame)
+            return
+        app.draining = Draining.active = True
+        log.info("SIGTERM: draining for %g s (not ready, closing connections after each response)", seconds)
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            uvicorn_exit(sig, frame)
+            return
+        loop.call_later(seconds, uvicorn_exit, sig, None)
+
+    signal.signal(signal.SIGTERM, on_sigterm)
 
 
 def listen_socket(host: str, port: int) -> socket.socket:
@@ -58,15 +101,21 @@ def log_config(log_level: str) -> dict:
     return config
 
 
-def serve(config: str | Path | None, host: str, port: int, workers: int = 1, log_level: str = "info") -> None:
+def serve(
+    config: str | Path | None, host: str, port: int, workers: int = 1, log_level: str = "info",
+    drain_seconds: float = 0.0, graceful_timeout: float = 30.0,
+) -> None:
     sock = listen_socket(host, port)
     try:
-        _serve(sock, config, host, port, workers, log_level)
+        _serve(sock, config, host, port, workers, log_level, drain_seconds, graceful_timeout)
     finally:
         sock.close()
 
 
-def _serve(sock: socket.socket, config: str | Path | None, host: str, port: int, workers: int, log_level: str) -> None:
+def _serve(
+    sock: socket.socket, config: str | Path | None, host: str, port: int, workers: int, log_level: str,
+    drain_seconds: float, graceful_timeout: float,
+) -> None:
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
@@ -81,6 +130,7 @@ def _serve(sock: socket.socket, config: str | Path | None, host: str, port: int,
         check_workers(workers, settings.redis_url, gateway_config.limits, settings.database_url)
     if config:
         os.environ[CONFIG_ENV] = str(Path(config).resolve())
+    os.environ[DRAIN_ENV] = str(drain_seconds)
     uv_config = uvicorn.Config(
         "llmops.gateway.server:app_factory",
         factory=True,
@@ -94,7 +144,7 @@ def _serve(sock: socket.socket, config: str | Path | None, host: str, port: int,
         proxy_headers=False,  # client addresses are not used; saves a middleware hop
         log_config=log_config(log_level),
         log_level=log_level,
-        timeout_graceful_shutdown=30,
+        timeout_graceful_shutdown=int(graceful_timeout),
     )
     # Once here, not in every worker: what this gateway serves, and why a model is off.
     log = logging.getLogger("llmops.gateway")

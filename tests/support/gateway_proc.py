@@ -60,7 +60,8 @@ class GatewayProcess:
 
 @contextmanager
 def run_gateway(
-    config: dict, tmp_path: Path, *, env: dict[str, str] | None = None, workers: int = 1
+    config: dict, tmp_path: Path, *, env: dict[str, str] | None = None, workers: int = 1,
+    args: tuple[str, ...] = (),
 ) -> Iterator[GatewayProcess]:
     port = free_port()
     config_path = tmp_path / f"gateway-{port}.yaml"
@@ -69,7 +70,7 @@ def run_gateway(
     full_env = {**os.environ, "LLMOPS_DATABASE_URL": f"sqlite:///{tmp_path}/llmops.db", **(env or {})}
     full_env.setdefault("LLMOPS_SPILL_DIR", str(tmp_path / "spill"))
     cmd = [sys.executable, "-m", "llmops.cli", "serve", "--config", str(config_path), "--port", str(port),
-           "--workers", str(workers), "--log-level", "warning"]
+           "--workers", str(workers), "--log-level", "warning", *args]
     with open(log_path, "w") as log:
         proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, env=full_env, cwd=tmp_path,
                                 start_new_session=True)

@@ -32,6 +32,11 @@ def pytest_collect_file(parent, file_path):
     return pytest_plugin.collect_suite_file(parent, file_path)
 
 
+def pytest_terminal_summary(terminalreporter, exitstatus, config):
+    if not config.pluginmanager.is_registered(pytest_plugin):
+        pytest_plugin.pytest_terminal_summary(terminalreporter, exitstatus, config)
+
+
 def pytest_configure(config):
     if not config.pluginmanager.is_registered(pytest_plugin):
         pytest_plugin.pytest_configure(config)

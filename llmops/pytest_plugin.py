@@ -12,8 +12,15 @@ The first item of a suite runs every selected item of that suite at once (calls 
 parallel, cached, stored as one run in the database); each item then reports its own
 verdict. A failure shows each assertion with its score and reason, and the output.
 
+A repeated case (`repeat: n`) is still one item: it passes or fails on its gate (see
+llmops/evaluation/repeats.py), and the terminal summary lists the flaky ones. Each item
+carries its score, status, cost, latency and tokens, and for a repeated case its rate,
+95% interval, pass@k and pass^k, as user properties: `--junitxml` writes them as
+<property> elements of its <testcase>.
+
 Options: --eval-gateway-url URL (default LLMOPS_GATEWAY_URL, else a gateway in the test
-process), --eval-concurrency N, --eval-no-cache, --eval-database-url URL.
+process), --eval-concurrency N, --eval-no-cache, --eval-database-url URL, --eval-repeat N,
+--eval-mlflow [URI].
 """
 
 from __future__ import annotations
@@ -34,6 +41,7 @@ if TYPE_CHECKING:
 _SUITE_SUFFIXES = (".yaml", ".yml")
 # Per suite file: its run, or the error that stopped it (reported by each of its items).
 _RUNS_KEY = pytest.StashKey[dict[str, RunResult | LLMOpsError]]()
+_FLAKY_KEY = pytest.StashKey[list[str]]()
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -43,6 +51,11 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group.addoption("--eval-concurrency", type=int, default=8, help="model calls in flight per suite")
     group.addoption("--eval-no-cache", action="store_true", help="call models even for cached requests")
     group.addoption("--eval-database-url", default=None, help="where runs and the cache are stored")
+    group.addoption("--eval-repeat", type=int, default=None, help="attempts of every case (over the suites' repeat)")
+    group.addoption(
+        "--eval-mlflow", nargs="?", const="", default=None, metavar="URI",
+        help="log each suite's run to MLflow (default URI: the suite's mlflow:, else MLFLOW_TRACKING_URI)",
+    )  # fmt: skip
     parser.addini("llmops_eval_dirs", "directories whose YAML files are eval suites", type="linelist", default=["evals"])
 
 
@@ -104,8 +117,11 @@ class EvalItem(pytest.Item):
         result = next((r for r in run.results if r.key == self.key), None)
         if result is None:
             pytest.fail(f"the run {run.id} has no result for {self.name}", pytrace=False)
-        self.user_properties.append(("score", round(result.score, 4)))
-        self.user_properties.append(("prompt_ref", result.prompt_ref))
+        from llmops.evaluation.reports import case_properties
+
+        self.user_properties.extend(case_properties(result))
+        if result.status == "flaky":
+            self.config.stash.setdefault(_FLAKY_KEY, []).append(f"{self.nodeid}: {result.reason}")
         if not result.passed:
             raise EvalFailure(result)
 
@@ -135,6 +151,15 @@ def format_failure(result: CaseResult) -> str:
     return "\n".join(lines)
 
 
+def pytest_terminal_summary(terminalreporter: Any, exitstatus: int, config: pytest.Config) -> None:
+    """Flaky cases, passed or not: a green run should not hide them."""
+    flaky = config.stash.get(_FLAKY_KEY, [])
+    if flaky:
+        terminalreporter.section("flaky eval cases")
+        for line in flaky:
+            terminalreporter.write_line(line)
+
+
 def _run_for(item: EvalItem) -> RunResult:
     """The suite's run, made on first use with every item of that suite still selected."""
     runs = item.session.stash.setdefault(_RUNS_KEY, {})
@@ -153,6 +178,8 @@ def _run_for(item: EvalItem) -> RunResult:
                 use_cache=not options.eval_no_cache,
                 database_url=options.eval_database_url,
                 select=selected.__contains__,
+                repeat=options.eval_repeat,
+                mlflow=True if options.eval_mlflow == "" else options.eval_mlflow,
             )
         except LLMOpsError as exc:  # e.g. a prompt the registry lacks: no traceback, the message
             runs[path] = exc

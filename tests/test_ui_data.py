@@ -25,6 +25,7 @@ from llmops.governance.ledger_models import LedgerRow
 from llmops.ui import compare as cmp
 from llmops.ui import eval_runs as er
 from llmops.ui import experiments_view as ex
+from llmops.ui import matrix_view as mv
 from llmops.ui import prompts_view as pv
 from llmops.ui import spend_view as sv
 from llmops.ui.errors import describe_error
@@ -342,42 +343,44 @@ def test_a_request_is_checked_before_any_call(registry):
 # --- eval runs ------------------------------------------------------------------------------
 
 
-def test_matrix_filters_csv_and_baseline(tmp_path):
+def test_matrix_modes_csv_and_baseline(tmp_path):
     url = f"sqlite:///{tmp_path / 'llmops.db'}"
     seed.sync_prompts(url)
     baseline, current = seed.seed_eval_runs(url, tmp_path)
 
-    matrix = er.result_matrix(er.load_run(baseline.id, url))
-    assert matrix.rows == ["figures", "echo-prefix", "impossible"]
-    assert matrix.filtered() == matrix.rows
-    assert matrix.filtered(failures_only=True) == ["echo-prefix", "impossible"]
-    assert matrix.filtered(differences_only=True) == ["echo-prefix"]
-    assert matrix.table(["figures"]) == [
-        {
-            "case": "figures",
-            "candidate (summarize:2) | demo": "pass 1.00",
-            "first (summarize:1) | demo": "pass 1.00",
-        }
+    run = er.load_run(baseline.id, url)
+    matrix = mv.build_matrix(run, database_url=url)
+    assert [r.case_id for r in matrix.rows] == ["figures", "echo-prefix", "impossible"]
+    assert [c.label for c in matrix.columns] == [
+        "candidate (summarize:2) · demo",
+        "first (summarize:1) · demo",
     ]
+    assert matrix.variable_names == ["text"]
+    assert [r.case_id for r in matrix.shown("failures")] == ["echo-prefix", "impossible"]
+    # v2 echoes "Article: ..." and v1 does not: every row's outputs differ.
+    assert [r.case_id for r in matrix.shown("differences")] == ["figures", "echo-prefix", "impossible"]
+    assert [c.verdict for c in matrix.rows[1].present()] == ["pass", "fail"]
 
-    rows = list(csv.DictReader(io.StringIO(er.results_csv(current))))
-    assert len(rows) == 6 and set(rows[0]) == set(er.CSV_COLUMNS)
+    rows = list(
+        csv.DictReader(io.StringIO(mv.results_csv(current, mv.build_matrix(current, database_url=url))))
+    )
+    assert len(rows) == 6
     assert {r["prompt_ref"] for r in rows} == {"summarize:1"}
-    assert all(r["output"] for r in rows)
+    assert all(r["output"] and r["rendered_prompt"] and r["variables"].startswith('{"text"') for r in rows)
 
     comparison = er.compare_with_baseline(url, baseline.id, current)
     assert comparison.regressed
     assert er.changes_table(comparison) == [
         {
-            "change": "regressed",
-            "case": "echo-prefix",
-            "prompt": "candidate",
-            "model": "demo",
-            "baseline score": 1.0,
-            "current score": 0.0,
+            "Change": "regressed",
+            "Case": "echo-prefix",
+            "Prompt": "candidate",
+            "Model": "demo",
+            "Baseline score": "1.000",
+            "Current score": "0.000",
         }
     ]
-    assert {r["prompt"]: r["change"] for r in er.baseline_table(comparison)} == {
+    assert {r["Prompt"]: r["Change"] for r in er.baseline_table(comparison)} == {
         "candidate": "-0.333",
         "first": "+0.000",
     }
@@ -454,15 +457,20 @@ def test_runs_with_no_case_in_common_get_no_verdict():
     assert er.baseline_verdict(reports_compare(first, same)).kind == "no regression"
 
 
-def test_a_result_nothing_checked_is_no_pass():
+def test_a_result_nothing_checked_is_no_pass(tmp_path):
+    url = f"sqlite:///{tmp_path / 'llmops.db'}"
     unchecked = case_result("r1", True, checks=False)
-    assert er.cell_text(unchecked) == "no checks"
-    assert er.cell_text(case_result("r1", True)) == "pass 1.00"
-    matrix = er.result_matrix(run_of(unchecked))
-    assert matrix.filtered(failures_only=True) == [] and matrix.filtered(differences_only=True) == []
-    grid = cmp.comparison_grid(run_of(unchecked, case_result("r2", False, checks=False)))
-    assert grid.passed_text(grid.columns[0]) == "no checks"
-    assert cmp.verdict_of(unchecked) == "no checks"
+    assert mv.verdict_of(unchecked) == "no checks"
+    assert mv.verdict_of(case_result("r1", True)) == "pass"
+    matrix = mv.build_matrix(run_of(unchecked), database_url=url, with_feedback=False)
+    assert matrix.shown("failures") == [] and matrix.shown("differences") == []
+    both = mv.build_matrix(
+        run_of(unchecked, case_result("r2", False, checks=False)), database_url=url, with_feedback=False
+    )
+    [summary] = both.summary_rows()
+    assert summary["Passed"] == "no checks" and summary["Mean score"] == "–"
+    assert 'class="badge nochecks">no checks<' in mv.matrix_html(both, both.rows)
+    assert "badge pass" not in mv.matrix_html(both, both.rows)
     assert er.is_evidence({}) and not er.is_evidence({"origin": "app-compare", "evidence": False})
 
 

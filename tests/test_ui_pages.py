@@ -66,6 +66,15 @@ def assert_no_exception(at: AppTest) -> None:
     assert not at.exception, [e.value for e in at.exception]
 
 
+def outputs_of(at: AppTest) -> list[str]:
+    """Each cell's output text, in the matrix's order."""
+    return [part.split("</div>")[0] for part in matrix_of(at).split('<div class="text llmops-output">')[1:]]
+
+
+def row_case(fragment: str) -> str:
+    return fragment.split('"')[1]
+
+
 def texts(elements) -> str:
     return "\n".join(str(e.value) for e in elements)
 
@@ -217,18 +226,18 @@ def test_compare_runs_two_versions_on_demo_and_saves_an_eval_run(synced):
 
     summary = at.dataframe[0].value
     # Named as picked (by label, as CLI suites name them) with the version that ran.
-    assert list(summary["version · model"]) == [
+    assert list(summary["Version · model"]) == [
         "summarize@production (summarize:2) · demo",
         "summarize@staging (summarize:3) · demo",
     ]
-    assert list(summary["passed"]) == ["1/1", "1/1"]
-    page = texts(at.markdown)
-    assert page.count("The harbour bridge reopened on Monday") == 2  # one output per column
+    assert list(summary["Passed"]) == ["1/1", "1/1"]
+    page = matrix_of(at)
+    assert [o.count("The harbour bridge reopened on Monday") for o in outputs_of(at)] == [1, 1]
     assert (
         "summarize@production (summarize:2) · demo" in page
         and "summarize@staging (summarize:3) · demo" in page
     )
-    assert "tokens · $0.000000" in texts(at.caption)
+    assert "$0.000000" in page and "None" not in page
 
     at.text_input(key="compare_save_name").input("bridge check")
     at.button(key="compare_save").click().run()
@@ -273,7 +282,7 @@ def test_compare_calls_carry_the_prompt_name_and_version_to_the_ledger(synced):
     at.button(key="compare_run").click().run()
     assert_no_exception(at)
     assert not at.error, texts(at.error)
-    assert page_outputs(at).count("The harbour bridge reopened on Monday") == 2  # rendered as before
+    assert [o.count("The harbour bridge reopened on Monday") for o in outputs_of(at)] == [1, 1]
     close_all()  # drains the in-process gateway's ledger writer
     with session_scope(synced) as session:
         rows = session.exec(select(LedgerRow).where(LedgerRow.user == "llmops-ui")).all()
@@ -281,8 +290,9 @@ def test_compare_calls_carry_the_prompt_name_and_version_to_the_ledger(synced):
     assert calls == [("summarize", 2), ("summarize", 3)]
 
 
-def page_outputs(at: AppTest) -> str:
-    return texts(at.markdown)
+def matrix_of(at: AppTest) -> str:
+    """The results matrix's HTML (st.html), with every cell's details."""
+    return texts(at.html)
 
 
 def test_compare_saved_as_an_eval_run_counts_as_evidence(synced):
@@ -295,7 +305,7 @@ def test_compare_saved_as_an_eval_run_counts_as_evidence(synced):
     assert saved.parameters["evidence"] is True and f"Saved as eval run {saved.id}" in texts(at.success)
 
     runs = open_page("eval_runs")
-    assert list(runs.dataframe[0].value["kind"]) == ["app, saved as eval run"]
+    assert list(runs.dataframe[0].value["Kind"]) == ["app, saved as eval run"]
 
 
 def test_rows_with_no_checks_show_no_checks_not_a_pass(synced, tmp_path):
@@ -304,16 +314,16 @@ def test_rows_with_no_checks_show_no_checks_not_a_pass(synced, tmp_path):
     at.text_area(key="compare_checks:summarize:Type the variables").input("")
     at.button(key="compare_run").click().run()
     assert_no_exception(at)
-    assert list(at.dataframe[0].value["passed"]) == ["no checks", "no checks"]
-    page = texts(at.markdown)
-    assert "no checks" in page and "green-badge[pass]" not in page
+    assert list(at.dataframe[0].value["Passed"]) == ["no checks", "no checks"]
+    page = matrix_of(at)
+    assert page.count('class="badge nochecks">no checks<') == 2 and "badge pass" not in page
     at.button(key="compare_save").click().run()
 
     runs = open_page("eval_runs")
     assert "not counted as eval evidence" in texts(runs.info)
-    assert list(runs.dataframe[0].value["kind"]) == ["app comparison"]
-    matrix = runs.dataframe[1].value
-    assert set(matrix.iloc[0]) == {"no checks"}
+    assert list(runs.dataframe[0].value["Kind"]) == ["app comparison"]
+    assert list(runs.dataframe[1].value["Passed"]) == ["no checks", "no checks"]
+    assert matrix_of(runs).count('class="badge nochecks">no checks<') == 2
 
 
 def test_compare_marks_words_that_differ_between_versions(synced):
@@ -323,9 +333,10 @@ def test_compare_marks_words_that_differ_between_versions(synced):
     at.button(key="compare_run").click().run()
     assert_no_exception(at)
     # v2's user message starts "Article:", which the demo model echoes; v1's does not.
-    assert any("outputs differ" in m for m in (e.value for e in at.markdown))
-    marked = [m.value for m in at.markdown if "background:#fde68a" in m.value]
-    assert marked and "Article:" in marked[0]
+    at.radio(key="compare_mode").set_value("differences").run()
+    page = matrix_of(at)
+    assert 'tr data-case="typed-' in page  # the row's outputs differ, so it is shown
+    assert '<span style="background:#fde68a;border-radius:2px">Article:' in page
 
 
 def test_compare_runs_rows_of_a_dataset_with_their_checks(synced):
@@ -338,12 +349,12 @@ def test_compare_runs_rows_of_a_dataset_with_their_checks(synced):
     assert_no_exception(at)
     assert not at.error, texts(at.error)
     summary = at.dataframe[1].value  # [0] is the picked rows' preview
-    assert list(summary["passed"]) == ["3/3", "3/3"]
-    page = texts(at.markdown)
+    assert list(summary["Passed"]) == ["3/3", "3/3"]
+    page = matrix_of(at)
     for case in ("council-budget", "rail-strike", "exoplanet-water"):
-        assert f"**{case}**" in page
-    checks = [d.value for d in at.dataframe if "check" in d.value.columns]
-    assert any("rouge-l" in set(frame["check"]) for frame in checks)  # the suite's own checks
+        assert f'<tr data-case="{case}">' in page
+    assert "<b>rouge-l</b>" in page  # the suite's own checks, in each cell's details
+    assert '<div class="k">Expected</div><pre>' in page  # the suite's expected summaries
 
 
 def test_switching_prompt_resets_the_checks_and_the_results(synced):
@@ -368,13 +379,13 @@ def test_switching_prompt_resets_the_checks_and_the_results(synced):
     at.button(key="compare_run").click().run()
     assert_no_exception(at)
     assert not at.error, texts(at.error)
-    assert list(at.dataframe[0].value["version · model"]) == [
+    assert list(at.dataframe[0].value["Version · model"]) == [
         "greet@latest (greet:2) · demo",
         "greet:1 · demo",
     ]
-    reasons = [why for d in at.dataframe if "why" in d.value.columns for why in d.value["why"]]
-    assert reasons and not [why for why in reasons if "is undefined" in why]
-    assert "Ada Lovelace" in texts(at.markdown)  # the outputs are shown
+    page = matrix_of(at)
+    assert "<b>not-refusal</b>" in page and "is undefined" not in page
+    assert [("Lovelace" in o) for o in outputs_of(at)] == [True, True]  # the outputs are shown
 
 
 @pytest.mark.parametrize(
@@ -419,19 +430,25 @@ def test_eval_runs_page_shows_the_matrix_and_filters(eval_runs):
     at = open_page("eval_runs")
     at.selectbox(key="eval_run").set_value(baseline.id).run()
     listing = at.dataframe[0].value
-    assert set(listing["run"]) == {baseline.id, current.id} and set(listing["suite"]) == {"summary-checks"}
-    matrix = at.dataframe[1].value
-    assert list(matrix.index) == ["figures", "echo-prefix", "impossible"]
-    columns = list(matrix.columns)
-    assert columns == ["candidate (summarize:2) | demo", "first (summarize:1) | demo"]
-    assert matrix.loc["echo-prefix", columns[0]].startswith("pass")
-    assert matrix.loc["echo-prefix", columns[1]].startswith("FAIL")
+    assert set(listing["Run"]) == {baseline.id, current.id} and set(listing["Suite"]) == {"summary-checks"}
+    summary = at.dataframe[1].value
+    assert list(summary["Version · model"]) == [
+        "candidate (summarize:2) · demo",
+        "first (summarize:1) · demo",
+    ]
+    assert list(summary["Passed"]) == ["2/3", "1/3"]
+    page = matrix_of(at)
+    assert [row_case(r) for r in page.split("<tr data-case=")[1:]] == ["figures", "echo-prefix", "impossible"]
+    echo = page.split('<tr data-case="echo-prefix">')[1].split("</tr>")[0]
+    assert echo.index("badge pass") < echo.index("badge fail")
 
-    at.toggle(key="eval_failures").set_value(True).run()
-    assert list(at.dataframe[1].value.index) == ["echo-prefix", "impossible"]
-    at.toggle(key="eval_differences").set_value(True).run()
-    assert list(at.dataframe[1].value.index) == ["echo-prefix"]
-    assert [b.label for b in at.download_button] == ["Download CSV"]
+    at.radio(key="eval_mode").set_value("failures").run()
+    assert [row_case(r) for r in matrix_of(at).split("<tr data-case=")[1:]] == ["echo-prefix", "impossible"]
+    assert at.query_params["mode"] in ("failures", ["failures"]) and at.query_params["run"] in (
+        baseline.id,
+        [baseline.id],
+    )
+    assert [b.label for b in at.download_button] == ["Download CSV", "Download JSON", "Download HTML report"]
 
 
 def test_eval_runs_page_compares_with_the_baseline(eval_runs):
@@ -442,7 +459,7 @@ def test_eval_runs_page_compares_with_the_baseline(eval_runs):
     assert at.selectbox(key=f"eval_baseline:{current.id}").value == baseline.id
     assert f"Regressed against {baseline.id}: 1 case(s) that passed now fail" in texts(at.error)
     changes = at.dataframe[-1].value
-    assert list(changes["change"]) == ["regressed"] and list(changes["case"]) == ["echo-prefix"]
+    assert list(changes["Change"]) == ["regressed"] and list(changes["Case"]) == ["echo-prefix"]
 
     at.selectbox(key=f"eval_baseline:{current.id}").set_value(NO_BASELINE).run()
     assert "Regressed" not in texts(at.error)
@@ -452,10 +469,14 @@ def test_eval_runs_page_shows_a_case_in_detail(eval_runs):
     baseline, _ = eval_runs
     at = open_page("eval_runs")
     at.selectbox(key="eval_run").set_value(baseline.id).run()
-    at.selectbox(key=f"eval_case:{baseline.id}").set_value("impossible").run()
+    at.selectbox(key=f"eval_rate:{baseline.id}:case").set_value("impossible").run()
     detail = texts(at.text)
     assert "Astronomers detected water vapour" in detail
-    assert "does not contain 'unicorns'" in texts(at.caption)
+    rendered = texts(at.code)  # the rendered prompt
+    assert rendered.startswith("system: Summarize the news article") and "user: " in rendered
+    assert "Astronomers detected water vapour" in rendered
+    why = [w for d in at.dataframe if "Why" in d.value.columns for w in d.value["Why"]]
+    assert any("does not contain 'unicorns'" in w for w in why)
 
 
 # --- Experiments, Spend, Gateway -----------------------------------------------------------------

@@ -95,8 +95,11 @@ def test_compare_runs_through_the_running_gateway(gateway_url):
     at.text_area(key="compare_var_text").input(ARTICLE)
     at.button(key="compare_run").click().run()
     assert not at.exception and not at.error, [e.value for e in at.error]
-    outputs = [m.value for m in at.markdown if "llmops-output" in m.value]
+    page = "\n".join(h.value for h in at.html)
+    outputs = [part.split("</div>")[0] for part in page.split('<div class="text llmops-output">')[1:]]
     assert len(outputs) == 2 and all("The museum opened a new wing on Friday." in o for o in outputs)
+    # Each output knows its request on the running gateway, so it can be rated.
+    assert page.count(" · request ") == 2
 
     # The running gateway wrote the calls to the shared ledger: Spend shows them.
     deadline = time.monotonic() + 10

@@ -166,3 +166,43 @@ def feedback_by_variant(conn: Connection, ledger, experiment: str) -> dict[str, 
     for (variant, _request_id), scores in per_request.items():
         out[variant].scores.append(math.fsum(scores) / len(scores))
     return out
+
+
+@dataclass(frozen=True)
+class FeedbackSummary:
+    """All the feedback on one request: how many, thumbs, the mean score, the comments."""
+
+    count: int
+    thumbs_up: int
+    thumbs_down: int
+    mean: float | None  # mean of the scores given (thumbs count as 1 and 0)
+    comments: tuple[str, ...]
+
+
+def feedback_summaries(
+    request_ids: list[str], *, database_url: str | None = None
+) -> dict[str, FeedbackSummary]:
+    """{request id: its feedback} for the ids that have any (one query per 500 ids)."""
+    fb = table_of(FeedbackRow)
+    rows: dict[str, list] = defaultdict(list)
+    ids = sorted({r for r in request_ids if r})
+    with get_engine(database_url).connect() as conn:
+        for start in range(0, len(ids), 500):
+            query = (
+                select(fb.c.request_id, fb.c.score, fb.c.thumbs, fb.c.comment)
+                .where(fb.c.request_id.in_(ids[start : start + 500]))
+                .order_by(fb.c.id)
+            )
+            for request_id, score, thumbs, comment in conn.execute(query):
+                rows[request_id].append((score, thumbs, comment))
+    out = {}
+    for request_id, items in rows.items():
+        scores = [float(s) for s, _, _ in items if s is not None]
+        out[request_id] = FeedbackSummary(
+            count=len(items),
+            thumbs_up=sum(t == "up" for _, t, _ in items),
+            thumbs_down=sum(t == "down" for _, t, _ in items),
+            mean=math.fsum(scores) / len(scores) if scores else None,
+            comments=tuple(c for _, _, c in items if c),
+        )
+    return out

@@ -12,20 +12,22 @@ import concurrent.futures
 import hashlib
 import json
 import tempfile
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import yaml
 from pydantic import ValidationError
 
-from llmops.errors import InvalidInput
+from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionSpec, EvalContext, parse_assertions, render_value
 from llmops.evaluation.client import ModelClient
-from llmops.evaluation.reports import GroupSummary, by_prompt_and_model
 from llmops.evaluation.runner import CaseResult, Runner, RunResult
-from llmops.evaluation.storage import save_run
+from llmops.evaluation.storage import load_run, save_run
 from llmops.evaluation.suites import (
     CaseSpec,
     Defaults,
@@ -36,8 +38,10 @@ from llmops.evaluation.suites import (
     read_case_file,
 )
 from llmops.registry import templates
+from llmops.registry.service import render_view
 from llmops.registry.views import PromptVersionView
-from llmops.ui.textdiff import plain_html, word_diff_html
+from llmops.ui.gateway_client import CallLog, call_key
+from llmops.ui.matrix_view import EXPECTED, REQUEST_IDS
 
 MIN_VERSIONS, MAX_VERSIONS = 2, 4
 MIN_MODELS, MAX_MODELS = 1, 3
@@ -228,11 +232,13 @@ class ComparisonRequest:
     # {pinned version: the reference as chosen}, e.g. {"summarize:2": "summarize@production"}:
     # the run's prompt ids, so it lines up with CLI runs of `summarize@production`.
     prompt_ids: dict[str, str] = field(default_factory=dict)
+    # Unsaved versions run beside the pinned ones (the playground's draft): inline prompts.
+    drafts: list[PromptSpec] = field(default_factory=list)
 
 
 def validate_request(request: ComparisonRequest, views: Sequence[PromptVersionView]) -> None:
     """Raise InvalidInput saying what to change before any model is called."""
-    refs = list(dict.fromkeys(request.prompt_refs))
+    refs = list(dict.fromkeys(request.prompt_refs)) + [d.key for d in request.drafts]
     if not MIN_VERSIONS <= len(refs) <= MAX_VERSIONS:
         raise InvalidInput(
             f"pick {MIN_VERSIONS} to {MAX_VERSIONS} different prompt versions (picked {len(refs)})"
@@ -258,7 +264,8 @@ def build_suite(request: ComparisonRequest) -> Suite:
         prompts=[
             PromptSpec(id=request.prompt_ids.get(ref) or None, ref=ref)
             for ref in dict.fromkeys(request.prompt_refs)
-        ],
+        ]
+        + list(request.drafts),
         models=[ModelSpec(model=m) for m in dict.fromkeys(request.models)],
         params={"user": UI_USER, **request.params},
         defaults=Defaults(assertions=list(request.checks)),
@@ -286,19 +293,65 @@ async def run_comparison(
     return await runner.run()
 
 
+def draft_view(spec: PromptSpec) -> PromptVersionView:
+    """An inline prompt (a draft) as the runner sees it: version 0 of a prompt named by its id."""
+    return PromptVersionView(
+        name=spec.key,
+        version=0,
+        kind="text" if spec.template is not None else "chat",
+        template=spec.template,
+        messages=spec.messages,
+        variables=dict(spec.variables),
+        model_config=dict(spec.params),
+        message="draft",
+        author=None,
+        content_hash="",
+        created_at=datetime.now(UTC),
+    )
+
+
+def record_calls(run: RunResult, request: ComparisonRequest, calls: CallLog) -> None:
+    """Note in the run each result's gateway request id, and each case's expected output."""
+    drafts = {d.key: draft_view(d) for d in request.drafts}
+    ids = {}
+    for r in run.results:
+        draft = drafts.get(r.prompt_id)
+        if draft is not None:
+            try:
+                messages = render_view(draft, r.variables).as_messages()
+            except LLMOpsError:
+                continue
+            key = call_key(r.model, None, None, messages)
+        elif r.prompt_ref and ":" in r.prompt_ref:
+            name, _, version = r.prompt_ref.rpartition(":")
+            key = call_key(r.model, (name, int(version)), r.variables)
+        else:
+            continue
+        request_id = calls.take(key)
+        if request_id:
+            ids[r.test_id] = request_id
+    expected = {c.id: c.expected for c in request.cases if c.id and c.expected is not None}
+    run.parameters = {**run.parameters, REQUEST_IDS: ids, EXPECTED: expected}
+
+
 class ComparisonJob:
     """A comparison running on a gateway's loop; poll `done`/`total` to show progress."""
 
     def __init__(self, gateway, request: ComparisonRequest, database_url: str) -> None:
         self.done = 0
-        self.total = len(request.cases) * len(set(request.prompt_refs)) * len(set(request.models))
+        columns = len(set(request.prompt_refs)) + len(request.drafts)
+        self.total = len(request.cases) * columns * len(set(request.models))
+        calls = CallLog()
 
         def progress(done: int, total: int, _result: CaseResult) -> None:
             self.done, self.total = done, total
 
-        self.future: concurrent.futures.Future[RunResult] = gateway.submit(
-            lambda client: run_comparison(client, request, database_url=database_url, progress=progress)
-        )
+        async def work(client: ModelClient) -> RunResult:
+            run = await run_comparison(client, request, database_url=database_url, progress=progress)
+            record_calls(run, request, calls)
+            return run
+
+        self.future: concurrent.futures.Future[RunResult] = gateway.submit(work, calls)
 
     @property
     def fraction(self) -> float:
@@ -324,114 +377,39 @@ def save_comparison(
     return run.id
 
 
-def verdict_of(result: CaseResult) -> str:
-    """ "pass", "fail", "error" or "no checks" (nothing graded the output)."""
-    from llmops.ui.eval_runs import checked
+# --- comparisons kept for a reload or a shared link --------------------------------------------
 
-    if result.error is not None:
-        return "error"
-    if not checked(result):
-        return "no checks"
-    return "pass" if result.passed else "fail"
+_RECENT: OrderedDict[str, tuple[str, RunResult]] = OrderedDict()
+_RECENT_LOCK = threading.Lock()
+RECENT_KEPT = 50
 
 
-# --- the grid -------------------------------------------------------------------------------
+def remember(prompt: str, run: RunResult) -> None:
+    """Keep an unsaved comparison in this process, so its link (?run=ID) opens it after a reload."""
+    with _RECENT_LOCK:
+        _RECENT[run.id] = (prompt, run)
+        _RECENT.move_to_end(run.id)
+        while len(_RECENT) > RECENT_KEPT:
+            _RECENT.popitem(last=False)
 
 
-@dataclass(frozen=True)
-class GridColumn:
-    prompt_id: str
-    model_id: str
-    prompt_ref: str | None = None
-
-    @property
-    def label(self) -> str:
-        prompt = self.prompt_id
-        if self.prompt_ref and self.prompt_ref != self.prompt_id:
-            prompt = f"{prompt} ({self.prompt_ref})"
-        return f"{prompt} · {self.model_id}"
-
-
-@dataclass(frozen=True)
-class GridCell:
-    result: CaseResult
-    html: str  # the output, with differences from the row's first output marked
-    same_as_reference: bool
-
-    @property
-    def input_tokens(self) -> int:
-        return int(self.result.usage.get("prompt_tokens") or 0)
-
-    @property
-    def output_tokens(self) -> int:
-        return int(self.result.usage.get("completion_tokens") or 0)
-
-
-@dataclass(frozen=True)
-class GridRow:
-    case_id: str
-    variables: dict[str, Any]
-    cells: list[GridCell | None]
-
-    @property
-    def outputs_differ(self) -> bool:
-        outputs = {c.result.output for c in self.cells if c is not None}
-        return len(outputs) > 1
-
-    @property
-    def verdicts_differ(self) -> bool:
-        verdicts = {verdict_of(c.result) for c in self.cells if c is not None}
-        return len(verdicts) > 1
-
-
-@dataclass(frozen=True)
-class Grid:
-    columns: list[GridColumn]
-    rows: list[GridRow]
-    summaries: list[GroupSummary]
-
-    def tokens_for(self, column: GridColumn) -> tuple[int, int]:
-        """(input, output) tokens the column's calls used."""
-        index = self.columns.index(column)
-        cells = [row.cells[index] for row in self.rows if row.cells[index] is not None]
-        return sum(c.input_tokens for c in cells), sum(c.output_tokens for c in cells)  # type: ignore[union-attr]
-
-    def passed_text(self, column: GridColumn) -> str:
-        """ "2/3" passed, or "no checks" when nothing graded the column's outputs."""
-        index = self.columns.index(column)
-        verdicts = [verdict_of(row.cells[index].result) for row in self.rows if row.cells[index] is not None]  # type: ignore[union-attr]
-        graded = [v for v in verdicts if v != "no checks"]
-        if not graded:
-            return "no checks"
-        return f"{graded.count('pass')}/{len(graded)}"
-
-    def summary_for(self, column: GridColumn) -> GroupSummary | None:
-        for s in self.summaries:
-            if (s.prompt_id, s.model_id) == (column.prompt_id, column.model_id):
-                return s
+def recall(run_id: str, prompt: str, database_url: str) -> RunResult | None:
+    """The comparison `run_id` of `prompt`: one run in this process, else one saved; None if neither."""
+    with _RECENT_LOCK:
+        kept = _RECENT.get(run_id)
+    if kept is not None:
+        return kept[1] if kept[0] == prompt else None
+    try:
+        run = load_run(run_id, database_url)
+    except LLMOpsError:
         return None
+    names = {ref.rpartition(":")[0] for ref in run.prompts.values()}
+    return run if names == {prompt} else None
 
 
-def comparison_grid(run: RunResult) -> Grid:
-    """Rows are cases, columns version × model in the order they were asked for."""
-    columns = list(dict.fromkeys(GridColumn(r.prompt_id, r.model_id, r.prompt_ref) for r in run.results))
-    by_key = {r.key: r for r in run.results}
-    rows = []
-    for case_id in dict.fromkeys(r.case_id for r in run.results):
-        results = [by_key.get((case_id, c.prompt_id, c.model_id)) for c in columns]
-        reference = next((r.output for r in results if r is not None and r.output is not None), None)
-        cells: list[GridCell | None] = []
-        for result in results:
-            if result is None:
-                cells.append(None)
-                continue
-            text = result.output or ""
-            if result.output is None or reference is None:
-                cells.append(GridCell(result, plain_html(text), False))
-            elif text == reference:
-                cells.append(GridCell(result, plain_html(text), True))
-            else:
-                cells.append(GridCell(result, word_diff_html(reference, text), False))
-        variables = next((r.variables for r in results if r is not None), {})
-        rows.append(GridRow(case_id, variables, cells))
-    return Grid(columns, rows, by_prompt_and_model(run))
+def is_saved(run_id: str, database_url: str) -> bool:
+    try:
+        load_run(run_id, database_url)
+    except LLMOpsError:
+        return False
+    return True

@@ -1,16 +1,16 @@
-"""Eval runs as a reader wants them: the cases × prompt/model matrix, filters, a baseline, CSV."""
+"""Eval runs as a reader wants them: the list, where a run came from, a baseline and its verdict.
+
+The matrix of a run is llmops.ui.matrix_view's."""
 
 from __future__ import annotations
 
-import csv
 import dataclasses
-import io
 from dataclasses import dataclass
 from typing import Any
 
 from llmops.evaluation.models import EvalRun, is_evidence
-from llmops.evaluation.reports import SCORE_TOLERANCE, Comparison, compare, compare_rows
-from llmops.evaluation.runner import CaseResult, RunResult
+from llmops.evaluation.reports import Comparison, compare, compare_rows
+from llmops.evaluation.runner import RunResult
 from llmops.evaluation.storage import list_runs, load_run
 
 # The baseline picker's "no baseline" choice (a selectbox's None means "nothing picked yet").
@@ -19,11 +19,8 @@ NO_BASELINE = "(none)"
 __all__ = [
     "NO_BASELINE",
     "RunListing",
-    "Matrix",
     "recent_runs",
     "load_run",
-    "result_matrix",
-    "results_csv",
     "compare_with_baseline",
     "baseline_table",
     "changes_table",
@@ -71,31 +68,6 @@ def recent_runs(database_url: str, *, suite: str | None = None, limit: int = 200
     return [_listing(row) for row in list_runs(database_url, suite=suite, limit=limit)]
 
 
-def column_label(result: CaseResult) -> str:
-    prompt = result.prompt_id
-    if result.prompt_ref and result.prompt_ref != result.prompt_id:
-        prompt = f"{prompt} ({result.prompt_ref})"
-    return f"{prompt} | {result.model_id}"
-
-
-NO_CHECKS = "no checks"
-
-
-def checked(result: CaseResult) -> bool:
-    """Whether anything graded the output: a row with no checks neither passed nor failed."""
-    return result.error is not None or any(a.weight > 0 for a in result.assertions)
-
-
-def cell_text(result: CaseResult | None) -> str:
-    if result is None:
-        return ""
-    if result.error is not None:
-        return f"error {result.score:.2f}"
-    if not checked(result):
-        return NO_CHECKS
-    return f"{'pass' if result.passed else 'FAIL'} {result.score:.2f}"
-
-
 # Saved comparisons from the app: kept for reading, not eval evidence for a prompt version.
 ORIGIN_COMPARE = "app-compare"
 
@@ -104,98 +76,6 @@ def origin_text(parameters: dict[str, Any]) -> str:
     if parameters.get("origin") == ORIGIN_COMPARE:
         return "app comparison" if not is_evidence(parameters) else "app, saved as eval run"
     return "eval run"
-
-
-@dataclass(frozen=True)
-class Matrix:
-    columns: list[str]
-    rows: list[str]  # case ids
-    cells: dict[tuple[str, str], CaseResult]  # (case id, column) -> result
-
-    def get(self, case_id: str, column: str) -> CaseResult | None:
-        return self.cells.get((case_id, column))
-
-    def row_results(self, case_id: str) -> list[CaseResult]:
-        return [r for c in self.columns if (r := self.get(case_id, c)) is not None]
-
-    def failing(self, case_id: str) -> bool:
-        return any(not r.passed and checked(r) for r in self.row_results(case_id))
-
-    def differing(self, case_id: str) -> bool:
-        """Its columns disagree: one passes where another fails, or scores part by more than noise."""
-        results = [r for r in self.row_results(case_id) if checked(r)]
-        if len({r.passed for r in results}) > 1:
-            return True
-        scores = [r.score for r in results]
-        return bool(scores) and max(scores) - min(scores) > SCORE_TOLERANCE
-
-    def filtered(self, *, failures_only: bool = False, differences_only: bool = False) -> list[str]:
-        return [
-            case_id
-            for case_id in self.rows
-            if (not failures_only or self.failing(case_id))
-            and (not differences_only or self.differing(case_id))
-        ]
-
-    def table(self, case_ids: list[str]) -> list[dict[str, str]]:
-        """One dict per case: `case` and one "pass 0.93" / "FAIL 0.41" / "error" per column."""
-        return [{"case": c, **{col: cell_text(self.get(c, col)) for col in self.columns}} for c in case_ids]
-
-
-def result_matrix(run: RunResult) -> Matrix:
-    columns = list(dict.fromkeys(column_label(r) for r in run.results))
-    rows = list(dict.fromkeys(r.case_id for r in run.results))
-    return Matrix(columns, rows, {(r.case_id, column_label(r)): r for r in run.results})
-
-
-CSV_COLUMNS = (
-    "run_id",
-    "suite",
-    "case_id",
-    "prompt_id",
-    "prompt_ref",
-    "model_id",
-    "model",
-    "passed",
-    "score",
-    "error",
-    "reason",
-    "latency_ms",
-    "cost",
-    "input_tokens",
-    "output_tokens",
-    "cached",
-    "output",
-)
-
-
-def results_csv(run: RunResult) -> str:
-    """Every result of a run, one row each, for a spreadsheet."""
-    buffer = io.StringIO()
-    writer = csv.DictWriter(buffer, fieldnames=CSV_COLUMNS)
-    writer.writeheader()
-    for r in run.results:
-        row: dict[str, Any] = {
-            "run_id": run.id,
-            "suite": run.suite,
-            "case_id": r.case_id,
-            "prompt_id": r.prompt_id,
-            "prompt_ref": r.prompt_ref or "",
-            "model_id": r.model_id,
-            "model": r.model,
-            "passed": r.passed,
-            "score": round(r.score, 4),
-            "error": r.error or "",
-            "reason": r.reason,
-            "latency_ms": "" if r.latency_ms is None else round(r.latency_ms, 1),
-            "cost": "" if r.cost is None else r.cost,
-            "input_tokens": r.usage.get("prompt_tokens", ""),
-            "output_tokens": r.usage.get("completion_tokens", ""),
-            "cached": r.cached,
-            "output": r.output or "",
-        }
-        writer.writerow(row)
-    return buffer.getvalue()
 
 
 def aligned_baseline(baseline: RunResult, current: RunResult) -> RunResult:
@@ -230,7 +110,7 @@ def compare_with_baseline(database_url: str, baseline_id: str, current: RunResul
 
 def baseline_table(comparison: Comparison) -> list[dict[str, str]]:
     return [
-        dict(zip(("prompt", "model", "baseline", "current", "change"), row, strict=True))
+        dict(zip(("Prompt", "Model", "Baseline", "Current", "Change"), row, strict=True))
         for row in compare_rows(comparison)
     ]
 
@@ -243,12 +123,12 @@ def changes_table(comparison: Comparison) -> list[dict[str, Any]]:
             case_id, prompt_id, model_id = item.key
             rows.append(
                 {
-                    "change": kind,
-                    "case": case_id,
-                    "prompt": prompt_id,
-                    "model": model_id,
-                    "baseline score": None if item.before is None else round(item.before, 3),
-                    "current score": None if item.after is None else round(item.after, 3),
+                    "Change": kind,
+                    "Case": case_id,
+                    "Prompt": prompt_id,
+                    "Model": model_id,
+                    "Baseline score": "–" if item.before is None else f"{item.before:.3f}",
+                    "Current score": "–" if item.after is None else f"{item.after:.3f}",
                 }
             )
     return rows

@@ -8,7 +8,19 @@ import streamlit as st
 
 from llmops.registry.service import Registry
 from llmops.ui import compare as cmp
-from llmops.ui.widgets import gateway, notify, page_errors, show_notices, ui_settings
+from llmops.ui import matrix_view as mv
+from llmops.ui.widgets import (
+    from_url,
+    gateway,
+    index_of,
+    list_from_url,
+    notify,
+    page_errors,
+    rate_outputs,
+    show_notices,
+    to_url,
+    ui_settings,
+)
 
 settings = ui_settings()
 st.title("Compare")
@@ -24,78 +36,33 @@ def pick_rows(rows, key: str):
     chosen = st.multiselect("Rows", ids, default=ids[:2], key=key)
     picked = [r for r in rows if r.id in chosen]
     if picked:
-        st.dataframe([{"id": r.id, **r.vars} for r in picked], hide_index=True, width="stretch")
+        st.dataframe([{"Row": r.id, **r.vars} for r in picked], hide_index=True, width="stretch")
     return picked
 
 
-def show_grid(run) -> None:
-    grid = cmp.comparison_grid(run)
+def show_results(run) -> None:
+    matrix = mv.build_matrix(run, database_url=settings.database_url)
     st.subheader("Results")
+    st.dataframe(matrix.summary_rows(), hide_index=True, width="stretch")
+    mode = st.radio(
+        "Show",
+        mv.MODES,
+        index=mv.MODES.index(from_url("mode", mv.MODES, "all")),
+        format_func=mv.MODE_LABELS.get,
+        horizontal=True,
+        key="compare_mode",
+    )
+    to_url(mode=mode)
+    rows = matrix.shown(mode)
     st.caption(
-        "Each column is a version on a model. Words a column adds to the row's first output are "
-        "highlighted; words it drops are struck out."
+        f"{len(rows)} of {len(matrix.rows)} rows. Each column is a version on a model; words a column adds to "
+        "the row's first output are highlighted, words it drops struck out. Open a cell's Details for its "
+        "rendered prompt, variables, expected output and every check's reason."
     )
-    st.dataframe(
-        [
-            {
-                "version · model": column.label,
-                "passed": grid.passed_text(column),
-                "mean score": round(s.score, 3),
-                "mean latency ms": None if s.latency_ms is None else round(s.latency_ms, 1),
-                "tokens in": grid.tokens_for(column)[0],
-                "tokens out": grid.tokens_for(column)[1],
-                "cost $": round(s.cost, 8),
-            }
-            for column in grid.columns
-            if (s := grid.summary_for(column)) is not None
-        ],
-        hide_index=True,
-        width="stretch",
-    )
-    for row in grid.rows:
-        with st.container(border=True):
-            note = "outputs differ" if row.outputs_differ else "every column gave the same output"
-            if row.verdicts_differ:
-                note += "; verdicts differ"
-            st.markdown(f"**{row.case_id}** · {note}")
-            with st.expander("Variables"):
-                st.json(row.variables)
-            for i, (column, place) in enumerate(
-                zip(grid.columns, st.columns(len(grid.columns)), strict=True)
-            ):
-                with place:
-                    show_cell(column.label, row.cells[i], first=i == 0)
-
-
-def show_cell(label: str, cell, *, first: bool) -> None:
-    """One output: verdict and score, the text with differences marked, tokens, cost, latency, checks."""
-    st.markdown(f"**{label}**")
-    if cell is None:
-        st.caption("not run")
-        return
-    result = cell.result
-    if result.error is not None:
-        st.error(result.error)
-        return
-    badge = {"pass": ":green-badge[pass]", "fail": ":red-badge[fail]"}.get(
-        cmp.verdict_of(result), ":gray-badge[no checks]"
-    )
-    st.markdown(f"{badge} score **{result.score:.2f}**")
-    st.markdown(f'<div class="llmops-output">{cell.html}</div>', unsafe_allow_html=True)
-    if cell.same_as_reference and not first:
-        st.caption("same as the first column")
-    cost = "unknown cost" if result.cost is None else f"${result.cost:.6f}"
-    latency = "" if result.latency_ms is None else f" · {result.latency_ms:.0f} ms"
-    st.caption(f"{cell.input_tokens} → {cell.output_tokens} tokens · {cost}{latency}")
-    if result.assertions:
-        with st.expander("Checks"):
-            st.dataframe(
-                [
-                    {"check": a.name, "passed": a.passed, "score": round(a.score, 3), "why": a.reason}
-                    for a in result.assertions
-                ],
-                hide_index=True,
-            )
+    started = time.perf_counter()
+    st.html(mv.matrix_html(matrix, rows))
+    st.session_state["compare_render_ms"] = (time.perf_counter() - started) * 1000
+    rate_outputs(matrix, settings.database_url, key=f"compare_rate:{run.id}")
 
 
 with page_errors(settings):
@@ -104,7 +71,10 @@ with page_errors(settings):
     if not summaries:
         st.info("No prompts yet. Write prompt files under `prompts/` and run `llmops prompts sync prompts/`.")
         st.stop()
-    name = st.selectbox("Prompt", [s.name for s in summaries], key="compare_prompt")
+    names = [s.name for s in summaries]
+    name = st.selectbox(
+        "Prompt", names, index=index_of(names, from_url("prompt", names)), key="compare_prompt"
+    )
     history = registry.history(name)
     live = [v for v in reversed(history.versions) if not v.archived]
     refs = [v.ref for v in live]
@@ -116,7 +86,7 @@ with page_errors(settings):
     versions = st.multiselect(
         f"Versions ({cmp.MIN_VERSIONS}–{cmp.MAX_VERSIONS})",
         refs,
-        default=list(dict.fromkeys(defaults)),
+        default=list_from_url("versions", refs, list(dict.fromkeys(defaults)))[: cmp.MAX_VERSIONS],
         max_selections=cmp.MAX_VERSIONS,
         format_func=lambda ref: ref + (f" ({', '.join(by_ref[ref].labels)})" if by_ref[ref].labels else ""),
         key=f"compare_versions:{name}",  # per prompt: another prompt's versions are other options
@@ -130,10 +100,11 @@ with page_errors(settings):
     models = st.multiselect(
         f"Models ({cmp.MIN_MODELS}–{cmp.MAX_MODELS})",
         served,
-        default=default_models,
+        default=list_from_url("models", served, default_models)[: cmp.MAX_MODELS],
         max_selections=cmp.MAX_MODELS,
         key="compare_models",
     )
+    to_url(prompt=name, versions=versions, models=models)
     views = [by_ref[r] for r in versions]
     variables = cmp.prompt_variables(views)
 
@@ -194,12 +165,22 @@ with page_errors(settings):
         while not job.future.done():
             bar.progress(job.fraction, text=f"{job.done} of {job.total} calls done")
             time.sleep(0.1)
-        st.session_state[RESULT] = (name, job.future.result())
+        result = job.future.result()
+        cmp.remember(name, result)
+        st.session_state[RESULT] = (name, result)
         bar.empty()
 
     run = cmp.result_for(st.session_state, RESULT, name)
+    if run is None and st.query_params.get("run"):
+        # A reload or a shared link: the comparison the URL names, if this prompt's.
+        run = cmp.recall(st.query_params["run"], name, settings.database_url)
+        if run is not None:
+            st.session_state[RESULT] = (name, run)
+            if cmp.is_saved(run.id, settings.database_url):
+                st.session_state[SAVED] = run.id
+    to_url(run=None if run is None else run.id)
     if run is not None:
-        show_grid(run)
+        show_results(run)
         st.subheader("Save")
         if st.session_state.get(SAVED) == run.id:
             st.caption(f"This comparison is saved as {run.id}.")

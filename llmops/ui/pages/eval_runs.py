@@ -1,28 +1,16 @@
-"""Eval runs: the cases × prompt/model matrix, filters, a baseline comparison, CSV export."""
+"""Eval runs: the results matrix, display modes, feedback on outputs, a baseline comparison, exports."""
 
 from __future__ import annotations
 
 import streamlit as st
 
 from llmops.ui import eval_runs as er
-from llmops.ui.widgets import page_errors, show_notices, ui_settings
+from llmops.ui import matrix_view as mv
+from llmops.ui.widgets import from_url, page_errors, rate_outputs, show_notices, to_url, ui_settings
 
 settings = ui_settings()
 st.title("Eval runs")
 show_notices()
-
-
-def matrix_style(value: object) -> str:
-    text = str(value)
-    if text.startswith("pass"):
-        return "background-color:#dcfce7"
-    if text.startswith("FAIL"):
-        return "background-color:#fee2e2"
-    if text.startswith("error"):
-        return "background-color:#fef3c7"
-    if text == er.NO_CHECKS:
-        return "color:#6b7280"
-    return ""
 
 
 with page_errors(settings):
@@ -38,27 +26,31 @@ with page_errors(settings):
         st.dataframe(
             [
                 {
-                    "run": r.id,
-                    "suite": r.suite,
-                    "kind": r.origin,
-                    "status": r.status,
-                    "passed": f"{r.passed}/{r.total}",
-                    "score": round(r.score, 3),
-                    "cost $": round(r.cost, 6),
-                    "prompts": r.prompts,
-                    "models": r.models,
-                    "started": r.started_at,
+                    "Run": r.id,
+                    "Suite": r.suite,
+                    "Kind": r.origin,
+                    "Status": r.status,
+                    "Passed": f"{r.passed}/{r.total}",
+                    "Score": f"{r.score:.3f}",
+                    "Cost": f"${r.cost:.6f}",
+                    "Prompts": r.prompts,
+                    "Models": r.models,
+                    "Started": r.started_at,
                 }
                 for r in runs
             ],
             hide_index=True,
             width="stretch",
         )
-    wanted = st.session_state.get("eval_run_id")
+    # The run just saved on Compare, else the one the link names, else the newest.
+    wanted = st.session_state.pop("eval_run_id", None)
+    if wanted is None and "eval_run" not in st.session_state:
+        wanted = from_url("run", ids)
+    if wanted in ids:
+        st.session_state["eval_run"] = wanted
     run_id = st.selectbox(
         "Run",
         ids,
-        index=ids.index(wanted) if wanted in ids else 0,
         format_func=lambda i: by_id[i].label,
         key="eval_run",
     )
@@ -82,57 +74,63 @@ with page_errors(settings):
             "Save it with “Save as eval run” on Compare to count it."
         )
 
-    matrix = er.result_matrix(run)
-    f1, f2, f3 = st.columns([1, 1, 2], vertical_alignment="bottom")
-    failures = f1.toggle("Failures only", key="eval_failures")
-    differences = f2.toggle("Differences only", key="eval_differences")
-    f3.download_button(
-        "Download CSV",
-        er.results_csv(run),
-        file_name=f"eval-run-{run.id}.csv",
-        mime="text/csv",
-        key="eval_csv",
+    matrix = mv.build_matrix(run, database_url=settings.database_url)
+    feedback = mv.run_feedback(matrix)
+    if feedback["rated"]:
+        mean = "" if feedback["mean"] is None else f", mean rating {feedback['mean']:.2f}"
+        st.caption(
+            f"Feedback: {feedback['rated']} output(s) rated (👍 {feedback['up']} 👎 {feedback['down']}{mean})."
+        )
+    st.dataframe(matrix.summary_rows(), hide_index=True, width="stretch")
+    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
+    mode = f1.radio(
+        "Show",
+        mv.MODES,
+        index=mv.MODES.index(from_url("mode", mv.MODES, "all")),
+        format_func=mv.MODE_LABELS.get,
+        horizontal=True,
+        key="eval_mode",
     )
-    shown = matrix.filtered(failures_only=failures, differences_only=differences)
+    with f2:
+        d1, d2, d3 = st.columns(3)
+        d1.download_button(
+            "Download CSV",
+            mv.results_csv(run, matrix),
+            file_name=f"eval-run-{run.id}.csv",
+            mime="text/csv",
+            key="eval_csv",
+        )
+        d2.download_button(
+            "Download JSON",
+            mv.results_json(run, matrix),
+            file_name=f"eval-run-{run.id}.json",
+            mime="application/json",
+            key="eval_json",
+        )
+        d3.download_button(
+            "Download HTML report",
+            mv.report_html(run, matrix),
+            file_name=f"eval-run-{run.id}.html",
+            mime="text/html",
+            key="eval_html",
+        )
+    shown = matrix.shown(mode)
     st.caption(f"{len(shown)} of {len(matrix.rows)} cases shown")
     if shown:
-        import pandas as pd
-
-        table = pd.DataFrame(matrix.table(shown)).set_index("case")
-        st.dataframe(
-            table.style.map(matrix_style),
-            width="stretch",
-            column_config={"_index": st.column_config.TextColumn("case", width="medium")},
-        )
-        case_id = st.selectbox("Case", shown, key=f"eval_case:{run.id}")
-        for column in matrix.columns:
-            result = matrix.get(case_id, column)
-            if result is None:
-                continue
-            with st.expander(f"{column}: {er.cell_text(result)}", expanded=not result.passed):
-                if result.error:
-                    st.error(result.error)
-                st.caption(result.reason)
-                st.text(result.output or "")
-                if result.assertions:
-                    st.dataframe(
-                        [
-                            {"check": a.name, "passed": a.passed, "score": round(a.score, 3), "why": a.reason}
-                            for a in result.assertions
-                        ],
-                        hide_index=True,
-                        width="stretch",
-                    )
+        st.html(mv.matrix_html(matrix, shown))
     else:
-        st.success("No case matches the filters.")
+        st.success("No case matches the filter.")
+    rate_outputs(matrix, settings.database_url, key=f"eval_rate:{run.id}")
 
     st.subheader("Compare with a baseline")
     others = [i for i in ids if i != run.id]
     if not others:
+        to_url(run=run.id, mode=mode)
         st.caption("No other run to compare with yet.")
     else:
         options = [er.NO_BASELINE, *others]
         default = run.baseline_run_id if run.baseline_run_id in others else er.NO_BASELINE
+        default = from_url("baseline", options, default)
         baseline_id = st.selectbox(
             "Baseline run",
             options,
@@ -141,6 +139,7 @@ with page_errors(settings):
             # Per run, so each run opens on its own baseline rather than the last one picked.
             key=f"eval_baseline:{run.id}",
         )
+        to_url(run=run.id, mode=mode, baseline=None if baseline_id == er.NO_BASELINE else baseline_id)
         if baseline_id != er.NO_BASELINE:
             comparison = er.compare_with_baseline(settings.database_url, baseline_id, run)
             verdict = er.baseline_verdict(comparison)

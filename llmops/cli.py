@@ -13,7 +13,7 @@ import sys
 
 from llmops.errors import LLMOpsError
 
-COMMAND_GROUPS = ["prompts", "serve", "keys", "spend", "guard", "eval", "experiments", "monitor"]
+COMMAND_GROUPS = ["prompts", "serve", "keys", "spend", "guard", "eval", "experiments", "monitor", "db"]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -51,24 +51,35 @@ def _sqlite_pragmas(dbapi_conn, _record) -> None:
 
 def get_engine(url: str | None = None) -> Engine:
     """One engine per URL per process, created and migrated on first use."""
+    return _engine_and_upgrade(url)[0]
+
+
+def upgrade(url: str | None = None) -> list[str]:
+    """Bring the database to the current schema now; returns the migration ids applied
+    by this call (none when it was current, or when this process had already opened it)."""
+    return _engine_and_upgrade(url)[1]
+
+
+def _engine_and_upgrade(url: str | None) -> tuple[Engine, list[str]]:
     url = normalize_url(url or get_settings().database_url)
     engine = _engines.get(url)
     if engine is not None:
-        return engine
+        return engine, []
     with _lock:
         engine = _engines.get(url)
-        if engine is None:
-            if url.startswith("sqlite"):
-                engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
-                event.listen(engine, "connect", _sqlite_pragmas)
-            else:
-                engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
-                                       pool_timeout=POOL_TIMEOUT, connect_args=_postgres_args(url))
-            from llmops import migrations
+        if engine is not None:
+            return engine, []
+        if url.startswith("sqlite"):
+            engine = create_engine(url, connect_args={"check_same_thread": False, "timeout": 30})
+            event.listen(engine, "connect", _sqlite_pragmas)
+        else:
+            engine = create_engine(url, pool_pre_ping=True, pool_size=10, max_overflow=20,
+                                   pool_timeout=POOL_TIMEOUT, connect_args=_postgres_args(url))
+        from llmops import migrations
 
-            migrations.upgrade(engine)
-            _engines[url] = engine
-    return engine
+        applied = migrations.upgrade(engine)
+        _engines[url] = engine
+    return engine, applied
 
 
 def _postgres_args(url: str) -> dict[str, object]:

@@ -93,6 +93,9 @@ def all_migrations() -> list[Migration]:
 
 def _lock(conn: Connection) -> None:
     if conn.dialect.name == "postgresql":
+        # A migration may rewrite a large table, and a replica starting meanwhile waits
+        # here for it: no statement timeout (db.py sets one for every connection).
+        conn.exec_driver_sql("SET LOCAL statement_timeout = 0")
         conn.execute(text("SELECT pg_advisory_xact_lock(7243110)"))
     elif conn.dialect.name == "sqlite":
         # Take SQLite's write lock now, not at the first write, so two processes

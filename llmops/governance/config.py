@@ -67,3 +67,6 @@ class LedgerConfig(_Strict):
     # Each row is appended to a journal file in spill_dir (no fsync) before it is queued,
     # and replayed at the next start after a crash; off: a crash loses the queue.
     journal: bool = True
+    # Keep ledger rows this many days (None: forever). Postgres drops whole monthly
+    # partitions, so up to a month more is kept; SQLite deletes rows. See ledger_storage.py.
+    retention_days: PositiveFloat | None = None

@@ -10,7 +10,7 @@ CONFLICT DO NOTHING (see `batch_insert_for` for how, per database).
 When the database is unreachable, batches go to spill files instead (JSON lines,
 fsync per batch, default directory `./llmops-spill/`), and the writer probes the
 database with a growing back-off; once it answers, every spill file is replayed,
-idempotently (primary key = request id, duplicates ignored) and deleted. When the
+idempotently (the primary key holds the request id; duplicates ignored) and deleted. When the
 queue is full (the database is slower than the traffic), `record` appends the row to
 the spill file itself rather than dropping it, so memory stays bounded either way.
 Files left by a writer that died (spill files and journals) are replayed by the next
@@ -526,9 +526,19 @@ def _postgres_batch_insert(engine: Engine) -> BatchInsert:
     quote = engine.dialect.identifier_preparer.quote
     table = quote(LEDGER_TABLE.name)
     names = ", ".join(quote(column.name) for column in LEDGER_TABLE.columns)
+    r_names = ", ".join("r." + quote(column.name) for column in LEDGER_TABLE.columns)
+    # A partitioned ledger's key is (id, created_at) (ledger_storage.py), which a replayed
+    # row (same id, same time) hits: ON CONFLICT, with no target, as the key differs
+    # between a table made before partitioning and after. A request id seen again at
+    # another time is skipped too: DISTINCT ON within the batch, and a lookup of the id
+    # within a day of the row's time (one or two partitions; LATERAL ... LIMIT 1 keeps it
+    # an index probe per row, never a join over the whole ledger).
     sql = (
-        f"INSERT INTO {table} ({names}) SELECT {names} "
-        f"FROM json_populate_recordset(NULL::{table}, %s) ON CONFLICT (id) DO NOTHING"
+        f"INSERT INTO {table} ({names}) SELECT {r_names} "
+        f"FROM (SELECT DISTINCT ON (id) * FROM json_populate_recordset(NULL::{table}, %s) ORDER BY id) r "
+        f"LEFT JOIN LATERAL (SELECT 1 AS hit FROM {table} l WHERE l.id = r.id "
+        "AND l.created_at >= r.created_at - interval '1 day' AND l.created_at <= r.created_at + interval '1 day' "
+        "LIMIT 1) seen ON true WHERE seen.hit IS NULL ON CONFLICT DO NOTHING"
     )
 
     def insert_postgres(conn: Connection, rows: list[dict[str, Any]], pace: Callable[[], None] | None = None) -> None:

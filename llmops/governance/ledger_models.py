@@ -14,6 +14,7 @@ from sqlalchemy import JSON, Boolean, Column, Float, Integer, String, Table
 from sqlmodel import Field, SQLModel
 
 from llmops.columns import UTCDateTime, table_of
+from llmops.governance.ledger_storage import convert_to_partitions
 from llmops.migrations import Migration, add_columns, create_tables
 
 OUTCOMES = ("success", "upstream_error", "gateway_error", "blocked", "refused", "client_error", "cancelled")
@@ -102,4 +103,6 @@ LEDGER_TABLE: Table = table_of(LedgerRow)  # for Core queries and bulk inserts
 MIGRATIONS = [
     Migration("ledger.0001", create_tables("ledger")),
     Migration("ledger.0002", add_columns("ledger", "upstream_request_id")),
+    # Postgres: monthly partitions and the hourly rollup; both: indexes for experiments and teams.
+    Migration("ledger.0003", convert_to_partitions),
 ]

@@ -7,10 +7,12 @@ import asyncio
 import logging
 from typing import Any
 
+from llmops.db import get_engine
 from llmops.governance.access import Access
 from llmops.governance.config import LedgerConfig, LimitsConfig
 from llmops.governance.keys import MASTER_ID, KeyInfo, KeyStore
 from llmops.governance.ledger import LedgerWriter
+from llmops.governance.ledger_storage import Maintenance
 from llmops.governance.limits import Limiter, Reservation, limiter_from_config
 from llmops.settings import get_settings
 
@@ -36,14 +38,18 @@ class Governance:
         self.authenticate = self.access.authenticate
         self.authorize_admin = self.access.authorize_admin
         self.limiter: Limiter = limiter_from_config(limits, redis_url=redis_url, database_url=database_url)
-        ledger_options = ledger.model_dump(exclude={"spill_dir"})
+        ledger_options = ledger.model_dump(exclude={"spill_dir", "retention_days"})
         spill_dir = ledger.spill_dir or get_settings().spill_dir
         self.ledger = LedgerWriter(database_url=database_url, spill_dir=spill_dir, **ledger_options)
+        # Next months' partitions and retention, hourly (one replica at a time does it).
+        self.ledger_maintenance = Maintenance(lambda: get_engine(database_url), ledger.retention_days)
 
     def start(self) -> None:
         self.ledger.start()
+        self.ledger_maintenance.start()
 
     async def aclose(self) -> None:
+        self.ledger_maintenance.stop()
         await self.keys.aclose()
         await self.limiter.aclose()  # flushes budget spend to the database
         # Drain every queued row before the process exits (SIGTERM included).

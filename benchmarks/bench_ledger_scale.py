@@ -1,0 +1,342 @@
+"""The ledger at scale on Postgres: insert rate with several writer processes, then
+`llmops spend` / GET /admin/spend query times on N million rows, then retention.
+
+    python benchmarks/bench_ledger_scale.py [--rows 10000000] [--writers 3] [--writer-rows 200000]
+                                            [--days 90] [--repeat 20] [--keep]
+
+1. Insert rate: `--writers` processes, each a gateway's real `LedgerWriter` (journal
+   on, batch 1000, the partitioned table and its rollup trigger) fed `--writer-rows`
+   rows as fast as `record()` takes them; the clock runs from the first row to the
+   last commit of the slowest writer.
+2. `--rows` rows over the last `--days` days go in with COPY (chunks of 500,000: the
+   rollup trigger adds each COPY's rows), keys, users and models skewed like real
+   traffic (a few keys make most calls).
+3. `spend_report` (what both `llmops spend` and GET /admin/spend run) for every
+   grouping, for all time and for --since 24h / 7d / 30d: p50 and p95 of `--repeat`
+   runs each; one `llmops spend` typed as a subprocess, start-up included; and the
+   same query without the rollup (a scan of the ledger) for comparison.
+4. Retention: `maintain()` with a retention that drops the oldest partitions.
+
+Runs in a scratch database on LLMOPS_BENCH_POSTGRES_URL's server (default: the local
+one), dropped afterwards unless --keep.
+"""
+
+from __future__ import annotations
+
+import argparse
+import io
+import multiprocessing
+import os
+import random
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+ADMIN_URL = os.environ.get("LLMOPS_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+MODELS = [
+    "gpt-4o-mini",
+    "gpt-4o",
+    "claude-sonnet",
+    "claude-haiku",
+    "gemini-flash",
+    "local",
+    "demo",
+    "o3-mini",
+    "text-embedding-3-small",
+    "llama-70b",
+    "mistral-large",
+    "qwen-32b",
+]
+PROMPTS = [None] * 5 + [f"prompt-{i}" for i in range(40)]
+COLUMNS = (
+    "id",
+    "created_at",
+    "key_id",
+    "key_name",
+    "user",
+    "team",
+    "model",
+    "deployment",
+    "provider",
+    "upstream_model",
+    "prompt_name",
+    "prompt_version",
+    "experiment",
+    "variant",
+    "input_tokens",
+    "output_tokens",
+    "cached_tokens",
+    "usage_source",
+    "cost",
+    "latency_ms",
+    "ttft_ms",
+    "status",
+    "outcome",
+    "error_type",
+    "guardrail_verdicts",
+    "streamed",
+    "endpoint",
+    "upstream_request_id",
+)
+
+
+def _url_for(database: str) -> str:
+    base, _, _ = ADMIN_URL.rpartition("/")
+    return f"{base}/{database}"
+
+
+def _row(i: int, prefix: str, created: datetime) -> dict:
+    key = min(int(random.paretovariate(1.2)), 500)
+    model = MODELS[min(int(random.paretovariate(1.5)) - 1, len(MODELS) - 1)]
+    tokens_in, tokens_out = random.randint(50, 4000), random.randint(10, 800)
+    experiment = "tone" if i % 10 == 0 else None
+    return {
+        "id": f"{prefix}-{i:09d}",
+        "created_at": created,
+        "key_id": f"key_{key:04d}",
+        "key_name": f"service-{key}",
+        "user": f"user-{key * 4 + i % 4}",
+        "team": f"team-{key % 20}",
+        "model": model,
+        "deployment": f"openai/{model}",
+        "provider": "openai",
+        "upstream_model": model,
+        "prompt_name": PROMPTS[i % len(PROMPTS)],
+        "prompt_version": 3,
+        "experiment": experiment,
+        "variant": ("a" if i % 20 == 0 else "b") if experiment else None,
+        "input_tokens": tokens_in,
+        "output_tokens": tokens_out,
+        "cached_tokens": 0,
+        "usage_source": "reported",
+        "cost": None if model == "local" else (tokens_in * 0.15 + tokens_out * 0.6) / 1e6,
+        "latency_ms": 400.0 + i % 900,
+        "ttft_ms": 120.0,
+        "status": 200 if i % 50 else 502,
+        "outcome": "success" if i % 50 else "upstream_error",
+        "error_type": None,
+        "guardrail_verdicts": None,
+        "streamed": i % 2 == 0,
+        "endpoint": "/v1/chat/completions",
+        "upstream_request_id": None,
+    }
+
+
+# ------------------------------------------------------------------ insert rate
+
+
+def _writer_process(url: str, rows: int, spill_dir: str, start_at: float, done) -> None:
+    from llmops.governance.ledger import LedgerWriter
+
+    writer = LedgerWriter(url, spill_dir=spill_dir).start()
+    prefix = uuid.uuid4().hex[:8]
+    now = datetime.now(UTC)
+    batch = [_row(i, prefix, now) for i in range(rows)]
+    while time.time() < start_at:
+        time.sleep(0.001)
+    began = time.time()
+    for row in batch:
+        writer.record(row)
+    writer.close(timeout=600)
+    done.put((began, time.time(), writer.stats()))
+
+
+def insert_rate(url: str, writers: int, rows_each: int) -> None:
+    from llmops.db import get_engine
+
+    get_engine(url)  # migrate once, before the writers start
+    context = multiprocessing.get_context("spawn")
+    done = context.Queue()
+    start_at = time.time() + 8.0  # every writer has built its rows and connected by then
+    with tempfile.TemporaryDirectory() as spill:
+        procs = [
+            context.Process(target=_writer_process, args=(url, rows_each, f"{spill}/{n}", start_at, done))
+            for n in range(writers)
+        ]
+        for proc in procs:
+            proc.start()
+        results = [done.get(timeout=900) for _ in procs]
+        for proc in procs:
+            proc.join()
+    first = min(r[0] for r in results)
+    last = max(r[1] for r in results)
+    written = sum(r[2]["written"] for r in results)
+    spilled = sum(r[2]["spilled"] for r in results)
+    print(
+        f"insert: {writers} writer processes, {written:,} rows written ({spilled} spilled) "
+        f"in {last - first:.2f} s: {written / (last - first):,.0f} rows/s"
+    )
+
+
+# ------------------------------------------------------------------------ COPY
+
+
+def _copy_text(value) -> str:
+    if value is None:
+        return "\\N"
+    if isinstance(value, bool):
+        return "t" if value else "f"
+    if isinstance(value, datetime):
+        return value.isoformat()
+    return str(value)
+
+
+def load(url: str, rows: int, days: int, chunk: int = 500_000) -> None:
+    import psycopg
+
+    from llmops.db import get_engine
+    from llmops.governance.ledger_storage import ensure_partitions
+
+    now = datetime.now(UTC)
+    span = days * 86400.0
+    with get_engine(url).begin() as conn:  # the months the gateway would have made as they came
+        ensure_partitions(conn, now, first=now - timedelta(days=days))
+    started = time.perf_counter()
+    names = ", ".join(f'"{c}"' for c in COLUMNS)
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("SET statement_timeout = 0")
+        # Every column but the id and the time from one of 50,000 generated rows: Python
+        # would otherwise take longer to write the rows than Postgres to store them.
+        tails = []
+        for i in range(50_000):
+            row = _row(i, "", now)
+            tails.append("\t".join(_copy_text(row[c]) for c in COLUMNS[2:]))
+        for begin in range(0, rows, chunk):
+            end = min(rows, begin + chunk)
+            buffer = io.StringIO()
+            write = buffer.write
+            for i in range(begin, end):
+                # Evenly spread, oldest first, as a ledger fills.
+                created = now - timedelta(seconds=span * (1 - i / rows))
+                write(f"copy-{i:09d}\t{created.isoformat()}\t{tails[(i * 7919) % 50_000]}\n")
+            with conn.cursor() as cur, cur.copy(f"COPY ledger ({names}) FROM STDIN") as copy:
+                copy.write(buffer.getvalue())
+            print(f"  copied {end:,} rows ({time.perf_counter() - started:.0f} s)", flush=True)
+        conn.execute("ANALYZE ledger")
+        conn.execute("ANALYZE ledger_rollup")
+        size = conn.execute(
+            "SELECT pg_size_pretty(sum(pg_total_relation_size(inhrelid))) FROM pg_inherits "
+            "WHERE inhparent = 'ledger'::regclass"
+        ).fetchone()
+        rollup = conn.execute(
+            "SELECT count(*), pg_size_pretty(pg_total_relation_size('ledger_rollup')) FROM ledger_rollup"
+        ).fetchone()
+        per_dimension = conn.execute(
+            "SELECT dimension, count(*) FROM ledger_rollup GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    elapsed = time.perf_counter() - started
+    print(
+        f"load: {rows:,} rows by COPY in {elapsed:.0f} s ({rows / elapsed:,.0f} rows/s); ledger {size[0]}, "
+        f"rollup {rollup[0]:,} rows ({rollup[1]}): " + ", ".join(f"{d} {n:,}" for d, n in per_dimension)
+    )
+
+
+# ------------------------------------------------------------------------ queries
+
+
+def _timed(fn, repeat: int) -> tuple[float, float]:
+    times = []
+    for _ in range(repeat):
+        began = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - began)
+    times.sort()
+    return statistics.median(times), times[min(len(times) - 1, int(round(0.95 * (len(times) - 1))))]
+
+
+def queries(url: str, repeat: int) -> None:
+    from sqlalchemy import text
+
+    from llmops.db import get_engine
+    from llmops.governance.spend import GROUPINGS, _group_columns, _ledger_rows, spend_report
+
+    spans = {"all": None, "24h": timedelta(hours=24), "7d": timedelta(days=7), "30d": timedelta(days=30)}
+    worst = 0.0
+    print(f"spend_report (llmops spend, GET /admin/spend), {repeat} runs each: p50 / p95 in ms")
+    for by in GROUPINGS:
+        cells = []
+        for label, since in spans.items():
+            p50, p95 = _timed(lambda by=by, since=since: spend_report(url, by=by, since=since), repeat)
+            worst = max(worst, p95)
+            cells.append(f"{label} {p50 * 1000:.0f}/{p95 * 1000:.0f}")
+        print(f"  by {by:<8} " + "  ".join(cells))
+    print(f"  worst p95: {worst * 1000:.0f} ms")
+    engine = get_engine(url)
+    group_by, label_col, extras = _group_columns("model")
+    with engine.connect() as conn:
+        conn.execute(text("SET statement_timeout = 0"))
+        p50, _ = _timed(lambda: _ledger_rows(conn, group_by, label_col, extras, None, None), 3)
+    print(f"  without the rollup (a scan of the ledger, by model, all time): {p50 * 1000:,.0f} ms")
+    env = {**os.environ, "LLMOPS_DATABASE_URL": url}
+    llmops = str(Path(sys.executable).with_name("llmops"))
+    times = []
+    for _ in range(5):
+        began = time.perf_counter()
+        subprocess.run(
+            [llmops, "spend", "--by", "key", "--since", "7d"], env=env, check=True, stdout=subprocess.DEVNULL
+        )
+        times.append(time.perf_counter() - began)
+    print(
+        f"  `llmops spend --by key --since 7d` as a subprocess (start-up included): "
+        f"median {statistics.median(times) * 1000:.0f} ms"
+    )
+
+
+def retention(url: str, days: int) -> None:
+    from llmops.db import get_engine
+    from llmops.governance.ledger_storage import maintain
+
+    keep = max(1, days - 45)
+    began = time.perf_counter()
+    result = maintain(get_engine(url), retention_days=keep)
+    print(
+        f"retention {keep} days: dropped {result['dropped']} in {(time.perf_counter() - began) * 1000:.0f} ms"
+    )
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rows", type=int, default=10_000_000)
+    parser.add_argument("--days", type=int, default=90)
+    parser.add_argument("--writers", type=int, default=3)
+    parser.add_argument("--writer-rows", type=int, default=200_000)
+    parser.add_argument("--repeat", type=int, default=20)
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database")
+    parser.add_argument("--url", help="use this existing database (loaded by an earlier --keep run)")
+    args = parser.parse_args()
+
+    import psycopg
+
+    from llmops.db import dispose_all
+
+    name = None
+    url = args.url
+    if url is None:
+        name = f"llmops_bench_scale_{os.getpid()}"
+        with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+            admin.execute(f'CREATE DATABASE "{name}"')
+        url = _url_for(name)
+        print(f"scratch database {name}")
+    try:
+        if args.writers and args.writer_rows:
+            insert_rate(url, args.writers, args.writer_rows)
+        if args.rows:
+            load(url, args.rows, args.days)
+        queries(url, args.repeat)
+        if not args.keep:
+            retention(url, args.days)
+    finally:
+        dispose_all()
+        if name is not None and not args.keep:
+            with psycopg.connect(ADMIN_URL, autocommit=True) as admin:
+                admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

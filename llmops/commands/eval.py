@@ -3,6 +3,8 @@
     llmops eval run evals/summarize.yaml [--json] [--junit FILE] [--baseline RUN|last]
                     [--concurrency N] [--no-cache] [--gateway-url URL] [--repeat N] [--mlflow [URI]]
     llmops eval list | show RUN | compare A B | datasets [--suite NAME]
+    llmops eval cases from-ledger --prompt NAME[@label] [--since 7d] [--sample 200]
+                    [--with-feedback down|up|any] -o cases.jsonl
     llmops eval score --metric faithfulness --input FILE.jsonl [--scorer offline|lexical|judge]
     llmops eval calibrate --metric faithfulness LABELLED.jsonl [--scorer ...] [--json]
 
@@ -134,6 +136,65 @@ def cmd_datasets(args) -> int:
             for v in versions
         ],
     )  # fmt: skip
+    return 0
+
+
+def _capture_config(path: str | None) -> tuple[str | None, Any]:
+    from llmops.monitoring.config import MonitoringConfig
+    from llmops.settings import get_settings
+
+    config_path = path or get_settings().gateway_config
+    if not config_path:
+        return None, MonitoringConfig().capture
+    from llmops.gateway.config import load_config
+
+    return config_path, load_config(config_path).monitoring.capture
+
+
+def cmd_cases_from_ledger(args) -> int:
+    from datetime import UTC, datetime
+
+    from llmops.columns import table_of
+    from llmops.evaluation.from_ledger import export_cases, write_jsonl
+    from llmops.experiments.models import FeedbackRow
+    from llmops.governance.spend import parse_since
+    from llmops.monitoring.models import PAYLOADS
+
+    if args.sample is not None and args.sample < 1:
+        raise InvalidInput("--sample must be at least 1")
+    since = datetime.now(UTC) - parse_since(args.since)
+    exported = export_cases(
+        args.prompt, since, PAYLOADS, table_of(FeedbackRow), sample=args.sample, seed=args.seed,
+        with_feedback=args.with_feedback, database_url=args.database_url,
+    )  # fmt: skip
+    if not exported.cases:
+        where, capture = _capture_config(args.gateway_config)
+        name = args.prompt.split("@")[0].split(":")[0]
+        if exported.matched:
+            raise InvalidInput(f"no cases from prompt {args.prompt}: {exported.summary()}")
+        if not capture.enabled:
+            raise InvalidInput(
+                f"no captured calls of prompt {args.prompt} in the last {args.since}, and payload capture is off "
+                f"in {where or 'the default gateway config'}. Cases come from calls the gateway captured: turn it on in "
+                f"the gateway's config (`monitoring: {{capture: {{enabled: true, rules: [{{prompt: \"{name}\", sample: 1.0}}]}}}}`, "
+                "see README, Payload capture), restart the gateway, and export once calls have come in"
+            )
+        share = capture.share("", name)
+        feedback = f" with {args.with_feedback} feedback" if args.with_feedback else ""
+        raise InvalidInput(
+            f"no captured calls of prompt {args.prompt}{feedback} in the last {args.since}: capture is on in "
+            f"{where or 'the gateway config'} and keeps {share:.0%} of this prompt's calls (by its rules) for "
+            f"{capture.retention_days:g} days"
+            + ("; raise its share with a rule `{prompt: \"" + name + "\", sample: 1.0}`" if share == 0 else "")
+        )
+    text = write_jsonl(exported.cases)
+    if args.output == "-":
+        sys.stdout.write(text)
+    else:
+        Path(args.output).write_text(text, encoding="utf-8")
+        print(f"wrote {exported.summary()} to {args.output}")
+    if args.output == "-":
+        print(exported.summary(), file=sys.stderr)
     return 0
 
 
@@ -339,6 +400,30 @@ def register(subparsers) -> None:
     p.add_argument("--suite", help="only this suite")
     add_json_flag(p)
     p.set_defaults(func=cmd_datasets)
+
+    cases = sub.add_parser("cases", help="make eval cases: from production calls")
+    cases_sub = cases.add_subparsers(dest="cases_command", metavar="SOURCE")
+    cases_sub.required = True
+    p = cases_sub.add_parser(
+        "from-ledger", parents=[common],
+        help="captured calls of a prompt as cases (real inputs, the served reply as reference)",
+        description="Needs the gateway's payload capture (monitoring.capture in its config).",
+    )  # fmt: skip
+    p.add_argument("--prompt", required=True, help="NAME (every version), NAME@label (its version now) or NAME:VERSION")
+    p.add_argument("--since", default="7d", help="calls of the last SPAN: 30m, 24h, 7d (default 7d)")
+    p.add_argument("--sample", type=int, default=200, help="at most this many cases, drawn at random (default 200)")
+    p.add_argument("--seed", type=int, default=None, help="seed of the random draw, for a repeatable sample")
+    p.add_argument(
+        "--with-feedback", choices=["down", "up", "any"], default=None,
+        help="only calls with feedback: down (a score under 0.5, thumbs down), up, or any",
+    )  # fmt: skip
+    p.add_argument("-o", "--output", required=True, help="the JSONL file to write (- for stdout)")
+    p.add_argument(
+        "--gateway-config", default=None,
+        help="the gateway config whose capture settings to explain when nothing was captured "
+        "(default: LLMOPS_GATEWAY_CONFIG)",
+    )  # fmt: skip
+    p.set_defaults(func=cmd_cases_from_ledger)
 
     p = sub.add_parser("show", parents=[common], help="one run: the summary and its failing cases")
     p.add_argument("run", help="a run id (or a unique prefix), or `last`")

@@ -82,7 +82,7 @@ def fingerprint(suite: Suite, prompts: list[Any]) -> dict[str, Any]:
         path = base / name
         case_files[name] = file_digest(path) if path.is_file() else "missing"
     expanded = suite.expanded_cases()  # reads the cases files: once
-    cases = [case.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"description"}) for case in expanded]
+    cases = [case.model_dump(mode="json", by_alias=True, exclude_none=True, exclude={"description", "metadata"}) for case in expanded]
     suite_file = Path(suite.path) if suite.path else None
     prompt_prints = {}
     for prompt in prompts:

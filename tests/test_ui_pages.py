@@ -134,6 +134,7 @@ def test_prompts_page_shows_versions_labels_template_and_config(synced):
 
 def test_prompts_page_diffs_two_versions_side_by_side(synced):
     at = open_page("prompts")
+    at.radio(key="prompt_view").set_value("Diff").run()
     assert (
         at.selectbox(key="diff_old:summarize").value == 2
         and at.selectbox(key="diff_new:summarize").value == 3
@@ -150,6 +151,7 @@ def test_prompts_page_diffs_two_versions_side_by_side(synced):
 
 def test_moving_a_label_asks_first_and_cancel_changes_nothing(synced):
     at = open_page("prompts")
+    at.radio(key="prompt_view").set_value("Labels").run()
     at.selectbox(key="move_label:summarize").set_value("production")
     at.selectbox(key="move_version:summarize").set_value(3)
     at.button(key="move_button").click().run()
@@ -163,6 +165,7 @@ def test_moving_a_label_asks_first_and_cancel_changes_nothing(synced):
 
 def test_moving_a_label_then_rolling_it_back_with_confirmation(synced):
     at = open_page("prompts")
+    at.radio(key="prompt_view").set_value("Labels").run()
     at.selectbox(key="move_label:summarize").set_value("production")
     at.selectbox(key="move_version:summarize").set_value(3)
     at.button(key="move_button").click().run()
@@ -171,6 +174,8 @@ def test_moving_a_label_then_rolling_it_back_with_confirmation(synced):
     assert "summarize@production now points at version 3." in texts(at.success)
     assert Registry(synced).get("summarize@production").version == 3
     assert "production→v3" in at.dataframe[0].value["labels"][0]
+    # The confirmed move reran the page on the Labels view, not the first one.
+    assert at.radio(key="prompt_view").value == "Labels" and at.subheader[0].value == "Move a label"
 
     at.selectbox(key="rollback_label:summarize").set_value("production")
     at.button(key="rollback_button").click().run()
@@ -185,6 +190,7 @@ def test_moving_a_label_then_rolling_it_back_with_confirmation(synced):
 def test_a_label_that_never_moved_cannot_be_rolled_back(synced):
     Registry(synced).create_version("greet", template="Hello {{ name }}", labels=["production"])
     at = open_page("prompts")
+    at.radio(key="prompt_view").set_value("Labels").run()
     at.selectbox(key="prompt_name").set_value("greet").run()
     at.selectbox(key="rollback_label:greet").set_value("production")
     at.button(key="rollback_button").click().run()

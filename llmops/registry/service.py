@@ -117,6 +117,35 @@ class Registry:
 
         return self._write(work)
 
+    def derive_version(
+        self,
+        ref: str,
+        *,
+        template: str | None = None,
+        messages: list[dict] | None = None,
+        model_config: dict | None = None,
+        message: str,
+        author: str | None = None,
+    ) -> PromptVersionView:
+        """A new version of `ref`'s prompt from `ref` with the template (or messages) and model
+        config given replacing its own: versions are never edited, a change is the next version."""
+        base = self.get(ref)
+        if not message.strip():
+            raise InvalidInput("say what changed: a new version needs a message")
+        if template is not None and messages is not None:
+            raise InvalidInput("give a template or messages, not both")
+        if template is None and messages is None:
+            template, messages = base.template, base.messages
+        return self.create_version(
+            base.name,
+            template=template,
+            messages=messages,
+            variables=dict(base.variables),
+            model_config=dict(base.model_config if model_config is None else model_config),
+            message=message.strip(),
+            author=author,
+        )
+
     def set_label(self, name: str, version: int, label: str, *, actor: str | None = None) -> None:
         """Point `label` at `version`; the label `archived` archives the version instead."""
         version = parse_version(version)

@@ -50,7 +50,11 @@ class MatrixColumn:
     @property
     def label(self) -> str:
         prompt = self.prompt_id
-        if self.prompt_ref and self.prompt_ref != self.prompt_id:
+        if (
+            self.prompt_ref
+            and self.prompt_ref != self.prompt_id
+            and not self.prompt_ref.startswith("inline:")
+        ):
             prompt = f"{prompt} ({self.prompt_ref})"
         return f"{prompt} · {self.model_id}"
 

@@ -6,10 +6,12 @@ questions here are what the page asks before calling them.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from llmops.errors import Conflict, InvalidInput
+from llmops.experiments.service import ExperimentView
 from llmops.registry.diff import template_text
 from llmops.registry.refs import ARCHIVED, LATEST, PRODUCTION, validate_label
 from llmops.registry.service import Registry
@@ -42,11 +44,11 @@ def versions_table(history: History) -> list[dict[str, Any]]:
     return [
         {
             "version": v.version,
-            "labels": ", ".join(v.labels) or "-",
-            "archived": v.archived,
-            "model": v.model_config.get("model", "-"),
-            "message": v.message,
-            "author": v.author or "-",
+            "labels": ", ".join(v.labels) or "–",
+            "archived": "yes" if v.archived else "no",
+            "model": str(v.model_config.get("model", "–")),
+            "message": v.message or "–",
+            "author": v.author or "–",
             "created": _when(v.created_at),
         }
         for v in reversed(history.versions)
@@ -59,9 +61,9 @@ def label_events_table(history: History) -> list[dict[str, Any]]:
             "when": _when(e.created_at),
             "label": e.label,
             "action": e.action,
-            "from": e.from_version,
-            "to": e.to_version,
-            "by": e.actor or "-",
+            "from": "–" if e.from_version is None else f"v{e.from_version}",
+            "to": "–" if e.to_version is None else f"v{e.to_version}",
+            "by": e.actor or "–",
         }
         for e in reversed(history.events)
     ]
@@ -113,8 +115,24 @@ def config_changes_rows(changes: dict[str, dict]) -> list[dict[str, Any]]:
     return rows
 
 
-def move_question(history: History, label: str, version: int) -> str:
-    """What moving `label` to `version` will do, in a sentence; raises when it cannot or need not."""
+def experiments_on_label(experiments: Sequence[ExperimentView], name: str, label: str) -> list[str]:
+    """Running experiments of prompt `name` with a variant served by `label`: "ab (variant control)"."""
+    return [
+        f"{e.name} (variant {v.name})"
+        for e in experiments
+        if e.status == "running" and e.prompt_name == name
+        for v in e.variants
+        if v.label == label and v.version is None
+    ]
+
+
+def move_question(
+    history: History, label: str, version: int, experiments: Sequence[ExperimentView] = ()
+) -> str:
+    """What moving `label` to `version` will do, in a sentence; raises when it cannot or need not.
+
+    A running experiment serving a variant by this label is named: its variant would change
+    version mid-experiment, mixing two versions in one arm."""
     validate_label(label, settable=True)
     if label == ARCHIVED:
         raise InvalidInput("archiving is not a label move; use `llmops prompts label NAME VERSION archived`")
@@ -132,13 +150,20 @@ def move_question(history: History, label: str, version: int) -> str:
         if label == PRODUCTION or current
         else ""
     )
+    using = experiments_on_label(experiments, history.name, label)
+    if using:
+        effect += (
+            f" Warning: running experiment {', '.join(using)} serves this label, so that variant switches to "
+            f"version {version} mid-experiment and its results mix two versions."
+        )
     return f"Move {history.name}@{label} {where}?{effect}"
 
 
 def rollback_question(history: History, label: str) -> tuple[str, int]:
     """What rolling `label` back will do, and the version it will point at."""
     events = [e for e in history.events if e.label == label]
-    target = previous_target(events)  # raises Conflict when the label never moved
+    # LabelEvent carries the fields previous_target reads (action, from_version).
+    target = previous_target(events)  # type: ignore[arg-type]  # raises Conflict when the label never moved
     current = current_labels(history).get(label)
     if target is None:
         raise Conflict(f"{history.name}@{label} had no earlier target to roll back to")

@@ -46,3 +46,13 @@ def bucket_for(since: timedelta | None) -> str:
     if since is not None and since <= timedelta(days=3):
         return "hour"
     return "day"
+
+
+# The periods pages offer, as `parse_since` text (None: all time).
+PERIODS: dict[str, str | None] = {
+    "Last hour": "1h",
+    "Last 24 hours": "24h",
+    "Last 7 days": "7d",
+    "Last 30 days": "30d",
+    "All time": None,
+}

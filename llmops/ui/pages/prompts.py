@@ -1,14 +1,37 @@
-"""Prompts: every prompt, its versions and labels; a version's template and config; diffs; label moves."""
+"""Prompts: every prompt, its versions, per-version numbers, diffs, label moves and a playground."""
 
 from __future__ import annotations
 
+import time
+
+import altair as alt
+import pandas as pd
 import streamlit as st
 
 from llmops.errors import LLMOpsError
+from llmops.experiments.service import ExperimentService
+from llmops.governance.spend import parse_since
 from llmops.registry.service import Registry
+from llmops.ui import compare as cmp
+from llmops.ui import matrix_view as mv
+from llmops.ui import playground as pg
 from llmops.ui import prompts_view as view
+from llmops.ui import version_stats as vs
 from llmops.ui.textdiff import side_by_side_html
-from llmops.ui.widgets import confirmation, page_errors, request_confirmation, show_notices, ui_settings
+from llmops.ui.timebuckets import PERIODS, bucket_for
+from llmops.ui.widgets import (
+    confirmation,
+    from_url,
+    gateway,
+    index_of,
+    notify,
+    page_errors,
+    rate_outputs,
+    request_confirmation,
+    show_notices,
+    to_url,
+    ui_settings,
+)
 
 settings = ui_settings()
 st.title("Prompts")
@@ -45,6 +68,120 @@ def roll_back(name: str, label: str) -> str:
     return f"{name}@{label} rolled back to version {now.version}." if now else f"{name}@{label} rolled back."
 
 
+VIEWS = ("Versions", "Numbers", "Diff", "Labels", "Playground")
+MEASURES = {
+    "Requests": ("requests", "requests"),
+    "Cost": ("cost", "cost $"),
+    "Mean latency (ms)": ("latency_ms", "latency ms"),
+    "Mean feedback": ("feedback_mean", "feedback (0–1)"),
+}
+
+
+def show_numbers(name: str, numbers: list[int]) -> None:
+    c1, c2 = st.columns(2)
+    period = c1.selectbox("Period", list(PERIODS), index=2, key="prompt_numbers_period")
+    since = parse_since(text) if (text := PERIODS[period]) else None
+    rows = vs.version_numbers(settings.database_url, name, numbers, since=since)
+    st.dataframe([r.row() for r in rows], hide_index=True, width="stretch")
+    st.caption(
+        "From the gateway's ledger (calls that named this prompt), feedback on those calls, and eval runs "
+        "(comparisons saved only as comparisons do not count)."
+    )
+    measure = c2.selectbox("Chart", list(MEASURES), key="prompt_numbers_measure")
+    points = vs.version_series(settings.database_url, name, bucket=bucket_for(since), since=since)
+    if not points:
+        st.caption("No calls of this prompt in the period.")
+        return
+    field, title = MEASURES[measure]
+    data = pd.DataFrame(
+        [{"time": p.bucket, "version": p.version, "value": getattr(p, field)} for p in points]
+    ).dropna(subset=["value"])
+    chart = (
+        alt.Chart(data)
+        .mark_line(point=True)
+        .encode(
+            x=alt.X("time:T", title=None),
+            y=alt.Y("value:Q", title=title),
+            color=alt.Color("version:N", title=None),
+            tooltip=["time:T", "version:N", alt.Tooltip("value:Q", format=",.6g")],
+        )
+    )
+    st.altair_chart(chart, width="stretch")
+
+
+def show_playground(name: str, numbers: list[int], by_number, labels: dict[str, int]) -> None:
+    start = labels.get("production", numbers[0])
+    base_number = st.selectbox(
+        "Start from version", numbers, index=numbers.index(start), key=f"play_base:{name}"
+    )
+    base = by_number[base_number]
+    left, right = st.columns([3, 2])
+    template = left.text_area(
+        "Template" if base.kind == "text" else "Messages (YAML: a list of role and content)",
+        value=pg.template_text(base),
+        height=240,
+        key=f"play_template:{name}:{base_number}",
+    )
+    params = right.text_area(
+        "Model and parameters (YAML)",
+        value=pg.params_text(base),
+        height=240,
+        key=f"play_params:{name}:{base_number}",
+        help="`model:` picks the model it runs on; the rest (temperature, max_tokens, …) are sent with each call",
+    )
+    try:
+        draft = pg.parse_draft(base, template, params)
+    except LLMOpsError as exc:
+        st.error(exc.message)
+        return
+    spec = pg.draft_spec(draft)
+    variables = cmp.prompt_variables([base, cmp.draft_view(spec)])
+    st.caption(
+        f"Run v{base_number} and the draft side by side on a row (variables: {', '.join(variables) or 'none'})."
+    )
+    values = {
+        var: st.text_area(var, key=f"play_var_{var}", height=100, placeholder=f"the value of {{{{ {var} }}}}")
+        for var in variables
+    }
+    filled = {k: v for k, v in values.items() if v.strip()}
+    client = gateway(settings)
+    served = client.model_names()
+    model = st.selectbox("Model", served, index=index_of(served, draft.model), key=f"play_model:{name}")
+    result_key = f"play_result:{name}"
+    if st.button("Run beside the current version", type="primary", key="play_run"):
+        request = pg.draft_request(
+            base, draft, [cmp.manual_case(filled)] if filled or not variables else [], model
+        )
+        cmp.validate_request(request, [base, cmp.draft_view(spec)])
+        job = cmp.ComparisonJob(client, request, settings.database_url)
+        with st.spinner(f"Running {job.total} calls…"):
+            while not job.future.done():
+                time.sleep(0.1)
+        st.session_state[result_key] = (base_number, spec, job.future.result())
+    kept = st.session_state.get(result_key)
+    if kept is not None and kept[0] == base_number:
+        _, ran_spec, run = kept
+        matrix = mv.build_matrix(
+            run, database_url=settings.database_url, views={f"inline:{pg.DRAFT_ID}": cmp.draft_view(ran_spec)}
+        )
+        st.dataframe(matrix.summary_rows(), hide_index=True, width="stretch")
+        st.html(mv.matrix_html(matrix, matrix.rows))
+        rate_outputs(matrix, settings.database_url, key=f"play_rate:{run.id}")
+
+    st.subheader("Save the draft")
+    s1, s2 = st.columns([4, 1], vertical_alignment="bottom")
+    message = s1.text_input(
+        "What changed", key=f"play_message:{name}", placeholder="e.g. ask for one-line summaries"
+    )
+    if s2.button("Save as new version", key="play_save"):
+        saved = pg.save_draft(settings.database_url, base, draft, message)
+        st.session_state.pop(result_key, None)
+        notify(
+            f"Saved {saved.ref}: a new version; v{base_number} is unchanged. Move a label to it to ship it."
+        )
+        st.rerun()
+
+
 with page_errors(settings):
     registry = Registry(settings.database_url, cache_ttl=0)
     summaries = registry.list_prompts()
@@ -53,15 +190,25 @@ with page_errors(settings):
         st.stop()
     st.dataframe(view.prompts_table(summaries), hide_index=True, width="stretch")
 
-    name = st.selectbox("Prompt", [s.name for s in summaries], key="prompt_name")
+    names = [s.name for s in summaries]
+    name = st.selectbox("Prompt", names, index=index_of(names, from_url("prompt", names)), key="prompt_name")
     history = registry.history(name)
     labels = view.current_labels(history)
     numbers = [v.version for v in reversed(history.versions)]
     by_number = {v.version: v for v in history.versions}
 
-    versions_tab, diff_tab, labels_tab = st.tabs(["Versions", "Diff", "Labels"])
+    # A keyed choice, not st.tabs: a rerun (a confirmed label move) stays on the view in use.
+    shown_view = st.radio(
+        "View",
+        VIEWS,
+        index=VIEWS.index(from_url("view", VIEWS, VIEWS[0])),
+        horizontal=True,
+        key="prompt_view",
+        label_visibility="collapsed",
+    )
+    to_url(prompt=name, view=shown_view)
 
-    with versions_tab:
+    if shown_view == "Versions":
         st.dataframe(view.versions_table(history), hide_index=True, width="stretch")
         shown = labels.get("production", numbers[0])
         picked = st.selectbox(
@@ -75,7 +222,10 @@ with page_errors(settings):
         )
         show_version(by_number[picked])
 
-    with diff_tab:
+    elif shown_view == "Numbers":
+        show_numbers(name, numbers)
+
+    elif shown_view == "Diff":
         if len(numbers) < 2:
             st.info("This prompt has one version: nothing to diff yet.")
         else:
@@ -105,12 +255,14 @@ with page_errors(settings):
                     st.caption(title)
                     st.dataframe(rows, hide_index=True, width="stretch")
 
-    with labels_tab:
-        st.dataframe(
-            [{"label": label, "version": version} for label, version in labels.items()]
-            or [{"label": "-", "version": None}],
-            hide_index=True,
-        )
+    elif shown_view == "Labels":
+        if labels:
+            st.dataframe(
+                [{"Label": label, "Version": f"v{version}"} for label, version in labels.items()],
+                hide_index=True,
+            )
+        else:
+            st.caption("No labels yet.")
         st.subheader("Move a label")
         c1, c2, c3 = st.columns([2, 2, 1], vertical_alignment="bottom")
         label = c1.selectbox(
@@ -119,8 +271,13 @@ with page_errors(settings):
         target = c2.selectbox("To version", numbers, key=f"move_version:{name}")
         if c3.button("Move label", key="move_button"):
             try:
+                experiments = ExperimentService(settings.database_url).list()
                 request_confirmation(
-                    "move", view.move_question(history, label, target), name=name, label=label, version=target
+                    "move",
+                    view.move_question(history, label, target, experiments),
+                    name=name,
+                    label=label,
+                    version=target,
                 )
             except LLMOpsError as exc:
                 st.warning(exc.message)
@@ -146,3 +303,6 @@ with page_errors(settings):
             st.dataframe(events, hide_index=True, width="stretch")
         else:
             st.caption("No label has moved yet.")
+
+    else:
+        show_playground(name, numbers, by_number, labels)

@@ -55,6 +55,7 @@ def _status_line(code: int) -> bytes:
 
 
 STATUS_LINES = {code: _status_line(code) for code in range(100, 600)}
+FIRST_REQUEST_GRACE = 1.0  # seconds, at shutdown, for a new connection's first request
 
 
 class Draining:
@@ -96,6 +97,8 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self.head_bytes = 0
         self.reading: Cycle | None = None
         self.refusal: tuple[int, str] | None = None  # set once the client broke the protocol
+        self.served = False  # a request has been started on this connection
+        self.stopping = False  # the server is stopping: no keep-alive from now on
 
     # -- connection --------------------------------------------------------------------
 
@@ -239,7 +242,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
             "state": self.app_state.copy(),
         }
         expect_continue = any(n == b"expect" and v.lower() == b"100-continue" for n, v in self.headers)
-        keep_alive = version != "1.0" and parser.should_keep_alive() and not Draining.active
+        keep_alive = version != "1.0" and parser.should_keep_alive() and not (Draining.active or self.stopping)
         cycle = Cycle(self, scope, keep_alive, expect_continue)
         self.reading = cycle
         self.head_since, self.body_since = 0.0, self.last_active
@@ -273,6 +276,7 @@ class GatewayHttpProtocol(asyncio.Protocol):
 
     def _start(self, cycle: Cycle) -> None:
         self.cycle = cycle
+        self.served = True
         task = self.loop.create_task(cycle.run(self.app))
         tasks = self.server_state.tasks
         tasks.add(task)
@@ -298,11 +302,24 @@ class GatewayHttpProtocol(asyncio.Protocol):
         self._arm_idle_timer()
 
     def shutdown(self) -> None:
-        """The server is stopping: close when idle, or after the response in progress."""
-        if self.cycle is None:
+        """The server is stopping: close when idle, or after the response in progress.
+
+        A connection with no request yet was accepted in the last moments before the
+        listener closed, and its client (a load balancer) has likely sent its request
+        already: closing it would fail a call that was never started, which a load
+        balancer may not retry (a POST). It gets FIRST_REQUEST_GRACE to arrive, and is
+        answered."""
+        self.stopping = True
+        if self.cycle is not None:
+            self.cycle.keep_alive = False
+        elif self.served or self.transport.is_closing():
             self.transport.close()
         else:
-            self.cycle.keep_alive = False
+            self.loop.call_later(FIRST_REQUEST_GRACE, self._close_if_idle)
+
+    def _close_if_idle(self) -> None:
+        if self.cycle is None and not self.transport.is_closing():
+            self.transport.close()
 
     # -- flow control ------------------------------------------------------------------
 

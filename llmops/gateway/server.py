@@ -7,6 +7,13 @@ balancer or Kubernetes takes it out of rotation meanwhile); then uvicorn's own
 shutdown: stop accepting, finish the calls in progress (up to `graceful_timeout`),
 stop the services (the ledger writer flushes its queue to the database), exit. A
 second SIGTERM skips what is left of the drain period.
+
+Stopping to accept is done in two steps, so that no call is lost in between: first the
+listening socket drops new connection attempts (a socket filter that drops SYNs; the
+client's SYN is retried a second later and then refused, so a load balancer moves on),
+while the connections already queued in the kernel are accepted and answered; a
+moment later the socket is closed. Closing it at once would reset the queued ones,
+whose requests a load balancer may already have sent (a POST it will not retry).
 """
 
 from __future__ import annotations
@@ -25,6 +32,10 @@ from llmops.errors import LLMOpsError
 
 CONFIG_ENV = "LLMOPS_GATEWAY_CONFIG"
 DRAIN_ENV = "LLMOPS_DRAIN_SECONDS"  # set by serve() for its workers
+ACCEPT_QUEUED = 0.25  # seconds between dropping new connection attempts and closing the socket
+SO_ATTACH_FILTER = 26  # Linux, <asm-generic/socket.h>
+# Classic BPF over the TCP header: drop a segment with SYN set, pass anything else.
+_DROP_SYN = [(0x30, 0, 0, 13), (0x45, 0, 1, 0x02), (0x06, 0, 0, 0), (0x06, 0, 0, 0xFFFFFFFF)]
 HTTP_PROTOCOL = "llmops.gateway.http_protocol:GatewayHttpProtocol"
 STARTUP_FAILURE = 3  # uvicorn's exit code when the app does not start
 
@@ -57,21 +68,59 @@ def drain_on_sigterm(app, seconds: float) -> None:
         return
     log = logging.getLogger("llmops.gateway")
 
+    def stop_accepting(sig: int) -> None:
+        if refuse_new_connections():
+            loop.call_later(ACCEPT_QUEUED, uvicorn_exit, sig, None)
+        else:
+            uvicorn_exit(sig, None)
+
     def on_sigterm(sig, frame) -> None:
-        if app.draining or seconds <= 0:
-            app.draining = Draining.active = True
-            uvicorn_exit(sig, frame)
-            return
+        again = app.draining
         app.draining = Draining.active = True
-        log.info("SIGTERM: draining for %g s (not ready, closing connections after each response)", seconds)
-        try:
-            loop = asyncio.get_running_loop()
-        except RuntimeError:
+        if again:
             uvicorn_exit(sig, frame)
-            return
-        loop.call_later(seconds, uvicorn_exit, sig, None)
+        elif seconds > 0:
+            log.info("SIGTERM: draining for %g s (not ready, closing connections after each response)", seconds)
+            # A signal handler may run while the loop sleeps: wake it.
+            loop.call_soon_threadsafe(loop.call_later, seconds, stop_accepting, sig)
+        else:
+            loop.call_soon_threadsafe(stop_accepting, sig)
+
+    try:
+        loop = asyncio.get_running_loop()
+    except RuntimeError:
+        return
 
     signal.signal(signal.SIGTERM, on_sigterm)
+
+
+def refuse_new_connections() -> bool:
+    """Make this process's listening sockets drop new connection attempts (their queued
+    connections stay acceptable). False where that cannot be done (not Linux)."""
+    import ctypes
+    import struct
+
+    try:
+        fds = [int(name) for name in os.listdir("/proc/self/fd")]
+    except OSError:
+        return False
+    program = ctypes.create_string_buffer(b"".join(struct.pack("HBBI", *op) for op in _DROP_SYN))
+    fprog = struct.pack("HL", len(_DROP_SYN), ctypes.addressof(program))
+    done = False
+    for fd in fds:
+        try:
+            sock = socket.socket(fileno=os.dup(fd))
+        except OSError:
+            continue  # not a socket (or already closed)
+        try:
+            if sock.type == socket.SOCK_STREAM and sock.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN):
+                sock.setsockopt(socket.SOL_SOCKET, SO_ATTACH_FILTER, fprog)
+                done = True
+        except OSError:
+            pass
+        finally:
+            sock.close()  # a duplicate: the socket itself stays open
+    return done
 
 
 def listen_socket(host: str, port: int) -> socket.socket:

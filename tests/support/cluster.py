@@ -201,15 +201,21 @@ class Nginx:
         self.dir = directory
         self.dir.mkdir(parents=True, exist_ok=True)
         self.port = free_port()
-        servers = "\n".join(f"        server 127.0.0.1:{p} max_fails={max_fails} fail_timeout={fail_timeout};"
-                            for p in ports)
+        self.ports = list(ports)
+        self.max_fails, self.fail_timeout = max_fails, fail_timeout
         self.conf = self.dir / "nginx.conf"
-        # As root, nginx's workers would switch to `nobody`, who cannot use a private temp directory.
-        user = "user root;\n" if os.geteuid() == 0 else ""
-        self.conf.write_text(NGINX_CONF.format(user=user, dir=self.dir, servers=servers, port=self.port, max_fails=max_fails,
-                                               fail_timeout=fail_timeout))
+        self._write()
         self.url = f"http://127.0.0.1:{self.port}"
         self.proc: subprocess.Popen | None = None
+
+    def _write(self) -> None:
+        servers = "\n".join(
+            f"        server 127.0.0.1:{p} max_fails={self.max_fails} fail_timeout={self.fail_timeout};"
+            for p in self.ports)
+        # As root, nginx's workers would switch to `nobody`, who cannot use a private temp directory.
+        user = "user root;\n" if os.geteuid() == 0 else ""
+        self.conf.write_text(NGINX_CONF.format(user=user, dir=self.dir, servers=servers, port=self.port,
+                                               max_fails=self.max_fails, fail_timeout=self.fail_timeout))
 
     def start(self) -> Nginx:
         binary = nginx_binary()

@@ -242,10 +242,11 @@ _QUOTED = re.compile(r"([\"'`])([^\"'`\n]{6,200}?)\1")
 _UNQUOTED = re.compile(r"[^\s\"'`,;<>(){}\[\]]{8,200}")
 
 
-def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
+def _assignments(text: str, lower: str, taken: Claims | None = None) -> list[tuple[int, int]]:
     """The values assigned to secrets' names, as (start, end). `lower`: the text in lower
     case at the text's positions (ASCII letters only: names in other scripts, which have
-    no case but "Contraseña", are looked for in the text)."""
+    no case but "Contraseña", are looked for in the text). A value overlapping `taken` (a
+    token found already, as in `api_key = sk-...`) is not judged again."""
     found = []
     ascii_only = text.isascii()
     for word, (_, strong) in _NAME_WORDS.items():
@@ -275,7 +276,8 @@ def _assignments(text: str, lower: str) -> list[tuple[int, int]]:
                     while end > start and text[end - 1] in ".:!?":  # the end of a sentence
                         end -= 1
                 needs_strong = (strong and not (q is not None and word == "pass")) or m.group("more") is not None
-                if end > start and _is_value(text[start:end], needs_strong):
+                if end > start and (taken is None or not taken.overlaps(start, end)) \
+                        and _is_value(text[start:end], needs_strong):
                     found.append((start, end))
                 nxt = max(nxt, end)  # a name inside this value is part of the value
             at = lower_or_text.find(word, nxt)
@@ -315,6 +317,8 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
         for m in pattern.finditer(text):
             if "v" in pattern.groupindex and m.group("v") is not None:
                 start, end = m.span("v")
+                if taken.overlaps(start, end):
+                    continue  # a token found already: not judged again
                 if kind == "url_password" and not _is_value(m.group("v"), False):
                     continue
                 if kind in ("bearer_token", "config_value") and not _is_value(m.group("v"), kind == "bearer_token"):
@@ -324,7 +328,7 @@ def find_secrets(text: str, kinds: frozenset[str], view: TextView | None = None)
             if taken.claim(start, end):
                 found.append((kind, Span(start, end, placeholder)))
     if _ASSIGNMENT[0] in kinds and signed:
-        for start, end in _assignments(text, lower):
+        for start, end in _assignments(text, lower, taken):
             if taken.claim(start, end):
                 found.append((_ASSIGNMENT[0], Span(start, end, _ASSIGNMENT[1])))
     return found

@@ -518,13 +518,18 @@ def test_spend_page_charts_cost_and_tokens_by_model_key_user_and_prompt(traffic)
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Requests"] == str(len(traffic))
     assert float(metrics["Cost"].lstrip("$")) > 0
-    assert [t.label for t in at.tabs] == ["By model", "By key", "By user", "By prompt"]
-    assert len(at.get(CHART)) == 8  # cost and tokens in each tab
+    assert [t.label for t in at.tabs] == ["By model", "By key", "By user", "By team", "By prompt", "Budgets"]
+    assert len(at.get(CHART)) == 10  # cost and tokens in each tab
     tables = [d.value for d in at.dataframe]
-    assert set(tables[0]["group"]) == {"demo", "demo-large"}
-    assert set(tables[1]["key_name"]) == {"web-app", "batch-jobs"}
-    assert set(tables[2]["group"]) == {f"reader-{i}" for i in range(seed.READERS)}
-    assert list(tables[3]["group"]) == ["summarize"]
+    assert set(tables[0]["Model"]) == {"demo", "demo-large"}
+    assert set(tables[1]["Key name"]) == {"web-app", "batch-jobs"}
+    assert set(tables[2]["User"]) == {f"reader-{i}" for i in range(seed.READERS)}
+    assert set(tables[3]["Team"]) == {"news", "data"}
+    assert list(tables[4]["Prompt"]) == ["summarize"]
+    for table in tables:  # titled columns, and no Python None in any cell
+        assert not [c for c in table.columns if "_" in c]
+        assert "None" not in set(table.astype(str).values.ravel())
+    assert "No budgets" in texts(at.caption)
 
     at.selectbox(key="spend_span").set_value("Last hour").run()
     assert at.selectbox(key="spend_bucket:1h").value == "minute"
@@ -600,8 +605,8 @@ def test_gateway_page_checks_each_model_and_shows_a_dead_one_cooling_down(synced
     at.button(key="gateway_probe").click().run()
     assert_no_exception(at)
     probes = frame_with(at, "answers").set_index("model")
-    assert bool(probes.loc["demo", "answers"]) is True
-    assert bool(probes.loc["offline", "answers"]) is False
+    assert probes.loc["demo", "answers"] == "yes"
+    assert probes.loc["offline", "answers"] == "no"
     assert "offline" in probes.loc["offline", "detail"]
     deployments = frame_with(at, "state").set_index("model")
     assert deployments.loc["offline", "state"].startswith("cooling down")

@@ -164,3 +164,34 @@ def test_per_version_numbers_from_the_ledger_feedback_and_eval_runs(synced, tmp_
     assert len(at.get("vega_lite_chart")) == 1
     at.selectbox(key="prompt_numbers_measure").set_value("Mean feedback").run()
     assert not at.exception and len(at.get("vega_lite_chart")) == 1
+
+
+def test_budgets_show_how_much_is_left(synced):
+    from llmops.governance.keys import KeyStore
+    from llmops.ui import spend_view as sv
+
+    seed.seed_traffic(synced, requests=24)  # keys web-app (team news) and batch-jobs (team data)
+    store = KeyStore(synced)
+    store.set_budget("team", "news", 0.001, "month")
+    store.set_budget("user", "reader-1", 5.0, "day")
+    key = next(k for k in store.list() if k.name == "batch-jobs")
+    store.update(key.id, budget=2.0, period="total")
+
+    budgets = {f"{b.scope} {b.subject}": b for b in sv.budgets_left(synced)}
+    assert set(budgets) == {"team news", "user reader-1", "key batch-jobs"}
+    news = budgets["team news"]
+    assert news.spent > 0.001 and news.left == 0 and news.row()["Used"].endswith("%")
+    assert list(budgets)[0] == "team news"  # most used first
+    assert budgets["key batch-jobs"].resets == "A total budget never resets"
+
+    at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+    at.run()
+    at.switch_page("llmops/ui/pages/spend.py").run()
+    assert not at.exception
+    assert "Spent out, so calls are refused until the period resets: team news" in texts(at.error)
+    table = next(d.value for d in at.dataframe if "Left" in d.value.columns)
+    assert list(table["Budget of"]) == [
+        "team news",
+        *sorted(set(budgets) - {"team news"}, key=lambda k: -budgets[k].used),
+    ]
+    assert list(table["Left"])[0] == "$0.000000"

@@ -5,9 +5,11 @@
 
 from __future__ import annotations
 
+import functools
 from pathlib import Path
 
 import streamlit as st
+from PIL import Image, ImageDraw
 
 from llmops.settings import configure_offline_tokenizers
 from llmops.ui.widgets import ui_settings
@@ -26,13 +28,24 @@ PAGES = (
 )
 
 
+@functools.cache
+def favicon() -> Image.Image:
+    """The tab's icon, drawn here: served by the app itself, so nothing is fetched from outside."""
+    image = Image.new("RGBA", (64, 64), (0, 0, 0, 0))
+    draw = ImageDraw.Draw(image)
+    draw.rounded_rectangle((2, 2, 61, 61), radius=14, fill=(79, 70, 229, 255))
+    draw.line((22, 14, 22, 48), fill="white", width=8)
+    draw.line((18, 48, 46, 48), fill="white", width=8)
+    return image
+
+
 def main() -> None:
     configure_offline_tokenizers()
     # Pages turn errors into messages; should anything escape them, show no traceback
     # either. The toolbar keeps only what a reader of the app needs (no Deploy button).
     st.set_option("client.showErrorDetails", "none")
     st.set_option("client.toolbarMode", "viewer")
-    st.set_page_config(page_title="llmops", page_icon=":material/hub:", layout="wide")
+    st.set_page_config(page_title="llmops", page_icon=favicon(), layout="wide")
     pages = [
         st.Page(PAGES_DIR / file, title=title, icon=icon, url_path=url, default=i == 0)
         for i, (file, title, icon, url) in enumerate(PAGES)

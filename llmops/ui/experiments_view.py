@@ -79,7 +79,7 @@ def variant_rows(report: dict[str, Any]) -> list[dict[str, Any]]:
                 "eval score": _eval_score(evals),
             }
         )
-    return rows
+    return [{k: "–" if v is None else v for k, v in row.items()} for row in rows]
 
 
 def feedback_intervals(report: dict[str, Any]) -> list[dict[str, Any]]:
@@ -203,7 +203,7 @@ class SplitCheck:
             {
                 "variant": name,
                 "configured %": round(share * 100, 2),
-                "actual %": round(self.counts[name] / total * 100, 2) if total else None,
+                "actual %": round(self.counts[name] / total * 100, 2) if total else "–",
                 "requests": self.counts[name],
                 "expected requests": round(share * total, 1),
             }

@@ -356,6 +356,7 @@ MATRIX_CSS = """
 .llmops-matrix .out.fail{background:#fef2f2}.llmops-matrix .out.error{background:#fffbeb}
 .llmops-matrix .text{white-space:pre-wrap;margin:6px 0;overflow-x:auto}
 .llmops-matrix .meta{color:#6b7280;font-size:12px}
+.llmops-matrix .error-text{color:#92400e}
 .llmops-matrix .badge{display:inline-block;border-radius:4px;padding:0 6px;font-weight:600;font-size:12px;
   margin-right:6px}
 .llmops-matrix .badge.pass{background:#dcfce7;color:#166534}.llmops-matrix .badge.fail{background:#fee2e2;color:#991b1b}
@@ -397,8 +398,8 @@ def _cell_html(cell: MatrixCell | None, row: MatrixRow, first: bool) -> str:
         f'<span class="meta">{html.escape(" · ".join(meta))}</span>',
     ]
     if r.error is not None:
-        parts.append(f'<div class="text">{html.escape(r.error)}</div>')
-    else:
+        parts.append(f'<div class="text error-text">{html.escape(r.error)}</div>')
+    if r.output is not None:  # an output whose grading failed is still shown
         parts.append(f'<div class="text llmops-output">{cell.html}</div>')
         if cell.same_as_reference and not first:
             parts.append('<div class="meta">same as the first column</div>')

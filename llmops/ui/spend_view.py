@@ -6,6 +6,7 @@ spend` and GET /admin/spend); this adds the time axis for the charts.
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -117,3 +118,111 @@ def spend_over_time(
         SpendPoint(when, name, int(a[0]), int(a[1]), int(a[2]), float(a[3]), int(a[4]))
         for (when, name), a in sorted(merged.items())
     ]
+
+
+# --- budgets and how much of each is left -------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class BudgetLeft:
+    scope: str  # "key" | "user" | "team"
+    subject: str  # the key's name, the user, the team
+    period: str
+    budget: float
+    spent: float
+    resets: str
+
+    @property
+    def left(self) -> float:
+        return max(0.0, self.budget - self.spent)
+
+    @property
+    def used(self) -> float:
+        return self.spent / self.budget if self.budget else 1.0
+
+    def row(self) -> dict[str, str]:
+        return {
+            "Budget of": f"{self.scope} {self.subject}",
+            "Period": self.period,
+            "Budget": f"${self.budget:,.2f}",
+            "Spent": f"${self.spent:,.6f}",
+            "Left": f"${self.left:,.6f}",
+            "Used": f"{self.used:.1%}",
+            "Resets": self.resets,
+        }
+
+
+def budgets_left(database_url: str) -> list[BudgetLeft]:
+    """Every budget (user and team rules, and keys with one) with the period's spend, most used first.
+
+    Spend is what the gateway's limiter counts (`llmops keys budgets` and GET /admin/budgets
+    read the same), so it lags a running gateway by its flush interval.
+    """
+    from llmops.governance.keys import KeyStore
+    from llmops.governance.limits.periods import describe_reset, period_window
+
+    store = KeyStore(database_url)
+    now = time.time()
+    found = [
+        BudgetLeft(
+            rule.scope,
+            rule.subject,
+            rule.period,
+            rule.budget,
+            store.spent(rule.scope, rule.subject, rule.period),
+            describe_reset(period_window(rule.period, now)[1], now),
+        )
+        for rule in store.budgets()
+    ]
+    for key in store.list(include_revoked=False):
+        if key.budget is not None:
+            found.append(
+                BudgetLeft(
+                    "key",
+                    key.name or key.id,
+                    key.period,
+                    key.budget,
+                    store.spent("key", key.id, key.period),
+                    describe_reset(period_window(key.period, now)[1], now),
+                )
+            )
+    return sorted(found, key=lambda b: (-b.used, b.scope, b.subject))
+
+
+# Column titles for spend_report's rows (`llmops spend`'s field names).
+SPEND_COLUMNS = {
+    "group": "Group",
+    "key_name": "Key name",
+    "variant": "Variant",
+    "requests": "Requests",
+    "input_tokens": "Input tokens",
+    "output_tokens": "Output tokens",
+    "cost": "Cost",
+    "unknown_cost_requests": "Requests at an unknown price",
+}
+
+
+def spend_table(rows: list[dict], by: str) -> list[dict[str, str]]:
+    """spend_report's rows as a reader sees them: titled columns, dollars, no None."""
+    out = []
+    for row in rows:
+        shown: dict[str, str] = {}
+        for key, value in row.items():
+            title = SPEND_COLUMNS.get(key, key.replace("_", " ").capitalize())
+            if key == "group":
+                title = {
+                    "key": "Key",
+                    "model": "Model",
+                    "user": "User",
+                    "prompt": "Prompt",
+                    "team": "Team",
+                }.get(by, title)
+                shown[title] = NONE_LABEL if value is None else str(value)
+            elif key == "cost":
+                shown[title] = "unknown" if value is None else f"${value:,.6f}"
+            elif isinstance(value, int | float) and not isinstance(value, bool):
+                shown[title] = f"{value:,}"
+            else:
+                shown[title] = "–" if value is None else str(value)
+        out.append(shown)
+    return out

@@ -83,6 +83,17 @@ def confirmation(key: str, perform: Callable[..., str]) -> None:
         st.rerun()
 
 
+def readable(rows: Sequence[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Rows fit for a table: no Python None (a dash), yes/no for booleans."""
+    return [
+        {
+            k: "–" if v is None else ("yes" if v else "no") if isinstance(v, bool) else v
+            for k, v in row.items()
+        }
+        for row in rows
+    ]
+
+
 # --- page state in the URL -------------------------------------------------------------------
 # A page reads its choices from the query string when its widgets are first drawn, and
 # writes them back on every run, so a reload or a shared link opens the same view.

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from llmops.ui.widgets import gateway, page_errors, show_notices, ui_settings
+from llmops.ui.widgets import gateway, page_errors, readable, show_notices, ui_settings
 
 PROBES = "gateway_probes"
 
@@ -80,7 +80,12 @@ with page_errors(settings):
         st.caption("Last check")
         st.dataframe(
             [
-                {"model": p.model, "answers": p.ok, "latency ms": round(p.latency_ms, 1), "detail": p.detail}
+                {
+                    "model": p.model,
+                    "answers": "yes" if p.ok else "no",
+                    "latency ms": round(p.latency_ms, 1),
+                    "detail": p.detail,
+                }
                 for p in probes
             ],
             hide_index=True,
@@ -89,22 +94,24 @@ with page_errors(settings):
 
     st.subheader("Deployments")
     st.dataframe(
-        [
-            {
-                "deployment": d.name,
-                "model": d.model,
-                "state": state_of(d),
-                "provider": d.provider,
-                "upstream model": d.upstream_model,
-                "api base": d.api_base,
-                "weight": d.weight,
-                "failures in a row": d.consecutive_failures,
-                "succeeded": d.successes_total,
-                "failed": d.failures_total,
-                "in flight": d.inflight,
-            }
-            for d in deployments
-        ],
+        readable(
+            [
+                {
+                    "deployment": d.name,
+                    "model": d.model,
+                    "state": state_of(d),
+                    "provider": d.provider,
+                    "upstream model": d.upstream_model,
+                    "api base": d.api_base,
+                    "weight": d.weight,
+                    "failures in a row": d.consecutive_failures,
+                    "succeeded": d.successes_total,
+                    "failed": d.failures_total,
+                    "in flight": d.inflight,
+                }
+                for d in deployments
+            ]
+        ),
         hide_index=True,
         width="stretch",
     )

@@ -1,4 +1,4 @@
-"""Spend: cost and tokens over time by model, key, user and prompt."""
+"""Spend: cost and tokens over time by model, key, user, team and prompt; budgets and what is left."""
 
 from __future__ import annotations
 
@@ -8,21 +8,21 @@ import streamlit as st
 
 from llmops.governance.spend import parse_since, spend_report
 from llmops.ui import spend_view as sv
-from llmops.ui.timebuckets import BUCKETS, bucket_for
+from llmops.ui.timebuckets import BUCKETS, PERIODS, bucket_for
 from llmops.ui.widgets import page_errors, show_notices, ui_settings
 
 settings = ui_settings()
 st.title("Spend")
 show_notices()
 
-SPANS = {
-    "Last hour": "1h",
-    "Last 24 hours": "24h",
-    "Last 7 days": "7d",
-    "Last 30 days": "30d",
-    "All time": None,
-}
-TABS = (("By model", "model"), ("By key", "key"), ("By user", "user"), ("By prompt", "prompt"))
+SPANS = PERIODS
+TABS = (
+    ("By model", "model"),
+    ("By key", "key"),
+    ("By user", "user"),
+    ("By team", "team"),
+    ("By prompt", "prompt"),
+)
 
 
 def stacked(points: list[sv.SpendPoint], field: str, title: str) -> alt.Chart:
@@ -75,13 +75,30 @@ with page_errors(settings):
             f"{unpriced} request(s) used tokens at an unknown price: their cost is missing from these figures."
         )
 
-    for tab, (_, by) in zip(st.tabs([t for t, _ in TABS]), TABS, strict=True):
+    tabs = st.tabs([t for t, _ in TABS] + ["Budgets"])
+    for tab, (_, by) in zip(tabs, TABS, strict=False):
         with tab:
             points = sv.spend_over_time(settings.database_url, by=by, since=since, bucket=bucket)
             left, right = st.columns(2)
             left.altair_chart(stacked(points, "cost", "cost $"), width="stretch")
             right.altair_chart(stacked(points, "tokens", "tokens"), width="stretch")
             table = spend_report(settings.database_url, by=by, since=since)
-            for row in table:
-                row["group"] = sv.NONE_LABEL if row["group"] is None else row["group"]
-            st.dataframe(table, hide_index=True, width="stretch")
+            st.dataframe(sv.spend_table(table, by), hide_index=True, width="stretch")
+    with tabs[-1]:
+        budgets = sv.budgets_left(settings.database_url)
+        if not budgets:
+            st.caption(
+                "No budgets. Give a key one (`llmops keys create --name web --budget 20 --period month`), or a user or a "
+                "team (`llmops keys budget --team news --budget 100`)."
+            )
+        else:
+            spent_out = [b for b in budgets if b.left <= 0]
+            if spent_out:
+                st.error(
+                    "Spent out, so calls are refused until the period resets: "
+                    + ", ".join(f"{b.scope} {b.subject}" for b in spent_out)
+                )
+            st.dataframe([b.row() for b in budgets], hide_index=True, width="stretch")
+            st.caption(
+                "This period's spend, from the gateway's budget counters (a running gateway's last few seconds may be missing)."
+            )

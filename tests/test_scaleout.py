@@ -42,16 +42,24 @@ def cluster(tmp_path_factory):
 
 @pytest.mark.redis
 def test_pipelined_limiter_calls_never_wait_for_a_connection(tmp_path, redis_prefix):  # noqa: F811
-    """1,000 admits and settles at once with budgets, on a pool of 8 connections that
-    gives up after 50 ms: every call answered (none degraded to fail-closed 503s), in
-    far fewer round trips than calls."""
+    """1,000 admits and settles at once with a budget whose Redis counter is cold, on a
+    pool of 8 connections that gives up after 50 ms: every call answered (none degraded
+    to fail-closed 503s), in far fewer round trips than calls, with one database read."""
     from llmops.governance.limits.redis_limiter import RedisLimiter
     from llmops.governance.limits.spend import SpendBook
     from tests.test_limits import REDIS_URL, key
 
     async def scenario() -> tuple[list, int, int]:
+        book = SpendBook(f"sqlite:///{tmp_path / 'spend.db'}")
+        load = book.load
+
+        def counted_load(*args):
+            reads.append(args)
+            return load(*args)
+
+        book.load = counted_load  # type: ignore[method-assign]
         limiter = RedisLimiter(REDIS_URL, prefix=redis_prefix, max_connections=8, pool_timeout=0.05,
-                               spend_book=SpendBook(f"sqlite:///{tmp_path / 'spend.db'}"))
+                               spend_book=book)
         info = key(rpm=100_000, budget=1000.0)
         try:
             results = await asyncio.gather(*(limiter.admit(info, max_cost=0.001) for _ in range(1000)),
@@ -63,11 +71,14 @@ def test_pipelined_limiter_calls_never_wait_for_a_connection(tmp_path, redis_pre
             await limiter.aclose()
         return results, figures["redis_round_trips_total"], figures["redis_calls_total"]
 
+    reads: list = []
     results, round_trips, calls = asyncio.run(scenario())
     failed = [r for r in results if isinstance(r, BaseException)]
     assert failed == [] and not any(r.degraded for r in results)
-    print(f"\n1000 admits + 1000 settles at once: {calls} script calls in {round_trips} round trips")
+    print(f"\n1000 admits + 1000 settles at once: {calls} script calls in {round_trips} round trips, "
+          f"{len(reads)} database read(s) to seed the budget's counter")
     assert calls >= 2000 and round_trips <= calls / 20
+    assert len(reads) == 1  # the cold counter is seeded once, not once per waiting call
 
 
 @pytest.mark.parametrize("connections", [256, 1024])

@@ -285,6 +285,7 @@ class RedisLimiter(Limiter):
         self._ids = count()
         self._consecutive_errors = 0
         self._down_until = 0.0
+        self._seeding: dict[str, asyncio.Future] = {}  # budget counters being seeded from the database
 
     def _keys(self, key_id: str, targets: tuple[BudgetTarget, ...]) -> list[str]:
         names = self._key_names.get(key_id)
@@ -380,6 +381,15 @@ class RedisLimiter(Limiter):
         raise LimiterUnavailable(f"Unexpected answer from the limit store: {status!r}")
 
     async def _init_budget(self, target: BudgetTarget, hash_key: str) -> None:
+        # Calls that find the same counter missing at once (a new period, a Redis
+        # restart, under many connections) share one database read and one seeding.
+        task = self._seeding.get(hash_key)
+        if task is None:
+            task = self._seeding[hash_key] = asyncio.ensure_future(self._seed_budget(target, hash_key))
+            task.add_done_callback(lambda _: self._seeding.pop(hash_key, None))
+        await asyncio.shield(task)
+
+    async def _seed_budget(self, target: BudgetTarget, hash_key: str) -> None:
         try:
             spent = await self.load_spend(target.spend_key)
         except Exception as exc:

@@ -140,3 +140,32 @@ def test_rpm_40_admits_at_most_40_of_200_calls_at_once_across_two_processes(clus
     print(f"\nrpm=40, 200 calls at once over two processes: {statuses.count(200)} admitted, "
           f"{statuses.count(429)} refused ({took:.2f} s)")
     assert statuses.count(200) == 40 and statuses.count(429) == 160
+
+
+@pytest.mark.redis
+def test_a_script_redis_does_not_know_is_loaded_and_its_calls_sent_again():
+    """NOSCRIPT (Redis restarted or its scripts flushed): the calls did not run, so the
+    pipeline loads the script and sends them again; each gets its own answer."""
+    import uuid
+
+    import redis.asyncio as aioredis
+
+    from llmops.governance.limits.redis_pipeline import AutoPipeline, Script
+    from tests.test_limits import REDIS_URL
+
+    async def scenario() -> tuple[list, int]:
+        client = aioredis.Redis.from_url(REDIS_URL)
+        # A source no one has loaded (its SHA-1 is new), so the first pipeline gets NOSCRIPT.
+        script = Script(f"return ARGV[1] .. ':' .. KEYS[1] -- {uuid.uuid4().hex}")
+        pipeline = AutoPipeline(client)
+        try:
+            replies = await asyncio.gather(*(pipeline.call(script, [f"k{i}"], [i]) for i in range(50)))
+            again = await pipeline.call(script, ["k"], ["x"])  # loaded now: one round trip
+        finally:
+            await pipeline.aclose()
+            await client.aclose()
+        return [*replies, again], pipeline.round_trips
+
+    replies, round_trips = asyncio.run(scenario())
+    assert replies == [f"{i}:k{i}".encode() for i in range(50)] + [b"x:k"]
+    assert round_trips == 3  # NOSCRIPT, the same calls again, the last call

@@ -45,9 +45,30 @@ def load() -> str:
     return "load average " + " ".join(f"{x:.2f}" for x in os.getloadavg())
 
 
-def drive(url: str, key: str, connections: int, seconds: float):
-    # A short warm-up first: budget counters are seeded in Redis, connections opened.
-    asyncio.run(run_load(url, connections=min(connections, 32), seconds=1, body=CALL, key=key))
+def cpu_seconds(session: int) -> float:
+    """CPU time (user + system) of every process in a gateway's session (its workers too)."""
+    tick = os.sysconf("SC_CLK_TCK")
+    total = 0.0
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            fields = Path(f"/proc/{entry}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[3]) == session:  # field 6 of stat: the session id
+            total += (int(fields[11]) + int(fields[12])) / tick
+    return total
+
+
+def warm_up(url: str, key: str) -> None:
+    """Budget counters seeded in Redis, tokenizer loaded, connections opened."""
+    asyncio.run(run_load(url, connections=32, seconds=1, body=CALL, key=key))
+
+
+def drive(url: str, key: str, connections: int, seconds: float, warm: bool = True):
+    if warm:
+        warm_up(url, key)
     return asyncio.run(run_load(url, connections=connections, seconds=seconds, body=CALL, key=key))
 
 
@@ -74,13 +95,20 @@ def shape_workers(cluster: Cluster, key: dict, seconds: float) -> None:
     for workers in (1, 2):
         gw = cluster.start(workers=workers)
         try:
-            result = drive(gw.base_url + "/chat/completions", key["key"], 256, seconds)
+            warm_up(gw.base_url + "/chat/completions", key["key"])
+            before = cpu_seconds(gw.proc.pid)
+            result = drive(gw.base_url + "/chat/completions", key["key"], 256, seconds, warm=False)
+            cpu = cpu_seconds(gw.proc.pid) - before
         finally:
             gw.stop()
             cluster.gateways.remove(gw)
+        # CPU per request moves far less with the machine's load than req/s: flat from
+        # 1 to 2 workers means the work scales, given the cores.
+        served = result.completed
         print(f"  --workers {workers}: {result.rps:7.1f} req/s = {result.rps / workers:7.1f} per worker, "
               f"errors {result.errors}, p50 {result.percentile(0.5) * 1000:.1f} ms, "
-              f"p99 {result.percentile(0.99) * 1000:.1f} ms ({load()})")
+              f"p99 {result.percentile(0.99) * 1000:.1f} ms; gateway CPU {cpu * 1000 / max(1, served):.2f} ms "
+              f"per request ({load()})")
 
 
 def shape_replicas(cluster: Cluster, key: dict, seconds: float) -> None:

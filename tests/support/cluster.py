@@ -220,7 +220,8 @@ class Nginx:
     def start(self) -> Nginx:
         binary = nginx_binary()
         assert binary, "nginx is not installed (scripts/install-nginx.sh)"
-        self.proc = subprocess.Popen([binary, "-p", str(self.dir), "-c", str(self.conf), "-g", "daemon off;"],
+        self.proc = subprocess.Popen([binary, "-p", str(self.dir), "-e", str(self.dir / "error.log"),
+                                      "-c", str(self.conf), "-g", "daemon off;"],
                                      stdout=subprocess.DEVNULL, stderr=open(self.dir / "stderr.log", "w"))
         deadline = time.time() + 10
         while True:

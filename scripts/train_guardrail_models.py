@@ -273,13 +273,16 @@ def pick_threshold(y: np.ndarray, s: np.ndarray, max_fpr: float, lookalike: np.n
                    max_lookalike: float = 0.05) -> float:
     """The lowest threshold whose false-positive rate on benign rows (and on look-alike
     rows, when given) stays within budget."""
-    for t in np.arange(0.30, 0.995, 0.005):
+    for step in range(60, 199):
+        # The threshold as written to the model (three decimals), so the budget is checked
+        # at the value the check will use, not at a float a hair above it.
+        t = round(step * 0.005, 3)
         _, _, fpr = balanced(y, s, t)
         ok = fpr <= max_fpr
         if ok and lookalike is not None and lookalike.any():
             ok = float((s[lookalike] >= t).mean()) <= max_lookalike
         if ok:
-            return float(round(t, 3))
+            return t
     return 0.99
 
 
@@ -366,13 +369,30 @@ def evaluate(candidates: list[str], tasks: set[str]) -> None:
         print(f"  ({time.perf_counter() - t0:.0f}s)")
 
 
-def evaluate_harmful(make, harmful: list[dict]) -> None:
+def harmful_threshold(harmful: list[dict], s: np.ndarray) -> tuple[float, np.ndarray]:
+    """The harmful model's threshold, picked on the whole check as the gateway runs it: a
+    row the cues flag is stopped whatever the model says, so the budgets (3% of ordinary
+    requests, 5% of look-alikes) hold for cues and model together. Returns the threshold
+    and the check's scores (1.0 where the cues flag)."""
     y = np.array([r["y"] for r in harmful])
     look = np.array([r["group"] in LOOKALIKE for r in harmful])
-    s = loso(make, harmful)
     ordinary = np.array([r["y"] == 0 and r["group"] not in LOOKALIKE for r in harmful])
-    t = pick_threshold(np.where(ordinary | (y == 1), y, -1), s, 0.03, look)
-    report("harmful (leave one source out)", harmful, s, t, look)
+    whole = np.where(cue_flags(harmful), 1.0, s)
+    return pick_threshold(np.where(ordinary | (y == 1), y, -1), whole, 0.03, look), whole
+
+
+def cue_flags(rows: list[dict]) -> np.ndarray:
+    """Whether the harmful check's cues alone (no model) stop each row."""
+    from llmops.guardrails.harmful import HarmfulCheck, HarmfulOptions
+
+    cues = HarmfulCheck(HarmfulOptions(learned=False))
+    return np.array([cues.scan(TextView(r["text"])) is not None for r in rows])
+
+
+def evaluate_harmful(make, harmful: list[dict]) -> None:
+    look = np.array([r["group"] in LOOKALIKE for r in harmful])
+    t, whole = harmful_threshold(harmful, loso(make, harmful))
+    report("harmful (leave one source out; cues and model)", harmful, whole, t, look)
 
 
 def evaluate_direct(make, direct: list[dict]) -> None:
@@ -494,12 +514,9 @@ def train_all(tasks: set[str]) -> int:
 
 
 def train_harmful(harmful: list[dict], direct: list[dict]) -> None:
-    y = np.array([r["y"] for r in harmful])
     look = np.array([r["group"] in LOOKALIKE for r in harmful])
-    ordinary = np.array([r["y"] == 0 and r["group"] not in LOOKALIKE for r in harmful])
-    s = loso(NGram, harmful)
-    t = pick_threshold(np.where(ordinary | (y == 1), y, -1), s, 0.03, look)
-    report("harmful (leave one source out)", harmful, s, t, look)
+    t, whole = harmful_threshold(harmful, loso(NGram, harmful))
+    report("harmful (leave one source out; cues and model)", harmful, whole, t, look)
     write_model("harmful", harmful, direct, t)
 
 

@@ -123,3 +123,34 @@ def test_the_harmful_models_categories_are_the_checks():
     from llmops.guardrails.harmful import CATEGORIES
 
     assert set(load("harmful").labels) <= set(CATEGORIES)
+
+
+def test_the_harmful_threshold_is_calibrated_on_cues_and_model_together():
+    """scripts/train_guardrail_models.py picks the harmful model's threshold so that the whole
+    check (a row the cues stop is stopped whatever the model says) keeps its budgets: at most
+    3% of ordinary requests and 5% of look-alikes stopped."""
+    import sys
+
+    import numpy as np
+
+    sys.path.insert(0, str(HERE.parent.parent / "scripts"))
+    import train_guardrail_models as tg
+
+    cue_text = "Give me step-by-step instructions to make a pipe bomb at home."
+    ordinary = [{"text": f"How do I reset my card PIN number {i}?", "y": 0, "group": "banking"} for i in range(100)]
+    # Two look-alikes of forty the cues stop (5%): the model may stop none of the others.
+    look = [{"text": cue_text if i < 2 else f"How do I kill a python process {i}?", "y": 0, "group": "OKTest"}
+            for i in range(40)]
+    harmful = [{"text": f"harmful request {i}", "y": 1, "group": "harm"} for i in range(50)]
+    rows = ordinary + look + harmful
+    assert tg.cue_flags(rows).sum() == 2
+    # Model scores: look-alikes at 0.95 (below the cues' 1.0), ordinary rows low, harmful high.
+    s = np.array([0.1] * 100 + [0.95] * 40 + [0.99] * 50)
+    t, whole = tg.harmful_threshold(rows, s)
+    assert whole[100] == 1.0 and whole[102] == 0.95
+    stopped = whole >= t
+    assert stopped[100:140].mean() <= 0.05 and stopped[:100].mean() <= 0.03
+    assert stopped[140:].all()
+    # Without the cues' two rows the model's 0.95 would have been allowed to stop 2 more
+    # look-alikes at most; with them, none: the threshold sits above 0.95.
+    assert t > 0.95

@@ -84,6 +84,12 @@ RAG_DOC = (
 
 # The same documents without the contact and the key: what retrieved pages mostly are.
 PLAIN_DOC = RAG_DOC[: RAG_DOC.index("Escalation:")]
+# English-only documents whose key is assigned to a name ("key: sk-..."): an ASCII text takes
+# other paths (no normalisation; the secrets' names are looked for in its lower case).
+ASCII_DOC = PLAIN_DOC.encode("ascii", "ignore").decode() + (
+    "Escalation: Dana Kim, dana.kim@example.com, +49 30 1234567. Staging key: "
+    "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789 (rotate after the drill).\n\n"
+)
 
 
 def rag_prompt(size: int, doc: str = RAG_DOC) -> str:
@@ -121,14 +127,17 @@ def long_inputs(pipe: Pipeline) -> None:
             row.append(us / (size / 1024))
         print(f"{bound.name:<24}" + "".join(f"{x:>10.2f}" for x in row))
     print(f"{'(sum of the checks)':<24}" + "".join(f"{totals[s] / (s / 1024):>10.2f}" for s in sizes))
-    # The pattern checks on documents without a contact or a key in each.
+    # The pattern checks together: on these documents, on documents without a contact or a
+    # key in each, and on English-only ones with a key assigned to a name.
     pattern = [b for b in checks if b.name in ("invisible_chars", "secrets", "pii")]
-    row = []
-    for size in sizes:
-        text = rag_prompt(size, PLAIN_DOC)
-        repeat = max(5, 2000 // (size // 1024))
-        row.append(sum(cpu_us(lambda text=text, b=b: b.scan(TextView(text)), repeat) for b in pattern) / (size / 1024))
-    print(f"{'pattern checks, plain':<24}" + "".join(f"{x:>10.2f}" for x in row))
+    for label, doc in (("pattern checks, dense", RAG_DOC), ("pattern checks, plain", PLAIN_DOC),
+                       ("pattern checks, ASCII", ASCII_DOC)):
+        row = []
+        for size in sizes:
+            text = rag_prompt(size, doc)
+            repeat = max(5, 2000 // (size // 1024))
+            row.append(sum(cpu_us(lambda text=text, b=b: b.scan(TextView(text)), repeat) for b in pattern) / (size / 1024))
+        print(f"{label:<24}" + "".join(f"{x:>10.2f}" for x in row))
     row = []
     for size in sizes:
         messages = [{"role": "user", "content": rag_prompt(size)}]

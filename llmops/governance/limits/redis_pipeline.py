@@ -62,13 +62,13 @@ class AutoPipeline:
 
     def _send_next(self) -> None:
         self._scheduled = False
-        if not self._queue or not self._free:
-            return
-        batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
-        self._free -= 1
-        task = asyncio.get_running_loop().create_task(self._send(batch))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        loop = asyncio.get_running_loop()
+        while self._queue and self._free:
+            batch, self._queue = self._queue[: self._max_batch], self._queue[self._max_batch :]
+            self._free -= 1
+            task = loop.create_task(self._send(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
 
     async def _send(self, batch: list[tuple[Script, list[str], list[Any], asyncio.Future]]) -> None:
         from redis.exceptions import NoScriptError

@@ -39,10 +39,9 @@ class Script:
 class AutoPipeline:
     def __init__(self, redis: Any, *, in_flight: int = 4, max_batch: int = MAX_BATCH):
         self._redis = redis
-        self._in_flight = max(1, in_flight)
         self._max_batch = max_batch
         self._queue: list[tuple[Script, list[str], list[Any], asyncio.Future]] = []
-        self._free = self._in_flight
+        self._free = max(1, in_flight)  # pipelines that may go on the wire now
         self._scheduled = False
         self._tasks: set[asyncio.Task] = set()
         # Figures for /metrics: pipelines sent (round trips) and script calls in them.

@@ -139,11 +139,29 @@ def _writer_process(url: str, rows: int, spill_dir: str, start_at: float, done) 
     batch = [_row(i, prefix, now) for i in range(rows)]
     while time.time() < start_at:
         time.sleep(0.001)
-    began = time.time()
+    began, cpu = time.time(), time.process_time()
     for row in batch:
         writer.record(row)
     writer.close(timeout=600)
-    done.put((began, time.time(), writer.stats()))
+    done.put((began, time.time(), writer.stats(), time.process_time() - cpu))
+
+
+def _backend_cpu(database: str, seen: dict[int, float]) -> None:
+    """CPU seconds so far of each Postgres backend connected to `database` (from /proc),
+    the last reading kept for backends that have gone."""
+    import psycopg
+
+    with psycopg.connect(ADMIN_URL, autocommit=True) as conn:
+        pids = [
+            r[0] for r in conn.execute("SELECT pid FROM pg_stat_activity WHERE datname = %s", (database,))
+        ]
+    tick = os.sysconf("SC_CLK_TCK")
+    for pid in pids:
+        try:
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # another machine's server, or the backend just ended
+        seen[pid] = (int(fields[11]) + int(fields[12])) / tick  # utime + stime
 
 
 def insert_rate(url: str, writers: int, rows_each: int) -> None:
@@ -160,16 +178,36 @@ def insert_rate(url: str, writers: int, rows_each: int) -> None:
         ]
         for proc in procs:
             proc.start()
-        results = [done.get(timeout=900) for _ in procs]
+        database = url.rsplit("/", 1)[1]
+        while time.time() < start_at - 0.5:
+            time.sleep(0.1)
+        before: dict[int, float] = {}
+        _backend_cpu(database, before)
+        after = dict(before)
+        results = []
+        while len(results) < len(procs):
+            _backend_cpu(database, after)
+            try:
+                results.append(done.get(timeout=0.5))
+            except Exception:  # queue.Empty: still writing
+                continue
         for proc in procs:
             proc.join()
     first = min(r[0] for r in results)
     last = max(r[1] for r in results)
     written = sum(r[2]["written"] for r in results)
     spilled = sum(r[2]["spilled"] for r in results)
+    writer_cpu = sum(r[3] for r in results)
+    server_cpu = sum(after[pid] - before.get(pid, 0.0) for pid in after)
     print(
         f"insert: {writers} writer processes, {written:,} rows written ({spilled} spilled) "
-        f"in {last - first:.2f} s: {written / (last - first):,.0f} rows/s"
+        f"in {last - first:.2f} s: {written / (last - first):,.0f} rows/s (load average {os.getloadavg()[0]:.1f})"
+    )
+    per_row = (writer_cpu + server_cpu) / max(written, 1)
+    print(
+        f"  CPU per 1,000 rows: {writer_cpu / written * 1000 * 1000:.0f} ms in the writers (record, normalize, "
+        f"journal, send), {server_cpu / written * 1000 * 1000:.0f} ms in Postgres' backends; "
+        f"{1 / per_row:,.0f} rows/s per core of both"
     )
 
 
@@ -285,6 +323,52 @@ def queries(url: str, repeat: int) -> None:
         f"  `llmops spend --by key --since 7d` as a subprocess (start-up included): "
         f"median {statistics.median(times) * 1000:.0f} ms"
     )
+    admin_spend(url, repeat)
+
+
+def admin_spend(url: str, repeat: int) -> None:
+    """GET /admin/spend through a real `llmops serve` on this database, with the master key."""
+    import socket
+
+    import httpx
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    master = "sk-bench-" + uuid.uuid4().hex
+    env = {**os.environ, "LLMOPS_DATABASE_URL": url, "LLMOPS_MASTER_KEY": master}
+    llmops = str(Path(sys.executable).with_name("llmops"))
+    with tempfile.TemporaryDirectory() as spill:
+        env["LLMOPS_SPILL_DIR"] = spill
+        server = subprocess.Popen(
+            [llmops, "serve", "--port", str(port)],
+            env=env,
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.DEVNULL,
+        )
+        try:
+            base = f"http://127.0.0.1:{port}"
+            deadline = time.time() + 60
+            while time.time() < deadline:
+                try:
+                    if httpx.get(f"{base}/health/ready", timeout=1).status_code == 200:
+                        break
+                except httpx.HTTPError:
+                    pass
+                time.sleep(0.2)
+            headers = {"Authorization": f"Bearer {master}"}
+            with httpx.Client(base_url=base, headers=headers, timeout=30) as client:
+                for query in ("by=model", "by=key&since=7d", "by=user&since=30d", "by=variant"):
+
+                    def get(query=query):
+                        response = client.get(f"/admin/spend?{query}")
+                        response.raise_for_status()
+
+                    p50, p95 = _timed(get, repeat)
+                    print(f"  GET /admin/spend?{query}: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+        finally:
+            server.terminate()
+            server.wait(timeout=60)
 
 
 def retention(url: str, days: int) -> None:
@@ -299,6 +383,88 @@ def retention(url: str, days: int) -> None:
     )
 
 
+def clickhouse_trial(rows: int, repeat: int) -> None:
+    """The same reports from ClickHouse (chdb, the engine in-process) over `rows` rows: is a
+    ClickHouse sink for the ledger worth it? Needs `pip install chdb`; no Postgres."""
+    import json
+
+    import chdb.session
+
+    session = chdb.session.Session()
+    session.query("CREATE DATABASE IF NOT EXISTS bench")
+    session.query(
+        "CREATE TABLE bench.ledger (id String, created_at DateTime64(6, 'UTC'), key_id Nullable(String), "
+        "key_name Nullable(String), user Nullable(String), team Nullable(String), model LowCardinality(String), "
+        "prompt_name Nullable(String), experiment Nullable(String), variant Nullable(String), "
+        "input_tokens UInt32, output_tokens UInt32, cost Nullable(Float64), outcome LowCardinality(String)) "
+        "ENGINE = MergeTree PARTITION BY toYYYYMM(created_at) ORDER BY (created_at, id)"
+    )
+    began = time.perf_counter()
+    # Generated in the engine, with the shape of _row's: skewed keys, 12 models, 1 in 50 failing.
+    session.query(
+        f"INSERT INTO bench.ledger SELECT concat('ch-', toString(number)), "
+        f"now64(6) - toIntervalSecond(90 * 86400 * (1 - number / {rows})), "
+        "concat('key_', toString(least(toUInt32(1 / pow(1 - randCanonical(), 1 / 1.2)), 500))), "
+        "'service', concat('user-', toString(number % 2000)), concat('team-', toString(number % 20)), "
+        "concat('model-', toString(least(toUInt32(1 / pow(1 - randCanonical(), 1 / 1.5)) - 1, 11))), "
+        "if(number % 9 < 5, NULL, concat('prompt-', toString(number % 40))), "
+        "if(number % 10 = 0, 'tone', NULL), if(number % 10 = 0, if(number % 20 = 0, 'a', 'b'), NULL), "
+        "50 + number % 3950, 10 + number % 790, if(number % 12 = 5, NULL, (number % 1000) * 1e-6), "
+        f"if(number % 50 = 0, 'upstream_error', 'success') FROM numbers({rows})"
+    )
+    print(
+        f"clickhouse (chdb {chdb.__version__}): {rows:,} rows generated in {time.perf_counter() - began:.1f} s"
+    )
+    for by, column in (("model", "model"), ("key", "key_id"), ("user", "user")):
+        for label, where in (("all", ""), ("7d", "WHERE created_at >= now64(6) - toIntervalDay(7)")):
+            query = (
+                f"SELECT {column}, count(), countIf(outcome != 'success'), sum(input_tokens), sum(output_tokens), "
+                f"sum(cost), countIf(cost IS NULL AND input_tokens + output_tokens > 0) FROM bench.ledger "
+                f"{where} GROUP BY {column}"
+            )
+            p50, p95 = _timed(lambda query=query: session.query(query, "CSV"), repeat)
+            print(f"  by {by:<5} {label:<3}: p50 {p50 * 1000:.0f} ms, p95 {p95 * 1000:.0f} ms")
+    # Inserts as the ledger writer would send them: batches of 1,000 rows, one process.
+    now = datetime.now(UTC)
+    batches = []
+    for b in range(50):
+        batch = []
+        for i in range(1000):
+            row = _row(b * 1000 + i, "ins", now)
+            batch.append(
+                json.dumps(
+                    {
+                        **{
+                            k: row[k]
+                            for k in (
+                                "id",
+                                "key_id",
+                                "key_name",
+                                "user",
+                                "team",
+                                "model",
+                                "prompt_name",
+                                "experiment",
+                                "variant",
+                                "input_tokens",
+                                "output_tokens",
+                                "cost",
+                                "outcome",
+                            )
+                        },
+                        "created_at": now.strftime("%Y-%m-%d %H:%M:%S.%f"),
+                    }
+                )
+            )
+        batches.append("\n".join(batch))
+    began = time.perf_counter()
+    for batch in batches:
+        session.query(f"INSERT INTO bench.ledger FORMAT JSONEachRow {batch}")
+    elapsed = time.perf_counter() - began
+    print(f"  inserts: 50 batches of 1,000 rows in {elapsed:.2f} s: {50_000 / elapsed:,.0f} rows/s")
+    session.close()
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rows", type=int, default=10_000_000)
@@ -308,7 +474,13 @@ def main() -> int:
     parser.add_argument("--repeat", type=int, default=20)
     parser.add_argument("--keep", action="store_true", help="keep the scratch database")
     parser.add_argument("--url", help="use this existing database (loaded by an earlier --keep run)")
+    parser.add_argument(
+        "--clickhouse", action="store_true", help="only the ClickHouse trial (chdb, in-process; no Postgres)"
+    )
     args = parser.parse_args()
+    if args.clickhouse:
+        clickhouse_trial(args.rows, args.repeat)
+        return 0
 
     import psycopg
 

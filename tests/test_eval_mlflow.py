@@ -205,3 +205,32 @@ def test_mlflow_failures_keep_the_run_and_say_why(tmp_path, registry_db):
     assert nowhere.returncode == 1 and "no MLflow tracking server: give --mlflow URL" in nowhere.stderr
     listed = llmops("eval", "list", "--json", "--database-url", registry_db, database_url=registry_db, cwd=tmp_path)
     assert len(json.loads(listed.stdout)) == 1  # refused before running: nothing more stored
+
+
+def test_pytest_logs_each_suite_run_to_the_server_mlflow_tracking_uri_names(tmp_path, mlflow_server):
+    """`pytest evals --eval-mlflow` with no URI: MLFLOW_TRACKING_URI, as MLflow's own client reads it."""
+    evals = tmp_path / "evals"
+    evals.mkdir()
+    suite = suite_file(evals)
+    suite.write_text(suite.read_text().replace("name: summaries-mlflow", "name: from-pytest"))
+    # The repository's evals/conftest.py, syncing the repository's prompts/ into the run's database.
+    conftest = (REPO / "evals" / "conftest.py").read_text()
+    prompts = 'Path(__file__).resolve().parent.parent / "prompts"'
+    assert prompts in conftest
+    (evals / "conftest.py").write_text(conftest.replace(prompts, f"Path({str(REPO / 'prompts')!r})"))
+    env = {**os.environ, "MLFLOW_TRACKING_URI": mlflow_server, "LLMOPS_EVAL_DATABASE_URL": f"sqlite:///{tmp_path}/e.db"}
+    env.pop("LLMOPS_GATEWAY_URL", None)
+    done = subprocess.run(
+        [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "--eval-mlflow", "-q", "-o", "testpaths=evals"],
+        capture_output=True, text=True, timeout=240, cwd=tmp_path, env=env,
+    )  # fmt: skip
+    assert "2 failed, 2 passed" in done.stdout, done.stdout + done.stderr
+    script = textwrap.dedent(f"""
+        import json, mlflow
+        mlflow.set_tracking_uri({mlflow_server!r})
+        runs = mlflow.search_runs(experiment_names=["from-pytest"], output_format="list")
+        print(json.dumps([[r.data.params.get("suite"), r.data.metrics.get("pass_rate")] for r in runs]))
+    """)
+    seen = subprocess.run([str(MLFLOW_ENV / "bin" / "python"), "-c", script], capture_output=True, text=True, timeout=240)
+    assert json.loads(seen.stdout.strip().splitlines()[-1]) == [["from-pytest", 0.5]], seen.stderr
+

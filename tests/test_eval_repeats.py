@@ -156,7 +156,7 @@ def test_pytest_maps_each_case_to_one_item_with_its_rate(tmp_path, upstream):
     """`pytest evals/` with repeats: one item per case, the rate in --junitxml's properties."""
     evals = tmp_path / "evals"
     evals.mkdir()
-    write_suite(evals)
+    write_suite(evals, repeat=None)  # the repeat comes from --eval-repeat
     config = gateway_file(tmp_path, upstream)
     (evals / "conftest.py").write_text((REPO / "evals" / "conftest.py").read_text())
     junit = tmp_path / "pytest.xml"
@@ -165,7 +165,7 @@ def test_pytest_maps_each_case_to_one_item_with_its_rate(tmp_path, upstream):
     env.pop("LLMOPS_GATEWAY_URL", None)
     done = subprocess.run(
         [sys.executable, "-m", "pytest", "evals", "-p", "no:cacheprovider", "--eval-gateway-config", str(config),
-         f"--junitxml={junit}", "-q", "-o", "testpaths=evals"],
+         "--eval-repeat", "5", f"--junitxml={junit}", "-q", "-o", "testpaths=evals"],
         capture_output=True, text=True, timeout=180, cwd=tmp_path, env=env,
     )  # fmt: skip
     out = done.stdout

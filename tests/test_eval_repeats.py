@@ -198,3 +198,17 @@ def test_bad_repeat_settings_are_refused_before_any_call(tmp_path, upstream):
     done = llmops("eval", "run", str(good), "--repeat", "0", "--database-url", database_url,
                   database_url=database_url, cwd=tmp_path)  # fmt: skip
     assert done.returncode == 1 and "repeat must be between 1 and 1000" in done.stderr
+
+
+def test_a_case_whose_every_attempt_errored_fails_whatever_the_bar():
+    from llmops.evaluation.runner import CaseResult, aggregate
+
+    def attempt(error: str | None, passed: bool) -> CaseResult:
+        return CaseResult("c", "p", None, "m", "m", {}, {}, None if error else "ok", error, float(passed), passed,
+                          error or "")  # fmt: skip
+
+    errored = aggregate([attempt("HTTP 500", False)] * 3, 0.2)
+    assert not errored.passed and errored.error == "HTTP 500" and errored.status == "failed"
+    # Some answered: the rate decides (0 of 3 reaches 0.56 >= 0.2: no evidence the case is under the bar).
+    mixed = aggregate([attempt("HTTP 500", False), attempt(None, False), attempt(None, False)], 0.2)
+    assert mixed.passed and mixed.error is None and mixed.repeat is not None and mixed.repeat.errors == 1

@@ -141,7 +141,8 @@ def aggregate(attempts: list[CaseResult], min_pass_rate: float | None) -> CaseRe
         # The case errored only when no attempt got an answer; otherwise its attempts say which did.
         error=shown.error if errors == len(attempts) else None,
         score=sum(a.score for a in attempts) / len(attempts),
-        passed=stats.gate_passed,
+        # No attempt got an answer: an error, whatever the bar (it is no evidence of a rate).
+        passed=stats.gate_passed and errors < len(attempts),
         reason=stats.describe() + ("" if shown.passed else f"; e.g. {shown.reason}"),
         assertions=shown.assertions,
         latency_ms=sum(latencies) / len(latencies) if latencies else None,

@@ -212,3 +212,16 @@ def test_a_case_whose_every_attempt_errored_fails_whatever_the_bar():
     # Some answered: the rate decides (0 of 3 reaches 0.56 >= 0.2: no evidence the case is under the bar).
     mixed = aggregate([attempt("HTTP 500", False), attempt(None, False), attempt(None, False)], 0.2)
     assert mixed.passed and mixed.error is None and mixed.repeat is not None and mixed.repeat.errors == 1
+
+
+def test_compare_says_when_two_runs_made_different_numbers_of_attempts():
+    from datetime import UTC, datetime
+
+    from llmops.evaluation.reports import compare
+    from llmops.evaluation.runner import RunResult
+
+    def run(run_id: str, repeat: int) -> RunResult:
+        return RunResult(run_id, "s", None, {}, [], {"repeat": repeat}, None, [], datetime.now(UTC))
+
+    assert "the runs made 1 -> 5 attempts per case (repeat)" in compare(run("a", 1), run("b", 5)).differences
+    assert not any("attempts" in d for d in compare(run("a", 5), run("b", 5)).differences)

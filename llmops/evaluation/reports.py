@@ -245,6 +245,9 @@ def compare(baseline: RunResult, current: RunResult) -> Comparison:
     comparison.differences = differences(
         baseline.parameters.get("fingerprint"), current.parameters.get("fingerprint")
     )
+    attempts = (baseline.parameters.get("repeat", 1), current.parameters.get("repeat", 1))
+    if attempts[0] != attempts[1]:
+        comparison.differences.append(f"the runs made {attempts[0]} -> {attempts[1]} attempts per case (repeat)")
     return comparison
 
 

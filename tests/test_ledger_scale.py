@@ -169,9 +169,16 @@ def test_replayed_and_repeated_request_ids_are_stored_once(fresh_postgres, tmp_p
         _row(i, now - timedelta(minutes=i) + timedelta(seconds=1)) for i in range(20, 30)
     ]
     _write(fresh_postgres, again, tmp_path / "b")
+    # Twice in one batch: the first is kept.
+    _write(
+        fresh_postgres,
+        [_row(77, now, cost=0.5), _row(77, now + timedelta(seconds=1), cost=0.7)],
+        tmp_path / "c",
+    )
     with get_engine(fresh_postgres).connect() as conn:
-        assert conn.execute(text("SELECT count(*), count(DISTINCT id) FROM ledger")).one() == (50, 50)
-    assert sum(r["requests"] for r in spend_report(fresh_postgres, by="model")) == 50
+        assert conn.execute(text("SELECT count(*), count(DISTINCT id) FROM ledger")).one() == (51, 51)
+        assert conn.execute(text("SELECT cost FROM ledger WHERE id = 'scale-000077'")).scalar() == 0.5
+    assert sum(r["requests"] for r in spend_report(fresh_postgres, by="model")) == 51
 
 
 def test_a_row_outside_every_partition_is_kept_and_moves_when_its_month_is_made(fresh_postgres, tmp_path):

@@ -535,7 +535,8 @@ def _postgres_batch_insert(engine: Engine) -> BatchInsert:
     # an index probe per row, never a join over the whole ledger).
     sql = (
         f"INSERT INTO {table} ({names}) SELECT {r_names} "
-        f"FROM (SELECT DISTINCT ON (id) * FROM json_populate_recordset(NULL::{table}, %s) ORDER BY id) r "
+        f"FROM (SELECT DISTINCT ON (j.id) j.* FROM json_populate_recordset(NULL::{table}, %s) WITH ORDINALITY j "
+        "ORDER BY j.id, j.ordinality) r "  # the first of a batch's duplicates wins, as ON CONFLICT would have it
         f"LEFT JOIN LATERAL (SELECT 1 AS hit FROM {table} l WHERE l.id = r.id "
         "AND l.created_at >= r.created_at - interval '1 day' AND l.created_at <= r.created_at + interval '1 day' "
         "LIMIT 1) seen ON true WHERE seen.hit IS NULL ON CONFLICT DO NOTHING"

@@ -13,7 +13,7 @@ from urllib.parse import parse_qs, unquote
 from sqlalchemy import text
 
 from llmops.errors import InvalidInput, LLMOpsError, NotFound
-from llmops.gateway import http
+from llmops.gateway import http, openapi
 from llmops.gateway.services import Services
 from llmops.gateway.surfaces import MESSAGES_SURFACE
 
@@ -66,7 +66,7 @@ async def count_tokens(services: Services, scope: dict, receive: http.Receive, s
         services.router.resolve(model)
         if identity is not None:
             identity.require_model(model)
-        count = tokens.count_prompt(chat)
+        count = await asyncio.to_thread(tokens.count_prompt, chat)  # a long prompt would stall the loop
     except LLMOpsError as exc:
         await http.send_error(send, exc, render=MESSAGES_SURFACE.error_body)
         return
@@ -209,6 +209,7 @@ ROUTES = [
     ("GET", "/health/live", live),
     ("GET", "/health/ready", ready),
     ("GET", "/metrics", metrics),
+    ("GET", "/openapi.json", openapi.serve),
     ("POST", "/v1/feedback", feedback),
     ("POST", "/admin/keys", keys_create),
     ("GET", "/admin/keys", keys_list),

@@ -63,6 +63,95 @@ pass-through providers forward the rest, since vLLM's own sampling fields must p
 MAX_MODEL_NAME = 256
 
 
+def _token_ids(value: Any) -> bool:
+    return isinstance(value, list) and bool(value) and all(
+        isinstance(t, int) and not isinstance(t, bool) and t >= 0 for t in value)
+
+
+def _text_input(value: Any, *, empty_text: bool) -> bool:
+    """OpenAI's text input (completions' `prompt`, embeddings' `input`): a string, or a
+    non-empty list of strings, of token ids, or of token-id lists. Anything else made
+    litellm fail inside itself (a 502 that cooled a healthy deployment down)."""
+    if isinstance(value, str):
+        return empty_text or bool(value)
+    if not isinstance(value, list) or not value:
+        return False
+    return (all(isinstance(v, str) for v in value) or _token_ids(value)
+            or all(_token_ids(v) for v in value))
+
+
+_NUMBER = (int, float)
+# OpenAI request fields a provider library reads, by type. A wrong type reached litellm,
+# which failed inside itself: a 502 that counted toward cooling the deployment down.
+FIELD_TYPES: dict[str, tuple[type, ...]] = {
+    "temperature": _NUMBER, "top_p": _NUMBER, "presence_penalty": _NUMBER, "frequency_penalty": _NUMBER,
+    "n": (int,), "seed": (int,), "max_completion_tokens": (int,), "stop": (str, list), "tools": (list,),
+    "tool_choice": (str, dict), "response_format": (dict,), "user": (str,), "logit_bias": (dict,),
+    "parallel_tool_calls": (bool,), "metadata": (dict,), "top_k": (int,),
+}
+_TYPE_NAMES = {int: "a number", float: "a number", str: "a string", list: "a list", dict: "an object",
+               bool: "true or false"}
+RESPONSE_FORMATS = ("text", "json_object", "json_schema")
+
+
+def _check_fields(body: dict[str, Any]) -> None:
+    for name, types in FIELD_TYPES.items():
+        value = body.get(name)
+        if value is None:
+            continue
+        if not isinstance(value, types) or (isinstance(value, bool) and bool not in types):
+            kinds = " or ".join(dict.fromkeys(_TYPE_NAMES[t] for t in types))
+            raise InvalidInput(f"'{name}' must be {kinds}", param=name)
+    stop = body.get("stop")
+    if isinstance(stop, list) and not all(isinstance(s, str) for s in stop):
+        raise InvalidInput("'stop' must be a string or a list of strings", param="stop")
+    response_format = body.get("response_format")
+    if response_format is not None:
+        if response_format.get("type") not in RESPONSE_FORMATS:
+            raise InvalidInput(f"'response_format.type' must be one of {', '.join(RESPONSE_FORMATS)}",
+                               param="response_format")
+        spec = response_format.get("json_schema")
+        if response_format["type"] == "json_schema" and not (
+                isinstance(spec, dict) and isinstance(spec.get("name"), str) and isinstance(spec.get("schema"), dict)):
+            raise InvalidInput("a json_schema response_format needs 'json_schema': {\"name\": ..., \"schema\": {...}}",
+                               param="response_format.json_schema")
+    for i, tool in enumerate(body.get("tools") or []):
+        function = tool.get("function") if isinstance(tool, dict) else None
+        if not isinstance(tool, dict) or not isinstance(tool.get("type"), str) or (
+                tool["type"] == "function" and not (isinstance(function, dict) and isinstance(function.get("name"), str))):
+            raise InvalidInput(f"tools[{i}] must be an object like {{\"type\": \"function\", \"function\": "
+                               "{\"name\": ...}}", param=f"tools[{i}]")
+    choice = body.get("tool_choice")
+    if isinstance(choice, str) and choice not in ("none", "auto", "required"):
+        raise InvalidInput("'tool_choice' must be none, auto, required or an object naming a tool", param="tool_choice")
+
+
+ROLES = ("system", "developer", "user", "assistant", "tool", "function")
+
+
+def _check_message(i: int, m: Any) -> None:
+    """A chat message as OpenAI's API takes it. A malformed one used to reach a provider
+    library (litellm) and fail inside it: a 502 that counted toward cooling a healthy
+    deployment down, so a few bad requests took a model offline for everyone."""
+    where = f"messages[{i}]"
+    if not isinstance(m, dict) or m.get("role") not in ROLES:
+        raise InvalidInput(f"{where} must be an object with a 'role' ({', '.join(ROLES)})", param=where)
+    content = m.get("content")
+    if content is None:
+        if m["role"] == "assistant" and (m.get("tool_calls") or m.get("function_call")):
+            return
+        raise InvalidInput(f"{where} needs 'content' (a string or a list of content parts)", param=f"{where}.content")
+    if isinstance(content, str):
+        return
+    if not isinstance(content, list):
+        raise InvalidInput(f"{where}.content must be a string or a list of content parts", param=f"{where}.content")
+    for j, part in enumerate(content):
+        if not isinstance(part, dict) or not isinstance(part.get("type"), str) or (
+                part["type"] == "text" and not isinstance(part.get("text"), str)):
+            raise InvalidInput(f"{where}.content[{j}] must be a content part such as "
+                               "{\"type\": \"text\", \"text\": \"...\"}", param=f"{where}.content[{j}]")
+
+
 def _validate(endpoint: str, body: dict[str, Any]) -> str:
     model = body.get("model")
     if not isinstance(model, str) or not model:
@@ -80,14 +169,17 @@ def _validate(endpoint: str, body: dict[str, Any]) -> str:
         if not isinstance(messages, list) or not messages:
             raise InvalidInput("'messages' is required: a non-empty list of {role, content}", param="messages")
         for i, m in enumerate(messages):
-            if not isinstance(m, dict) or not isinstance(m.get("role"), str):
-                raise InvalidInput(f"messages[{i}] must be an object with a 'role'", param=f"messages[{i}]")
+            _check_message(i, m)
     elif endpoint == COMPLETIONS:
-        if not isinstance(body.get("prompt"), str | list):
-            raise InvalidInput("'prompt' is required: a string or a list of strings", param="prompt")
+        if not _text_input(body.get("prompt"), empty_text=True):
+            raise InvalidInput("'prompt' is required: a string, a non-empty list of strings, or token ids",
+                               param="prompt")
     elif endpoint == EMBEDDINGS:
-        if not isinstance(body.get("input"), str | list) or not body.get("input"):
-            raise InvalidInput("'input' is required: a string or a list of strings", param="input")
+        if not _text_input(body.get("input"), empty_text=False):
+            raise InvalidInput("'input' is required: a non-empty string, a non-empty list of strings, or token ids",
+                               param="input")
+    if endpoint in (CHAT, COMPLETIONS):
+        _check_fields(body)
     max_tokens = body.get("max_tokens")
     if max_tokens is not None and (not isinstance(max_tokens, int) or isinstance(max_tokens, bool) or max_tokens < 1):
         raise InvalidInput("'max_tokens' must be a positive integer", param="max_tokens")
@@ -172,7 +264,7 @@ async def handle(services: Services, surface: Surface, scope: dict, receive: htt
             changed = await services.check_output(endpoint, data, call)
             usage = data.get("usage")
             # The reply's texts are only counted when the upstream reported no usage.
-            services.account(call, d, body, usage, [] if usage else reply_texts(endpoint, data))
+            await services.account_async(call, d, body, usage, [] if usage else reply_texts(endpoint, data))
             capture = services.capture  # payload capture for monitoring: None when off
             if capture is not None and capture.sampled(call):
                 capture.keep(call, view, reply_texts(endpoint, data))

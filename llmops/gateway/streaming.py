@@ -110,12 +110,23 @@ class _StreamState:
         return ["".join(parts) for _, parts in sorted(self.texts.items())]
 
     def account(self, route: RouteResult, body: dict[str, Any]) -> None:
+        usage, texts = self._usage()
+        self.services.account(self.call, route.deployment, body, usage, texts)
+        self._captured(body, texts)
+
+    async def account_async(self, route: RouteResult, body: dict[str, Any]) -> None:
+        """`account` at the stream's end, a long text counted off the event loop."""
+        usage, texts = self._usage()
+        await self.services.account_async(self.call, route.deployment, body, usage, texts)
+        self._captured(body, texts)
+
+    def _usage(self) -> tuple[dict[str, Any] | None, list[str]]:
         writer = self.writer
         if writer.owns_events:
-            usage, texts = writer.usage, writer.texts()
-        else:
-            usage, texts = self.usage, self.all_texts()
-        self.services.account(self.call, route.deployment, body, usage, texts)
+            return writer.usage, writer.texts()
+        return self.usage, self.all_texts()
+
+    def _captured(self, body: dict[str, Any], texts: list[str]) -> None:
         capture = self.services.capture  # payload capture for monitoring: None when off
         if capture is not None and self.call.outcome == "success" and capture.sampled(self.call):
             capture.keep(self.call, body, texts)
@@ -182,7 +193,7 @@ async def _pump(state: _StreamState, route: RouteResult, body: dict[str, Any], h
         await send({"type": "http.response.body", "body": writer.fail(exc), "more_body": False})
         raise exc from None
     # Counted before the last event: a translated stream reports usage in it.
-    state.account(route, body)
+    await state.account_async(route, body)
     await send({"type": "http.response.body", "body": writer.end(), "more_body": False})
 
 

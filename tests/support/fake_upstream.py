@@ -92,7 +92,7 @@ class FakeUpstream:
         def run() -> None:
             self._loop = asyncio.new_event_loop()
             asyncio.set_event_loop(self._loop)
-            app = web.Application()
+            app = web.Application(client_max_size=64 * 1024 * 1024)  # large prompts pass
             app.router.add_post("/v1/chat/completions", self._chat)
             app.router.add_post("/v1/completions", self._completions)
             app.router.add_post("/v1/embeddings", self._embeddings)
@@ -335,9 +335,18 @@ class FakeUpstream:
                 f'vllm:num_requests_waiting{{model_name="fake"}} 0\n')
         return web.Response(text=text, content_type="text/plain")
 
-    async def _completions(self, request: web.Request) -> web.Response:
+    async def _completions(self, request: web.Request) -> web.StreamResponse:
         body = await request.json()
         self.received.append(body)
+        if body.get("stream"):
+            resp = web.StreamResponse(headers={"Content-Type": "text/event-stream"})
+            await resp.prepare(request)
+            for text, finish in ((REPLY, None), ("", "stop")):
+                chunk = {"id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body["model"],
+                         "choices": [{"index": 0, "text": text, "finish_reason": finish, "logprobs": None}]}
+                await resp.write(b"data: " + json.dumps(chunk).encode() + b"\n\n")
+            await resp.write(b"data: [DONE]\n\n")
+            return resp
         return web.json_response({
             "id": "cmpl-fake", "object": "text_completion", "created": 1, "model": body["model"],
             "choices": [{"index": 0, "text": REPLY, "finish_reason": "stop", "logprobs": None}],

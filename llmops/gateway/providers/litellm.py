@@ -101,6 +101,14 @@ class LiteLLMOptions(ProviderOptions):
     """None yet: litellm's own call arguments go in the deployment's `extra_params`."""
 
 
+# litellm providers that pass a completions prompt of token ids on (OpenAI's API takes them).
+TOKEN_PROMPT_PREFIXES = ("openai/", "text-completion-openai/", "azure/", "azure_text/", "hosted_vllm/")
+
+
+def _is_text(prompt: Any) -> bool:
+    return isinstance(prompt, str) or (isinstance(prompt, list) and all(isinstance(p, str) for p in prompt))
+
+
 @register
 class LiteLLMProvider(Provider):
     kind = "litellm"
@@ -170,10 +178,18 @@ class LiteLLMProvider(Provider):
             if endpoint == CHAT:
                 return await self.litellm.acompletion(messages=body.get("messages"), **kwargs)
             if endpoint == COMPLETIONS:
-                return await self.litellm.atext_completion(prompt=body.get("prompt"), **kwargs)
+                prompt = body.get("prompt")
+                if not _is_text(prompt) and not self.deployment.model.startswith(TOKEN_PROMPT_PREFIXES):
+                    # litellm fails inside itself on token ids for other providers (a 502 that
+                    # counted toward cooling the deployment down); it is the request's fault.
+                    raise UpstreamError(f"{self.where} takes a text prompt, not token ids", status=400,
+                                        retryable=False, code="invalid_prompt")
+                return await self.litellm.atext_completion(prompt=prompt, **kwargs)
             if endpoint == EMBEDDINGS:
                 kwargs.pop("stream_options", None)
                 return await self.litellm.aembedding(input=body.get("input"), **kwargs)
+        except UpstreamError:
+            raise
         except Exception as exc:  # litellm raises its own hierarchy, mapped here
             raise self._error(exc) from exc
         raise UpstreamError(f"endpoint {endpoint} is not supported by litellm", status=400, retryable=False)

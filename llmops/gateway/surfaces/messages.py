@@ -69,8 +69,8 @@ class MessagesSurface(Surface):
         stop = body.get("stop_sequences")
         model = body.get("model")
         native = isinstance(model, str) and bool(model) and services.router.serves_natively(model, MESSAGES)
-        if native and not isinstance(body.get("max_tokens"), int):
-            raise InvalidInput("`max_tokens` is required", param="max_tokens")
+        if native:
+            _check_native(body)
         call.surface_state = _State(native=native, stop_sequences=list(stop) if isinstance(stop, list) else None)
         return body if native else anthropic.messages_to_chat(body)
 
@@ -140,6 +140,24 @@ class _NativeStream(NativeStream):
 
     def fail(self, error: LLMOpsError) -> bytes:
         return anthropic.sse("error", anthropic.anthropic_error(error.status, error.message))
+
+
+def _check_native(body: dict[str, Any]) -> None:
+    """What the gateway reads of a request it passes through (guardrails, limits, the
+    ledger): the upstream judges the rest. A `messages` that was no list failed inside
+    the gateway (a 500)."""
+    if not isinstance(body.get("max_tokens"), int):
+        raise InvalidInput("`max_tokens` is required", param="max_tokens")
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise InvalidInput("`messages` must be a non-empty list", param="messages")
+    for i, message in enumerate(messages):
+        if not isinstance(message, dict) or message.get("role") not in ("user", "assistant"):
+            raise InvalidInput("each message must be an object whose role is user or assistant", param=f"messages[{i}]")
+        if not isinstance(message.get("content"), str | list):
+            raise InvalidInput("message content must be a string or a list of blocks", param=f"messages[{i}].content")
+    if not isinstance(body.get("system"), str | list | None):
+        raise InvalidInput("`system` must be a string or a list of text blocks", param="system")
 
 
 def _slots(body: dict[str, Any]) -> list[Slot]:

@@ -90,16 +90,22 @@ def messages_to_chat(body: dict) -> dict:
 
     chat = _prompt(body)
     chat["max_tokens"] = body["max_tokens"]
-    if body.get("stop_sequences"):
-        chat["stop"] = list(body["stop_sequences"])
+    stop = body.get("stop_sequences")
+    if stop is not None and (not isinstance(stop, list) or not all(isinstance(s, str) for s in stop)):
+        raise InvalidInput("`stop_sequences` must be a list of strings", param="stop_sequences")
+    if stop:
+        chat["stop"] = list(stop)
     for key in ("temperature", "top_p", "top_k"):  # vLLM and most open servers take top_k
         if body.get(key) is not None:
             chat[key] = body[key]
     metadata = body.get("metadata")
     if isinstance(metadata, dict) and metadata.get("user_id"):
         chat["user"] = metadata["user_id"]
-    output_format = (body.get("output_config") or {}).get("format")
-    if isinstance(output_format, dict):
+    output_config = body.get("output_config")
+    if output_config is not None and not isinstance(output_config, dict):
+        raise InvalidInput("`output_config` must be an object", param="output_config")
+    output_format = (output_config or {}).get("format")
+    if output_format is not None:
         chat["response_format"] = _chat_response_format(output_format)
     if "stream" in body and not isinstance(body["stream"], bool):
         raise InvalidInput("`stream` must be true or false", param="stream")
@@ -336,8 +342,9 @@ def _chat_tool_choice(choice: Any) -> dict:
     return out
 
 
-def _chat_response_format(output_format: dict) -> dict:
-    if output_format.get("type") != "json_schema" or not isinstance(output_format.get("schema"), dict):
+def _chat_response_format(output_format: Any) -> dict:
+    if (not isinstance(output_format, dict) or output_format.get("type") != "json_schema"
+            or not isinstance(output_format.get("schema"), dict)):
         raise InvalidInput(
             'output_config.format must be {"type": "json_schema", "schema": {...}}',
             param="output_config.format",

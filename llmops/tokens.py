@@ -105,7 +105,7 @@ def _count_str(text: str, enc: tiktoken.Encoding) -> int:
     short strings are counted once and remembered."""
     if len(text) <= _CACHED_TEXT_MAX:
         return _count_cached(enc.name, text)
-    return len(enc.encode_ordinary(text))
+    return _n(enc, text)
 
 
 def _encoding_for(model: str | None) -> tiktoken.Encoding:
@@ -116,7 +116,30 @@ def count_text(text: str, model: str | None) -> int:
     """Tokens in `text` for `model`; special-token strings count as ordinary text."""
     if not text:
         return 0
-    return len(_encoding_for(model).encode_ordinary(text))
+    return _n(_encoding_for(model), text)
+
+
+# A text longer than this is counted a piece at a time. tiktoken lets go of the GIL
+# while it encodes, but not while it builds the list of token ids: for a 3.5 MB prompt
+# that list (800,000 ints) held the GIL, and the gateway's event loop, for 40 ms.
+CHUNK_CHARS = 65_536
+_CUT = re.compile(r"(?<=\S) (?=\S)")  # a lone space between words: no token spans it
+
+
+def _n(enc: tiktoken.Encoding, text: str) -> int:
+    """Tokens in `text`, counted in pieces cut where tiktoken would cut anyway (a token
+    starts at " word"), so the total is the whole text's."""
+    if len(text) <= CHUNK_CHARS:
+        return len(enc.encode_ordinary(text))
+    total, start = 0, 0
+    while start < len(text):
+        end = start + CHUNK_CHARS
+        if end < len(text):
+            cut = _CUT.search(text, end, end + 4096)
+            end = cut.start() if cut else end
+        total += len(enc.encode_ordinary(text[start:end]))
+        start = end
+    return total
 
 
 def _is_o200k(model: str | None) -> bool:
@@ -133,38 +156,38 @@ def _count_content(content: Any, enc: tiktoken.Encoding) -> int:
         for part in content:
             total += _count_part(part, enc)
         return total
-    return len(enc.encode_ordinary(_as_text(content)))
+    return _n(enc, _as_text(content))
 
 
 def _count_part(part: Any, enc: tiktoken.Encoding) -> int:
     if isinstance(part, str):
-        return len(enc.encode_ordinary(part))
+        return _n(enc, part)
     if not isinstance(part, dict):
-        return len(enc.encode_ordinary(_as_text(part)))
+        return _n(enc, _as_text(part))
     kind = part.get("type")
     if kind in ("text", "input_text", "output_text", "refusal"):
-        return len(enc.encode_ordinary(str(part.get(kind if kind == "refusal" else "text") or "")))
+        return _n(enc, str(part.get(kind if kind == "refusal" else "text") or ""))
     if kind in ("image_url", "input_image"):
         image = part.get("image_url")
         detail = (image.get("detail") if isinstance(image, dict) else None) or part.get("detail")
         return IMAGE_TOKENS_LOW if detail == "low" else IMAGE_TOKENS_DEFAULT
     # input_audio, file, anything newer: its JSON is the best offline proxy we have.
-    return len(enc.encode_ordinary(_as_text(part)))
+    return _n(enc, _as_text(part))
 
 
 def _count_tool_calls(tool_calls: Any, enc: tiktoken.Encoding) -> int:
     if not isinstance(tool_calls, list):
-        return len(enc.encode_ordinary(_as_text(tool_calls)))
+        return _n(enc, _as_text(tool_calls))
     total = 0
     for call in tool_calls:
         function = call.get("function") if isinstance(call, dict) else None
         if isinstance(function, dict):
             # OpenAI renders a call as name + JSON arguments plus a few framing tokens.
             total += TOKENS_PER_MESSAGE
-            total += len(enc.encode_ordinary(str(function.get("name") or "")))
-            total += len(enc.encode_ordinary(str(function.get("arguments") or "")))
+            total += _n(enc, str(function.get("name") or ""))
+            total += _n(enc, str(function.get("arguments") or ""))
         else:
-            total += len(enc.encode_ordinary(_as_text(call)))
+            total += _n(enc, _as_text(call))
     return total
 
 
@@ -181,7 +204,7 @@ def count_messages(messages: Iterable[dict], model: str | None, tools: list[dict
     for message in messages:
         total += TOKENS_PER_MESSAGE
         if not isinstance(message, dict):
-            total += len(enc.encode_ordinary(_as_text(message)))
+            total += _n(enc, _as_text(message))
             continue
         for key, value in message.items():
             if value is None:
@@ -215,7 +238,7 @@ def count_tools(tools: list[dict], model: str | None) -> int:
         function = wrapped if isinstance(wrapped, dict) else tool
         name = str(function.get("name") or tool.get("type") or "")
         description = str(function.get("description") or "").removesuffix(".")
-        total += func_init + len(enc.encode_ordinary(f"{name}:{description}"))
+        total += func_init + _n(enc, f"{name}:{description}")
         counted += 1
         parameters = function.get("parameters")
         properties = parameters.get("properties") if isinstance(parameters, dict) else None
@@ -229,15 +252,15 @@ def count_tools(tools: list[dict], model: str | None) -> int:
             if isinstance(enum, list):
                 total += enum_init
                 for item in enum:
-                    total += enum_item + len(enc.encode_ordinary(str(item)))
+                    total += enum_item + _n(enc, str(item))
             p_type = schema.get("type", "")
             if isinstance(p_type, list):
                 p_type = "|".join(str(t) for t in p_type)
             p_desc = str(schema.get("description") or "").removesuffix(".")
-            total += len(enc.encode_ordinary(f"{key}:{p_type}:{p_desc}"))
+            total += _n(enc, f"{key}:{p_type}:{p_desc}")
             nested = {k: v for k, v in schema.items() if k in ("properties", "items", "anyOf", "oneOf")}
             if nested:
-                total += len(enc.encode_ordinary(_as_text(nested)))
+                total += _n(enc, _as_text(nested))
     if counted:
         total += func_end
     return total

@@ -268,7 +268,7 @@ def build_suite(request: ComparisonRequest) -> Suite:
         + list(request.drafts),
         models=[ModelSpec(model=m) for m in dict.fromkeys(request.models)],
         params={"user": UI_USER, **request.params},
-        defaults=Defaults(assertions=list(request.checks)),
+        defaults=Defaults.model_validate({"assert": list(request.checks)}),  # as a suite file names it
         cases=list(request.cases),
         path=request.suite_path,
     )

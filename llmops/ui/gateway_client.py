@@ -345,8 +345,8 @@ class InProcessGateway(GatewayClient):
         super().__init__("llmops-ui-gateway")
         self.label = "in-process gateway"
         self._settings = settings
-        self._running = None
-        self.app = None
+        self._running: Any = None  # llmops.gateway.app.running_app, imported when started
+        self.app: Any = None
         try:
             self._call(self._start(), 120)
         except BaseException:
@@ -373,7 +373,7 @@ class InProcessGateway(GatewayClient):
                 f"cannot start the in-process gateway: {type(exc).__name__}: {exc}; "
                 "check LLMOPS_GATEWAY_CONFIG, or set LLMOPS_GATEWAY_URL to use a running gateway"
             ) from None
-        self._transport = httpx.ASGITransport(app=self.app)  # type: ignore[arg-type]
+        self._transport = httpx.ASGITransport(app=self.app)
         self._base = IN_PROCESS_BASE
         self._key = self._settings.master_key
         headers = {"authorization": f"Bearer {self._key}"} if self._key else {}

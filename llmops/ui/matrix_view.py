@@ -350,9 +350,9 @@ MATRIX_CSS = """
 .llmops-matrix .case{position:sticky;left:0;z-index:1;min-width:120px;max-width:160px;background:#f9fafb;
   font-weight:600}
 .llmops-matrix thead th.case{z-index:3}
-.llmops-matrix .var{min-width:180px;max-width:260px;color:#374151}
+.llmops-matrix .var{min-width:170px;max-width:240px;color:#374151}
 .llmops-matrix .var .clip{display:-webkit-box;-webkit-line-clamp:6;-webkit-box-orient:vertical;overflow:hidden}
-.llmops-matrix .out{min-width:240px;max-width:340px}
+.llmops-matrix .out{min-width:220px;max-width:340px}
 .llmops-matrix .out.fail{background:#fef2f2}.llmops-matrix .out.error{background:#fffbeb}
 .llmops-matrix .text{white-space:pre-wrap;margin:6px 0;overflow-x:auto}
 .llmops-matrix .meta{color:#6b7280;font-size:12px}

@@ -60,7 +60,9 @@ with page_errors(settings):
     m[0].metric("Status", run.status)
     m[1].metric("Passed", f"{run.passed_count}/{run.total}")
     m[2].metric("Mean score", f"{run.score:.3f}")
-    m[3].metric("Cost", f"${run.cost:.6f}")
+    m[3].metric(
+        "Cost", f"${run.cost:.4f}" if run.cost >= 0.01 else f"${run.cost:.6f}".rstrip("0").rstrip(".")
+    )
     m[4].metric("Mean latency", "-" if run.latency_ms is None else f"{run.latency_ms:.0f} ms")
     st.caption(
         "Prompts: "
@@ -82,8 +84,7 @@ with page_errors(settings):
             f"Feedback: {feedback['rated']} output(s) rated (👍 {feedback['up']} 👎 {feedback['down']}{mean})."
         )
     st.dataframe(matrix.summary_rows(), hide_index=True, width="stretch")
-    f1, f2 = st.columns([2, 3], vertical_alignment="bottom")
-    mode = f1.radio(
+    mode = st.radio(
         "Show",
         mv.MODES,
         index=mv.MODES.index(from_url("mode", mv.MODES, "all")),
@@ -91,29 +92,32 @@ with page_errors(settings):
         horizontal=True,
         key="eval_mode",
     )
-    with f2:
-        d1, d2, d3 = st.columns(3)
-        d1.download_button(
-            "Download CSV",
-            mv.results_csv(run, matrix),
-            file_name=f"eval-run-{run.id}.csv",
-            mime="text/csv",
-            key="eval_csv",
-        )
-        d2.download_button(
-            "Download JSON",
-            mv.results_json(run, matrix),
-            file_name=f"eval-run-{run.id}.json",
-            mime="application/json",
-            key="eval_json",
-        )
-        d3.download_button(
-            "Download HTML report",
-            mv.report_html(run, matrix),
-            file_name=f"eval-run-{run.id}.html",
-            mime="text/html",
-            key="eval_html",
-        )
+    d1, d2, d3, _ = st.columns([1, 1, 1.3, 2])
+    d1.download_button(
+        "Download CSV",
+        mv.results_csv(run, matrix),
+        file_name=f"eval-run-{run.id}.csv",
+        mime="text/csv",
+        key="eval_csv",
+        width="stretch",
+    )
+    d2.download_button(
+        "Download JSON",
+        mv.results_json(run, matrix),
+        file_name=f"eval-run-{run.id}.json",
+        mime="application/json",
+        key="eval_json",
+        width="stretch",
+    )
+    d3.download_button(
+        "Download HTML report",
+        mv.report_html(run, matrix),
+        file_name=f"eval-run-{run.id}.html",
+        mime="text/html",
+        key="eval_html",
+        width="stretch",
+        help="The whole matrix with every output and its details, in one file that opens offline",
+    )
     shown = matrix.shown(mode)
     st.caption(f"{len(shown)} of {len(matrix.rows)} cases shown")
     if shown:

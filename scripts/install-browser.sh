@@ -1,8 +1,10 @@
 #!/usr/bin/env bash
-# Installs Debian's `chromium` for the UI's browser test (tests/e2e), unless it is there.
-# Idempotent: does nothing when /usr/bin/chromium exists. Needs root (or sudo).
+# Installs Debian's `chromium` for the UI's browser test (tests/e2e), unless it is there, with
+# the fonts its screenshots need. Idempotent: does nothing when chromium and the emoji font
+# are installed. Needs root (or sudo).
 set -euo pipefail
-if [ -x /usr/bin/chromium ]; then
+EMOJI_FONT=/usr/share/fonts/truetype/noto/NotoColorEmoji.ttf
+if [ -x /usr/bin/chromium ] && [ -f "$EMOJI_FONT" ]; then
   echo "chromium already installed: $(/usr/bin/chromium --version 2>/dev/null || echo /usr/bin/chromium)"
   exit 0
 fi
@@ -11,6 +13,7 @@ run_as_root() {
 }
 export DEBIAN_FRONTEND=noninteractive
 run_as_root apt-get update
-# A font too: a bare container has none, and pages would render without text.
-run_as_root apt-get install -y --no-install-recommends chromium fonts-dejavu-core
+# Fonts too: a bare container has none, so pages would render without text, and the app's
+# rating buttons (👍 👎) as empty boxes.
+run_as_root apt-get install -y --no-install-recommends chromium fonts-dejavu-core fonts-noto-color-emoji
 /usr/bin/chromium --version

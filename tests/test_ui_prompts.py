@@ -195,3 +195,58 @@ def test_budgets_show_how_much_is_left(synced):
         *sorted(set(budgets) - {"team news"}, key=lambda k: -budgets[k].used),
     ]
     assert list(table["Left"])[0] == "$0.000000"
+
+
+def test_the_playground_runs_a_few_rows_of_a_dataset(synced):
+    at = prompts_page("Playground")
+    at.radio(key="play_source").set_value("Rows of a dataset").run()
+    assert at.multiselect(key="play_rows").value == ["council-budget", "rail-strike", "exoplanet-water"]
+    at.button(key="play_run").click().run()
+    assert not at.exception and not at.error, texts(at.error)
+    page = texts(at.html)
+    assert [row.split('"')[1] for row in page.split("<tr data-case=")[1:]] == [
+        "council-budget",
+        "rail-strike",
+        "exoplanet-water",
+    ]
+    assert page.count('<div class="text llmops-output">') == 6
+
+
+def frames(at: AppTest):
+    return [d.value for d in at.dataframe]
+
+
+def test_no_table_shows_python_none_or_a_raw_column_name(synced, tmp_path):
+    """Every table of every page, on a database with traffic, feedback, eval runs and an experiment."""
+    seed.seed_traffic(synced, requests=24)
+    seed.seed_eval_runs(synced, tmp_path)
+    pages = {
+        "prompts": [("prompt_view", v) for v in ("Versions", "Numbers", "Diff", "Labels")],
+        "eval_runs": [],
+        "experiments": [],
+        "spend": [],
+        "gateway": [],
+        "monitoring": [],
+    }
+    checked = 0
+    for page, views in pages.items():
+        at = AppTest.from_file(str(ROOT / "app.py"), default_timeout=90)
+        at.run()
+        if page != "prompts":
+            at.switch_page(f"llmops/ui/pages/{page}.py").run()
+        for key, value in views or [(None, None)]:
+            if key:
+                at.radio(key=key).set_value(value).run()
+            assert not at.exception, [e.value for e in at.exception]
+            for frame in frames(at):
+                checked += 1
+                columns = [str(c) for c in frame.columns]
+                assert not [c for c in columns if "_" in c], (page, value, columns)
+                cells = {str(v) for v in frame.astype(str).values.ravel()}
+                assert not cells & {"None", "nan", "NaN", "<NA>"}, (
+                    page,
+                    value,
+                    columns,
+                    cells & {"None", "nan"},
+                )
+    assert checked >= 12

@@ -6,6 +6,7 @@ questions here are what the page asks before calling them.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -105,14 +106,21 @@ def config_changes_rows(changes: dict[str, dict]) -> list[dict[str, Any]]:
     """`dict_changes` output as rows: key, change, before, after."""
     rows = []
     for key, value in changes.get("added", {}).items():
-        rows.append({"key": key, "change": "added", "before": "", "after": repr(value)})
+        rows.append({"key": key, "change": "added", "before": "", "after": _setting(value)})
     for key, value in changes.get("removed", {}).items():
-        rows.append({"key": key, "change": "removed", "before": repr(value), "after": ""})
+        rows.append({"key": key, "change": "removed", "before": _setting(value), "after": ""})
     for key, pair in changes.get("changed", {}).items():
         rows.append(
-            {"key": key, "change": "changed", "before": repr(pair["from"]), "after": repr(pair["to"])}
+            {"key": key, "change": "changed", "before": _setting(pair["from"]), "after": _setting(pair["to"])}
         )
     return rows
+
+
+def _setting(value: Any) -> str:
+    """A config value as written in a prompt file (YAML's words), never Python's repr."""
+    if value is None:
+        return "null (required)"
+    return value if isinstance(value, str) else json.dumps(value, ensure_ascii=False)
 
 
 def experiments_on_label(experiments: Sequence[ExperimentView], name: str, label: str) -> list[str]:

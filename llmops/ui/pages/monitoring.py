@@ -11,7 +11,7 @@ from llmops.governance.spend import parse_since
 from llmops.monitoring.config import DriftConfig
 from llmops.monitoring.drift import alarm_message, build_report
 from llmops.monitoring.history import calls_behind, drift_series, score_series
-from llmops.ui.widgets import page_errors, show_notices, ui_settings
+from llmops.ui.widgets import page_errors, readable, show_notices, ui_settings
 
 settings = ui_settings()
 st.title("Monitoring")
@@ -73,7 +73,7 @@ with page_errors(settings):
         for s in report.subjects
         for c in s.checks
     ]
-    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(readable(rows)), hide_index=True, width="stretch")
 
     st.subheader("Drift over time")
     p1, p2 = st.columns(2)

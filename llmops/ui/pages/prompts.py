@@ -137,21 +137,37 @@ def show_playground(name: str, numbers: list[int], by_number, labels: dict[str, 
     spec = pg.draft_spec(draft)
     variables = cmp.prompt_variables([base, cmp.draft_view(spec)])
     st.caption(
-        f"Run v{base_number} and the draft side by side on a row (variables: {', '.join(variables) or 'none'})."
+        f"Run v{base_number} and the draft side by side (variables: {', '.join(variables) or 'none'})."
     )
-    values = {
-        var: st.text_area(var, key=f"play_var_{var}", height=100, placeholder=f"the value of {{{{ {var} }}}}")
-        for var in variables
-    }
-    filled = {k: v for k, v in values.items() if v.strip()}
+    source = st.radio("Rows", ("Type the variables", "Rows of a dataset"), horizontal=True, key="play_source")
+    cases = []
+    if source == "Type the variables":
+        values = {
+            var: st.text_area(
+                var, key=f"play_var_{var}", height=100, placeholder=f"the value of {{{{ {var} }}}}"
+            )
+            for var in variables
+        }
+        filled = {k: v for k, v in values.items() if v.strip()}
+        if filled or not variables:
+            cases = [cmp.manual_case(filled)]
+    else:
+        datasets = cmp.list_datasets(settings.evals_dir)
+        if not datasets:
+            st.info(f"No datasets in `{settings.evals_dir}` (set LLMOPS_EVALS_DIR).")
+        else:
+            dataset = st.selectbox("Dataset", datasets, format_func=lambda d: d.label, key="play_dataset")
+            rows = cmp.dataset_rows(dataset)
+            ids = [r.id for r in rows]
+            chosen = st.multiselect("Rows (a few)", ids, default=ids[:3], max_selections=10, key="play_rows")
+            # Their variables only: a suite's checks are written for its own prompts, not a draft.
+            cases = [cmp.manual_case(dict(r.vars), r.id) for r in rows if r.id in chosen]
     client = gateway(settings)
     served = client.model_names()
     model = st.selectbox("Model", served, index=index_of(served, draft.model), key=f"play_model:{name}")
     result_key = f"play_result:{name}"
     if st.button("Run beside the current version", type="primary", key="play_run"):
-        request = pg.draft_request(
-            base, draft, [cmp.manual_case(filled)] if filled or not variables else [], model
-        )
+        request = pg.draft_request(base, draft, cases, model)
         cmp.validate_request(request, [base, cmp.draft_view(spec)])
         job = cmp.ComparisonJob(client, request, settings.database_url)
         with st.spinner(f"Running {job.total} calls…"):

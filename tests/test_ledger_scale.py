@@ -161,7 +161,8 @@ def test_the_rollup_answers_what_a_scan_of_the_ledger_answers(fresh_postgres, tm
 
 
 def test_replayed_and_repeated_request_ids_are_stored_once(fresh_postgres, tmp_path):
-    now = datetime.now(UTC)
+    # Mid-month: the request id is unique within its month's partition.
+    now = ledger_storage.month_start(datetime.now(UTC)) + timedelta(days=14)
     first = [_row(i, now - timedelta(minutes=i)) for i in range(50)]
     _write(fresh_postgres, first, tmp_path / "a")
     # A spill replay sends the same rows again; a buggy caller the same id a second later.

@@ -526,20 +526,11 @@ def _postgres_batch_insert(engine: Engine) -> BatchInsert:
     quote = engine.dialect.identifier_preparer.quote
     table = quote(LEDGER_TABLE.name)
     names = ", ".join(quote(column.name) for column in LEDGER_TABLE.columns)
-    r_names = ", ".join("r." + quote(column.name) for column in LEDGER_TABLE.columns)
-    # A partitioned ledger's key is (id, created_at) (ledger_storage.py), which a replayed
-    # row (same id, same time) hits: ON CONFLICT, with no target, as the key differs
-    # between a table made before partitioning and after. A request id seen again at
-    # another time is skipped too: DISTINCT ON within the batch, and a lookup of the id
-    # within a day of the row's time (one or two partitions; LATERAL ... LIMIT 1 keeps it
-    # an index probe per row, never a join over the whole ledger).
+    # No conflict target: the request id's unique key is the table's on a ledger made
+    # before partitioning, each partition's own on a partitioned one (ledger_storage.py).
     sql = (
-        f"INSERT INTO {table} ({names}) SELECT {r_names} "
-        f"FROM (SELECT DISTINCT ON (j.id) j.* FROM json_populate_recordset(NULL::{table}, %s) WITH ORDINALITY j "
-        "ORDER BY j.id, j.ordinality) r "  # the first of a batch's duplicates wins, as ON CONFLICT would have it
-        f"LEFT JOIN LATERAL (SELECT 1 AS hit FROM {table} l WHERE l.id = r.id "
-        "AND l.created_at >= r.created_at - interval '1 day' AND l.created_at <= r.created_at + interval '1 day' "
-        "LIMIT 1) seen ON true WHERE seen.hit IS NULL ON CONFLICT DO NOTHING"
+        f"INSERT INTO {table} ({names}) SELECT {names} "
+        f"FROM json_populate_recordset(NULL::{table}, %s) ON CONFLICT DO NOTHING"
     )
 
     def insert_postgres(conn: Connection, rows: list[dict[str, Any]], pace: Callable[[], None] | None = None) -> None:

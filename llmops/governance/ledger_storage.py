@@ -3,8 +3,15 @@
 - **Monthly partitions** (`ledger_pYYYYMM`, range on `created_at`), a few months made
   ahead by `maintain`, and a DEFAULT partition (`ledger_pdefault`) so that a row whose
   month has no partition (a clock far off, a spill file from long ago) is still stored.
-  Partitioning puts `created_at` in the primary key: (id, created_at). A replayed row
-  keeps its created_at, so replays stay idempotent.
+- **The request id is unique per partition**: a partitioned table can only have
+  unique keys that include the partition key, so the parent has no primary key and
+  each partition gets its own unique index on `id`. INSERT ... ON CONFLICT DO NOTHING
+  (no conflict target) checks it: a replayed row (same id, same time, so the same
+  partition) is skipped, by an index, whatever the planner thinks of a new, empty
+  partition. (A lookup of the id across partitions was tried first: on a partition
+  too new to have statistics the planner scanned it for every row, and a batch took
+  over 10 s.) Two rows of one id in different months would both be kept; the gateway
+  makes a new id for every call, so only a bug could do that.
 - **Retention** (`ledger.retention_days`): `maintain` drops whole partitions whose
   every row is older than the cutoff (no DELETE, no bloat, no VACUUM), so up to a month
   more than asked is kept. SQLite deletes rows older than the cutoff.
@@ -233,6 +240,7 @@ def ensure_partitions(
             name = f"ledger_p{start:%Y%m}"
             bounds = {"start": start, "end": end}
             conn.exec_driver_sql(f"CREATE TABLE {name} (LIKE {PARENT} INCLUDING DEFAULTS)")
+            conn.exec_driver_sql(f"ALTER TABLE {name} ADD CONSTRAINT {name}_id_key UNIQUE (id)")
             conn.execute(
                 text(
                     f"WITH moved AS (DELETE FROM {DEFAULT_PARTITION} WHERE created_at >= :start "
@@ -255,9 +263,10 @@ def convert_to_partitions(conn: Connection) -> None:
 
     An unpartitioned `ledger` is renamed `ledger_legacy`; a partitioned `ledger` of the
     same columns takes its name; if the old table has rows, it is attached as the range
-    partition (MINVALUE, first month after its newest row and after now): this builds a
-    unique index on (id, created_at) and the indexes the old table lacked (experiment,
-    team), and checks the range in one scan; no row is copied. An empty one is dropped.
+    partition (MINVALUE, first month after its newest row and after now), keeping its
+    primary key on `id` as its unique key: this builds the indexes the old table lacked
+    (experiment, team) and checks the range in one scan; no row is copied. An empty one
+    is dropped.
     Then: the DEFAULT partition, the monthly ones, the rollup and its trigger, and the
     rollup's backfill (one more scan). All in the migration's transaction: a failure
     leaves the table as it was. Writers wait meanwhile (their rows go to spill files
@@ -280,7 +289,6 @@ def convert_to_partitions(conn: Connection) -> None:
     conn.exec_driver_sql(
         f"CREATE TABLE {PARENT} (LIKE {LEGACY} INCLUDING DEFAULTS) PARTITION BY RANGE (created_at)"
     )
-    conn.exec_driver_sql(f"ALTER TABLE {PARENT} ADD CONSTRAINT ledger_pkey PRIMARY KEY (id, created_at)")
     for name, definition in INDEXES.items():
         column_list, _, predicate = definition.partition(" WHERE ")
         where = f" WHERE {predicate}" if predicate else ""
@@ -290,10 +298,6 @@ def convert_to_partitions(conn: Connection) -> None:
         conn.exec_driver_sql(f"DROP TABLE {LEGACY}")
     else:
         upper = next_month(month_start(max(newest, now)))
-        # The parent's primary key (id, created_at) takes this index as the partition's;
-        # the old key on (id) alone would be a second primary key.
-        conn.exec_driver_sql(f"CREATE UNIQUE INDEX ledger_legacy_id_created_at ON {LEGACY} (id, created_at)")
-        conn.exec_driver_sql(f"ALTER TABLE {LEGACY} DROP CONSTRAINT ledger_legacy_pkey")
         # A validated CHECK proves the range, so ATTACH does not scan again.
         conn.exec_driver_sql(
             f"ALTER TABLE {LEGACY} ADD CONSTRAINT ledger_legacy_range CHECK (created_at < '{upper.isoformat()}')"
@@ -303,6 +307,9 @@ def convert_to_partitions(conn: Connection) -> None:
         )
         conn.exec_driver_sql(f"ALTER TABLE {LEGACY} DROP CONSTRAINT ledger_legacy_range")
     conn.exec_driver_sql(f"CREATE TABLE {DEFAULT_PARTITION} PARTITION OF {PARENT} DEFAULT")
+    conn.exec_driver_sql(
+        f"ALTER TABLE {DEFAULT_PARTITION} ADD CONSTRAINT {DEFAULT_PARTITION}_id_key UNIQUE (id)"
+    )
     ensure_partitions(conn, now)
     _create_rollup(conn)
     if newest is not None:

@@ -225,3 +225,26 @@ def test_compare_says_when_two_runs_made_different_numbers_of_attempts():
 
     assert "the runs made 1 -> 5 attempts per case (repeat)" in compare(run("a", 1), run("b", 5)).differences
     assert not any("attempts" in d for d in compare(run("a", 5), run("b", 5)).differences)
+
+
+def test_a_case_sets_its_own_repeat_and_bar_in_yaml_and_in_a_csv_file(tmp_path):
+    from llmops.evaluation.runner import PreparedPrompt, _inline_view, plan
+    from llmops.evaluation.suites import load_suite
+
+    (tmp_path / "more.csv").write_text("id,question,repeat,min_pass_rate\nfrom-csv,Capital?,3,0.5\n")
+    (tmp_path / "s.yaml").write_text(textwrap.dedent("""
+        name: s
+        prompts: [{id: p, template: "{{ question }}"}]
+        models: [coin]
+        repeat: 2
+        min_pass_rate: 0.9
+        cases:
+          - {id: default, vars: {question: a}}
+          - {id: own, vars: {question: b}, repeat: 7, min_pass_rate: 0.6}
+          - file: more.csv
+    """))
+    suite = load_suite(tmp_path / "s.yaml")
+    prompts = [PreparedPrompt("p", "inline:p", _inline_view(suite.prompts[0]))]
+    assert [(t.case.id, t.repeat, t.min_pass_rate) for t in plan(suite, prompts)] == [
+        ("default", 2, 0.9), ("own", 7, 0.6), ("from-csv", 3, 0.5)]  # fmt: skip
+    assert [t.repeat for t in plan(suite, prompts, repeat=4)] == [4, 4, 4]  # --repeat wins

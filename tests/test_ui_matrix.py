@@ -231,3 +231,22 @@ def test_four_versions_by_two_models_by_twenty_rows_build_in_well_under_three_se
     elapsed = time.perf_counter() - started
     assert len(matrix.columns) == 8 and len(matrix.rows) == 20 and page.count("<details>") == 160
     assert elapsed < 1.5, f"{elapsed:.2f} s to build the matrix"
+
+
+def test_experiment_and_spend_links_open_what_they_name(synced):
+    from llmops.experiments.service import ExperimentService
+
+    seed.seed_traffic(synced, requests=8)
+    service = ExperimentService(synced)
+    service.stop(seed.EXPERIMENT, actor="test")
+    service.create("newer", "summarize", ["a=production", "b=staging"], actor="test")
+    plain = open_page("experiments")
+    assert plain.selectbox(key="experiment").value == "newer"  # running ones first
+    linked = open_page("experiments", experiment=seed.EXPERIMENT)
+    assert linked.selectbox(key="experiment").value == seed.EXPERIMENT
+    assert param(linked, "experiment") == [seed.EXPERIMENT]
+
+    spend = open_page("spend", period="Last hour")
+    assert spend.selectbox(key="spend_span").value == "Last hour"
+    spend.selectbox(key="spend_span").set_value("All time").run()
+    assert param(spend, "period") == ["All time"]

@@ -226,8 +226,11 @@ def expected_outputs(run: RunResult) -> dict[str, str]:
 
 
 def request_id_of(run: RunResult, result: CaseResult) -> str | None:
+    """The gateway request behind a result: as the app recorded it, or as the runner kept it
+    (a result's own `request_id`, should the harness record one)."""
     ids = run.parameters.get(REQUEST_IDS)
-    return ids.get(result.test_id) if isinstance(ids, dict) else None
+    recorded = ids.get(result.test_id) if isinstance(ids, dict) else None
+    return recorded or getattr(result, "request_id", None)
 
 
 def build_matrix(

@@ -8,7 +8,7 @@ import streamlit as st
 
 from llmops.ui import experiments_view as ex
 from llmops.ui.timebuckets import BUCKETS, bucket_for
-from llmops.ui.widgets import page_errors, show_notices, ui_settings
+from llmops.ui.widgets import from_url, index_of, page_errors, show_notices, to_url, ui_settings
 
 settings = ui_settings()
 st.title("Experiments")
@@ -56,9 +56,11 @@ with page_errors(settings):
     name = st.selectbox(
         "Experiment",
         names,
+        index=index_of(names, from_url("experiment", names)),
         format_func=lambda n: f"{n} ({by_name[n].status}, prompt {by_name[n].prompt_name})",
         key="experiment",
     )
+    to_url(experiment=name)
     report = ex.experiment_report(name, database_url=settings.database_url)
     info = report["experiment"]
     st.caption(

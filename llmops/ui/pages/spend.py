@@ -9,7 +9,7 @@ import streamlit as st
 from llmops.governance.spend import parse_since, spend_report
 from llmops.ui import spend_view as sv
 from llmops.ui.timebuckets import BUCKETS, PERIODS, bucket_for
-from llmops.ui.widgets import page_errors, show_notices, ui_settings
+from llmops.ui.widgets import from_url, page_errors, show_notices, to_url, ui_settings
 
 settings = ui_settings()
 st.title("Spend")
@@ -42,7 +42,11 @@ def stacked(points: list[sv.SpendPoint], field: str, title: str) -> alt.Chart:
 
 with page_errors(settings):
     c1, c2 = st.columns(2)
-    span_name = c1.selectbox("Period", list(SPANS), index=2, key="spend_span")
+    spans = list(SPANS)
+    span_name = c1.selectbox(
+        "Period", spans, index=spans.index(from_url("period", spans, spans[2])), key="spend_span"
+    )
+    to_url(period=span_name)
     span_text = SPANS[span_name]
     since = parse_since(span_text) if span_text else None
     bucket_names = list(BUCKETS)

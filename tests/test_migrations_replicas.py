@@ -217,3 +217,40 @@ def test_an_older_replica_keeps_writing_while_a_newer_one_adds_a_column(
     assert stored == set(sent) | {"older-shape"}
     assert region == 0  # the new column, NULL for the older replica's rows
     assert sum(r["requests"] for r in spend_report(fresh_postgres)) == len(sent) + 1
+
+
+def test_a_replica_of_the_release_before_partitions_spills_and_a_new_one_writes_its_rows(
+    fresh_postgres, tmp_path, monkeypatch
+):
+    """The one upgrade older replicas cannot write through (README: cross it by replacing
+    every replica): their `ON CONFLICT (id)` has no key to match on a partitioned table.
+    Their rows are not lost: they wait in the spill directory for a current writer."""
+    import llmops.governance.ledger as ledger_module
+
+    get_engine(fresh_postgres)  # partitioned already
+    columns = ", ".join(f'"{c}"' for c in ledger_models.LEDGER_TABLE.columns.keys())
+
+    def old_batch_insert(engine):
+        sql = (
+            f"INSERT INTO ledger ({columns}) SELECT {columns} FROM json_populate_recordset(NULL::ledger, %s) "
+            "ON CONFLICT (id) DO NOTHING"
+        )
+        return lambda conn, rows, pace=None: conn.exec_driver_sql(sql, (orjson.dumps(rows).decode(),))
+
+    spill = tmp_path / "spill"
+    monkeypatch.setattr(ledger_module, "batch_insert_for", old_batch_insert)
+    old = LedgerWriter(fresh_postgres, spill_dir=spill, flush_interval=0.05, journal=False).start()
+    rows = [_row(i, datetime.now(UTC), id=f"older-{i}") for i in range(40)]
+    for row in rows:
+        old.record(dict(row))
+    old.close()
+    assert old.stats()["written"] == 0 and old.stats()["spilled"] == len(rows)
+    monkeypatch.undo()
+    new = LedgerWriter(fresh_postgres, spill_dir=spill, flush_interval=0.05).start()
+    deadline = time.time() + 30
+    while time.time() < deadline and new.stats()["replayed"] < len(rows):
+        time.sleep(0.1)
+    new.close()
+    with get_engine(fresh_postgres).connect() as conn:
+        stored = {r[0] for r in conn.execute(text("SELECT id FROM ledger"))}
+    assert stored == {r["id"] for r in rows}

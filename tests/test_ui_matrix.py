@@ -119,6 +119,13 @@ def test_rating_a_cell_is_feedback_on_its_ledger_row_and_shows_on_eval_runs(sync
     )
     assert "rated 0.25" in html_of(runs)
 
+    # The experiment on these versions shows the ratings given in the app beside its own figures.
+    seed.seed_traffic(synced, requests=12)
+    experiments = open_page("experiments")
+    captions = "\n".join(c.value for c in experiments.caption)
+    assert "Ratings given in the app to these versions' outputs" in captions
+    assert "v2 1 rated, mean 0.25, v3 1 rated, mean 1.00" in captions
+
 
 def test_an_output_without_a_request_cannot_be_rated(synced, tmp_path):
     baseline, _ = seed.seed_eval_runs(synced, tmp_path)  # CLI runs record no request ids

@@ -188,3 +188,27 @@ def version_series(
             for r in conn.execute(traffic)
         ]
     return sorted(points, key=lambda p: (p.bucket, p.version))
+
+
+def app_ratings(database_url: str, name: str, versions: list[int]) -> dict[int, tuple[int, float | None]]:
+    """{version: (outputs rated, mean score)} of the ratings people gave in the app (Compare,
+    Eval runs, the playground) to outputs of `name`'s versions; versions with none are left out."""
+    from llmops.ui.matrix_view import FEEDBACK_SOURCE
+
+    t = LEDGER_TABLE.c
+    f = table_of(FeedbackRow).c
+    per_request = (
+        select(t.prompt_version.label("version"), f.request_id, func.avg(f.score).label("score"))
+        .select_from(LEDGER_TABLE.join(table_of(FeedbackRow), f.request_id == t.id))
+        .where(t.prompt_name == name, t.prompt_version.in_(versions), f.source == FEEDBACK_SOURCE)
+        .group_by(t.prompt_version, f.request_id)
+        .subquery()
+    )
+    query = select(
+        per_request.c.version, func.count().label("rated"), func.avg(per_request.c.score).label("mean")
+    ).group_by(per_request.c.version)
+    with get_engine(database_url).connect() as conn:
+        return {
+            int(r.version): (int(r.rated), None if r.mean is None else float(r.mean))
+            for r in conn.execute(query)
+        }

@@ -7,6 +7,7 @@ import pandas as pd
 import streamlit as st
 
 from llmops.ui import experiments_view as ex
+from llmops.ui import version_stats as vs
 from llmops.ui.timebuckets import BUCKETS, bucket_for
 from llmops.ui.widgets import from_url, index_of, page_errors, show_notices, to_url, ui_settings
 
@@ -92,6 +93,16 @@ with page_errors(settings):
     st.markdown("**Split: configured and actual**")
     (st.error if split.mismatch else st.caption)(split.message)
     st.dataframe(split.rows(), hide_index=True, width="stretch")
+    versions = sorted({int(x) for v in report["variants"] for x in v["versions"]})
+    ratings = vs.app_ratings(settings.database_url, info["prompt"], versions)
+    if ratings:
+        st.caption(
+            "Ratings given in the app to these versions' outputs (Compare, Eval runs; not experiment traffic): "
+            + ", ".join(
+                f"v{version} {count} rated" + ("" if mean is None else f", mean {mean:.2f}")
+                for version, (count, mean) in sorted(ratings.items())
+            )
+        )
     intervals = ex.feedback_intervals(report)
     chart = feedback_chart(intervals)
     if chart is not None:

@@ -85,6 +85,7 @@ def gateway(upstream, tmp_path_factory):
         assert made.status_code == 200, made.text
         victim = httpx.post(gw.url + "/admin/keys", json={"name": "fuzz-victim"}, headers=admin, timeout=30)
         gw.virtual_key = made.json()["key"]
+        gw.made_keys = []  # keys the fuzzer made through POST /admin/keys
         gw.key_ids = [victim.json()["id"], "fuzz-victim"]  # never the app key: a DELETE would revoke it
         gw.database = tmp / "llmops.db"
         gw.client = httpx.Client(base_url=gw.url, timeout=60)
@@ -111,7 +112,10 @@ def _served_document() -> dict[str, Any]:
 
 DOCUMENT = _served_document()
 COMPONENTS = DOCUMENT["components"]["schemas"]
-OPERATIONS = [(method.upper(), path, op) for path, item in DOCUMENT["paths"].items() for method, op in item.items()]
+# Key creation first: the keys it makes (whatever limits and guardrails the fuzzer gave
+# them) then call every other operation.
+OPERATIONS = sorted(((method.upper(), path, op) for path, item in DOCUMENT["paths"].items() for method, op in item.items()),
+                    key=lambda o: (o[0], o[1]) != ("POST", "/admin/keys"))
 
 
 def _body_schema(op: dict[str, Any]) -> dict[str, Any] | None:
@@ -156,9 +160,11 @@ def request_bodies(draw, schema: dict[str, Any] | None) -> bytes | None:
 
 @st.composite
 def request_headers(draw, gateway) -> list[tuple[str, str]]:
-    who = draw(st.sampled_from(["master", "virtual", "none", "garbage", "x-api-key"]))
+    who = draw(st.sampled_from(["master", "virtual", "none", "garbage", "x-api-key", "made"]))
     headers: list[tuple[str, str]] = []
-    if who == "master":
+    if who == "made" and gateway.made_keys:
+        headers.append(("authorization", f"Bearer {draw(st.sampled_from(gateway.made_keys))}"))
+    elif who == "master":
         headers.append(("authorization", f"Bearer {MASTER}"))
     elif who == "virtual":
         headers.append(("authorization", f"Bearer {gateway.virtual_key}"))
@@ -197,6 +203,18 @@ def _check_error_shape(path: str, status: int, r: httpx.Response) -> None:
     jsonschema.validate(data, COMPONENTS[shape])
 
 
+def _check_stream_errors(path: str, text: str) -> None:
+    """An error after a stream began is an event in the API's own shape."""
+    for line in text.splitlines():
+        if not line.startswith("data: ") or line == "data: [DONE]":
+            continue
+        event = json.loads(line[6:])
+        if path in ANTHROPIC_PATHS and event.get("type") == "error":
+            jsonschema.validate(event, COMPONENTS["AnthropicError"])
+        elif path.endswith("completions") and "error" in event:
+            jsonschema.validate(event, COMPONENTS["OpenAIError"])
+
+
 def _exercise(gateway, method: str, path: str, body: bytes | None, headers: list[tuple[str, str]]) -> None:
     template = next(p for p in DOCUMENT["paths"] if p == path or ("{" in p and path.startswith(p.partition("{")[0])))
     r = gateway.client.request(method, path, content=body, headers=headers)
@@ -210,6 +228,10 @@ def _exercise(gateway, method: str, path: str, body: bytes | None, headers: list
         assert all(secret not in v for v in r.headers.values()), shown
     if r.status_code >= 400:
         _check_error_shape(template, r.status_code, r)
+    elif r.headers.get("content-type", "").startswith("text/event-stream"):
+        _check_stream_errors(template, r.text)
+    if (method, path) == ("POST", "/admin/keys") and r.status_code == 200 and len(gateway.made_keys) < 30:
+        gateway.made_keys.append(r.json()["key"])
     if method == "POST" and path in INFERENCE_PATHS:
         request_id = r.headers.get("x-llmops-request-id")
         assert request_id, shown
@@ -284,3 +306,16 @@ def test_no_deployment_cooled_down_after_all_that(gateway):
         r = gateway.client.post("/v1/chat/completions", json={"model": model, "messages": [
             {"role": "user", "content": "hi"}]}, headers={"authorization": f"Bearer {gateway.virtual_key}"})
         assert r.status_code == 200, r.text
+
+
+def test_a_key_whose_guardrails_name_no_check_is_refused_when_made(gateway):
+    """Made anyway, every call with that key was a 500 (the override is resolved per call)."""
+    admin = {"authorization": f"Bearer {MASTER}"}
+    override = {"input": [{"check": "no_such_check", "action": "block"}]}
+    r = gateway.client.post("/admin/keys", json={"name": "bad-guard", "guardrails": override}, headers=admin)
+    assert r.status_code == 400 and "no_such_check" in r.json()["error"]["message"], r.text
+    r = gateway.client.patch(f"/admin/keys/{gateway.key_ids[0]}", json={"guardrails": override}, headers=admin)
+    assert r.status_code == 400, r.text
+    good = {"input": [{"check": "pii", "action": "redact"}]}
+    r = gateway.client.post("/admin/keys", json={"name": "good-guard", "guardrails": good}, headers=admin)
+    assert r.status_code == 200, r.text

@@ -53,6 +53,7 @@ EXPECTED: dict[tuple[str, str], tuple[str, dict | None, int]] = {
     ("GET", "/health/live"): ("public", None, 200),
     ("GET", "/health/ready"): ("public", None, 200),
     ("GET", "/metrics"): ("public", None, 200),
+    ("GET", "/openapi.json"): ("public", None, 200),
     ("POST", "/admin/keys"): ("admin", {"name": "made-by-matrix"}, 200),
     ("GET", "/admin/keys"): ("admin", None, 200),
     ("GET", "/admin/spend"): ("admin", None, 200),

@@ -139,7 +139,9 @@ async def feedback(services: Services, scope: dict, receive: http.Receive, send:
 
 async def keys_create(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
     await services.authorize_admin(scope)
-    await http.send_json(send, 200, await services.governance.admin.create(await _json_body(services, scope, receive)))
+    body = await _json_body(services, scope, receive)
+    services.check_key_guardrails(body)
+    await http.send_json(send, 200, await services.governance.admin.create(body))
 
 
 async def keys_list(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
@@ -159,6 +161,7 @@ async def keys_get(services: Services, scope: dict, receive: http.Receive, send:
 async def keys_update(services: Services, scope: dict, receive: http.Receive, send: http.Send) -> None:
     await services.authorize_admin(scope)
     body = await _json_body(services, scope, receive)
+    services.check_key_guardrails(body)
     await http.send_json(send, 200, await services.governance.admin.update(_last_segment(scope), body))
 
 

@@ -12,7 +12,7 @@ import logging
 from typing import TYPE_CHECKING, Any
 
 from llmops import pricing, tokens
-from llmops.errors import LLMOpsError
+from llmops.errors import InvalidInput, LLMOpsError
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
 from llmops.gateway.errors import InternalError
@@ -268,6 +268,26 @@ class Services:
                     "check the key's guardrails override against the gateway's config"
                 ) from None
         return checks if checks.enabled else None
+
+    def check_key_guardrails(self, body: Any) -> None:
+        """A key's guardrails override (an admin request's `guardrails`) must name checks
+        this gateway has: said with a 400 to the admin now, rather than a 500 on every
+        call the key makes later. Its shape is the key store's to check."""
+        override = body.get("guardrails") if isinstance(body, dict) else None
+        if not isinstance(override, dict) or not override:
+            return
+        from pydantic import ValidationError
+
+        from llmops.guardrails.config import GuardrailsOverride
+
+        try:
+            parsed = GuardrailsOverride.model_validate(override)
+        except ValidationError:
+            return  # the key store says what is wrong with its shape
+        try:
+            self.guardrails.compiled(None, parsed)
+        except GuardrailConfigError as exc:
+            raise InvalidInput(f"guardrails: {exc}", param="guardrails") from None
 
     async def check_input(self, body: dict[str, Any], call: Call) -> None:
         subject = body.get("messages") if "messages" in body else body.get("prompt")

@@ -517,3 +517,34 @@ def test_errors_read_as_actions():
     assert "Check LLMOPS_DATABASE_URL" in message
     assert describe_error(InvalidInput("pick 2 to 4 versions"), "x") == "pick 2 to 4 versions"
     assert "reload the page" in describe_error(RuntimeError("boom"), "x")
+
+
+# --- per-version numbers and app ratings, on both backends ------------------------------------
+
+
+def test_version_numbers_and_series_on_each_backend(database_url):
+    from llmops.experiments.feedback import record_feedback
+    from llmops.ui import version_stats as vs
+
+    now = datetime.now(UTC)
+    rows = [
+        ledger_row(
+            now - timedelta(hours=h),
+            id=f"req-{v}-{h}",
+            prompt_name="summarize",
+            prompt_version=v,
+            latency_ms=10.0 * (h + 1),
+        )
+        for v in (2, 3)
+        for h in range(4)
+    ]
+    add(database_url, *rows, ledger_row(now, prompt_name="other", prompt_version=1))
+    record_feedback("req-3-0", thumbs="up", source="llmops-ui", database_url=database_url)
+    record_feedback("req-3-1", score=0.5, database_url=database_url)
+    v3, v2 = vs.version_numbers(database_url, "summarize", [3, 2])
+    assert (v3.requests, v2.requests) == (4, 4)
+    assert (v3.latency_p50_ms, v3.latency_p95_ms) == (25.0, 40.0)
+    assert v3.rated == 2 and v3.feedback_mean == pytest.approx(0.75) and v2.rated == 0
+    points = vs.version_series(database_url, "summarize", bucket="hour", since=timedelta(hours=2, minutes=30))
+    assert {p.version for p in points} == {"v2", "v3"} and sum(p.requests for p in points) == 6
+    assert vs.app_ratings(database_url, "summarize", [2, 3]) == {3: (1, 1.0)}

@@ -1,4 +1,4 @@
-"""Compare: 2–4 prompt versions × 1–3 models on typed or dataset rows; a grid of graded outputs."""
+"""Compare: 2–4 prompt versions × 1–3 models on typed or dataset rows; the results matrix, rated in place."""
 
 from __future__ import annotations
 
@@ -59,9 +59,7 @@ def show_results(run) -> None:
         "the row's first output are highlighted, words it drops struck out. Open a cell's Details for its "
         "rendered prompt, variables, expected output and every check's reason."
     )
-    started = time.perf_counter()
     st.html(mv.matrix_html(matrix, rows))
-    st.session_state["compare_render_ms"] = (time.perf_counter() - started) * 1000
     rate_outputs(matrix, settings.database_url, key=f"compare_rate:{run.id}")
 
 

@@ -111,6 +111,6 @@ def test_compare_runs_through_the_running_gateway(gateway_url):
         time.sleep(0.3)
     assert requests == "2"
     users = next(
-        d.value for d in at.dataframe if "group" in d.value.columns and "llmops-ui" in set(d.value["group"])
+        d.value for d in at.dataframe if "User" in d.value.columns and "llmops-ui" in set(d.value["User"])
     )
-    assert int(users.set_index("group").loc["llmops-ui", "requests"]) == 2
+    assert users.set_index("User").loc["llmops-ui", "Requests"] == "2"

@@ -19,19 +19,14 @@ from typing import Any
 import orjson
 
 from llmops.gateway import http
+from llmops.gateway.inference import MAX_MODEL_NAME
 from llmops.governance.spend import GROUPINGS
-
-MAX_MODEL_NAME = 256  # inference._validate: the name is echoed in a response header
 
 Schema = dict[str, Any]
 
 
 def _ref(name: str) -> Schema:
     return {"$ref": f"#/components/schemas/{name}"}
-
-
-def _nullable(schema: Schema) -> Schema:
-    return {"anyOf": [schema, {"type": "null"}]}
 
 
 MODEL: Schema = {
@@ -364,11 +359,9 @@ def _errors(shape: str) -> dict[str, Any]:
 
 
 def _operation(summary: str, *, body: str | None = None, ok: Schema | None = None, error: str = "OpenAIError",
-               secured: bool = True, params: list[dict] | None = None, ok_type: str = "application/json",
-               alias_of: str | None = None) -> dict[str, Any]:
+               secured: bool = True, params: list[dict] | None = None,
+               ok_type: str = "application/json") -> dict[str, Any]:
     op: dict[str, Any] = {"summary": summary}
-    if alias_of:
-        op["description"] = f"The same as {alias_of}; both are served, as clients differ."
     if params:
         op["parameters"] = params
     if body is not None:

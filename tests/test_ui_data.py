@@ -548,3 +548,16 @@ def test_version_numbers_and_series_on_each_backend(database_url):
     points = vs.version_series(database_url, "summarize", bucket="hour", since=timedelta(hours=2, minutes=30))
     assert {p.version for p in points} == {"v2", "v3"} and sum(p.requests for p in points) == 6
     assert vs.app_ratings(database_url, "summarize", [2, 3]) == {3: (1, 1.0)}
+
+
+def test_a_prompts_chart_buckets_fit_its_calls(database_url):
+    from llmops.ui import version_stats as vs
+
+    assert vs.prompt_span(database_url, "summarize") is None
+    add(
+        database_url,
+        ledger_row(datetime.now(UTC) - timedelta(minutes=50), prompt_name="summarize", prompt_version=1),
+    )
+    span = vs.prompt_span(database_url, "summarize", since=timedelta(days=7))
+    assert span is not None and timedelta(minutes=49) < span < timedelta(minutes=52)
+    assert bucket_for(span) == "minute"

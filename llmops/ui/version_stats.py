@@ -212,3 +212,14 @@ def app_ratings(database_url: str, name: str, versions: list[int]) -> dict[int, 
             int(r.version): (int(r.rated), None if r.mean is None else float(r.mean))
             for r in conn.execute(query)
         }
+
+
+def prompt_span(database_url: str, name: str, since: timedelta | None = None) -> timedelta | None:
+    """How far back the prompt's oldest call in the period is (None: no call), to size chart buckets."""
+    t = LEDGER_TABLE.c
+    query = select(func.min(t.created_at)).where(t.prompt_name == name)
+    if since is not None:
+        query = query.where(t.created_at >= datetime.now(UTC) - since)
+    with get_engine(database_url).connect() as conn:
+        first = conn.execute(query).scalar()
+    return None if first is None else datetime.now(UTC) - first

@@ -397,6 +397,10 @@ def test_the_prompt_authors_journey(app, browser):
     radio(page, "Playground", "Diff")
     page.locator('tr[data-kind="changed"]').first.wait_for()
     shoot(page, "6-diff")
+    radio(page, "Playground", "Numbers")
+    page.locator(".vega-embed").first.wait_for()
+    assert_no_error(page)
+    shoot(page, "6-numbers")
     radio(page, "Playground", "Labels")
     choose(page, "Label", "production")
     choose(page, "To version", "4")
@@ -459,13 +463,14 @@ def test_the_prompt_authors_journey(app, browser):
     assert hosts == {"127.0.0.1"}, f"the app fetched from elsewhere: {hosts}"  # the favicon too
     elapsed = time.monotonic() - started
     print(f"journey took {elapsed:.1f} s")
-    assert sorted((p.name for p in ARTIFACTS.glob("*.png")), key=lambda n: int(n.split("-")[0])) == [
+    assert sorted((p.name for p in ARTIFACTS.glob("*.png")), key=lambda n: (int(n.split("-")[0]), n)) == [
         "1-prompts.png",
         "2-compare.png",
         "3-rated.png",
         "4-eval-run.png",
         "5-eval-run-baseline.png",
         "6-diff.png",
+        "6-numbers.png",
         "7-label-moved.png",
         "8-shared-link.png",
         "9-large-matrix.png",

@@ -88,7 +88,9 @@ def show_numbers(name: str, numbers: list[int]) -> None:
         "(comparisons saved only as comparisons do not count)."
     )
     measure = c2.selectbox("Chart", list(MEASURES), key="prompt_numbers_measure")
-    points = vs.version_series(settings.database_url, name, bucket=bucket_for(since), since=since)
+    # Buckets sized to the calls there are (an hour of traffic in minutes), not to the period.
+    span = vs.prompt_span(settings.database_url, name, since) or since
+    points = vs.version_series(settings.database_url, name, bucket=bucket_for(span), since=since)
     if not points:
         st.caption("No calls of this prompt in the period.")
         return

@@ -368,7 +368,6 @@ MATRIX_CSS = """
 .llmops-matrix .k{font-weight:600;font-size:12px;margin-top:6px;color:#374151}
 .llmops-matrix pre{white-space:pre-wrap;background:#f9fafb;padding:6px;border-radius:4px;font-size:12px;margin:2px 0}
 .llmops-matrix ul{margin:2px 0 0 16px;padding:0}
-.llmops-matrix ins{background:#fde68a;text-decoration:none}
 """
 
 _BADGE = {"pass": "pass", "fail": "fail", "error": "error", "no checks": "nochecks"}

@@ -403,7 +403,7 @@ def test_the_prompt_authors_journey(app, browser):
     shoot(page, "6-numbers")
     radio(page, "Playground", "Labels")
     choose(page, "Label", "production")
-    choose(page, "To version", "4")
+    choose(page, "To version", "v4")
     page.get_by_role("button", name="Move label").click()
     warning = page.get_by_test_id("stAlertContentWarning").filter(has_text="Move summarize@production")
     warning.wait_for()

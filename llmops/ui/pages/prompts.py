@@ -286,7 +286,14 @@ with page_errors(settings):
         label = c1.selectbox(
             "Label", view.label_choices(history), key=f"move_label:{name}", accept_new_options=True
         )
-        target = c2.selectbox("To version", numbers, key=f"move_version:{name}")
+        target = c2.selectbox(
+            "To version",
+            numbers,
+            format_func=lambda n: (
+                f"v{n}" + (f" ({', '.join(by_number[n].labels)})" if by_number[n].labels else "")
+            ),
+            key=f"move_version:{name}",
+        )
         if c3.button("Move label", key="move_button"):
             try:
                 experiments = ExperimentService(settings.database_url).list()

@@ -20,7 +20,10 @@ kept as an extra source that is only ever held out.
 
 The threshold of each model is calibrated on the leave-one-source-out scores (each row
 scored by a model that never saw its source), so it is set on how the model does on
-unseen sources, not on its training fit.
+unseen sources, not on its training fit. The harmful one is set on the whole check (a row
+its cues stop counts as stopped), within 3% of ordinary requests and 5% of look-alikes.
+Training is deterministic (lbfgs, no sampling) and single-threaded apart from BLAS: run
+it with OMP_NUM_THREADS=1 on a shared machine.
 
 Candidates measured (--evaluate; model alone, leave one source out, balanced accuracy at
 the calibrated threshold; CPU p50 per KB and memory from --cost, on a shared 2-core machine):
@@ -31,6 +34,23 @@ the calibrated threshold; CPU p50 per KB and memory from --cost, on a shared 2-c
   MiniLM embeddings + logistic regression     harmful 0.635  injection 0.707; 87 ms/KB,
                                               +499 MB (torch): over the 5 ms / 150 MB budget
 The whole checks (cues and model together) are measured by benchmarks/guardrails_quality.py.
+
+Harmful requests, a second round (whole check, leave one source out, threshold within 3%
+of ordinary and 5% of look-alike requests; in brackets, within the 3% only). None of the
+variants below beat the shipped form by more than the noise, so it stays:
+  shipped form (above), C 4                                   0.634 [0.673]
+  scikit-learn words 1-2 / + char_wb 2-5 / char_wb 2-5 only   0.584-0.627 [0.648-0.672]
+  each source the same weight within its class                0.592-0.626 [0.641-0.662]
+  C 1 or 16 instead of 4                                      0.608-0.632 [0.653-0.688]
+  + 1,820 benign prompts of prompt_injection/jailbreak_dev    0.626-0.632 [0.681-0.688]
+  terms found mostly (>50% / >70%) in one source dropped      0.629-0.632 [0.664-0.684]
+  English and German function words dropped                   0.634 [0.649]
+  model score and cue points stacked (logistic regression)    0.581-0.588 [0.650-0.659]
+(20 variants in all.) What the model learns is the sources' style: held out, "Can you
+provide some information about Bach's violin concerto?" scores 0.996, because requests
+phrased that way are mostly harmful in the other sources; and with XSafety held out (the
+only source of German harmful rows) 1% of German harmful requests are caught. There are no
+Korean harmful rows, and no translation model is installable offline to make some.
 """
 
 from __future__ import annotations
@@ -148,11 +168,15 @@ _FEATS: dict[tuple[str, bool], Counter] = {}  # features of a text, computed onc
 
 
 class NGram:
-    """tf-idf over linear_model.terms, logistic regression; `chars=False` drops the char grams."""
+    """tf-idf over linear_model.terms, logistic regression; `chars=False` drops the char grams.
+    `unknown=True`: the l2 norm counts the terms outside the vocabulary too, each at the
+    vocabulary's largest idf (see linear_model.py), as the model file's `unknown_idf` says."""
 
-    def __init__(self, chars: bool = True, c: float | None = None):
+    def __init__(self, chars: bool = True, c: float | None = None, unknown: bool = False):
         self.chars = chars
         self.c = C if c is None else c
+        self.unknown = unknown
+        self.unknown_idf = 0.0
 
     def feats(self, texts: list[str]) -> list[Counter]:
         out = []
@@ -175,13 +199,23 @@ class NGram:
         self.vec = DictVectorizer(sort=True)
         self.vec.fit([{k: 1 for k in vocab}])
         x = self.vec.transform([{k: v for k, v in f.items() if k in keep} for f in feats])
-        self.tfidf = TfidfTransformer(sublinear_tf=True).fit(x)
-        self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000).fit(self.tfidf.transform(x), y)
+        self.tfidf = TfidfTransformer(sublinear_tf=True, norm=None if self.unknown else "l2").fit(x)
+        if self.unknown:
+            self.unknown_idf = round(float(self.tfidf.idf_.max()), 4)
+        self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000).fit(self.transform(feats), y)
         return self
 
     def transform(self, feats: list[Counter]):
         keep = self.vec.vocabulary_
-        return self.tfidf.transform(self.vec.transform([{k: v for k, v in f.items() if k in keep} for f in feats]))
+        x = self.tfidf.transform(self.vec.transform([{k: v for k, v in f.items() if k in keep} for f in feats]))
+        if not self.unknown:
+            return x
+        from scipy.sparse import diags
+
+        unknown = np.array([sum((1 + np.log(n)) ** 2 if n > 1 else 1.0 for k, n in f.items() if k not in keep)
+                            for f in feats])
+        squares = np.asarray(x.multiply(x).sum(axis=1)).ravel() + self.unknown_idf**2 * unknown
+        return diags(1 / np.sqrt(np.where(squares > 0, squares, 1.0))) @ x
 
     def predict(self, feats: list[Counter]) -> np.ndarray:
         return self.lr.predict_proba(self.transform(feats))[:, 1]
@@ -351,7 +385,8 @@ def _harmful_benign() -> list[dict]:
 
 
 def evaluate(candidates: list[str], tasks: set[str]) -> None:
-    makers = {"ngram": lambda: NGram(chars=True), "words": lambda: NGram(chars=False)}
+    makers = {"ngram": lambda: NGram(chars=True), "words": lambda: NGram(chars=False),
+              "unknown": lambda: NGram(chars=True, unknown=True)}
     if "minilm" in candidates:
         mini = MiniLM()
         makers["minilm"] = lambda: _Reuse(mini)
@@ -445,6 +480,7 @@ def export(model: NGram, name: str, threshold: float, window: int, chunk: int = 
         "window": window,
         "chunk": chunk,
         "char_ngrams": model.chars,
+        **({"unknown_idf": model.unknown_idf} if model.unknown else {}),
         "intercept": round(float(model.lr.intercept_[0]), 5),
         "terms": {t: [round(float(i), 4), round(float(w), 5)] for t, i, w in zip(names, idf, coef, strict=True)},
     }
@@ -480,13 +516,21 @@ def category_head(model: NGram, rows: list[dict], keep: int = 400) -> dict:
 WINDOWS = {"harmful": (512, 0), "injection": (512, 0), "indirect": (1024, INDIRECT_WIDTH)}
 # Character 3-grams or not, per task: chosen by leave-one-source-out (--evaluate --candidates ngram,words).
 CHARS = {"harmful": True, "injection": True, "indirect": False}
+# Unknown terms in the norm, per task (NGram's `unknown`): chosen by leave-one-source-out
+# (harmful, whole check 0.634 -> 0.643; injection, model alone 0.733 -> 0.739); the document
+# model was not retrained with it.
+UNKNOWN = {"harmful": True, "injection": True, "indirect": False}
+
+
+def make_model(task: str) -> NGram:
+    return NGram(chars=CHARS[task], unknown=UNKNOWN[task])
 
 
 def fit(task: str, rows: list[dict], direct: list[dict], held_out_technique: str | None = None) -> NGram:
     """The model of one task (harmful, injection, indirect) trained on the rows allowed for
     training (for indirect, without the direct attacks of a held-out technique's pool)."""
     train = [r for r in rows if r["train"]]
-    model = NGram(chars=CHARS[task])
+    model = make_model(task)
     if task == "indirect":
         tx, ty, _ = doc_windows(train, INDIRECT_WIDTH)
         extra = indirect_extra(direct, held_out_technique)
@@ -515,14 +559,14 @@ def train_all(tasks: set[str]) -> int:
 
 def train_harmful(harmful: list[dict], direct: list[dict]) -> None:
     look = np.array([r["group"] in LOOKALIKE for r in harmful])
-    t, whole = harmful_threshold(harmful, loso(NGram, harmful))
+    t, whole = harmful_threshold(harmful, loso(lambda: make_model("harmful"), harmful))
     report("harmful (leave one source out; cues and model)", harmful, whole, t, look)
     write_model("harmful", harmful, direct, t)
 
 
 def train_direct(direct: list[dict]) -> None:
     y = np.array([r["y"] for r in direct])
-    s = loso(NGram, direct)
+    s = loso(lambda: make_model("injection"), direct)
     t = pick_threshold(y, s, 0.03)
     report("direct injection (leave one source out)", direct, s, t)
     write_model("injection", direct, direct, t)
@@ -586,7 +630,7 @@ def cost(candidates: list[str]) -> None:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--evaluate", action="store_true", help="print leave-one-source-out figures, write nothing")
-    parser.add_argument("--candidates", default="ngram", help="comma-separated: ngram, words, minilm")
+    parser.add_argument("--candidates", default="ngram", help="comma-separated: ngram, words, unknown (ngram with unknown terms in the norm), minilm")
     parser.add_argument("--cost", action="store_true", help="print CPU per KB and memory of the candidates")
     parser.add_argument("--tasks", default="harmful,injection,indirect", help="comma-separated tasks to evaluate or train")
     parser.add_argument("--c", type=float, default=None, help="inverse regularisation of the n-gram models")

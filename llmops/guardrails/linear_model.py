@@ -14,8 +14,13 @@ Features (one `terms()` for training and scoring, so they cannot drift apart):
     Korean particles and misspellings that whole words miss (the harmful and injection
     models; the document model does without: on held-out document sources they made it
     worse, taking words such as "system" in code for attacks).
-Values are tf-idf with sublinear tf, l2-normalised over the terms the model knows: the
-same numbers scikit-learn's TfidfTransformer gives on the training side.
+Values are tf-idf with sublinear tf, l2-normalised. The harmful and injection models
+(`unknown_idf` in their file) count the terms they do not know in the norm too, each at
+the largest idf of the vocabulary: a text the model knows one word of (a question in a
+language it never saw) then scores near the intercept instead of getting that word's whole
+weight (held out, Hindi questions stopped as injections 35% -> 22%; balanced accuracy of
+the harmful check 0.634 -> 0.643, of the injection model alone 0.733 -> 0.739). Without it,
+the norm is over the known terms only, as scikit-learn's TfidfTransformer gives it.
 
 Long texts: a check reads a bounded part of a text (`bounded`: its first and last
 `window` characters), cues and model alike, so its cost per message is bounded whatever
@@ -29,6 +34,7 @@ import json
 import math
 import re
 from collections import Counter
+from collections.abc import Collection
 from functools import cache, lru_cache
 from operator import mul
 from pathlib import Path
@@ -136,6 +142,8 @@ class LinearModel:
         # text is scored whole).
         self.chunk: int = data.get("chunk", 0)
         self.char_ngrams: bool = data.get("char_ngrams", True)
+        # Each unknown term's share of the norm, squared (0: unknown terms are left out).
+        self._unknown_squared: float = data.get("unknown_idf", 0.0) ** 2
         # Each vocabulary term's idf and weight, as two flat tables (scoring maps over them in C).
         self._idf: dict[str, float] = {t: v[0] for t, v in data["terms"].items()}
         self._weight: dict[str, float] = {t: v[1] for t, v in data["terms"].items()}
@@ -174,7 +182,7 @@ class LinearModel:
         for i, n in enumerate(map(counts.__getitem__, known)):
             if n > 1:  # sublinear tf: 1 + log(n)
                 values[i] *= 1.0 + math.log(n)
-        norm = math.sqrt(sum(map(mul, values, values)))
+        norm = math.sqrt(sum(map(mul, values, values)) + self._unknown_mass(lower, counts, known))
         if norm:
             values = [v / norm for v in values]
         return known, values
@@ -199,7 +207,19 @@ class LinearModel:
             tf = 1.0 + math.log(counts[term])
             numerator += self._idf_weight[term] * (tf - 1.0)
             squares += self._idf_squared[term] * (tf * tf - 1.0)
+        squares += self._unknown_mass(lower, counts, known)
         return _sigmoid(self.intercept + (numerator / math.sqrt(squares) if squares else 0.0))
+
+    def _unknown_mass(self, lower: str, counts: Counter[str], known: Collection[str]) -> float:
+        """The squared tf-idf of the text's unknown terms, each at `unknown_idf` (0 for a
+        model without it)."""
+        if not self._unknown_squared:
+            return 0.0
+        mass = float(len(counts) - len(known))
+        for term in repeated(lower, self.char_ngrams).difference(known):
+            tf = 1.0 + math.log(counts[term])
+            mass += tf * tf - 1.0
+        return self._unknown_squared * mass
 
     def best(self, text_lower: str) -> tuple[float, str]:
         """The highest score over the windows the model reads, and that window (for `label`)."""

@@ -169,11 +169,14 @@ def test_revoked_and_expired_keys_get_their_own_codes(upstream, tmp_path):
     store = KeyStore(database_url, master_key="")
     revoked, revoked_info = store.create("gone")
     store.revoke(revoked_info.id)
-    expiring, _ = store.create("soon", expires="2s")
     with run_gateway(_config(upstream.base_url, "open"), tmp_path, env={"LLMOPS_MASTER_KEY": MASTER}) as gw:
+        # Made once the gateway is up, so a slow start cannot use up the key's life before
+        # its first call; the wait is measured from the expiry the store gave it.
+        expiring, expiring_info = store.create("soon", expires="3s")
         client = openai.OpenAI(base_url=gw.base_url, api_key=expiring, max_retries=0)
         assert client.chat.completions.create(**CHAT).choices[0].message.content
-        time.sleep(2.1)
+        assert expiring_info.expires_at is not None
+        time.sleep(max(0.0, expiring_info.expires_at.timestamp() - time.time()) + 0.1)
         with pytest.raises(openai.AuthenticationError) as expired:
             client.chat.completions.create(**CHAT)
         assert expired.value.code == "expired_api_key"

@@ -37,8 +37,10 @@ The whole checks (cues and model together) are measured by benchmarks/guardrails
 
 Harmful requests, a second round (whole check, leave one source out, threshold within 3%
 of ordinary and 5% of look-alike requests; in brackets, within the 3% only). None of the
-variants below beat the shipped form by more than the noise, so it stays:
+n-gram variants below beat the shipped form by more than the noise; unknown terms in the
+norm (the `unknown` candidate) gained a little and is shipped for harmful and injection:
   shipped form (above), C 4                                   0.634 [0.673]
+  + unknown terms in the norm (shipped)                       0.643 [0.687]
   scikit-learn words 1-2 / + char_wb 2-5 / char_wb 2-5 only   0.584-0.627 [0.648-0.672]
   each source the same weight within its class                0.592-0.626 [0.641-0.662]
   C 1 or 16 instead of 4                                      0.608-0.632 [0.653-0.688]
@@ -46,7 +48,13 @@ variants below beat the shipped form by more than the noise, so it stays:
   terms found mostly (>50% / >70%) in one source dropped      0.629-0.632 [0.664-0.684]
   English and German function words dropped                   0.634 [0.649]
   model score and cue points stacked (logistic regression)    0.581-0.588 [0.650-0.659]
-(20 variants in all.) What the model learns is the sources' style: held out, "Can you
+  MiniLM embeddings + logistic regression                     0.644 [0.709]
+  MiniLM head averaged with the n-gram model (mean, geometric) 0.684-0.687 [0.718-0.727],
+    (a one-off run, not a --candidates option), but MiniLM costs 17.6 ms CPU per short
+    prompt (one torch thread): opt-in material only
+(26 in all, picked on the overall figure, never on one held-out source; holding out
+CoCoNot with its contrast set, one repository, gives 0.651 for the shipped form, not used
+above.) What the model learns is the sources' style: held out, "Can you
 provide some information about Bach's violin concerto?" scores 0.996, because requests
 phrased that way are mostly harmful in the other sources; and with XSafety held out (the
 only source of German harmful rows) 1% of German harmful requests are caught. There are no

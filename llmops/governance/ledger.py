@@ -203,9 +203,10 @@ REJECTED_PREFIX = "rejected-ledger-"
 class SpillStore:
     """Spill files of one writer; thread-safe (the event loop appends when the queue is full)."""
 
-    def __init__(self, directory: str | Path, writer_id: str):
+    def __init__(self, directory: str | Path, writer_id: str, prefix: str = SPILL_PREFIX):
         self.directory = Path(directory)
         self.writer_id = writer_id
+        self.prefix = prefix  # the spend book spills its counters beside the ledger as "spend-"
         self.lock = threading.Lock()
         self._active: SpillFile | None = None
         self._active_bytes = 0
@@ -257,7 +258,7 @@ class SpillStore:
     def _create_file(self) -> SpillFile:
         self.directory.mkdir(parents=True, exist_ok=True)
         self._sequence += 1
-        name = f"{SPILL_PREFIX}{self.writer_id}-{self._sequence}{SPILL_SUFFIX}"
+        name = f"{self.prefix}{self.writer_id}-{self._sequence}{SPILL_SUFFIX}"
         temporary = self.directory / f".{name}.tmp"
         fd = os.open(temporary, os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_TRUNC, 0o600)
         if fcntl is not None:
@@ -291,9 +292,9 @@ class SpillStore:
         if fcntl is None or not self.directory.is_dir():
             return []
         claimed = []
-        own_prefix = f"{SPILL_PREFIX}{self.writer_id}-"
-        paths = [*self.directory.glob(f"{SPILL_PREFIX}*{SPILL_SUFFIX}"),
-                 *self.directory.glob(f"{SPILL_PREFIX}*{JOURNAL_SUFFIX}")]
+        own_prefix = f"{self.prefix}{self.writer_id}-"
+        paths = [*self.directory.glob(f"{self.prefix}*{SPILL_SUFFIX}"),
+                 *self.directory.glob(f"{self.prefix}*{JOURNAL_SUFFIX}")]
         for path in sorted(paths):
             if path.name in mine or path.name.startswith(own_prefix):
                 continue
@@ -767,7 +768,14 @@ class LedgerWriter:
         self._wake.set()
         thread = self._thread
         if thread is not None:
-            thread.join(timeout)
+            # A write the database has not answered for STALL_SECONDS (frozen) will not end
+            # within any timeout: spill what is left now rather than hold up the exit.
+            deadline = time.monotonic() + timeout
+            while thread.is_alive() and time.monotonic() < deadline:
+                since = self._writing_since
+                if since and time.monotonic() - since > STALL_SECONDS:
+                    break
+                thread.join(0.05)
         finished = thread is not None and not thread.is_alive()
         if thread is None or thread.is_alive():
             if thread is not None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import threading
 from typing import Any
 
 from llmops.db import get_engine
@@ -13,7 +14,7 @@ from llmops.governance.config import LedgerConfig, LimitsConfig
 from llmops.governance.keys import MASTER_ID, KeyInfo, KeyStore
 from llmops.governance.ledger import LedgerWriter
 from llmops.governance.ledger_storage import Maintenance
-from llmops.governance.limits import Limiter, Reservation, limiter_from_config
+from llmops.governance.limits import Limiter, Reservation, SpendBook, limiter_from_config
 from llmops.settings import get_settings
 
 log = logging.getLogger("llmops.governance")
@@ -41,14 +42,40 @@ class Governance:
         ledger_options = ledger.model_dump(exclude={"spill_dir", "retention_days"})
         spill_dir = ledger.spill_dir or get_settings().spill_dir
         self.ledger = LedgerWriter(database_url=database_url, spill_dir=spill_dir, **ledger_options)
+        self._database_timeout = limits.database_timeout
+        self._stopping = threading.Event()
+        if self.limiter.spend_book is not None:
+            # Budget spend a shutdown could not write is spilled beside the ledger's rows.
+            self.limiter.spend_book.spill_dir = spill_dir
         # Next months' partitions and retention, hourly (one replica at a time does it).
         self.ledger_maintenance = Maintenance(lambda: get_engine(database_url), ledger.retention_days)
 
     def start(self) -> None:
         self.ledger.start()
         self.ledger_maintenance.start()
+        book = self.limiter.spend_book
+        if book is not None:
+            # Spend an earlier shutdown spilled, written before budgets are first read when
+            # the database answers in time; otherwise retried in the background.
+            replay = threading.Thread(target=self._replay_spend, args=(book,), name="llmops-spend-replay",
+                                      daemon=True)
+            replay.start()
+            replay.join(self._database_timeout)
+
+    def _replay_spend(self, book: SpendBook) -> None:
+        wait = 1.0
+        while not self._stopping.is_set():
+            try:
+                book.replay_spilled()
+                return
+            except Exception as exc:
+                log.warning("budget spend spilled at an earlier shutdown not written yet (%s); retrying in %gs",
+                            type(exc).__name__, wait)
+            self._stopping.wait(wait)
+            wait = min(wait * 2, 60.0)
 
     async def aclose(self) -> None:
+        self._stopping.set()
         self.ledger_maintenance.stop()
         await self.keys.aclose()
         await self.limiter.aclose()  # flushes budget spend to the database

@@ -25,6 +25,12 @@ interval throughout made streaming 12-37% slower.
 At one connection on an idle machine, five 10 s runs of each in turn (p99, ms): 0.64-1.29
 (median 0.73) with this and the ledger writer's finer pacing, 0.94-1.38 (median 1.07)
 before (measured while side work still ran in SCHED_IDLE).
+
+The threads are daemons, in pools of this module's own: concurrent.futures (and so
+asyncio's default executor) joins its threads at exit, and a call stuck on a database
+that stopped answering then kept a SIGTERMed gateway alive for good. The callers bound
+their waits (`limits.database_timeout`); what a stuck call was writing is theirs to keep
+(the spend book spills it).
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import os
+import queue
 import sys
 import threading
 from collections.abc import Callable
@@ -44,11 +51,11 @@ T = TypeVar("T")
 SIDE_WORK_NICE = 19
 SIDE_WORK_SWITCH_INTERVAL = 0.0001
 SIDE_WORK_THREADS = 4
+AWAITED_THREADS = 8  # reads a request waits for; more than side work, fewer than a default executor's 32
 
 _lock = threading.Lock()
 _running = 0
 _normal_interval = 0.0
-_pool: concurrent.futures.ThreadPoolExecutor | None = None
 
 
 def set_nice(native_id: int, nice: int) -> None:
@@ -60,18 +67,43 @@ def set_nice(native_id: int, nice: int) -> None:
         pass
 
 
-def _lower_priority() -> None:
-    set_nice(threading.get_native_id(), SIDE_WORK_NICE)
+class _DaemonPool:
+    """A fixed set of daemon threads taking calls from one queue; started on first use."""
+
+    def __init__(self, threads: int, name: str, nice: int | None = None):
+        self._size, self._name, self._nice = threads, name, nice
+        self._queue: queue.SimpleQueue = queue.SimpleQueue()
+        self._started = False
+
+    def submit(self, fn: Callable[..., T], *args: Any) -> concurrent.futures.Future[T]:
+        future: concurrent.futures.Future[T] = concurrent.futures.Future()
+        if not self._started:
+            with _lock:
+                if not self._started:
+                    for i in range(self._size):
+                        threading.Thread(target=self._work, name=f"{self._name}_{i}", daemon=True).start()
+                    self._started = True
+        self._queue.put((future, fn, args))
+        return future
+
+    def _work(self) -> None:
+        if self._nice is not None:
+            set_nice(threading.get_native_id(), self._nice)
+        while True:
+            future, fn, args = self._queue.get()
+            if not future.set_running_or_notify_cancel():
+                continue
+            try:
+                result = fn(*args)
+            except BaseException as exc:  # handed to the awaiting caller, as an executor does
+                future.set_exception(exc)
+            else:
+                future.set_result(result)
+            del future, fn, args  # a finished call's objects are not kept alive until the next
 
 
-def _executor() -> concurrent.futures.ThreadPoolExecutor:
-    global _pool
-    with _lock:
-        if _pool is None:
-            _pool = concurrent.futures.ThreadPoolExecutor(
-                SIDE_WORK_THREADS, thread_name_prefix="llmops-side-work", initializer=_lower_priority
-            )
-        return _pool
+_side_pool = _DaemonPool(SIDE_WORK_THREADS, "llmops-side-work", nice=SIDE_WORK_NICE)
+_awaited_pool = _DaemonPool(AWAITED_THREADS, "llmops-awaited-read")
 
 
 def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
@@ -91,7 +123,7 @@ def _call(fn: Callable[..., T], args: tuple[Any, ...]) -> T:
 
 
 async def run_side_work(fn: Callable[..., T], *args: Any, awaited: bool = False) -> T:
-    """`fn(*args)` in a thread that lets the event loop keep the core and the GIL:
+    """`fn(*args)` in a daemon thread that lets the event loop keep the core and the GIL:
     at the lowest priority, or at normal priority when a request is `awaited` on it."""
-    executor = None if awaited else _executor()
-    return await asyncio.get_running_loop().run_in_executor(executor, _call, fn, args)
+    pool = _awaited_pool if awaited else _side_pool
+    return await asyncio.wrap_future(pool.submit(_call, fn, args))

@@ -68,7 +68,21 @@ class SpendCounter(SQLModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
 
 
+class SpendFlush(SQLModel, table=True):
+    """The last spend batch of one gateway process (one SpendBook) that reached the
+    database, written in the batch's own transaction. A batch spilled to disk at shutdown
+    may yet have been committed (its answer lost to a frozen connection); replayed, it is
+    skipped if its number is not above this one (see limits/spend.py)."""
+
+    __tablename__ = "gateway_spend_flushes"
+
+    writer: str = Field(sa_column=Column(String(40), primary_key=True))
+    seq: int = Field(sa_column=Column(Integer, nullable=False))
+    updated_at: datetime = Field(default_factory=utcnow, sa_column=Column(UTCDateTime, nullable=False))
+
+
 MIGRATIONS = [
     Migration("keys.0001", create_tables("gateway_keys", "gateway_budgets", "gateway_spend")),
     Migration("keys.0002", add_columns("gateway_keys", "guardrails")),
+    Migration("keys.0003", create_tables("gateway_spend_flushes")),
 ]

@@ -287,9 +287,25 @@ class Limiter:
         await self._write_pending()
 
     async def aclose(self) -> None:
-        """Flush spend and drop connections; call on gateway shutdown."""
+        """Flush spend and drop connections; call on gateway shutdown. A database that
+        does not take the spend within `database_timeout` gets it at the next start:
+        it is spilled to disk (SpendBook.spill), so shutdown is bounded and none is lost."""
         await self._rules_cache.aclose()
-        await self.flush()
+        try:
+            await asyncio.wait_for(self.flush(), self.database_timeout)
+        except TimeoutError:
+            pass
+        if self.spend_book is None:
+            return
+        pending, self._pending = self._pending, {}
+        try:
+            spilled = self.spend_book.spill(pending)
+        except OSError:
+            log.exception("budget spend could not be written nor spilled; it is lost: %s", pending)
+            return
+        if spilled:
+            log.warning("budget spend not written within %ss: %d batch(es) spilled for the next start",
+                        self.database_timeout, spilled)
 
     # --- budgets a request is charged to ------------------------------------------------
 
@@ -420,7 +436,7 @@ class Limiter:
         assert self.spend_book is not None
         batch, self._pending = self._pending, {}
         try:
-            await run_side_work(self.spend_book.add, batch)
+            await run_side_work(self.spend_book.write, self.spend_book.hold(batch))
         except Exception:
             # Keep the spend for the next flush rather than lose it.
             self.spend_flush_errors_total += 1

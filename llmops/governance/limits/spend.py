@@ -5,15 +5,32 @@ the event loop. Spend arrives as batched increments from every gateway process, 
 stored figure is the sum of what all of them settled (minus at most one flush interval
 per process that died without flushing), plus, for a counter's first period, what the
 ledger already held for it.
+
+Shutdown with the database frozen: the limiter waits `database_timeout` for its last
+flush, then `spill` writes every batch not known to be in the database (one stuck in
+its INSERT, and what never left memory) to a spill file beside the ledger's (the
+ledger's SpillStore, files `spend-*.jsonl`); the next start replays them
+(`replay_spilled`). Spend cannot be derived from the ledger instead: a counter holds
+the sum of increments since it was first seeded, and summing a large ledger per
+counter is what counters exist to avoid. A stuck batch may still commit (its bytes sit
+in a socket buffer), so each batch carries its writer's id and a number, written in
+the batch's own transaction (gateway_spend_flushes): a replayed batch whose number is
+not above its writer's mark is skipped, so none is counted twice.
 """
 
 from __future__ import annotations
 
 import functools
+import logging
+import threading
+import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
+from datetime import timedelta
+from pathlib import Path
 from typing import SupportsFloat
 
+import orjson
 from sqlalchemy import func
 from sqlalchemy import select as sa_select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -25,10 +42,16 @@ from llmops.db import get_engine, session_scope
 from llmops.errors import InvalidInput
 from llmops.governance.limits.periods import PERIODS, period_start, period_window
 from llmops.governance.tables import BudgetRule as BudgetRow
-from llmops.governance.tables import SpendCounter, utcnow
+from llmops.governance.tables import SpendCounter, SpendFlush, utcnow
+
+log = logging.getLogger("llmops.governance.limits")
 
 BUDGET_SCOPES = ("user", "team")
 SpendKey = tuple[str, str, str]  # (scope, subject, period_id)
+SPEND_SPILL_PREFIX = "spend-"
+# Marks of writers gone this long are deleted; a spill file older than that (a database
+# down for a month) could count a batch twice that had committed.
+MARKS_KEPT = timedelta(days=30)
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,11 +103,26 @@ def _add_statement(dialect: str):
     )
 
 
+@functools.cache
+def _mark_statement(dialect: str):
+    """The upsert of a writer's last written batch number, built once per dialect."""
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table_of(SpendFlush))
+    return statement.on_conflict_do_update(
+        index_elements=["writer"],
+        set_={"seq": statement.excluded.seq, "updated_at": statement.excluded.updated_at},
+    )
+
+
 class SpendBook:
     """Reads and writes budgets and spend counters in one database."""
 
-    def __init__(self, database_url: str | None = None):
+    def __init__(self, database_url: str | None = None, spill_dir: str | Path | None = None):
         self.database_url = database_url
+        self.spill_dir = spill_dir  # None: settings' spill_dir, the ledger's default
+        self.writer_id = uuid.uuid4().hex[:16]
+        self._lock = threading.Lock()
+        self._seq = 0  # batches are numbered in the order they are written
+        self._writing: dict[int, dict[SpendKey, float]] = {}  # sent, not yet answered
 
     # --- budget rules (users and teams) -------------------------------------------------
 
@@ -161,8 +199,31 @@ class SpendBook:
 
     def add(self, deltas: Mapping[SpendKey, float]) -> None:
         """Add each delta to its counter, creating rows as needed, in one transaction."""
-        if not deltas:
-            return
+        if deltas:
+            self.write(self.hold(deltas))
+
+    def hold(self, deltas: Mapping[SpendKey, float]) -> int:
+        """Number a batch for `write`; from now until `write` returns or raises, it is
+        one that `spill` writes to disk (the limiter holds it before it queues the write,
+        so a write that never got a thread is not lost either)."""
+        with self._lock:
+            self._seq += 1
+            self._writing[self._seq] = dict(deltas)
+            return self._seq
+
+    def write(self, seq: int) -> None:
+        """Write a held batch (blocking: run it beside the event loop)."""
+        with self._lock:
+            deltas = self._writing[seq]
+        try:
+            self._apply(self.writer_id, seq, deltas, replay=False)
+        finally:
+            with self._lock:
+                self._writing.pop(seq, None)
+
+    def _apply(self, writer: str, seq: int, deltas: Mapping[SpendKey, float], *, replay: bool) -> bool:
+        """One batch and its writer's mark in one transaction; a replayed batch the mark
+        says is in already is skipped (False)."""
         engine = get_engine(self.database_url)
         now = utcnow()
         # Sorted, so two processes flushing overlapping counters lock rows in one order.
@@ -170,5 +231,66 @@ class SpendBook:
             {"scope": s, "subject": subj, "period_id": p, "spend": amount, "updated_at": now}
             for (s, subj, p), amount in sorted(deltas.items())
         ]
+        marks = table_of(SpendFlush)
         with engine.begin() as conn:
+            if replay:
+                done = conn.execute(
+                    sa_select(marks.c.seq).where(marks.c.writer == writer).with_for_update()
+                ).scalar()
+                if done is not None and done >= seq:
+                    return False
             conn.execute(_add_statement(engine.dialect.name), rows)
+            conn.execute(_mark_statement(engine.dialect.name), {"writer": writer, "seq": seq, "updated_at": now})
+        return True
+
+    # --- shutdown with the database away, and the next start ---------------------------
+
+    def _spill_store(self):
+        from llmops.governance.ledger import SpillStore  # the ledger's files, locks and claims
+        from llmops.settings import get_settings
+
+        directory = self.spill_dir if self.spill_dir is not None else get_settings().spill_dir
+        return SpillStore(directory, self.writer_id, prefix=SPEND_SPILL_PREFIX)
+
+    def spill(self, pending: Mapping[SpendKey, float]) -> int:
+        """Write to disk, fsynced, every batch not known to be in the database: those
+        whose write has not answered, and `pending` (never sent). Returns the number of
+        batches; they are the next start's to replay. Raises OSError if the disk refuses."""
+        with self._lock:
+            batches = sorted(self._writing.items())
+            if any(pending.values()):
+                self._seq += 1
+                batches.append((self._seq, dict(pending)))
+        if not batches:
+            return 0
+        lines = [
+            orjson.dumps({"writer": self.writer_id, "seq": seq,
+                          "deltas": [[*key, amount] for key, amount in sorted(deltas.items())]}) + b"\n"
+            for seq, deltas in batches
+        ]
+        self._spill_store().write_detached(lines)
+        return len(batches)
+
+    def replay_spilled(self) -> int:
+        """Write the batches spilled by processes that have exited; each file is deleted
+        once all of it is in. Returns the batches written (those already in are skipped).
+        Raises on a database error, leaving the rest of the files for a later try."""
+        store = self._spill_store()
+        written = 0
+        try:
+            for spill in store.take_for_replay(claim_orphans=True):
+                for line in spill.lines():
+                    if not line.strip():
+                        continue  # a torn last line: write_detached fsyncs whole files
+                    entry = orjson.loads(line)
+                    deltas = {(s, subj, p): float(amount) for s, subj, p, amount in entry["deltas"]}
+                    written += self._apply(str(entry["writer"]), int(entry["seq"]), deltas, replay=True)
+                store.done(spill)
+            marks = table_of(SpendFlush)
+            with get_engine(self.database_url).begin() as conn:
+                conn.execute(marks.delete().where(marks.c.updated_at < utcnow() - MARKS_KEPT))
+        finally:
+            store.close()  # releases what was not replayed
+        if written:
+            log.warning("budget spend: wrote %d batch(es) spilled at an earlier shutdown", written)
+        return written

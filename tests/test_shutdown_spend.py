@@ -29,15 +29,21 @@ EXIT_BOUND = 15.0  # seconds from SIGTERM to exit, the database frozen
 
 def _calls(gw, token: str, n: int) -> None:
     for _ in range(n):
-        r = httpx.post(gw.base_url + "/chat/completions", json={"model": "plain", "messages": MSG},
-                       headers={"authorization": f"Bearer {token}"}, timeout=30)
+        r = httpx.post(
+            gw.base_url + "/chat/completions",
+            json={"model": "plain", "messages": MSG},
+            headers={"authorization": f"Bearer {token}"},
+            timeout=30,
+        )
         assert r.status_code == 200, r.text
         assert float(r.headers["x-llmops-cost"]) == pytest.approx(COST)
 
 
 def _counter(url: str, key_id: str) -> float | None:
     with psycopg.connect(url, connect_timeout=3) as conn:
-        row = conn.execute("SELECT spend FROM gateway_spend WHERE scope = 'key' AND subject = %s", (key_id,)).fetchone()
+        row = conn.execute(
+            "SELECT spend FROM gateway_spend WHERE scope = 'key' AND subject = %s", (key_id,)
+        ).fetchone()
     return None if row is None else float(row[0])
 
 
@@ -50,13 +56,28 @@ def test_sigterm_with_the_database_frozen_exits_in_time_and_keeps_the_spend(post
     upstream = FakeUpstream(free_port()).start()
     config = {
         "auth": "keys",
-        "models": [{"name": "plain", "deployments": [
-            {"provider": "openai", "model": "ok", "api_base": upstream.base_url, "api_key": "k", "pricing": PRICE}]}],
+        "models": [
+            {
+                "name": "plain",
+                "deployments": [
+                    {
+                        "provider": "openai",
+                        "model": "ok",
+                        "api_base": upstream.base_url,
+                        "api_key": "k",
+                        "pricing": PRICE,
+                    }
+                ],
+            }
+        ],
         "guardrails": {"input": [], "output": []},
         "limits": {"database_timeout": 1.0, "key_grace": 120, "flush_interval": 0.5},
     }
-    env = {"LLMOPS_DATABASE_URL": _via(postgres_database_url, proxy.port), "LLMOPS_MASTER_KEY": MASTER,
-           "LLMOPS_SPILL_DIR": str(tmp_path / "spill")}
+    env = {
+        "LLMOPS_DATABASE_URL": _via(postgres_database_url, proxy.port),
+        "LLMOPS_MASTER_KEY": MASTER,
+        "LLMOPS_SPILL_DIR": str(tmp_path / "spill"),
+    }
     try:
         with run_gateway(config, tmp_path, env=env) as gw:
             _calls(gw, token, 3)  # flushed while the database answers

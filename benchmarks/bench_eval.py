@@ -1,4 +1,4 @@
-"""Throughput of offline grading: the offline assertions and the offline faithfulness scorer together.
+"""Throughput of offline grading: the offline assertions and the lexical faithfulness scorer together.
 
     python benchmarks/bench_eval.py [--cases N] [--data FILE]
 
@@ -6,7 +6,8 @@ Each case is a news article (about 400 words), a one- or multi-sentence summary 
 output) and the article's lead sentence (the reference), graded by thirteen assertions:
 equals, contains, icontains, contains-any, contains-all, regex, starts-with, is-json,
 refusal, ROUGE-L, BLEU and Levenshtein against the reference, and faithfulness to the
-article. Cases
+article with the lexical scorer (the default scorer is a model; its cost per pair is in
+benchmarks/faithfulness_quality.py). Cases
 come from the SummaC development slice when it is on this machine (real vocabulary, so
 caches warm as in real use), else from generated articles. Time is this process's CPU
 time, on one core: the machine is shared, and wall time would count the neighbours.
@@ -42,7 +43,7 @@ ASSERTIONS = parse_assertions(
         {"type": "rouge-l", "threshold": 0.2},
         {"type": "bleu", "threshold": 0.1},
         {"type": "levenshtein", "threshold": 0.3},
-        {"type": "faithfulness", "threshold": 0.5, "weight": 2},
+        {"type": "faithfulness", "scorer": "lexical", "threshold": 0.5, "weight": 2},
     ]
 )
 

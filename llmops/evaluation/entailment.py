@@ -1,6 +1,7 @@
-"""Faithfulness with an entailment model you have: is each sentence of an output entailed?
+"""Faithfulness with an entailment model: is each sentence of an output entailed?
 
-The SummaC recipe, with a detector from a local directory (llmops/evaluation/nli.py):
+The SummaC recipe, with the model llmops ships (llmops/evaluation/alignment.py) or a
+detector from a local directory (llmops/evaluation/nli.py):
 
 1. the output is split into claims (its sentences);
 2. the context into windows: each sentence, each two neighbouring sentences, and the
@@ -20,7 +21,6 @@ from __future__ import annotations
 import re
 from collections.abc import Sequence
 
-from llmops.errors import InvalidInput
 from llmops.evaluation.faithfulness import (
     ClaimVerdict,
     FaithfulnessResult,
@@ -82,12 +82,14 @@ class EntailmentFaithfulnessScorer:
 
     @property
     def model(self) -> EntailmentModel:
+        """The detector named by its directory, else the one llmops ships; loaded on first use."""
         if self._model is None:
-            if not self._model_path:
-                raise InvalidInput(
-                    "the entailment faithfulness scorer needs a detector: `model: /path/to/dir`"
-                )
-            self._model = entailment_model(self._model_path)
+            if self._model_path:
+                self._model = entailment_model(self._model_path)
+            else:
+                from llmops.evaluation.alignment import shipped_detector
+
+                self._model = shipped_detector()
         return self._model
 
     def score(self, output: str, context: str | list[str]) -> FaithfulnessResult:
@@ -114,9 +116,11 @@ class EntailmentFaithfulnessScorer:
         self._score_round(claims, rest, scored)
         index = context_index(joined)
         verdicts = []
-        for claim, judged in zip(claims, scored, strict=True):
+        for claim, judged, found in zip(claims, scored, candidates, strict=True):
             evidence, support = max(judged, key=lambda pair: pair[1])
             supported = support >= self.threshold
+            if not supported:
+                evidence = found[0]  # what the claim should have matched: its closest passage
             novel = [] if supported else claim_features(claim, index)[1]
             verdicts.append(ClaimVerdict(claim, support, supported, novel, evidence))
         return FaithfulnessResult(

@@ -1,10 +1,15 @@
 """Which faithfulness scorer a name means: one place for the suite's `scorer:`, the CLI's
 `--scorer` and `--metric`, and calibration.
 
-- "offline" (the default) and its other name "lexical": the scorer llmops ships, with no
-  model (llmops/evaluation/faithfulness.py);
+- "offline" (the default) and its other name "lexical": word overlap with checks for
+  figures, names and negations, no model (llmops/evaluation/faithfulness.py);
+- "entailment": the entailment model llmops ships (llmops/evaluation/alignment.py), scored
+  the SummaC way (llmops/evaluation/entailment.py); it needs the `semantic` extra. It
+  catches changed figures, directions, names and negations that word overlap passes, but
+  on whole held-out sources it is no better than word overlap yet, so it is not the
+  default (figures in benchmarks/README.md);
 - with a model directory (`model: /path`): a Hugging Face-format detector you have, scored
-  the SummaC way (llmops/evaluation/entailment.py);
+  the SummaC way;
 - "judge": a model of the gateway; it is awaited, so callers handle it themselves.
 """
 
@@ -16,10 +21,11 @@ from llmops.evaluation.faithfulness import FaithfulnessScorer, LexicalFaithfulne
 
 OFFLINE = "offline"
 LEXICAL = "lexical"
+ENTAILMENT = "entailment"
 JUDGE = "judge"
-SCORERS = (OFFLINE, LEXICAL, JUDGE)
+SCORERS = (OFFLINE, LEXICAL, ENTAILMENT, JUDGE)
 # `llmops eval score --metric ...` names: each is faithfulness with one scorer.
-METRICS = {"faithfulness": OFFLINE, "faithfulness-lexical": LEXICAL}
+METRICS = {"faithfulness": OFFLINE, "faithfulness-lexical": LEXICAL, "faithfulness-entailment": ENTAILMENT}
 
 
 def offline_scorer(
@@ -27,12 +33,12 @@ def offline_scorer(
 ) -> FaithfulnessScorer:
     """The scorer that runs in this process for `scorer` (and `model`, a detector's path)."""
     name = scorer or OFFLINE
-    if name not in (OFFLINE, LEXICAL):
+    if name not in (OFFLINE, LEXICAL, ENTAILMENT):
         known = ", ".join(SCORERS)
         raise InvalidInput(f"faithfulness scorer {name!r} does not run offline; known scorers: {known}")
     if model is not None and name != OFFLINE:
         raise InvalidInput(f"faithfulness: `model` is a detector for the offline scorer, not for {name!r}")
-    if model is None:
+    if name != ENTAILMENT and model is None:
         return LexicalFaithfulnessScorer(threshold=LEXICAL_THRESHOLD if threshold is None else threshold)
     from llmops.evaluation.entailment import THRESHOLD, EntailmentFaithfulnessScorer
 

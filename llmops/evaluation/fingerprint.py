@@ -64,6 +64,10 @@ def _scorer_versions(suite: Suite, cases: list[CaseSpec]) -> dict[str, str]:
                     versions[f"faithfulness:{spec.model}"] = (
                         file_digest(config) if config.is_file() else "missing"
                     )
+                elif scorer == "entailment":
+                    from llmops.evaluation.alignment import HEAD_FILE
+
+                    versions["faithfulness:entailment"] = file_digest(HEAD_FILE)
                 else:
                     versions["faithfulness:offline"] = "lexical-1"
             elif spec.type in _JUDGED:

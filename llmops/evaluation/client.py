@@ -43,6 +43,8 @@ class ModelResponse:
     cached: bool = False
     # The assistant's tool calls, in OpenAI's shape ({id, type, function: {name, arguments}}).
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
+    # The gateway's x-llmops-request-id: the call's ledger row, which feedback is tied to.
+    request_id: str | None = None
 
 
 def tool_calls_of(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -150,6 +152,7 @@ class HttpModelClient:
             latency_ms=latency_ms,
             raw=data,
             tool_calls=tool_calls_of(message),
+            request_id=response.headers.get("x-llmops-request-id"),
         )
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:

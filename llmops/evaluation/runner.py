@@ -32,6 +32,9 @@ from llmops.evaluation.semantic import make_embedder
 from llmops.evaluation.suites import CaseSpec, ModelSpec, PromptSpec, Suite
 
 DEFAULT_MODEL_KEY = "default"  # the test id part when each prompt runs on its own model
+# A run's parameters[REQUEST_IDS]: {result test id: the gateway request that produced its
+# output}, so a result can be rated (feedback on that ledger row) after the run.
+REQUEST_IDS = "request_ids"
 
 
 @dataclass
@@ -57,6 +60,7 @@ class CaseResult:
     # A repeated case: each attempt (themselves CaseResults) and the rate's statistics.
     attempts: list[CaseResult] = field(default_factory=list)
     repeat: RepeatStats | None = None
+    request_id: str | None = None  # the gateway's, for a call made in this run (not a cached answer)
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -150,6 +154,7 @@ def aggregate(attempts: list[CaseResult], min_pass_rate: float | None) -> CaseRe
         usage=usage,
         cached=all(a.cached for a in attempts),
         tool_calls=shown.tool_calls,
+        request_id=shown.request_id,
         attempts=attempts,
         repeat=stats,
     )
@@ -437,6 +442,7 @@ class Runner:
                 "cache_hits": self.client.hits,
                 "cache_misses": self.client.misses,
                 "fingerprint": printed,
+                REQUEST_IDS: {r.test_id: r.request_id for r in results if r.request_id},
             },
             git_commit=await asyncio.to_thread(git_commit, self.suite.path),
             results=list(results),
@@ -474,7 +480,7 @@ class Runner:
             return result
         result.output, result.usage, result.cost = response.text, response.usage, response.cost
         result.latency_ms, result.cached = response.latency_ms, response.cached
-        result.tool_calls = response.tool_calls
+        result.tool_calls, result.request_id = response.tool_calls, response.request_id
         ctx = EvalContext(
             output=response.text,
             expected=case.expected,

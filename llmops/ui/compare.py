@@ -26,7 +26,7 @@ from pydantic import ValidationError
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionSpec, EvalContext, parse_assertions, render_value
 from llmops.evaluation.client import ModelClient
-from llmops.evaluation.runner import CaseResult, Runner, RunResult
+from llmops.evaluation.runner import REQUEST_IDS, CaseResult, Runner, RunResult
 from llmops.evaluation.storage import load_run, save_run
 from llmops.evaluation.suites import (
     CaseSpec,
@@ -41,7 +41,7 @@ from llmops.registry import templates
 from llmops.registry.service import render_view
 from llmops.registry.views import PromptVersionView
 from llmops.ui.gateway_client import CallLog, call_key
-from llmops.ui.matrix_view import EXPECTED, REQUEST_IDS
+from llmops.ui.matrix_view import EXPECTED
 
 MIN_VERSIONS, MAX_VERSIONS = 2, 4
 MIN_MODELS, MAX_MODELS = 1, 3
@@ -331,6 +331,7 @@ def record_calls(run: RunResult, request: ComparisonRequest, calls: CallLog) -> 
         if request_id:
             ids[r.test_id] = request_id
     expected = {c.id: c.expected for c in request.cases if c.id and c.expected is not None}
+    ids = {**(run.parameters.get(REQUEST_IDS) or {}), **ids}
     run.parameters = {**run.parameters, REQUEST_IDS: ids, EXPECTED: expected}
 
 

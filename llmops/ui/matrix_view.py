@@ -25,7 +25,7 @@ from typing import Any
 
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.reports import SCORE_TOLERANCE
-from llmops.evaluation.runner import CaseResult, RunResult
+from llmops.evaluation.runner import REQUEST_IDS, CaseResult, RunResult
 from llmops.experiments.feedback import FeedbackSummary, feedback_summaries, record_feedback
 from llmops.registry.views import PromptVersionView
 from llmops.ui.textdiff import plain_html, word_diff_html
@@ -33,7 +33,6 @@ from llmops.ui.textdiff import plain_html, word_diff_html
 MODES = ("all", "failures", "differences")
 MODE_LABELS = {"all": "All rows", "failures": "Failures", "differences": "Differences"}
 # run.parameters keys the app adds to the runs it makes (additive: CLI runs lack them).
-REQUEST_IDS = "request_ids"  # {result test id: gateway request id}
 EXPECTED = "expected"  # {case id: expected output}
 FEEDBACK_SOURCE = "llmops-ui"
 
@@ -226,11 +225,11 @@ def expected_outputs(run: RunResult) -> dict[str, str]:
 
 
 def request_id_of(run: RunResult, result: CaseResult) -> str | None:
-    """The gateway request behind a result: as the app recorded it, or as the runner kept it
-    (a result's own `request_id`, should the harness record one)."""
+    """The gateway request behind a result, as the run recorded it (the harness, or the app
+    for its own calls), else the result's own (a run not yet saved)."""
     ids = run.parameters.get(REQUEST_IDS)
     recorded = ids.get(result.test_id) if isinstance(ids, dict) else None
-    return recorded or getattr(result, "request_id", None)
+    return recorded or result.request_id
 
 
 def build_matrix(

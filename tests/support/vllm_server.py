@@ -257,12 +257,27 @@ class GenerationMark(NamedTuple):
     ran_out: float
 
 
-def generation_mark(server: VllmServer) -> GenerationMark:
+def _mark(server: VllmServer) -> GenerationMark:
     text = httpx.get(server.metrics_url, timeout=30.0).text
     return GenerationMark(
         parse_metric(text, "vllm:generation_tokens_total"),
         parse_metric(text, "vllm:request_success_total", {"finished_reason": "length"}),
     )
+
+
+def generation_mark(server: VllmServer) -> GenerationMark:
+    """vLLM's counters once it is idle and they have settled: a request of an earlier test
+    that ends by max_tokens (or is counted late, on a busy machine) must not land between
+    this mark and the next one."""
+    _wait_until_idle(server)
+    mark, deadline = _mark(server), time.monotonic() + 10
+    while time.monotonic() < deadline:
+        time.sleep(0.5)
+        again = _mark(server)
+        if again == mark:
+            break
+        mark = again
+    return mark
 
 
 def assert_stopped_early(server: VllmServer, before: GenerationMark, requested: int) -> None:
@@ -274,13 +289,12 @@ def assert_stopped_early(server: VllmServer, before: GenerationMark, requested: 
     than given a fixed time: with both cores busy, its API process was seen taking seconds
     to act on a hang-up, and to answer /metrics at all.
     """
-    _wait_until_idle(server)
     after = generation_mark(server)
     generated = after.generated - before.generated
     assert after.ran_out == before.ran_out, "vLLM ran the stream to its end after the client left"
     assert 0 < generated < requested, f"{generated} tokens generated of {requested}"
     time.sleep(1)
-    later = generation_mark(server).generated
+    later = _mark(server).generated
     assert later == after.generated, f"vLLM kept generating once idle: {after.generated} -> {later}"
 
 

@@ -228,7 +228,7 @@ def test_compare_says_when_two_runs_made_different_numbers_of_attempts():
 
 
 def test_a_case_sets_its_own_repeat_and_bar_in_yaml_and_in_a_csv_file(tmp_path):
-    from llmops.evaluation.runner import PreparedPrompt, _inline_view, plan
+    from llmops.evaluation.runner import PreparedPrompt, inline_view, plan
     from llmops.evaluation.suites import load_suite
 
     (tmp_path / "more.csv").write_text("id,question,repeat,min_pass_rate\nfrom-csv,Capital?,3,0.5\n")
@@ -244,7 +244,7 @@ def test_a_case_sets_its_own_repeat_and_bar_in_yaml_and_in_a_csv_file(tmp_path):
           - file: more.csv
     """))
     suite = load_suite(tmp_path / "s.yaml")
-    prompts = [PreparedPrompt("p", "inline:p", _inline_view(suite.prompts[0]))]
+    prompts = [PreparedPrompt("p", "inline:p", inline_view(suite.prompts[0]))]
     assert [(t.case.id, t.repeat, t.min_pass_rate) for t in plan(suite, prompts)] == [
         ("default", 2, 0.9), ("own", 7, 0.6), ("from-csv", 3, 0.5)]  # fmt: skip
     assert [t.repeat for t in plan(suite, prompts, repeat=4)] == [4, 4, 4]  # --repeat wins

@@ -287,7 +287,9 @@ def git_commit(where: str | Path | None = None) -> str | None:
     return out.stdout.strip() or None
 
 
-def _inline_view(spec: PromptSpec) -> Any:
+def inline_view(spec: PromptSpec, message: str = "inline prompt of an eval suite") -> Any:
+    """An inline prompt as the runner renders it: version 0 of a prompt named by its key
+    (also the app's unsaved drafts)."""
     from llmops.registry.views import PromptVersionView
 
     return PromptVersionView(
@@ -298,7 +300,7 @@ def _inline_view(spec: PromptSpec) -> Any:
         messages=spec.messages,
         variables=dict(spec.variables),
         model_config=dict(spec.params),
-        message="inline prompt of an eval suite",
+        message=message,
         author=None,
         content_hash="",
         created_at=datetime.now(UTC),
@@ -311,7 +313,7 @@ def resolve_prompts(suite: Suite, database_url: str | None = None) -> list[Prepa
     registry = None
     for spec in suite.prompts:
         if spec.ref is None:
-            prepared.append(PreparedPrompt(spec.key, f"inline:{spec.key}", _inline_view(spec)))
+            prepared.append(PreparedPrompt(spec.key, f"inline:{spec.key}", inline_view(spec)))
             continue
         if registry is None:
             from llmops.registry.service import Registry

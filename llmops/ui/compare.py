@@ -16,7 +16,6 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -26,7 +25,7 @@ from pydantic import ValidationError
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionSpec, EvalContext, parse_assertions, render_value
 from llmops.evaluation.client import ModelClient
-from llmops.evaluation.runner import REQUEST_IDS, CaseResult, Runner, RunResult
+from llmops.evaluation.runner import REQUEST_IDS, CaseResult, Runner, RunResult, inline_view
 from llmops.evaluation.storage import load_run, save_run
 from llmops.evaluation.suites import (
     CaseSpec,
@@ -295,19 +294,8 @@ async def run_comparison(
 
 def draft_view(spec: PromptSpec) -> PromptVersionView:
     """An inline prompt (a draft) as the runner sees it: version 0 of a prompt named by its id."""
-    return PromptVersionView(
-        name=spec.key,
-        version=0,
-        kind="text" if spec.template is not None else "chat",
-        template=spec.template,
-        messages=spec.messages,
-        variables=dict(spec.variables),
-        model_config=dict(spec.params),
-        message="draft",
-        author=None,
-        content_hash="",
-        created_at=datetime.now(UTC),
-    )
+    view: PromptVersionView = inline_view(spec, message="draft")
+    return view
 
 
 def record_calls(run: RunResult, request: ComparisonRequest, calls: CallLog) -> None:

@@ -412,6 +412,35 @@ def test_reservations_of_a_crashed_process_are_reclaimed(redis_prefix, sqlite_ur
     run(scenario())
 
 
+@pytest.mark.redis
+def test_an_admit_cancelled_on_the_wire_gives_its_reservation_back(redis_prefix, sqlite_url):
+    # A client that hangs up while its admit is in Redis: the script runs there all the
+    # same, so the slot and the budget it took come back at once, not when the lease ends.
+    async def scenario():
+        limiter = make_limiter(REDIS_URL, database_url=sqlite_url, redis_prefix=redis_prefix)
+        info = key(parallel=1, budget=1.0)
+        await limiter.settle(await limiter.admit(info, max_cost=1.0), 1, 0.0)  # rules read, counters seeded
+        pending = asyncio.ensure_future(limiter.admit(info, max_cost=1.0))
+        await asyncio.sleep(0)  # the admit is queued for the next pipeline
+        assert not pending.done()
+        pending.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await pending
+        for _ in range(50):  # the pipeline's reply arrives, then the release goes out
+            await asyncio.sleep(0.01)
+            try:
+                res = await limiter.admit(info, max_cost=1.0)
+                break
+            except LimitExceeded:
+                continue
+        else:
+            pytest.fail("the cancelled admit still holds its slot and budget")
+        await limiter.settle(res, 1, 0.25)
+        await limiter.aclose()
+
+    run(scenario())
+
+
 def test_redis_down_fails_open_for_rate_limits_and_closed_for_budgets(sqlite_url):
     async def scenario(fail_open):
         limiter = make_limiter(DEAD_REDIS_URL, fail_open, database_url=sqlite_url)

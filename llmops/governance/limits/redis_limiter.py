@@ -34,12 +34,13 @@ alone, since Redis itself is up.
 from __future__ import annotations
 
 import asyncio
+import functools
 import logging
 import os
 import secrets
 import time
 from itertools import count
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from llmops.governance.limits.base import (
@@ -286,6 +287,7 @@ class RedisLimiter(Limiter):
         self._consecutive_errors = 0
         self._down_until = 0.0
         self._seeding: dict[str, asyncio.Future] = {}  # budget counters being seeded from the database
+        self._orphan_releases: set[asyncio.Future] = set()  # releases of admits whose caller was cancelled
 
     def _keys(self, key_id: str, targets: tuple[BudgetTarget, ...]) -> list[str]:
         names = self._key_names.get(key_id)
@@ -353,7 +355,7 @@ class RedisLimiter(Limiter):
             if time.monotonic() < self._down_until:
                 raise _BreakerOpen()
             for _ in range(len(targets) + 1):
-                reply = await self._pipeline.call(self._admit, keys, args)
+                reply = await self._call_admit(res, keys, args)
                 if reply[0] != b"init":
                     break
                 await self._init_budget(targets[int(reply[1]) - 1], keys[1 + 2 * int(reply[1])])
@@ -379,6 +381,25 @@ class RedisLimiter(Limiter):
             target = targets[int(reply[1]) - 1]
             raise budget_error(target, int(reply[2]) / NANO, int(reply[3]) / NANO, max_cost, now)
         raise LimiterUnavailable(f"Unexpected answer from the limit store: {status!r}")
+
+    async def _call_admit(self, res: Reservation, keys: list[str], args: list) -> Any:
+        """The admit script's reply. Once queued, the script runs in Redis even if the caller
+        is cancelled (its client hung up): what it took then is given back as soon as the
+        reply arrives, instead of being held until its lease ends."""
+        reply = self._pipeline.call(self._admit, keys, args)
+        try:
+            return await asyncio.shield(reply)
+        except asyncio.CancelledError:
+            reply.add_done_callback(functools.partial(self._orphaned, res))
+            raise
+
+    def _orphaned(self, res: Reservation, reply: asyncio.Future) -> None:
+        if reply.cancelled() or reply.exception() is not None or reply.result()[0] != b"ok":
+            return
+        res.state = True
+        task = asyncio.ensure_future(self._finish(res, 0, 0.0))
+        self._orphan_releases.add(task)
+        task.add_done_callback(self._orphan_releases.discard)
 
     async def _init_budget(self, target: BudgetTarget, hash_key: str) -> None:
         # Calls that find the same counter missing at once (a new period, a Redis
@@ -479,6 +500,8 @@ class RedisLimiter(Limiter):
     async def aclose(self) -> None:
         await super().aclose()
         await self._pipeline.aclose()
+        if self._orphan_releases:  # their admits' replies came in with the last pipelines
+            await asyncio.gather(*self._orphan_releases, return_exceptions=True)
         await self.redis.aclose()
 
     async def clear(self) -> int:

@@ -14,14 +14,14 @@ Replies carry usage; every request body is kept in `received`.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import random
 import socket
-import threading
 from collections import defaultdict
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 RIGHT, WRONG = "The capital of France is Paris.", "The capital of France is Lyon."
 
@@ -31,18 +31,18 @@ def coin_outcomes(percent: int, seed: int, message: str, calls: int) -> list[boo
     return [random.Random(f"{seed}|{message}|{n}").random() < percent / 100 for n in range(1, calls + 1)]
 
 
-class AgentUpstream:
+class AgentUpstream(ThreadedServer):
     def __init__(self) -> None:
         with socket.socket() as s:
             s.bind(("127.0.0.1", 0))
-            self.port = s.getsockname()[1]
+            port = s.getsockname()[1]
+        super().__init__(port)
         self.base_url = f"http://127.0.0.1:{self.port}/v1"
         self.received: list[dict] = []
         self._counts: dict[tuple[str, str], int] = defaultdict(int)
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._started = threading.Event()
-        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
 
     def reset(self) -> None:
         """Forget the calls: the next test's n-th call to a question draws the same as this one's."""
@@ -88,30 +88,6 @@ class AgentUpstream:
             call = {"id": f"call_{step}", "type": "function", "function": {"name": name, "arguments": json.dumps(arguments)}}
             return self._reply(model, {"role": "assistant", "content": None, "tool_calls": [call]}, "tool_calls")
         return web.json_response({"error": {"message": f"unknown model {model}"}}, status=404)
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._started.set()
-        self._loop.run_forever()
-
-    def __enter__(self) -> AgentUpstream:
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            assert self._runner is not None
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
 
 def gateway_config(base_url: str, models: dict[str, str]) -> dict:

@@ -16,9 +16,10 @@ import asyncio
 import json
 import re
 import socket
-import threading
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 COST = 0.00125
 _WORD = re.compile(r"[a-z0-9£%.-]+")
@@ -64,18 +65,17 @@ def judge_reply(system: str, user: str) -> dict:
     return {"error": "unknown judge question"}
 
 
-class FakeModelServer:
+class FakeModelServer(ThreadedServer):
     def __init__(self, delay: float = 0.0) -> None:
+        super().__init__(free_port_in_range())
         self.delay = delay
-        self.port = free_port_in_range()
         self.url = f"http://127.0.0.1:{self.port}"
         self.requests: list[dict] = []
         self.in_flight = 0
         self.max_in_flight = 0
-        self._loop = asyncio.new_event_loop()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
-        self._started = threading.Event()
-        self._runner: web.AppRunner | None = None
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -108,30 +108,6 @@ class FakeModelServer:
             return web.json_response(reply, headers={"x-llmops-cost": f"{COST:.8f}"})
         finally:
             self.in_flight -= 1
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._started.set()
-        self._loop.run_forever()
-
-    def __enter__(self) -> FakeModelServer:
-        self._thread.start()
-        self._started.wait(10)
-        return self
-
-    def __exit__(self, *exc: object) -> None:
-        async def stop() -> None:
-            assert self._runner is not None
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(stop(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)
 
     def chat_requests(self, model: str) -> list[dict]:
         return [r for r in self.requests if r["model"] == model]

@@ -8,11 +8,11 @@ about nerve agents, "unsafe\\nS1,S10" when it threatens someone, "safe" otherwis
 
 from __future__ import annotations
 
-import asyncio
-import threading
 import time
 
 from aiohttp import web
+
+from tests.support.threaded_server import ThreadedServer
 
 
 def verdict(text: str) -> str:
@@ -26,14 +26,14 @@ def verdict(text: str) -> str:
     return "safe"
 
 
-class FakeLlamaGuard:
+class FakeLlamaGuard(ThreadedServer):
     def __init__(self, port: int):
-        self.port = port
+        super().__init__(port)
         self.base_url = f"http://127.0.0.1:{port}/v1"
         self.received: list[dict] = []
-        self._loop = asyncio.new_event_loop()
-        self._ready = threading.Event()
-        self._thread = threading.Thread(target=self._serve, daemon=True)
+
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
 
     async def _chat(self, request: web.Request) -> web.Response:
         body = await request.json()
@@ -45,26 +45,3 @@ class FakeLlamaGuard:
             "choices": [{"index": 0, "message": {"role": "assistant", "content": answer}, "finish_reason": "stop"}],
             "usage": {"prompt_tokens": 40, "completion_tokens": 3, "total_tokens": 43},
         })
-
-    def _serve(self) -> None:
-        asyncio.set_event_loop(self._loop)
-        app = web.Application()
-        app.router.add_post("/v1/chat/completions", self._chat)
-        self._runner = web.AppRunner(app)
-        self._loop.run_until_complete(self._runner.setup())
-        self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port).start())
-        self._ready.set()
-        self._loop.run_forever()
-
-    def start(self) -> FakeLlamaGuard:
-        self._thread.start()
-        self._ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            await self._runner.cleanup()
-
-        asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-        self._loop.call_soon_threadsafe(self._loop.stop)
-        self._thread.join(10)

@@ -5,6 +5,14 @@ The upstream `model` name in the request picks the behaviour:
   fail500          always HTTP 500
   flaky-N          HTTP 503 for the first N calls, then ok
   rate429          HTTP 429 with Retry-After: 1 on the first call, then ok
+  rate429-N        HTTP 429 with Retry-After: 1 for the first N calls, then ok
+  rate429date-N    the same with Retry-After as an HTTP date (1 to 2 s ahead)
+  busy503-N        HTTP 503 with Retry-After: 1 for the first N calls, then ok
+  always429        HTTP 429 with Retry-After: 0 on every call
+  quota429         HTTP 429 insufficient_quota (no Retry-After): waiting will not help
+  parallel-N       answers after 50 ms, but HTTP 429 with Retry-After: 1 to a call that
+                   arrives while N are in flight (`refused`, `max_in_flight` per model)
+  slow-MS          answers after MS milliseconds
   reset-mid-stream a stream that sends two chunks, then drops the connection
   stall            sends nothing for 30 s
   stall-mid-stream two chunks, then silence
@@ -39,6 +47,8 @@ from collections import defaultdict
 
 from aiohttp import web
 
+from tests.support.threaded_server import ThreadedServer
+
 REPLY = "The quick brown fox jumps over the lazy dog."
 SECRET = "sk-proj-AbCdEfGhIjKlMnOpQrStUvWxYz0123456789AbCdEf"
 LEAKY_REPLY = f"Sure, the key is {SECRET} and that is all."
@@ -71,62 +81,34 @@ def _chunk(model: str, content: str | None, finish: str | None = None, logprobs:
     return b"data: " + json.dumps(data).encode() + b"\n\n"
 
 
-class FakeUpstream:
+class FakeUpstream(ThreadedServer):
     def __init__(self, port: int, ssl_context: ssl.SSLContext | None = None):
-        self.port = port
-        self.ssl_context = ssl_context  # given: the upstream speaks https, as hosted APIs do
+        # ssl_context given: the upstream speaks https, as hosted APIs do; large prompts pass.
+        super().__init__(port, ssl_context=ssl_context, client_max_size=64 * 1024 * 1024)
         self.base_url = f"{'https' if ssl_context else 'http'}://127.0.0.1:{port}/v1"
         self.received: list[dict] = []
         self.calls: dict[str, int] = defaultdict(int)
-        self._loop: asyncio.AbstractEventLoop | None = None
-        self._thread: threading.Thread | None = None
-        self._runner: web.AppRunner | None = None
         self.stream_cancelled = threading.Event()
         self.load = 0  # what GET /metrics reports as vLLM's running requests
         self.response_ids: set[str] = set()  # Responses API ids it made
+        self.in_flight: dict[str, int] = defaultdict(int)
+        self.max_in_flight: dict[str, int] = defaultdict(int)
+        self.refused: dict[str, int] = defaultdict(int)  # 429s of parallel-N
 
-    # -- server life -----------------------------------------------------------------
-    def start(self) -> FakeUpstream:
-        ready = threading.Event()
-
-        def run() -> None:
-            self._loop = asyncio.new_event_loop()
-            asyncio.set_event_loop(self._loop)
-            app = web.Application(client_max_size=64 * 1024 * 1024)  # large prompts pass
-            app.router.add_post("/v1/chat/completions", self._chat)
-            app.router.add_post("/v1/completions", self._completions)
-            app.router.add_post("/v1/embeddings", self._embeddings)
-            app.router.add_post("/v1/responses", self._responses)
-            app.router.add_post("/v1/messages", self._messages)
-            app.router.add_get("/metrics", self._metrics)
-            self._runner = web.AppRunner(app)
-            self._loop.run_until_complete(self._runner.setup())
-            self._loop.run_until_complete(web.TCPSite(self._runner, "127.0.0.1", self.port, ssl_context=self.ssl_context).start())
-            ready.set()
-            self._loop.run_forever()
-
-        self._thread = threading.Thread(target=run, daemon=True)
-        self._thread.start()
-        ready.wait(10)
-        return self
-
-    def stop(self) -> None:
-        async def shutdown() -> None:
-            # Stalled handlers would hold cleanup for their full sleep: cut them.
-            for task in asyncio.all_tasks():
-                if task is not asyncio.current_task():
-                    task.cancel()
-            await self._runner.cleanup()
-
-        if self._loop:
-            asyncio.run_coroutine_threadsafe(shutdown(), self._loop).result(10)
-            self._loop.call_soon_threadsafe(self._loop.stop)
-            self._thread.join(10)
+    def routes(self, app: web.Application) -> None:
+        app.router.add_post("/v1/chat/completions", self._chat)
+        app.router.add_post("/v1/completions", self._completions)
+        app.router.add_post("/v1/embeddings", self._embeddings)
+        app.router.add_post("/v1/responses", self._responses)
+        app.router.add_post("/v1/messages", self._messages)
+        app.router.add_get("/metrics", self._metrics)
 
     def reset(self) -> None:
         self.received.clear()
         self.calls.clear()
         self.stream_cancelled.clear()
+        self.max_in_flight.clear()
+        self.refused.clear()
 
     # -- behaviours ------------------------------------------------------------------
     async def _fault(self, model: str) -> web.StreamResponse | None:
@@ -137,6 +119,32 @@ class FakeUpstream:
             return web.json_response({"error": {"message": "overloaded"}}, status=503)
         if model == "rate429" and n == 1:
             return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "1"})
+        if model.startswith(("rate429-", "rate429date-", "busy503-")) and n <= int(model.split("-")[1]):
+            status = 503 if model.startswith("busy503") else 429
+            after = "1"
+            if model.startswith("rate429date"):
+                from email.utils import formatdate
+
+                after = formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1 to 2 s ahead
+            return web.json_response({"error": {"message": "slow down"}}, status=status, headers={"Retry-After": after})
+        if model == "always429":
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "0"})
+        if model == "quota429":
+            return web.json_response({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
+                                                "code": "insufficient_quota"}}, status=429)
+        if model.startswith("parallel-"):
+            if self.in_flight[model] >= int(model.split("-")[1]):
+                self.refused[model] += 1
+                return web.json_response({"error": {"message": "too many in flight"}}, status=429,
+                                         headers={"Retry-After": "1"})
+            self.in_flight[model] += 1
+            self.max_in_flight[model] = max(self.max_in_flight[model], self.in_flight[model])
+            try:
+                await asyncio.sleep(0.05)
+            finally:
+                self.in_flight[model] -= 1
+        if model.startswith("slow-") and model[5:].isdigit():
+            await asyncio.sleep(int(model[5:]) / 1000)
         if model == "echo-key":
             return None  # answered by the handler, which has the request's headers
         if model == "bad-request":

@@ -3,6 +3,11 @@
 So a re-run of a suite whose prompts did not change costs nothing and takes no time.
 A cached response keeps the latency and cost it had when it was made (so latency and
 cost assertions judge the same thing on every run) and is marked `cached`.
+
+Each answer is committed as it arrives, not at the end of the run: answers arriving
+together share one transaction (while one commit runs, the next batch fills), a call
+returns once its answer is in, and a cancelled run (Ctrl-C) still commits what it
+received (`drain`). So an interrupted run, started again, calls only for the rest.
 """
 
 from __future__ import annotations
@@ -10,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
+from dataclasses import dataclass, field
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -48,21 +54,19 @@ class ResponseCache:
             )
 
     def put(self, key: str, model: str, response: ModelResponse) -> None:
+        self.put_many([(key, model, response)])
+
+    def put_many(self, rows: list[tuple[str, str, ModelResponse]]) -> None:
+        """Store answers ((key, model, response) each) in one transaction."""
         try:
             with session_scope(self.database_url) as session:
-                session.merge(
-                    EvalCacheEntry(
-                        key=key,
-                        model=model,
-                        text=response.text,
-                        usage=response.usage,
-                        cost=response.cost,
-                        latency_ms=response.latency_ms,
-                        tool_calls=response.tool_calls or None,
-                    )
-                )
+                for key, model, response in rows:
+                    session.merge(_entry(key, model, response))
         except IntegrityError:
-            pass  # another run stored the same response first: theirs is as good
+            if len(rows) == 1:
+                return  # another run stored the same response first: theirs is as good
+            for row in rows:  # one of them was: store the others
+                self.put_many([row])
 
     def clear(self) -> int:
         from sqlmodel import delete
@@ -70,6 +74,24 @@ class ResponseCache:
         with session_scope(self.database_url) as session:
             result = session.exec(delete(EvalCacheEntry))
             return result.rowcount or 0
+
+
+def _entry(key: str, model: str, response: ModelResponse) -> EvalCacheEntry:
+    return EvalCacheEntry(
+        key=key,
+        model=model,
+        text=response.text,
+        usage=response.usage,
+        cost=response.cost,
+        latency_ms=response.latency_ms,
+        tool_calls=response.tool_calls or None,
+    )
+
+
+@dataclass
+class _Batch:
+    rows: list[tuple[str, str, ModelResponse]] = field(default_factory=list)
+    done: asyncio.Future[None] | None = None
 
 
 class CachedClient:
@@ -82,6 +104,10 @@ class CachedClient:
         self.read = read
         self.hits = 0
         self.misses = 0
+        self.stored = 0  # answers committed to the cache by this client
+        self._batch: _Batch | None = None  # the answers waiting for the next commit
+        self._write_lock = asyncio.Lock()
+        self._writes: set[asyncio.Task[None]] = set()
 
     async def chat(
         self,
@@ -100,8 +126,38 @@ class CachedClient:
                 return hit
         self.misses += 1
         response = await self.client.chat(model, messages, params, prompt)
-        await asyncio.to_thread(self.cache.put, key, model, response)
+        await self._store(key, model, response)
         return response
+
+    async def _store(self, key: str, model: str, response: ModelResponse) -> None:
+        batch = self._batch
+        if batch is None:
+            batch = self._batch = _Batch(done=asyncio.get_running_loop().create_future())
+            task = asyncio.ensure_future(self._commit(batch))
+            self._writes.add(task)
+            task.add_done_callback(self._writes.discard)
+        batch.rows.append((key, model, response))
+        assert batch.done is not None
+        # Shielded: a caller cancelled now (Ctrl-C) does not take its answer out of the commit.
+        await asyncio.shield(batch.done)
+
+    async def _commit(self, batch: _Batch) -> None:
+        assert batch.done is not None
+        async with self._write_lock:  # one commit at a time; the next batch fills meanwhile
+            if self._batch is batch:
+                self._batch = None
+            try:
+                await asyncio.to_thread(self.cache.put_many, batch.rows)
+            except Exception as exc:
+                batch.done.set_exception(exc)
+                return
+            self.stored += len(batch.rows)
+            batch.done.set_result(None)
+
+    async def drain(self) -> None:
+        """Wait until every answer received is committed (the run's end, or its cancellation)."""
+        while self._writes:
+            await asyncio.gather(*self._writes, return_exceptions=True)
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         return await self.client.embed(model, texts)

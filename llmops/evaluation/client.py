@@ -18,11 +18,21 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
 from typing import Any, Protocol
 
 import httpx
 
 from llmops.errors import LLMOpsError
+
+# Model calls in flight when a run names none. A hosted API's per-key limits are the
+# bottleneck, and 8 stays under most; a gateway in this process or on this machine
+# (the offline `demo` model, a local server) answers as fast as the CPU allows, and it
+# does its own per-deployment retries. Either way a run slows down on 429s (pacing.py).
+REMOTE_CONCURRENCY = 8
+LOCAL_CONCURRENCY = 32
+LOCAL_HOSTS = {"localhost", "127.0.0.1", "::1", "[::1]"}
 
 
 class ModelCallError(LLMOpsError):
@@ -31,6 +41,17 @@ class ModelCallError(LLMOpsError):
     status = 502
     type = "api_error"
     code = "model_call_failed"
+
+
+class RateLimited(ModelCallError):
+    """The server said "not now": HTTP 429, or 503 with a Retry-After. `retry_after` is its
+    wait in seconds (None when it named none); the runner's pacing retries these."""
+
+    code = "rate_limited"
+
+    def __init__(self, message: str, *, retry_after: float | None) -> None:
+        super().__init__(message)
+        self.retry_after = retry_after
 
 
 @dataclass
@@ -45,6 +66,7 @@ class ModelResponse:
     tool_calls: list[dict[str, Any]] = field(default_factory=list)
     # The gateway's x-llmops-request-id: the call's ledger row, which feedback is tied to.
     request_id: str | None = None
+    retries: int = 0  # answers of 429 (or 503 with Retry-After) before this one
 
 
 def tool_calls_of(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -88,6 +110,52 @@ def _api_base(base_url: str) -> str:
     return base if base.endswith("/v1") else base + "/v1"
 
 
+def retry_after_seconds(headers: httpx.Headers, now: datetime | None = None) -> float | None:
+    """The server's wait in seconds: `retry-after-ms` (OpenAI's), else `Retry-After` as
+    seconds or as an HTTP date; None when it names none (or nothing readable)."""
+    millis = headers.get("retry-after-ms")
+    if millis:
+        try:
+            return max(0.0, float(millis) / 1000)
+        except ValueError:
+            pass
+    value = (headers.get("retry-after") or "").strip()
+    if not value:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = parsedate_to_datetime(value)
+    except (TypeError, ValueError, IndexError):
+        return None
+    if when.tzinfo is None:
+        when = when.replace(tzinfo=UTC)  # HTTP dates are GMT
+    return max(0.0, (when - (now or datetime.now(UTC))).total_seconds())
+
+
+def _quota_gone(response: httpx.Response) -> bool:
+    """A 429 that waiting will not cure: OpenAI's insufficient_quota, the gateway's budget."""
+    try:
+        error = response.json().get("error")
+    except (ValueError, AttributeError):
+        return False
+    if not isinstance(error, dict):
+        return False
+    return "insufficient_quota" in (error.get("type"), error.get("code")) or error.get("code") == "budget_exceeded"
+
+
+def _call_error(response: httpx.Response, what: str) -> ModelCallError:
+    message = f"{what} failed: {_error_message(response)}"
+    wait = retry_after_seconds(response.headers)
+    if response.status_code == 429 and not _quota_gone(response):
+        return RateLimited(message, retry_after=wait)
+    if response.status_code == 503 and wait is not None:
+        return RateLimited(message, retry_after=wait)
+    return ModelCallError(message)
+
+
 def _error_message(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
@@ -121,6 +189,8 @@ class HttpModelClient:
             limits=httpx.Limits(max_connections=64, max_keepalive_connections=64),
         )
         self.prompt_references = prompt_references
+        local = transport is not None or httpx.URL(self.base_url).host in LOCAL_HOSTS
+        self.suggested_concurrency = LOCAL_CONCURRENCY if local else REMOTE_CONCURRENCY
 
     async def chat(
         self, model: str, messages: list[dict], params: dict[str, Any], prompt: PromptRef | None = None
@@ -137,7 +207,7 @@ class HttpModelClient:
             raise ModelCallError(f"cannot reach {self.base_url} for model {model!r}: {type(exc).__name__}: {exc}") from None
         latency_ms = (time.perf_counter() - started) * 1000
         if response.status_code >= 400:
-            raise ModelCallError(f"model {model!r} failed: {_error_message(response)}")
+            raise _call_error(response, f"model {model!r}")
         data = response.json()
         try:
             message = data["choices"][0]["message"]
@@ -161,7 +231,7 @@ class HttpModelClient:
         except httpx.HTTPError as exc:
             raise ModelCallError(f"cannot reach {self.base_url} for embeddings: {type(exc).__name__}: {exc}") from None
         if response.status_code >= 400:
-            raise ModelCallError(f"embeddings model {model!r} failed: {_error_message(response)}")
+            raise _call_error(response, f"embeddings model {model!r}")
         rows = sorted(response.json()["data"], key=lambda row: row["index"])
         return [row["embedding"] for row in rows]
 

@@ -8,6 +8,11 @@ names a prompt the registry lacks fails before any call is made.
 A case with `repeat: n` makes n attempts (each its own call and cache entry); its
 result is then their aggregate: the gate's verdict, the mean score, and each attempt
 under `attempts` (repeats.py says how the rate decides).
+
+Model calls go through pacing.py (at most `concurrency` in flight, 429s waited out and
+retried, fewer calls while a server keeps refusing) and then the response cache, which
+commits each answer as it arrives: a run stopped by Ctrl-C keeps what it received, and
+the same run started again calls only for the rest.
 """
 
 from __future__ import annotations
@@ -24,9 +29,10 @@ from typing import Any
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionResult, EvalContext, combine, grade_all, render_value
 from llmops.evaluation.cache import CachedClient, ResponseCache
-from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
+from llmops.evaluation.client import REMOTE_CONCURRENCY, ModelClient, ModelResponse, PromptRef
 from llmops.evaluation.fingerprint import fingerprint
 from llmops.evaluation.judge import Judge
+from llmops.evaluation.pacing import DEFAULT_RETRIES, PacedClient
 from llmops.evaluation.repeats import DEFAULT_MIN_PASS_RATE, RepeatStats
 from llmops.evaluation.semantic import make_embedder
 from llmops.evaluation.suites import CaseSpec, ModelSpec, PromptSpec, Suite
@@ -61,6 +67,7 @@ class CaseResult:
     attempts: list[CaseResult] = field(default_factory=list)
     repeat: RepeatStats | None = None
     request_id: str | None = None  # the gateway's, for a call made in this run (not a cached answer)
+    retries: int = 0  # the call's answers of 429 (or 503 with Retry-After) before the one it got
 
     @property
     def key(self) -> tuple[str, str, str]:
@@ -102,6 +109,7 @@ class CaseResult:
             "usage": self.usage,
             "cached": self.cached,
             "status": self.status,
+            **({"retries": self.retries} if self.retries else {}),
             **({"tool_calls": self.tool_calls} if self.tool_calls else {}),
             **({"repeat": self.repeat.to_dict()} if self.repeat else {}),
             **({"attempts": [a.attempt_dict() for a in self.attempts]} if self.attempts else {}),
@@ -109,7 +117,10 @@ class CaseResult:
 
     def attempt_dict(self) -> dict[str, Any]:
         """One attempt of a repeated case: what differs between attempts."""
-        keep = ("output", "error", "score", "passed", "reason", "assertions", "latency_ms", "cost", "usage", "cached", "tool_calls")
+        keep = (
+            "output", "error", "score", "passed", "reason", "assertions", "latency_ms", "cost", "usage", "cached",
+            "retries", "tool_calls",
+        )  # fmt: skip
         full = self.to_dict()
         return {k: full[k] for k in keep if k in full}
 
@@ -155,6 +166,7 @@ def aggregate(attempts: list[CaseResult], min_pass_rate: float | None) -> CaseRe
         cached=all(a.cached for a in attempts),
         tool_calls=shown.tool_calls,
         request_id=shown.request_id,
+        retries=sum(a.retries for a in attempts),
         attempts=attempts,
         repeat=stats,
     )
@@ -361,27 +373,40 @@ def _last_user_message(messages: list[dict]) -> str | None:
     return None
 
 
+def default_concurrency(client: ModelClient) -> int:
+    """Model calls in flight when the run names none: the client's own suggestion (an
+    HttpModelClient's depends on where it points), else the remote default."""
+    suggested = getattr(client, "suggested_concurrency", None)
+    return suggested if isinstance(suggested, int) and suggested >= 1 else REMOTE_CONCURRENCY
+
+
 class Runner:
     def __init__(
         self,
         suite: Suite,
         client: ModelClient,
         *,
-        concurrency: int = 8,
+        concurrency: int | None = None,
         use_cache: bool = True,
         database_url: str | None = None,
         progress: Callable[[int, int, CaseResult], None] | None = None,
         select: Callable[[tuple[str, str, str]], bool] | None = None,
         repeat: int | None = None,
+        retries: int = DEFAULT_RETRIES,
     ) -> None:
+        if concurrency is None:
+            concurrency = default_concurrency(client)
         if concurrency < 1:
             raise InvalidInput("concurrency must be at least 1")
+        if retries < 0:
+            raise InvalidInput("retries must be 0 or more")
         if repeat is not None and not 1 <= repeat <= 1000:
             raise InvalidInput("repeat must be between 1 and 1000")
         self.repeat = repeat
         self.suite = suite
         self.database_url = database_url
-        self.client = CachedClient(client, ResponseCache(database_url), read=use_cache)
+        self.pacer = PacedClient(client, concurrency, retries=retries)
+        self.client = CachedClient(self.pacer, ResponseCache(database_url), read=use_cache)
         self.concurrency = concurrency
         self.use_cache = use_cache
         self.progress = progress
@@ -408,13 +433,13 @@ class Runner:
         if self.select is not None:
             tasks = [t for t in tasks if self.select(t.key)]
         self._check_judge(tasks)
-        semaphore = asyncio.Semaphore(self.concurrency)
         done, total = 0, sum(t.repeat for t in tasks)
 
         async def run_one(task: Task, attempt: int) -> CaseResult:
             nonlocal done
-            async with semaphore:
-                result = await self._run_task(task, attempt)
+            # No slot is held here: the pacer limits the model calls, and a call waiting
+            # out a 429 holds none; a cached answer needs none.
+            result = await self._run_task(task, attempt)
             done += 1
             if self.progress:
                 self.progress(done, total, result)
@@ -424,7 +449,10 @@ class Runner:
             attempts = await asyncio.gather(*(run_one(task, n) for n in range(task.repeat)))
             return attempts[0] if task.repeat == 1 else aggregate(list(attempts), task.min_pass_rate)
 
-        results = await asyncio.gather(*(run_task(t) for t in tasks))
+        try:
+            results = await asyncio.gather(*(run_task(t) for t in tasks))
+        finally:
+            await self.client.drain()  # also when cancelled: the answers received stay cached
         printed = await asyncio.to_thread(fingerprint, self.suite, prompts)
         models = list(dict.fromkeys(t.model_id for t in tasks))  # as the suite names them (model and params)
         return RunResult(
@@ -443,6 +471,8 @@ class Runner:
                 "judge": self.suite.judge.model if self.suite.judge else None,
                 "cache_hits": self.client.hits,
                 "cache_misses": self.client.misses,
+                "retries": self.pacer.retried,
+                "retry_wait_s": round(self.pacer.waited, 1),
                 "fingerprint": printed,
                 REQUEST_IDS: {r.test_id: r.request_id for r in results if r.request_id},
             },
@@ -483,6 +513,7 @@ class Runner:
         result.output, result.usage, result.cost = response.text, response.usage, response.cost
         result.latency_ms, result.cached = response.latency_ms, response.cached
         result.tool_calls, result.request_id = response.tool_calls, response.request_id
+        result.retries = response.retries
         ctx = EvalContext(
             output=response.text,
             expected=case.expected,
@@ -512,14 +543,16 @@ async def run_suite(
     suite: Suite,
     client: ModelClient,
     *,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     use_cache: bool = True,
     database_url: str | None = None,
     progress: Callable[[int, int, CaseResult], None] | None = None,
     select: Callable[[tuple[str, str, str]], bool] | None = None,
     repeat: int | None = None,
+    retries: int = DEFAULT_RETRIES,
 ) -> RunResult:
-    """Run every case × prompt × model of a suite (or those `select` accepts); not stored here."""
+    """Run every case × prompt × model of a suite (or those `select` accepts); not stored here.
+    `concurrency` None: the client's suggestion (default_concurrency)."""
     runner = Runner(
         suite,
         client,
@@ -529,5 +562,6 @@ async def run_suite(
         progress=progress,
         select=select,
         repeat=repeat,
+        retries=retries,
     )
     return await runner.run()

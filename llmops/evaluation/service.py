@@ -22,7 +22,7 @@ async def run_suite_async(
     suite: Suite,
     *,
     client: ModelClient,
-    concurrency: int = 8,
+    concurrency: int | None = None,
     use_cache: bool = True,
     database_url: str | None = None,
     baseline: str | None = None,

@@ -1,0 +1,128 @@
+"""Speed at size (issue 24): 429s waited out and retried, a run that slows down for a server
+that keeps refusing, Ctrl-C that keeps the answers received, the default concurrency.
+
+Against real HTTP servers: tests/support's fake upstream (its `rate429-N`, `busy503-N`,
+`parallel-N`, `slow-MS` models) and a real `llmops serve` with a limited virtual key.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+
+import httpx
+import pytest
+
+from llmops.cli import main
+from llmops.evaluation.client import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, HttpModelClient
+from llmops.evaluation.runner import default_concurrency, run_suite
+from llmops.evaluation.suites import load_suite
+from tests.support.fake_upstream import FakeUpstream
+from tests.support.gateway_proc import free_port
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+@pytest.fixture(scope="module")
+def upstream():
+    fake = FakeUpstream(free_port()).start()
+    yield fake
+    fake.stop()
+
+
+def write_suite(tmp_path: Path, model: str, cases: int, name: str = "speed") -> Path:
+    """`cases` cases of one inline prompt on `model`, each passing on the fake's reply."""
+    rows = "\n".join(f"  - {{id: c{i:04d}, vars: {{n: {i}}}}}" for i in range(cases))
+    path = tmp_path / f"{name}.yaml"
+    path.write_text(
+        f"name: {name}\nprompts: [{{id: ask, template: 'Question {{{{ n }}}}: what does the fox do?'}}]\n"
+        f"models: [{model}]\ndefaults:\n  assert: [{{type: icontains, value: quick brown fox}}]\ncases:\n{rows}\n"
+    )
+    return path
+
+
+def run_cli(capsys, *args: str) -> tuple[int, dict]:
+    code = main(["eval", *args, "--json"])
+    out = capsys.readouterr().out
+    return code, json.loads(out)
+
+
+@pytest.mark.parametrize("model, refusals", [("rate429-3", 3), ("rate429date-2", 2), ("busy503-2", 2)])
+def test_a_429_or_busy_503_is_waited_out_and_retried_through_the_cli(
+    upstream, tmp_path, capsys, model, refusals
+):
+    upstream.reset()
+    suite = write_suite(tmp_path, model, 6)
+    started = time.monotonic()
+    code, run = run_cli(capsys, "run", str(suite), "--gateway-url", upstream.base_url, "--concurrency", "4",
+                        "--database-url", f"sqlite:///{tmp_path}/llmops.db")  # fmt: skip
+    took = time.monotonic() - started
+    assert code == 0, run
+    assert (run["passed"], run["errors"]) == (6, 0)
+    assert upstream.calls[model] == 6 + refusals  # each refusal retried once, nothing more
+    assert sum(r.get("retries", 0) for r in run["results"]) == refusals
+    assert run["parameters"]["retries"] == refusals
+    assert took >= 1.0  # the server's Retry-After (1 s, or the HTTP date's 1-2 s) was honoured
+
+
+def test_a_server_that_keeps_refusing_gets_fewer_calls_and_every_case_still_passes(upstream, tmp_path):
+    """A server that takes 2 calls at a time and answers 429 (Retry-After: 1) to the rest:
+    a run of 16 calls in flight halves its limit on each round of refusals and pauses,
+    so the server sees a few refusals a second rather than the whole queue over and over."""
+    upstream.reset()
+    model, cases = "parallel-2", 24
+    suite = load_suite(write_suite(tmp_path, model, cases))
+
+    async def go():
+        async with HttpModelClient(upstream.base_url) as client:
+            return await run_suite(
+                suite, client, concurrency=16, database_url=f"sqlite:///{tmp_path}/llmops.db"
+            )
+
+    run = asyncio.run(go())
+    assert (run.passed_count, run.errors) == (cases, 0)
+    refused = upstream.refused[model]
+    assert refused == run.parameters["retries"] == sum(r.retries for r in run.results)
+    # 14 refusals on the first burst of 16, then each round at most half the one before,
+    # and a refusal for each probe above 2.
+    assert refused <= 32, refused  # without the cuts: about 45
+    assert upstream.max_in_flight[model] == 2
+
+
+def test_a_call_still_refused_after_its_retries_is_a_failed_case_and_a_spent_quota_is_not_retried(
+    upstream, tmp_path
+):
+    upstream.reset()
+    suite = load_suite(write_suite(tmp_path, "always429", 2))
+    spent = load_suite(write_suite(tmp_path, "quota429", 1, name="spent"))
+
+    async def go():
+        async with HttpModelClient(upstream.base_url) as client:
+            refused = await run_suite(
+                suite, client, retries=2, database_url=f"sqlite:///{tmp_path}/llmops.db"
+            )
+            quota = await run_suite(spent, client, database_url=f"sqlite:///{tmp_path}/llmops.db")
+            return refused, quota
+
+    refused, quota = asyncio.run(go())
+    assert [r.passed for r in refused.results] == [False, False]
+    for result in refused.results:
+        assert result.error is not None
+        assert "HTTP 429: slow down" in result.error and "still refused after 2 retries" in result.error
+    assert upstream.calls["always429"] == 2 * 3
+    assert upstream.calls["quota429"] == 1  # waiting does not refill a quota
+    assert "You exceeded your current quota" in (quota.results[0].error or "")
+
+
+def test_default_concurrency_follows_the_target():
+    async def suggested(url: str | None) -> int:
+        transport = None if url else httpx.MockTransport(lambda request: httpx.Response(200))
+        async with HttpModelClient(url or "http://gateway.in-process", transport=transport) as client:
+            return default_concurrency(client)
+
+    assert asyncio.run(suggested(None)) == LOCAL_CONCURRENCY  # the gateway in this process
+    assert asyncio.run(suggested("http://127.0.0.1:4000")) == LOCAL_CONCURRENCY
+    assert asyncio.run(suggested("https://api.openai.com/v1")) == REMOTE_CONCURRENCY
+    assert LOCAL_CONCURRENCY > REMOTE_CONCURRENCY

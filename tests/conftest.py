@@ -11,6 +11,7 @@ LLMOPS_TEST_POSTGRES_URL overrides the server's maintenance database URL.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import uuid
 from collections.abc import Iterator
@@ -42,16 +43,17 @@ def _url_for(database: str) -> str:
     return f"{base}/{database}"
 
 
-@pytest.fixture(scope="session")
-def postgres_database_url() -> Iterator[str]:
-    """A fresh database on the machine's PostgreSQL for this test session, dropped afterwards."""
+@contextlib.contextmanager
+def scratch_postgres(prefix: str) -> Iterator[str]:
+    """A new, empty database on the machine's PostgreSQL, dropped afterwards; the test is
+    skipped when the server is unreachable."""
     import psycopg
 
     try:
         admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
     except psycopg.Error as exc:
         pytest.skip(f"PostgreSQL unreachable at {POSTGRES_ADMIN_URL}: {str(exc).strip().splitlines()[0]}")
-    name = f"llmops_test_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
     with admin:
         admin.execute(f'CREATE DATABASE "{name}"')
     try:
@@ -62,6 +64,20 @@ def postgres_database_url() -> Iterator[str]:
         dispose_all()  # our pooled connections would block the drop
         with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
             admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def postgres_database_url() -> Iterator[str]:
+    """A fresh database for this test session, emptied before each test by `database_url`."""
+    with scratch_postgres("llmops_test") as url:
+        yield url
+
+
+@pytest.fixture
+def fresh_postgres() -> Iterator[str]:
+    """A new database of this test's own, never migrated: for tests of the schema itself."""
+    with scratch_postgres("llmops_test_fresh") as url:
+        yield url
 
 
 def _empty_postgres(url: str) -> None:

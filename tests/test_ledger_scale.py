@@ -11,37 +11,18 @@ import json
 import os
 import subprocess
 import sys
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from sqlalchemy import text
 
-from llmops.db import dispose_all, get_engine
+from llmops.db import get_engine
 from llmops.governance import ledger_storage
 from llmops.governance.ledger import LedgerWriter
 from llmops.governance.spend import GROUPINGS, _group_columns, _ledger_rows, spend_report
-from tests.conftest import POSTGRES_ADMIN_URL, _url_for
 
 LLMOPS = str(Path(sys.executable).with_name("llmops"))
-
-
-@pytest.fixture
-def fresh_postgres():
-    """A new, empty Postgres database of this test's own (dropped afterwards)."""
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL unreachable: {str(exc).strip().splitlines()[0]}")
-    name = f"llmops_test_scale_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield _url_for(name)
-    dispose_all()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def _row(i: int, created: datetime, **fields) -> dict:

@@ -14,12 +14,10 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import orjson
-import pytest
 from sqlalchemy import text
 
 from llmops import migrations
@@ -27,26 +25,9 @@ from llmops.db import dispose_all, get_engine
 from llmops.governance import ledger_models, ledger_storage
 from llmops.governance.ledger import LedgerWriter
 from llmops.governance.spend import GROUPINGS, spend_report
-from tests.conftest import POSTGRES_ADMIN_URL, _url_for
 from tests.test_ledger_scale import _row, _scan
 
 LLMOPS = str(Path(sys.executable).with_name("llmops"))
-
-
-@pytest.fixture
-def fresh_postgres():
-    psycopg = pytest.importorskip("psycopg")
-    try:
-        admin = psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True, connect_timeout=3)
-    except psycopg.Error as exc:
-        pytest.skip(f"PostgreSQL unreachable: {str(exc).strip().splitlines()[0]}")
-    name = f"llmops_test_mig_{uuid.uuid4().hex[:10]}"
-    with admin:
-        admin.execute(f'CREATE DATABASE "{name}"')
-    yield _url_for(name)
-    dispose_all()
-    with psycopg.connect(POSTGRES_ADMIN_URL, autocommit=True) as admin:
-        admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 def test_replicas_starting_at_once_apply_each_migration_once(fresh_postgres):

@@ -298,7 +298,7 @@ def test_yaml_embedded_in_a_gateway_config_with_model_and_key_overrides(tmp_path
         ({"input": [{"check": "pii", "options": {"entitys": ["email"]}}]}, "entitys"),
         ({"input": [{"check": "pii", "action": "shout"}]}, "action"),
         ({"models": {"m": {"checks": {"ghost": {"action": "flag"}}}}}, "neither stage"),
-        ({"input": [{"check": "judge"}]}, "needs a judge"),
+        ({"input": [{"check": "judge"}]}, "the judge check asks a model"),
         ({"input": [{"check": "no_such_module_xyz:check"}]}, "cannot import"),
     ],
 )

@@ -10,17 +10,34 @@ blocks it. `scan` reads JSONL rows with a `text` field (or `--field`) and an opt
 or {"id", "error"} for a row it could not check) and, for CI, exits 1 when any row is
 blocked or could not be checked (`--no-fail`: exit 0 all the same). `eval` measures the
 input checks on labelled rows (see llmops/guardrails/evaluate.py).
+
+Every check runs as in the gateway, those that ask a model (`judge`, `moderation`) or run
+in a thread (`hf_classifier`) too: when --config is a gateway config, their models are
+called through its `models:` (deployments, fallbacks, retries; no keys, limits or ledger).
+Rows of `scan` and `eval` are checked `--concurrency` at a time (default 8).
 """
 
 from __future__ import annotations
 
 import argparse
+import asyncio
+import contextlib
+import itertools
 import json
 import sys
-from typing import Any
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TextIO
+
+import yaml
 
 from llmops.commands.output import add_json_flag, print_json, print_table
 from llmops.errors import InvalidInput
+
+if TYPE_CHECKING:
+    from llmops.guardrails import Pipeline
+    from llmops.guardrails.evaluate import EvalReport
+    from llmops.guardrails.pipeline import GuardrailResult
 
 SCAN_DESCRIPTION = """\
 Run the guardrail checks on every row of a JSONL file, as the gateway runs them on a
@@ -102,6 +119,7 @@ def register(subparsers) -> None:
         help="exit 0 even when rows are blocked or could not be checked (report only)",
     )
     _common(scan)
+    _concurrency(scan)
     scan.set_defaults(func=run_scan)
 
     ev = sub.add_parser(
@@ -114,6 +132,7 @@ def register(subparsers) -> None:
     ev.add_argument("file", help='JSONL rows, e.g. {"text": "...", "label": "attack", "check": "injection"} ("-": stdin)')
     ev.add_argument("--config", help="YAML with the guardrails (a gateway config or a bare guardrails section)")
     ev.add_argument("--model", help="apply this model's overrides from the config")
+    _concurrency(ev)
     add_json_flag(ev)
     ev.set_defaults(func=run_eval)
 
@@ -124,22 +143,46 @@ def _common(parser) -> None:
     parser.add_argument("--output", action="store_true", help="run the output checks (as on a model reply)")
 
 
-def _pipeline(args):
+def _concurrency(parser) -> None:
+    parser.add_argument("--concurrency", type=int, default=8, help="rows checked at once (default 8)")
+
+
+@contextlib.asynccontextmanager
+async def _pipeline(args) -> AsyncIterator[Pipeline]:
+    """The configured guardrails; checks that ask a model reach the config's models."""
     from llmops.guardrails import GuardrailsConfig, Pipeline
 
-    config = GuardrailsConfig.from_file(args.config) if args.config else GuardrailsConfig.default()
-    return Pipeline(config)
+    if not args.config:
+        yield Pipeline(GuardrailsConfig.default())
+        return
+    config = GuardrailsConfig.from_file(args.config)
+    if not _is_gateway_config(args.config):
+        yield Pipeline(config)  # a bare guardrails section: a check that asks a model says it has none
+        return
+    from llmops.gateway.check_models import RouterJudge
+    from llmops.gateway.config import load_config
+
+    async with RouterJudge(load_config(args.config)) as judge:
+        yield Pipeline(config, judge=judge)
 
 
-def _run(pipe, text: str, args):
+def _is_gateway_config(path: str) -> bool:
+    try:
+        data = yaml.safe_load(Path(path).read_text(encoding="utf-8"))
+    except (OSError, yaml.YAMLError):
+        return False  # GuardrailsConfig.from_file has said what is wrong with it
+    return isinstance(data, dict) and isinstance(data.get("models"), list)
+
+
+async def _check(pipe: Pipeline, text: str, args) -> GuardrailResult:
     if args.output:
-        return pipe.check_output(text, model=args.model)
-    return pipe.check_input(text, model=args.model)
+        return await pipe.check_output_async(text, model=args.model)
+    return await pipe.check_input_async(text, model=args.model)
 
 
 def run_check(args) -> int:
     text = sys.stdin.read() if args.text == "-" else args.text
-    result = _run(_pipeline(args), text, args)
+    result = asyncio.run(_check_one(text, args))
     if args.json:
         print_json(
             {
@@ -171,20 +214,17 @@ def run_check(args) -> int:
     return 1 if result.blocked else 0
 
 
+async def _check_one(text: str, args) -> GuardrailResult:
+    async with _pipeline(args) as pipe:
+        return await _check(pipe, text, args)
+
+
 def run_scan(args) -> int:
-    pipe = _pipeline(args)
+    if args.concurrency < 1:
+        raise InvalidInput("--concurrency must be at least 1")
     source = sys.stdin if args.file == "-" else _open(args.file)
-    rows = flagged = blocked = unchecked = 0
     try:
-        for number, line in enumerate(source, start=1):
-            if not line.strip():
-                continue
-            rows += 1
-            out = _scan_row(pipe, line, number, args)
-            flagged += bool(out.get("flagged"))
-            blocked += bool(out.get("blocked"))
-            unchecked += "error" in out
-            sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+        rows, flagged, blocked, unchecked = asyncio.run(_scan(source, args))
     finally:
         if source is not sys.stdin:
             source.close()
@@ -195,6 +235,21 @@ def run_scan(args) -> int:
     return 0
 
 
+async def _scan(source: TextIO, args) -> tuple[int, int, int, int]:
+    rows = flagged = blocked = unchecked = 0
+    async with _pipeline(args) as pipe:
+        # Rows are read and checked a window at a time and written in input order.
+        lines = ((number, line) for number, line in enumerate(source, start=1) if line.strip())
+        while window := list(itertools.islice(lines, args.concurrency)):
+            for out in await asyncio.gather(*(_scan_row(pipe, line, number, args) for number, line in window)):
+                rows += 1
+                flagged += bool(out.get("flagged"))
+                blocked += bool(out.get("blocked"))
+                unchecked += "error" in out
+                sys.stdout.write(json.dumps(out, ensure_ascii=False) + "\n")
+    return rows, flagged, blocked, unchecked
+
+
 def _open(path: str):
     try:
         return open(path, encoding="utf-8")
@@ -202,7 +257,7 @@ def _open(path: str):
         raise InvalidInput(f"cannot read {path}: {exc.strerror}") from None
 
 
-def _scan_row(pipe, line: str, number: int, args) -> dict[str, Any]:
+async def _scan_row(pipe: Pipeline, line: str, number: int, args) -> dict[str, Any]:
     try:
         row = json.loads(line)
     except ValueError:
@@ -210,7 +265,7 @@ def _scan_row(pipe, line: str, number: int, args) -> dict[str, Any]:
     if not isinstance(row, dict) or not isinstance(row.get(args.field), str):
         row_id = row.get("id", number) if isinstance(row, dict) else number
         return {"id": row_id, "error": f"line {number} has no string field {args.field!r}"}
-    result = _run(pipe, row[args.field], args)
+    result = await _check(pipe, row[args.field], args)
     return {
         "id": row.get("id", number),
         "flagged": result.flagged,
@@ -221,10 +276,10 @@ def _scan_row(pipe, line: str, number: int, args) -> dict[str, Any]:
 
 
 def run_eval(args) -> int:
-    from llmops.guardrails import GuardrailsConfig
-    from llmops.guardrails.evaluate import evaluate, read_rows
+    if args.concurrency < 1:
+        raise InvalidInput("--concurrency must be at least 1")
+    from llmops.guardrails.evaluate import read_rows
 
-    config = GuardrailsConfig.from_file(args.config) if args.config else GuardrailsConfig.default()
     source = sys.stdin if args.file == "-" else _open(args.file)
     try:
         rows = read_rows(source)
@@ -233,7 +288,7 @@ def run_eval(args) -> int:
             source.close()
     if not rows:
         raise InvalidInput(f"{args.file} has no rows")
-    report = evaluate(rows, config, model=args.model)
+    report = asyncio.run(_evaluate(rows, args))
     if args.json:
         print_json(report.to_dict())
         return 0
@@ -242,6 +297,13 @@ def run_eval(args) -> int:
     table += [[name, *_cells(figures)] for name, figures in report.checks.items()]
     print_table(["CHECK", "CAUGHT", "95% CI", "BENIGN STOPPED", "95% CI", "BALANCED ACC", "95% CI"], table)
     return 0
+
+
+async def _evaluate(rows, args) -> EvalReport:
+    from llmops.guardrails.evaluate import evaluate_async
+
+    async with _pipeline(args) as pipe:
+        return await evaluate_async(rows, pipe, model=args.model, concurrency=args.concurrency)
 
 
 def _cells(figures) -> list[str]:

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from llmops import pricing, tokens
 from llmops.errors import InvalidInput, LLMOpsError
+from llmops.gateway import check_models
 from llmops.gateway.call import Call
 from llmops.gateway.config import GatewayConfig
 from llmops.gateway.errors import InternalError
@@ -233,15 +234,12 @@ class Services:
         if model is None:
             raise ValueError("the judge check needs options.model in the gateway")
         call = Call(endpoint=CHAT, model=model, key_name="guardrail:judge")
-        body = {"model": model, "messages": messages, "temperature": 0, "max_tokens": 64}
         try:
-            route = await self.router.call(model, CHAT, body, stream=False)
+            route, body, answer = await check_models.ask(self.router, model, messages)
             call.attempts = route.attempts
             call.served_model = route.model
             call.served_by(route.deployment)
-            data = route.whole.data
-            answer = ((data.get("choices") or [{}])[0].get("message") or {}).get("content") or ""
-            self.account(call, route.deployment, body, data.get("usage"), [answer])
+            self.account(call, route.deployment, body, route.whole.data.get("usage"), [answer])
             return answer
         except LLMOpsError as exc:
             call.tried_until(exc)

@@ -21,6 +21,7 @@ Figures, each with a 95% Wilson interval:
 
 from __future__ import annotations
 
+import asyncio
 import json
 import math
 from collections.abc import Iterable
@@ -29,7 +30,7 @@ from typing import Any
 
 from llmops.errors import InvalidInput
 from llmops.guardrails.config import GuardrailsConfig
-from llmops.guardrails.pipeline import Pipeline
+from llmops.guardrails.pipeline import GuardrailResult, Pipeline
 
 POSITIVE = frozenset({"1", "true", "attack", "harmful", "unsafe", "injection", "block", "blocked", "positive", "malicious"})
 NEGATIVE = frozenset({"0", "false", "benign", "safe", "clean", "allow", "allowed", "negative"})
@@ -174,17 +175,39 @@ def read_rows(lines: Iterable[str]) -> list[LabelledRow]:
 
 def evaluate(rows: Iterable[LabelledRow], config: GuardrailsConfig | None = None, *, model: str | None = None,
              pipeline: Pipeline | None = None) -> EvalReport:
-    """Run the input checks of `config` (default: the default guardrails) on each row."""
+    """Run the input checks of `config` (default: the default guardrails) on each row, in the
+    sync path: checks that ask a model or run async need `evaluate_async`."""
     pipe = pipeline or Pipeline(config or GuardrailsConfig.default())
+    rows = list(rows)
+    return _tally(pipe, model, rows, [pipe.check_input(_messages(row), model=model) for row in rows])
+
+
+async def evaluate_async(rows: Iterable[LabelledRow], pipeline: Pipeline, *, model: str | None = None,
+                         concurrency: int = 8) -> EvalReport:
+    """`evaluate` with every check, those that ask a model (judge, moderation) or run in a
+    thread (hf_classifier) too; `concurrency` rows are checked at once."""
+    rows = list(rows)
+    slots = asyncio.Semaphore(max(1, concurrency))
+
+    async def one(row: LabelledRow) -> GuardrailResult:
+        async with slots:
+            return await pipeline.check_input_async(_messages(row), model=model)
+
+    return _tally(pipeline, model, rows, list(await asyncio.gather(*(one(row) for row in rows))))
+
+
+def _messages(row: LabelledRow) -> list[dict[str, Any]]:
+    return [{"role": row.role, "content": row.text}]
+
+
+def _tally(pipe: Pipeline, model: str | None, rows: list[LabelledRow], results: list[GuardrailResult]) -> EvalReport:
     compiled = pipe.compiled(model)
     names = [bound.name for bound in compiled.input] if compiled.enabled else []
     overall = Figures()
     per = {name: Figures() for name in names}
-    n = positives = 0
-    for row in rows:
-        n += 1
+    positives = 0
+    for row, result in zip(rows, results, strict=True):
         positives += row.positive
-        result = pipe.check_input([{"role": row.role, "content": row.text}], model=model)
         fired = {v["check"] for v in result.verdicts if "error" not in v}
         rate = overall.caught if row.positive else overall.benign_stopped
         rate.total += 1
@@ -196,7 +219,7 @@ def evaluate(rows: Iterable[LabelledRow], config: GuardrailsConfig | None = None
             elif row.check == name:
                 figures.caught.total += 1
                 figures.caught.hits += name in fired
-    return EvalReport(n, positives, overall, per)
+    return EvalReport(len(rows), positives, overall, per)
 
 
 def _round(value: float | None) -> float | None:

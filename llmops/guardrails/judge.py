@@ -78,10 +78,8 @@ class JudgeCheck(Check):
     block_message = "The request was blocked by the content reviewer."
     Options = JudgeOptions
 
-    def __init__(self, options: JudgeOptions, judge: JudgeFn | None = None):
+    def __init__(self, options: JudgeOptions, judge: JudgeFn):
         super().__init__(options)
-        if judge is None:
-            raise ValueError("the judge check needs a judge: pass Pipeline(config, judge=...)")
         self._judge = judge
 
     def scan(self, view: TextView) -> Detection | None:

@@ -90,10 +90,8 @@ class ModerationCheck(Check):
     block_message = "The request was blocked by the content moderator."
     Options = ModerationOptions
 
-    def __init__(self, options: ModerationOptions, judge: JudgeFn | None = None):
+    def __init__(self, options: ModerationOptions, judge: JudgeFn):
         super().__init__(options)
-        if judge is None:
-            raise ValueError("the moderation check needs a model call: pass Pipeline(config, judge=...)")
         self._ask = judge
         wanted = options.categories
         if wanted is not None:

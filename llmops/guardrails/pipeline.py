@@ -542,6 +542,12 @@ class Pipeline:
                     f"{where}: unknown check; built-in checks are {', '.join(builtin_names())}, "
                     "or give a plugin as 'module:function'"
                 )
+            if cls.needs_judge and self.judge is None:
+                raise GuardrailConfigError(
+                    f"{where}: the {spec.check} check asks a model, and these guardrails have no way to call one: "
+                    "in the gateway it uses the gateway's models; `llmops guard` needs --config to be a gateway "
+                    "config whose models: serve it; in code, pass Pipeline(config, judge=...)"
+                )
             try:
                 options = parse_options(cls, spec.options)
                 check = cls(options, judge=self.judge) if cls.needs_judge else cls(options)  # type: ignore[call-arg]

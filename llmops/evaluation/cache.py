@@ -15,7 +15,8 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import json
-from dataclasses import dataclass, field
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.exc import IntegrityError
@@ -40,18 +41,27 @@ class ResponseCache:
         self.database_url = database_url
 
     def get(self, key: str) -> ModelResponse | None:
+        return self.get_many([key]).get(key)
+
+    def get_many(self, keys: list[str]) -> dict[str, ModelResponse]:
+        """The cached answers among `keys`, by key (one query per 500 keys)."""
+        from sqlmodel import col, select
+
+        found: dict[str, ModelResponse] = {}
+        unique = list(dict.fromkeys(keys))
         with session_scope(self.database_url) as session:
-            row = session.get(EvalCacheEntry, key)
-            if row is None:
-                return None
-            return ModelResponse(
-                text=row.text,
-                usage=dict(row.usage),
-                cost=row.cost,
-                latency_ms=row.latency_ms,
-                cached=True,
-                tool_calls=list(row.tool_calls or []),
-            )
+            for start in range(0, len(unique), 500):
+                chunk = unique[start : start + 500]
+                for row in session.exec(select(EvalCacheEntry).where(col(EvalCacheEntry.key).in_(chunk))):
+                    found[row.key] = ModelResponse(
+                        text=row.text,
+                        usage=dict(row.usage),
+                        cost=row.cost,
+                        latency_ms=row.latency_ms,
+                        cached=True,
+                        tool_calls=list(row.tool_calls or []),
+                    )
+        return found
 
     def put(self, key: str, model: str, response: ModelResponse) -> None:
         self.put_many([(key, model, response)])
@@ -94,6 +104,12 @@ class _Batch:
     done: asyncio.Future[None] | None = None
 
 
+@dataclass
+class _Lookup:
+    keys: list[str] = field(default_factory=list)
+    done: asyncio.Future[dict[str, ModelResponse]] | None = None
+
+
 class CachedClient:
     """A ModelClient that answers repeated chat calls from a ResponseCache."""
 
@@ -106,8 +122,14 @@ class CachedClient:
         self.misses = 0
         self.stored = 0  # answers committed to the cache by this client
         self._batch: _Batch | None = None  # the answers waiting for the next commit
+        self._lookup: _Lookup | None = None  # the keys waiting for the next read
+        self._read_lock = asyncio.Lock()
+        self._reads: set[asyncio.Task[None]] = set()
         self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Task[None]] = set()
+        # Commits get a thread of their own: in the shared pool they would queue behind the
+        # lookups of every case not yet started (a large run starts them all at once).
+        self._writer: ThreadPoolExecutor | None = None
 
     async def chat(
         self,
@@ -120,7 +142,7 @@ class CachedClient:
     ) -> ModelResponse:
         key = cache_key(model, messages, params, attempt)  # what was asked, however it is sent
         if self.read:
-            hit = await asyncio.to_thread(self.cache.get, key)
+            hit = await self._get(key)
             if hit is not None:
                 self.hits += 1
                 return hit
@@ -128,6 +150,33 @@ class CachedClient:
         response = await self.client.chat(model, messages, params, prompt)
         await self._store(key, model, response)
         return response
+
+    async def _get(self, key: str) -> ModelResponse | None:
+        """Lookups arriving together share one query (a run starts all its cases at once:
+        one query, not a thread and a session for each)."""
+        lookup = self._lookup
+        if lookup is None:
+            lookup = self._lookup = _Lookup(done=asyncio.get_running_loop().create_future())
+            task = asyncio.ensure_future(self._read(lookup))
+            self._reads.add(task)
+            task.add_done_callback(self._reads.discard)
+        lookup.keys.append(key)
+        assert lookup.done is not None
+        found = (await asyncio.shield(lookup.done)).get(key)
+        # Each caller its own copy: two cases asking the same get separate answers.
+        return None if found is None else replace(found, usage=dict(found.usage), tool_calls=list(found.tool_calls))
+
+    async def _read(self, lookup: _Lookup) -> None:
+        assert lookup.done is not None
+        async with self._read_lock:  # one read at a time; the next lookup fills meanwhile
+            if self._lookup is lookup:
+                self._lookup = None
+            try:
+                found = await asyncio.to_thread(self.cache.get_many, lookup.keys)
+            except Exception as exc:
+                lookup.done.set_exception(exc)
+                return
+            lookup.done.set_result(found)
 
     async def _store(self, key: str, model: str, response: ModelResponse) -> None:
         batch = self._batch
@@ -146,8 +195,10 @@ class CachedClient:
         async with self._write_lock:  # one commit at a time; the next batch fills meanwhile
             if self._batch is batch:
                 self._batch = None
+            if self._writer is None:
+                self._writer = ThreadPoolExecutor(max_workers=1, thread_name_prefix="eval-cache-writer")
             try:
-                await asyncio.to_thread(self.cache.put_many, batch.rows)
+                await asyncio.get_running_loop().run_in_executor(self._writer, self.cache.put_many, batch.rows)
             except Exception as exc:
                 batch.done.set_exception(exc)
                 return
@@ -158,6 +209,9 @@ class CachedClient:
         """Wait until every answer received is committed (the run's end, or its cancellation)."""
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
+        if self._writer is not None:
+            self._writer.shutdown(wait=False)  # idle now: every commit is done
+            self._writer = None
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         return await self.client.embed(model, texts)

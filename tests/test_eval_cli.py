@@ -155,11 +155,17 @@ def test_the_progress_bar_draws_on_a_terminal():
         def __init__(self, passed: bool) -> None:
             self.passed = passed
 
-    stream = Terminal()
-    bar = ProgressBar(stream, width=10)
+    stream, ticks = Terminal(), iter([0.0, 1.0, 2.0])
+    bar = ProgressBar(stream, width=10, clock=lambda: next(ticks))
     bar(1, 2, Result(True))
     bar(2, 2, Result(False))
-    assert stream.getvalue() == "\r[#####.....] 1/2  0 failed\r[##########] 2/2  1 failed\n"
+    assert stream.getvalue() == (
+        "\r[#####.....] 1/2  1.0/s  ETA 0:01  0 failed\033[K\r[##########] 2/2  1.0/s  1 failed\033[K\n"
+    )
+    quiet = Terminal()
+    bar = ProgressBar(quiet, draw=False)  # --json: counts, draws nothing
+    bar(1, 2, Result(False))
+    assert (quiet.getvalue(), bar.done, bar.total, bar.failed) == ("", 1, 2, 1)
 
 
 def test_run_against_a_gateway_started_as_a_process(tmp_path, database_url):

@@ -9,6 +9,13 @@ from __future__ import annotations
 
 import asyncio
 import json
+import os
+import re
+import shlex
+import signal
+import sqlite3
+import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -126,3 +133,49 @@ def test_default_concurrency_follows_the_target():
     assert asyncio.run(suggested("http://127.0.0.1:4000")) == LOCAL_CONCURRENCY
     assert asyncio.run(suggested("https://api.openai.com/v1")) == REMOTE_CONCURRENCY
     assert LOCAL_CONCURRENCY > REMOTE_CONCURRENCY
+
+
+def _cli_env() -> dict[str, str]:
+    env = dict(os.environ)
+    for name in ("LLMOPS_GATEWAY_URL", "LLMOPS_API_KEY", "LLMOPS_MASTER_KEY", "LLMOPS_GATEWAY_CONFIG"):
+        env.pop(name, None)
+    return env
+
+
+def test_ctrl_c_keeps_every_answer_received_and_the_printed_command_calls_only_for_the_rest(upstream, tmp_path):
+    upstream.reset()
+    model, cases = "slow-100", 60
+    suite = write_suite(tmp_path, model, cases)
+    database = tmp_path / "llmops.db"
+    command = ["eval", "run", str(suite), "--database-url", f"sqlite:///{database}", "--gateway-url",
+               upstream.base_url, "--concurrency", "4", "--json"]  # fmt: skip
+    first = subprocess.Popen([sys.executable, "-m", "llmops.cli", *command], stdout=subprocess.PIPE,
+                             stderr=subprocess.PIPE, text=True, env=_cli_env(), cwd=tmp_path)  # fmt: skip
+    deadline = time.monotonic() + 30
+    while upstream.calls[model] < 12:
+        assert first.poll() is None and time.monotonic() < deadline, first.communicate()
+        time.sleep(0.02)
+    first.send_signal(signal.SIGINT)
+    out, err = first.communicate(timeout=30)
+    assert first.returncode == 130, err
+    assert "Traceback" not in err and out == ""
+    with sqlite3.connect(database) as db:
+        stored = db.execute("SELECT count(*) FROM eval_cache").fetchone()[0]
+    # Every answer received is kept: only the calls in flight at Ctrl-C (at most 4) are lost.
+    asked = upstream.calls[model]
+    assert 12 - 4 <= asked - 4 <= stored < cases
+    said = re.search(rf"interrupted: (\d+) of {cases} calls done, their answers kept in the cache", err)
+    assert said, err
+    # Each case done had its answer committed first; answers still being graded are kept too.
+    assert stored - 4 <= int(said.group(1)) <= stored
+    resume = err.strip().splitlines()[-1].strip()
+    assert resume == shlex.join(["llmops", *command])
+
+    upstream.reset()
+    second = subprocess.run([sys.executable, "-m", "llmops.cli", *shlex.split(resume)[1:]], capture_output=True,
+                            text=True, env=_cli_env(), cwd=tmp_path, timeout=60)  # fmt: skip
+    assert second.returncode == 0, second.stderr
+    run = json.loads(second.stdout)
+    assert upstream.calls[model] == cases - stored  # only the rest were called
+    assert (run["total"], run["passed"], run["parameters"]["cache_hits"]) == (cases, cases, stored)
+    assert sum(r["cached"] for r in run["results"]) == stored

@@ -9,6 +9,8 @@
     llmops eval calibrate --metric faithfulness LABELLED.jsonl [--scorer ...] [--json]
 
 `run` exits 1 when a case misses its threshold or the run regresses against the baseline.
+Ctrl-C stops a run (exit 130) keeping every answer received in the cache, and prints the
+command that resumes it: the same run again, which calls the models only for the rest.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import shlex
 import sys
+import time
+from collections.abc import Callable
 from dataclasses import replace
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, TextIO
@@ -29,25 +34,75 @@ if TYPE_CHECKING:
 
 
 class ProgressBar:
-    """A one-line progress bar on a terminal's stderr; silent when stderr is not a TTY."""
+    """A one-line progress bar on a terminal's stderr (done/total, cases per second, time
+    left); silent when stderr is not a TTY or `draw` is False, but counting either way."""
 
-    def __init__(self, stream: TextIO = sys.stderr, width: int = 30) -> None:
+    def __init__(
+        self,
+        stream: TextIO = sys.stderr,
+        width: int = 30,
+        *,
+        draw: bool = True,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
         self.stream = stream
         self.width = width
-        self.enabled = stream.isatty()
+        self.enabled = draw and stream.isatty()
+        self.clock = clock
+        self.started = clock()
         self.failed = 0
+        self.done = 0
+        self.total = 0
+        self.drawn_at: float | None = None
 
     def __call__(self, done: int, total: int, result: Any) -> None:
+        self.done, self.total = done, total
         if not result.passed:
             self.failed += 1
         if not self.enabled:
             return
+        now = self.clock()
+        if done < total and self.drawn_at is not None and now - self.drawn_at < 0.1:
+            return  # at most ten redraws a second
+        self.drawn_at = now
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "." * (self.width - filled)
-        self.stream.write(f"\r[{bar}] {done}/{total}  {self.failed} failed")
+        elapsed = now - self.started
+        rate = done / elapsed if elapsed > 0 else 0.0
+        left = f"  ETA {_duration((total - done) / rate)}" if rate > 0 and done < total else ""
+        self.stream.write(f"\r[{bar}] {done}/{total}  {rate:.1f}/s{left}  {self.failed} failed\033[K")
         if done == total:
             self.stream.write("\n")
         self.stream.flush()
+
+    def interrupted(self) -> None:
+        """Leave the bar's line before a message is printed under it."""
+        if self.enabled and self.drawn_at is not None and self.done < self.total:
+            self.stream.write("\n")
+            self.stream.flush()
+
+
+def _duration(seconds: float) -> str:
+    seconds = round(seconds)
+    hours, rest = divmod(seconds, 3600)
+    return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
+
+
+def resume_command(args) -> str:
+    """The command that resumes an interrupted `eval run`: the same run, reading the cache."""
+    words = ["llmops", "eval", "run", args.suite]
+    for flag, value in (
+        ("--database-url", args.database_url), ("--gateway-url", args.gateway_url),
+        ("--gateway-config", args.gateway_config), ("--concurrency", args.concurrency),
+        ("--repeat", args.repeat), ("--baseline", args.baseline), ("--junit", args.junit),
+    ):  # fmt: skip
+        if value is not None:
+            words += [flag, str(value)]
+    if args.mlflow is not None:
+        words += ["--mlflow", args.mlflow] if args.mlflow else ["--mlflow"]
+    if args.json:
+        words.append("--json")
+    return shlex.join(words)
 
 
 def _time(value) -> str:
@@ -58,18 +113,29 @@ def cmd_run(args) -> int:
     from llmops.evaluation import reports
     from llmops.gateway.clients import run_suite_file
 
-    run, comparison = run_suite_file(
-        args.suite,
-        gateway_url=args.gateway_url,
-        gateway_config=args.gateway_config,
-        concurrency=args.concurrency,
-        use_cache=not args.no_cache,
-        database_url=args.database_url,
-        baseline=args.baseline,
-        progress=None if args.json else ProgressBar(),
-        repeat=args.repeat,
-        mlflow=True if args.mlflow == "" else args.mlflow,
-    )
+    progress = ProgressBar(draw=not args.json)
+    try:
+        run, comparison = run_suite_file(
+            args.suite,
+            gateway_url=args.gateway_url,
+            gateway_config=args.gateway_config,
+            concurrency=args.concurrency,
+            use_cache=not args.no_cache,
+            database_url=args.database_url,
+            baseline=args.baseline,
+            progress=progress,
+            repeat=args.repeat,
+            mlflow=True if args.mlflow == "" else args.mlflow,
+        )
+    except KeyboardInterrupt:
+        progress.interrupted()
+        if progress.total:
+            done = f"{progress.done} of {progress.total} calls done, their answers kept in the cache"
+        else:
+            done = "no call done yet"
+        print(f"interrupted: {done}. To resume (calling only for the rest):", file=sys.stderr)
+        print(f"  {resume_command(args)}", file=sys.stderr)
+        return 130
     if args.junit:
         Path(args.junit).write_text(reports.junit_xml(run), encoding="utf-8")
     regressed = comparison is not None and comparison.regressed
@@ -386,7 +452,11 @@ def register(subparsers) -> None:
     add_json_flag(p)
     p.add_argument("--junit", metavar="FILE", help="also write JUnit XML for CI")
     p.add_argument("--baseline", metavar="RUN", help="a run id, or `last`: exit 1 on a regression against it")
-    p.add_argument("--concurrency", type=int, default=8, help="model calls in flight (default 8)")
+    p.add_argument(
+        "--concurrency", type=int, default=None,
+        help="model calls in flight (default: 32 for the gateway in this process or one on this machine, "
+        "8 for a remote one); fewer while the server answers 429",
+    )  # fmt: skip
     p.add_argument("--no-cache", action="store_true", help="call the models even for cached requests")
     p.add_argument(
         "--repeat", type=int, metavar="N", default=None,

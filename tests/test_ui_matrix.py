@@ -295,21 +295,3 @@ def test_a_cli_runs_expected_outputs_come_from_its_suite_file(synced, tmp_path):
     }
     assert all(c.rendered_prompt.startswith("system: ") for r in matrix.rows for c in r.present())
     assert "<pre>The bridge reopened.</pre>" in mv.matrix_html(matrix, matrix.rows)
-
-
-def test_the_call_log_hands_each_identical_call_its_own_request():
-    from llmops.ui.gateway_client import CallLog, call_key
-
-    log = CallLog()
-    body = {
-        "model": "demo",
-        "messages": [],
-        "prompt": {"name": "summarize", "version": 2, "variables": {"text": "x"}},
-    }
-    log.record(body, "req-1")
-    log.record(body, "req-2")
-    log.record({"model": "demo", "messages": [{"role": "user", "content": "hi"}]}, "req-3")
-    key = call_key("demo", ("summarize", 2), {"text": "x"})
-    assert [log.take(key), log.take(key), log.take(key)] == ["req-1", "req-2", None]
-    assert log.take(call_key("demo", None, None, [{"role": "user", "content": "hi"}])) == "req-3"
-    assert log.take(call_key("demo-large", ("summarize", 2), {"text": "x"})) is None

@@ -25,7 +25,7 @@ from pydantic import ValidationError
 from llmops.errors import InvalidInput, LLMOpsError
 from llmops.evaluation.assertions import AssertionSpec, EvalContext, parse_assertions, render_value
 from llmops.evaluation.client import ModelClient
-from llmops.evaluation.runner import REQUEST_IDS, CaseResult, Runner, RunResult, inline_view
+from llmops.evaluation.runner import CaseResult, Runner, RunResult, inline_view
 from llmops.evaluation.storage import load_run, save_run
 from llmops.evaluation.suites import (
     CaseSpec,
@@ -37,9 +37,7 @@ from llmops.evaluation.suites import (
     read_case_file,
 )
 from llmops.registry import templates
-from llmops.registry.service import render_view
 from llmops.registry.views import PromptVersionView
-from llmops.ui.gateway_client import CallLog, call_key
 from llmops.ui.matrix_view import EXPECTED
 
 MIN_VERSIONS, MAX_VERSIONS = 2, 4
@@ -298,29 +296,11 @@ def draft_view(spec: PromptSpec) -> PromptVersionView:
     return view
 
 
-def record_calls(run: RunResult, request: ComparisonRequest, calls: CallLog) -> None:
-    """Note in the run each result's gateway request id, and each case's expected output."""
-    drafts = {d.key: draft_view(d) for d in request.drafts}
-    ids = {}
-    for r in run.results:
-        draft = drafts.get(r.prompt_id)
-        if draft is not None:
-            try:
-                messages = render_view(draft, r.variables).as_messages()
-            except LLMOpsError:
-                continue
-            key = call_key(r.model, None, None, messages)
-        elif r.prompt_ref and ":" in r.prompt_ref:
-            name, _, version = r.prompt_ref.rpartition(":")
-            key = call_key(r.model, (name, int(version)), r.variables)
-        else:
-            continue
-        request_id = calls.take(key)
-        if request_id:
-            ids[r.test_id] = request_id
+def record_expected(run: RunResult, request: ComparisonRequest) -> None:
+    """Note in the run each case's expected output (the matrix shows it beside the answers;
+    the runner has noted each result's gateway request id)."""
     expected = {c.id: c.expected for c in request.cases if c.id and c.expected is not None}
-    ids = {**(run.parameters.get(REQUEST_IDS) or {}), **ids}
-    run.parameters = {**run.parameters, REQUEST_IDS: ids, EXPECTED: expected}
+    run.parameters = {**run.parameters, EXPECTED: expected}
 
 
 class ComparisonJob:
@@ -330,17 +310,16 @@ class ComparisonJob:
         self.done = 0
         columns = len(set(request.prompt_refs)) + len(request.drafts)
         self.total = len(request.cases) * columns * len(set(request.models))
-        calls = CallLog()
 
         def progress(done: int, total: int, _result: CaseResult) -> None:
             self.done, self.total = done, total
 
         async def work(client: ModelClient) -> RunResult:
             run = await run_comparison(client, request, database_url=database_url, progress=progress)
-            record_calls(run, request, calls)
+            record_expected(run, request)
             return run
 
-        self.future: concurrent.futures.Future[RunResult] = gateway.submit(work, calls)
+        self.future: concurrent.futures.Future[RunResult] = gateway.submit(work)
 
     @property
     def fraction(self) -> float:

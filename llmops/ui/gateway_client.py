@@ -16,7 +16,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import concurrent.futures
-import json
 import threading
 import time
 from abc import ABC, abstractmethod
@@ -100,66 +99,6 @@ class GatewayHealth:
     off_deployments: dict[str, str] = field(default_factory=dict)
 
 
-def _canonical(value: Any) -> str:
-    return json.dumps(value, sort_keys=True, ensure_ascii=False, default=str)
-
-
-def call_key(model: str, prompt: tuple[str, int] | None, variables: Any, messages: Any = None) -> tuple:
-    """What identifies a chat call in a run: the model and the prompt version with its variables
-    (a registry version is sent as a reference), or the messages themselves (an inline prompt)."""
-    if prompt is not None:
-        return ("prompt", model, prompt[0], int(prompt[1]), _canonical(variables))
-    return ("messages", model, _canonical(messages))
-
-
-class CallLog:
-    """The gateway request id of each chat call a job made, so each result finds its ledger row."""
-
-    def __init__(self) -> None:
-        self._ids: dict[tuple, list[str]] = {}
-        self._lock = threading.Lock()
-
-    def record(self, body: dict[str, Any], request_id: str) -> None:
-        prompt = body.get("prompt")
-        if isinstance(prompt, dict) and prompt.get("name") and prompt.get("version") is not None:
-            key = call_key(
-                str(body.get("model")), (prompt["name"], prompt["version"]), prompt.get("variables") or {}
-            )
-        else:
-            key = call_key(str(body.get("model")), None, None, body.get("messages"))
-        with self._lock:
-            self._ids.setdefault(key, []).append(request_id)
-
-    def take(self, key: tuple) -> str | None:
-        """The id of one call made with `key` (identical calls are handed out in turn)."""
-        with self._lock:
-            ids = self._ids.get(key)
-            return ids.pop(0) if ids else None
-
-
-class _RecordingTransport(httpx.AsyncBaseTransport):
-    """Passes requests on and notes each successful chat call's x-llmops-request-id in a CallLog."""
-
-    def __init__(self, inner: httpx.AsyncBaseTransport, log: CallLog) -> None:
-        self._inner = inner
-        self._log = log
-
-    async def handle_async_request(self, request: httpx.Request) -> httpx.Response:
-        response = await self._inner.handle_async_request(request)
-        request_id = response.headers.get("x-llmops-request-id")
-        if request_id and response.status_code < 400 and request.url.path.endswith("/chat/completions"):
-            try:
-                body = json.loads(request.content)
-            except ValueError:
-                body = None
-            if isinstance(body, dict):
-                self._log.record(body, request_id)
-        return response
-
-    async def aclose(self) -> None:
-        await self._inner.aclose()
-
-
 def _error_text(response: httpx.Response) -> str:
     try:
         error = response.json().get("error", {})
@@ -207,23 +146,14 @@ class GatewayClient(ABC):
     # -- running work on the loop ----------------------------------------------------
 
     def submit(
-        self, work: Callable[[HttpModelClient], Awaitable[T]], calls: CallLog | None = None
+        self, work: Callable[[HttpModelClient], Awaitable[T]]
     ) -> concurrent.futures.Future[T]:
-        """Run `work(client)` on the gateway's loop; the client speaks the OpenAI API to it.
-
-        With `calls`, each chat call's request id is noted there (for feedback on its ledger row).
-        """
+        """Run `work(client)` on the gateway's loop; the client speaks the OpenAI API to it."""
 
         async def wrapped() -> T:
-            transport = self._transport
-            if calls is not None:
-                inner = transport or httpx.AsyncHTTPTransport(
-                    limits=httpx.Limits(max_connections=64, max_keepalive_connections=64)
-                )
-                transport = _RecordingTransport(inner, calls)
             # The app reads the gateway's own database, so versions are sent as references.
             async with HttpModelClient(
-                self._base, self._key, transport=transport, prompt_references=True
+                self._base, self._key, transport=self._transport, prompt_references=True
             ) as client:
                 return await work(client)
 

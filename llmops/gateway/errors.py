@@ -147,6 +147,7 @@ class NoHealthyDeployment(LLMOpsError):
     status = 503
     type = "service_unavailable"
     code = "no_healthy_deployment"
+    retry_after: float | None = None  # seconds until the first rest ends: the client's Retry-After
 
 
 class InternalError(LLMOpsError):

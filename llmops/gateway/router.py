@@ -270,6 +270,14 @@ class Router:
                 return result
         if last_error is not None:
             raise last_error
-        raise NoHealthyDeployment(
-            f"no healthy deployment for model '{model}': all are cooling down after failures; try again shortly"
+        # When the first rest ends (a deployment on its probe call: a second), so a client
+        # that honours Retry-After comes back then rather than failing (or hammering).
+        now = time.monotonic()
+        rests = [d.cooldown_until - now for name in chain for d in self.deployments.get(name, [])]
+        wait = max(1.0, min(rests, default=1.0))
+        error = NoHealthyDeployment(
+            f"no healthy deployment for model '{model}': all are cooling down after failures; "
+            f"try again in {wait:.0f} s"
         )
+        error.retry_after = wait
+        raise error

@@ -27,7 +27,7 @@ from llmops.evaluation.client import LOCAL_CONCURRENCY, REMOTE_CONCURRENCY, Http
 from llmops.evaluation.runner import default_concurrency, run_suite
 from llmops.evaluation.suites import load_suite
 from tests.support.fake_upstream import FakeUpstream
-from tests.support.gateway_proc import free_port
+from tests.support.gateway_proc import free_port, run_gateway
 
 REPO = Path(__file__).resolve().parents[1]
 
@@ -179,3 +179,44 @@ def test_ctrl_c_keeps_every_answer_received_and_the_printed_command_calls_only_f
     assert upstream.calls[model] == cases - stored  # only the rest were called
     assert (run["total"], run["passed"], run["parameters"]["cache_hits"]) == (cases, cases, stored)
     assert sum(r["cached"] for r in run["results"]) == stored
+
+
+def test_through_llmops_serve_a_keys_parallel_limit_and_an_upstreams_429s_are_waited_out(
+    upstream, tmp_path, capsys, monkeypatch
+):
+    """A real gateway: its own 429 (a virtual key allowing 2 calls at a time, Retry-After: 1)
+    and an upstream's 429 it passes on (router retries off) are both waited out; after
+    three upstream 429s the deployment rests, and the gateway's 503 names when it is back."""
+    upstream.reset()
+    fox = "The quick brown fox jumps over the lazy dog."
+    config = {
+        "models": [
+            {"name": "demo", "deployments": [{"provider": "mock", "model": "demo",
+                                              "options": {"reply": fox, "latency_ms": 50}}]},
+            {"name": "limited", "deployments": [{"provider": "openai", "model": "rate429-3",
+                                                 "api_base": upstream.base_url, "api_key": "sk-upstream"}]},
+        ],
+        "router": {"retries": 0, "cooldown_seconds": 1},
+        "guardrails": {"enabled": False, "input": [], "output": []},
+    }  # fmt: skip
+    with run_gateway(config, tmp_path) as gw:
+        created = subprocess.run(
+            [sys.executable, "-m", "llmops.cli", "keys", "create", "--name", "evals", "--parallel", "2", "--json",
+             "--database-url", f"sqlite:///{tmp_path}/llmops.db"],
+            capture_output=True, text=True, env=_cli_env(), timeout=60,
+        )  # fmt: skip
+        assert created.returncode == 0, created.stderr
+        monkeypatch.setenv("LLMOPS_API_KEY", json.loads(created.stdout)["key"])
+        evals = f"sqlite:///{tmp_path}/evals.db"
+        code, run = run_cli(capsys, "run", str(write_suite(tmp_path, "demo", 16)), "--gateway-url", gw.url,
+                            "--concurrency", "8", "--database-url", evals)  # fmt: skip
+        assert code == 0, run
+        assert (run["passed"], run["errors"]) == (16, 0)
+        assert run["parameters"]["retries"] >= 1  # the key's limit said 429 and was waited out
+
+        code, run = run_cli(capsys, "run", str(write_suite(tmp_path, "limited", 6, name="upstream")),
+                            "--gateway-url", gw.url, "--concurrency", "4", "--database-url", evals)  # fmt: skip
+        assert code == 0, run
+        assert (run["passed"], run["errors"]) == (6, 0)
+        assert upstream.calls["rate429-3"] == 6 + 3
+        assert run["parameters"]["retries"] >= 3

@@ -4,24 +4,28 @@ So a re-run of a suite whose prompts did not change costs nothing and takes no t
 A cached response keeps the latency and cost it had when it was made (so latency and
 cost assertions judge the same thing on every run) and is marked `cached`.
 
-Each answer is committed as it arrives, not at the end of the run: answers arriving
-together share one transaction (while one commit runs, the next batch fills), a call
-returns once its answer is in, and a cancelled run (Ctrl-C) still commits what it
-received (`drain`). So an interrupted run, started again, calls only for the rest.
+Each answer's commit starts as it arrives, not at the end of the run: answers arriving
+together share one statement (while one commit runs, the next batch fills), on a thread
+of its own, and the run waits for them all at its end or when it is cancelled (`drain`,
+Ctrl-C). So an interrupted run, started again, calls only for the rest. Lookups arriving
+together share one query too.
 """
 
 from __future__ import annotations
 
 import asyncio
+import functools
 import hashlib
 import json
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from sqlalchemy.exc import IntegrityError
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 
-from llmops.db import session_scope
+from llmops.columns import table_of, utcnow
+from llmops.db import get_engine, session_scope
 from llmops.evaluation.client import ModelClient, ModelResponse, PromptRef
 from llmops.evaluation.models import EvalCacheEntry
 
@@ -67,16 +71,19 @@ class ResponseCache:
         self.put_many([(key, model, response)])
 
     def put_many(self, rows: list[tuple[str, str, ModelResponse]]) -> None:
-        """Store answers ((key, model, response) each) in one transaction."""
-        try:
-            with session_scope(self.database_url) as session:
-                for key, model, response in rows:
-                    session.merge(_entry(key, model, response))
-        except IntegrityError:
-            if len(rows) == 1:
-                return  # another run stored the same response first: theirs is as good
-            for row in rows:  # one of them was: store the others
-                self.put_many([row])
+        """Store answers ((key, model, response) each) in one statement; a key stored
+        before (by another run, or before --no-cache asked again) takes the new answer."""
+        now = utcnow()
+        values = {
+            key: {
+                "key": key, "model": model, "text": response.text, "usage": response.usage, "cost": response.cost,
+                "latency_ms": response.latency_ms, "created_at": now, "tool_calls": response.tool_calls or None,
+            }
+            for key, model, response in rows
+        }  # fmt: skip
+        engine = get_engine(self.database_url)
+        with engine.begin() as connection:
+            connection.execute(_upsert(engine.dialect.name), list(values.values()))
 
     def clear(self) -> int:
         from sqlmodel import delete
@@ -86,22 +93,19 @@ class ResponseCache:
             return result.rowcount or 0
 
 
-def _entry(key: str, model: str, response: ModelResponse) -> EvalCacheEntry:
-    return EvalCacheEntry(
-        key=key,
-        model=model,
-        text=response.text,
-        usage=response.usage,
-        cost=response.cost,
-        latency_ms=response.latency_ms,
-        tool_calls=response.tool_calls or None,
-    )
+@functools.cache
+def _upsert(dialect: str) -> Any:
+    """The insert-or-replace of answers, built once per dialect (an ORM merge per row took
+    a SELECT each, and the GIL at every step, from a run's busy event loop)."""
+    table = table_of(EvalCacheEntry)
+    statement = (pg_insert if dialect == "postgresql" else sqlite_insert)(table)
+    changed = ("model", "text", "usage", "cost", "latency_ms", "created_at", "tool_calls")
+    return statement.on_conflict_do_update(index_elements=["key"], set_={c: statement.excluded[c] for c in changed})
 
 
 @dataclass
 class _Batch:
     rows: list[tuple[str, str, ModelResponse]] = field(default_factory=list)
-    done: asyncio.Future[None] | None = None
 
 
 @dataclass
@@ -127,6 +131,7 @@ class CachedClient:
         self._reads: set[asyncio.Task[None]] = set()
         self._write_lock = asyncio.Lock()
         self._writes: set[asyncio.Task[None]] = set()
+        self._failure: Exception | None = None  # a commit that failed
         # Commits get a thread of their own: in the shared pool they would queue behind the
         # lookups of every case not yet started (a large run starts them all at once).
         self._writer: ThreadPoolExecutor | None = None
@@ -148,7 +153,7 @@ class CachedClient:
                 return hit
         self.misses += 1
         response = await self.client.chat(model, messages, params, prompt)
-        await self._store(key, model, response)
+        self._store(key, model, response)
         return response
 
     async def _get(self, key: str) -> ModelResponse | None:
@@ -178,20 +183,19 @@ class CachedClient:
                 return
             lookup.done.set_result(found)
 
-    async def _store(self, key: str, model: str, response: ModelResponse) -> None:
+    def _store(self, key: str, model: str, response: ModelResponse) -> None:
         batch = self._batch
         if batch is None:
-            batch = self._batch = _Batch(done=asyncio.get_running_loop().create_future())
+            batch = self._batch = _Batch()
             task = asyncio.ensure_future(self._commit(batch))
             self._writes.add(task)
             task.add_done_callback(self._writes.discard)
         batch.rows.append((key, model, response))
-        assert batch.done is not None
-        # Shielded: a caller cancelled now (Ctrl-C) does not take its answer out of the commit.
-        await asyncio.shield(batch.done)
+        # The commit starts now; the case goes on to its grading without waiting for it (a
+        # run's busy loop can keep the writer thread from the GIL for a while). `drain`
+        # waits for every commit at the run's end, and when Ctrl-C cancels it.
 
     async def _commit(self, batch: _Batch) -> None:
-        assert batch.done is not None
         async with self._write_lock:  # one commit at a time; the next batch fills meanwhile
             if self._batch is batch:
                 self._batch = None
@@ -200,18 +204,21 @@ class CachedClient:
             try:
                 await asyncio.get_running_loop().run_in_executor(self._writer, self.cache.put_many, batch.rows)
             except Exception as exc:
-                batch.done.set_exception(exc)
+                self._failure = exc  # drain raises it
                 return
             self.stored += len(batch.rows)
-            batch.done.set_result(None)
 
     async def drain(self) -> None:
-        """Wait until every answer received is committed (the run's end, or its cancellation)."""
+        """Wait until every answer received is committed (the run's end, or its
+        cancellation); a commit that failed raises here."""
         while self._writes:
             await asyncio.gather(*self._writes, return_exceptions=True)
         if self._writer is not None:
             self._writer.shutdown(wait=False)  # idle now: every commit is done
             self._writer = None
+        failed, self._failure = self._failure, None
+        if failed is not None:
+            raise failed
 
     async def embed(self, model: str, texts: list[str]) -> list[list[float]]:
         return await self.client.embed(model, texts)

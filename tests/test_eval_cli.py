@@ -155,12 +155,15 @@ def test_the_progress_bar_draws_on_a_terminal():
         def __init__(self, passed: bool) -> None:
             self.passed = passed
 
-    stream, ticks = Terminal(), iter([0.0, 1.0, 2.0])
+    stream, ticks = Terminal(), iter([10.0, 10.5, 11.0])
     bar = ProgressBar(stream, width=10, clock=lambda: next(ticks))
-    bar(1, 2, Result(True))
-    bar(2, 2, Result(False))
+    bar(1, 3, Result(True))  # the rate counts from the first case done, not from start-up
+    bar(2, 3, Result(True))
+    bar(3, 3, Result(False))
     assert stream.getvalue() == (
-        "\r[#####.....] 1/2  1.0/s  ETA 0:01  0 failed\033[K\r[##########] 2/2  1.0/s  1 failed\033[K\n"
+        "\r[###.......] 1/3  0 failed\033[K"
+        "\r[######....] 2/3  2.0/s  ETA 0:00  0 failed\033[K"
+        "\r[##########] 3/3  2.0/s  1 failed\033[K\n"
     )
     quiet = Terminal()
     bar = ProgressBar(quiet, draw=False)  # --json: counts, draws nothing

@@ -49,7 +49,7 @@ class ProgressBar:
         self.width = width
         self.enabled = draw and stream.isatty()
         self.clock = clock
-        self.started = clock()
+        self.first: tuple[int, float] | None = None  # (done, when) at the first case done: the rate's start
         self.failed = 0
         self.done = 0
         self.total = 0
@@ -62,15 +62,18 @@ class ProgressBar:
         if not self.enabled:
             return
         now = self.clock()
+        if self.first is None:
+            self.first = (done, now)  # counted from here: not the start-up before the first answer
         if done < total and self.drawn_at is not None and now - self.drawn_at < 0.1:
             return  # at most ten redraws a second
         self.drawn_at = now
         filled = int(self.width * done / total) if total else self.width
         bar = "#" * filled + "." * (self.width - filled)
-        elapsed = now - self.started
-        rate = done / elapsed if elapsed > 0 else 0.0
+        elapsed = now - self.first[1]
+        rate = (done - self.first[0]) / elapsed if elapsed > 0 else 0.0
+        speed = f"  {rate:.1f}/s" if rate > 0 else ""
         left = f"  ETA {_duration((total - done) / rate)}" if rate > 0 and done < total else ""
-        self.stream.write(f"\r[{bar}] {done}/{total}  {rate:.1f}/s{left}  {self.failed} failed\033[K")
+        self.stream.write(f"\r[{bar}] {done}/{total}{speed}{left}  {self.failed} failed\033[K")
         if done == total:
             self.stream.write("\n")
         self.stream.flush()

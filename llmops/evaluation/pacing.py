@@ -131,10 +131,6 @@ class PacedClient:
             lane = self._lanes[model] = Lane(self.concurrency, self.clock)
         return lane
 
-    def limits(self) -> dict[str, float]:
-        """Each model's current limit (lower than the concurrency after 429s)."""
-        return {model: lane.limit for model, lane in self._lanes.items()}
-
     async def chat(
         self, model: str, messages: list[dict], params: dict[str, Any], prompt: PromptRef | None = None
     ) -> ModelResponse:

@@ -98,12 +98,13 @@ def test_a_server_that_keeps_refusing_gets_fewer_calls_and_every_case_still_pass
     assert upstream.max_in_flight[model] == 2
 
 
-def test_a_call_still_refused_after_its_retries_is_a_failed_case_and_a_spent_quota_is_not_retried(
+def test_a_call_still_refused_after_its_retries_is_a_failed_case_and_a_spent_quota_or_an_hour_is_not_waited(
     upstream, tmp_path
 ):
     upstream.reset()
     suite = load_suite(write_suite(tmp_path, "always429", 2))
     spent = load_suite(write_suite(tmp_path, "quota429", 1, name="spent"))
+    hour = load_suite(write_suite(tmp_path, "wait429", 1, name="hour"))
 
     async def go():
         async with HttpModelClient(upstream.base_url) as client:
@@ -111,9 +112,10 @@ def test_a_call_still_refused_after_its_retries_is_a_failed_case_and_a_spent_quo
                 suite, client, retries=2, database_url=f"sqlite:///{tmp_path}/llmops.db"
             )
             quota = await run_suite(spent, client, database_url=f"sqlite:///{tmp_path}/llmops.db")
-            return refused, quota
+            later = await run_suite(hour, client, database_url=f"sqlite:///{tmp_path}/llmops.db")
+            return refused, quota, later
 
-    refused, quota = asyncio.run(go())
+    refused, quota, later = asyncio.run(go())
     assert [r.passed for r in refused.results] == [False, False]
     for result in refused.results:
         assert result.error is not None
@@ -121,6 +123,9 @@ def test_a_call_still_refused_after_its_retries_is_a_failed_case_and_a_spent_quo
     assert upstream.calls["always429"] == 2 * 3
     assert upstream.calls["quota429"] == 1  # waiting does not refill a quota
     assert "You exceeded your current quota" in (quota.results[0].error or "")
+    # An hour is not waited for: the case fails at once, saying what the server asked.
+    assert upstream.calls["wait429"] == 1
+    assert "asked to retry in 3600 s, longer than the 90 s a run waits" in (later.results[0].error or "")
 
 
 def test_default_concurrency_follows_the_target():

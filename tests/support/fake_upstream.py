@@ -9,6 +9,7 @@ The upstream `model` name in the request picks the behaviour:
   rate429date-N    the same with Retry-After as an HTTP date (1 to 2 s ahead)
   busy503-N        HTTP 503 with Retry-After: 1 for the first N calls, then ok
   always429        HTTP 429 with Retry-After: 0 on every call
+  wait429          HTTP 429 with Retry-After: 3600 (an hour: longer than a client should wait)
   quota429         HTTP 429 insufficient_quota (no Retry-After): waiting will not help
   parallel-N       answers after 50 ms, but HTTP 429 with Retry-After: 1 to a call that
                    arrives while N are in flight (`refused`, `max_in_flight` per model)
@@ -127,8 +128,9 @@ class FakeUpstream(ThreadedServer):
 
                 after = formatdate(time.time() + 2, usegmt=True)  # whole seconds: 1 to 2 s ahead
             return web.json_response({"error": {"message": "slow down"}}, status=status, headers={"Retry-After": after})
-        if model == "always429":
-            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": "0"})
+        if model in ("always429", "wait429"):
+            after = "0" if model == "always429" else "3600"
+            return web.json_response({"error": {"message": "slow down"}}, status=429, headers={"Retry-After": after})
         if model == "quota429":
             return web.json_response({"error": {"message": "You exceeded your current quota", "type": "insufficient_quota",
                                                 "code": "insufficient_quota"}}, status=429)

@@ -48,7 +48,10 @@ def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("llmops-eval", "llmops eval suites")
     group.addoption("--eval-gateway-url", default=None, help="gateway for eval suites (default: in-process)")
     group.addoption("--eval-gateway-config", default=None, help="config of the in-process gateway")
-    group.addoption("--eval-concurrency", type=int, default=8, help="model calls in flight per suite")
+    group.addoption(
+        "--eval-concurrency", type=int, default=None,
+        help="model calls in flight per suite (default: 32 for a gateway in this process or on this machine, 8 remote)",
+    )
     group.addoption("--eval-no-cache", action="store_true", help="call models even for cached requests")
     group.addoption("--eval-database-url", default=None, help="where runs and the cache are stored")
     group.addoption("--eval-repeat", type=int, default=None, help="attempts of every case (over the suites' repeat)")

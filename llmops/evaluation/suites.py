@@ -35,6 +35,9 @@ from llmops.errors import InvalidInput
 from llmops.evaluation.assertions import AssertionSpec
 
 # Columns of a CSV or flat JSONL row that are not prompt variables.
+# libyaml's loader when PyYAML was built with it: the same safe subset, about 10x faster on a
+# suite with thousands of inline cases.
+_YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _CASE_COLUMNS = {"id", "description", "expected", "context", "threshold", "repeat", "min_pass_rate"}
 
 
@@ -311,7 +314,7 @@ def read_case_file(path: Path) -> list[CaseSpec]:
             cases.append(_row_to_case(row, f"{path}, line {i}"))
         return cases
     if suffix in (".yaml", ".yml", ".json"):
-        rows = yaml.safe_load(path.read_text(encoding="utf-8")) or []
+        rows = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER) or []
         if not isinstance(rows, list):
             raise InvalidInput(f"{path}: expected a list of cases")
         return [_row_to_case(row, f"{path}, case {i}") for i, row in enumerate(rows, 1)]
@@ -342,7 +345,7 @@ def load_suite(path: str | Path) -> Suite:
     if not path.exists():
         raise InvalidInput(f"suite {path} not found")
     try:
-        data = yaml.safe_load(path.read_text(encoding="utf-8"))
+        data = yaml.load(path.read_text(encoding="utf-8"), Loader=_YAML_LOADER)
     except yaml.YAMLError as exc:
         raise InvalidInput(f"{path}: not valid YAML: {exc}") from None
     return parse_suite(data, str(path))

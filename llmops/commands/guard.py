@@ -124,7 +124,7 @@ def register(subparsers) -> None:
 
     ev = sub.add_parser(
         "eval",
-        help="measure the input checks on labelled JSONL rows: caught, benign stopped, balanced accuracy (95% CI)",
+        help="measure the input checks on labelled JSONL rows: caught, benign stopped, balanced accuracy (95%% CI)",
         description=EVAL_DESCRIPTION,
         epilog=EVAL_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,

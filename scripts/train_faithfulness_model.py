@@ -25,6 +25,21 @@ whole, and the run ends with the scorer's balanced accuracy on them. `--loso` fi
 leave-one-source-out figures: for each training source, a head trained without it, scored
 on it. The head is written to --out (default: the package's `faithfulness_head.npz`); the
 data is never copied into the repository.
+
+Tried and not shipped (2026-12-05): MiniLM fine-tuned as a cross-encoder (evidence [SEP]
+claim, max 256 pieces; embeddings and the first two layers frozen, the rest trained; AdamW
+5e-5, 10% warm-up, batches of 16) on 10,500 of these pairs (SummEdits held out whole; month
+and weekday swaps added to the synthetic claims), one
+epoch in 48 minutes on the 2 shared cores (2.3-3.6 pairs/s), then 3,000 more pairs at 3e-5
+in 10 minutes. Scored the SummaC way at 0.5, held out whole (after one epoch / after the
+extra pairs): XSum-Faith 0.590 / 0.564, SummEval 0.732 / 0.743 (the head: 0.569, 0.665);
+SummEdits 0.495 / 0.506 per pair (the head left out of SummEdits: 0.517). Better than the head
+on the dev slices, but its training accuracy (entailed or not) stalled near 0.63: it gives
+"rose 12%" 0.60-0.63 where the evidence says "fell 12%" (0.63-0.65 for the right claim), a
+swapped name 0.51, a changed figure 0.58-0.60 and a true "founded in 1998" 0.45, so it misses the errors the
+head catches (tests/test_eval_faithfulness_model.py) at 300 ms CPU per (1 KB context, one
+sentence) against the head's 8 ms. A cross-encoder needs far more steps than this machine
+gives in an hour.
 """
 
 from __future__ import annotations

@@ -94,6 +94,16 @@ and 33% of XSafety's goal hijacking (was 10%), and stops no Hindi question (was 
 harmful requests with XSafety held out are still 3% caught: the file's German benign
 requests are phrased as XSafety's harmful ones are ("Ich möchte wissen, wie man ..."), and
 without them the 23% caught then was that phrasing, not the request.
+
+The contrast file's harmful rows in ordinary phrasing ("tell me a joke about <group>")
+taught the models that short casual requests are harmful: "Tell me a joke", "Make me
+laugh" (harmful) and "Say something" (injection) were stopped. The file now also holds 419
+ordinary assistant requests (style ordinary_chat: jokes, stories, quotes, games, role-play
+openers, recipes, travel, code with snippets, follow-ups, greetings; en and de, ko, it,
+zh, fr, es), benign for both tasks and a cell of their own (ORDINARY_GROUP): in the
+contrast cell they diluted its look-alikes, whose threshold then rose. Leave one source
+out, harmful 0.681 -> 0.681, injection (model alone) 0.795 -> 0.796; an independent probe
+of 80 ordinary requests, 6 stopped -> 0.
 """
 
 from __future__ import annotations
@@ -121,6 +131,13 @@ DATA = ROOT.parent / "shared" / "data" / "guardrails"
 # source the checks will meet), and reported apart as an in-sample figure.
 CONTRAST = ROOT / "scripts" / "guardrail_contrast_data.jsonl"
 CONTRAST_GROUP = "authored-contrast"
+# The file's ordinary assistant requests (style "ordinary_chat": jokes, stories, recipes,
+# code fixes, follow-ups, greetings) are a cell of their own, weighed as the contrast cell
+# is: in that cell they would dilute the look-alikes (each cell weighs the same in total),
+# and without them short casual requests ("tell me a ... about ...") were learned from the
+# harmful rows phrased that way.
+ORDINARY_STYLE = "ordinary_chat"
+ORDINARY_GROUP = "authored-ordinary"
 # Trained with the contrast file (--no-contrast: without, for the before/after check).
 USE_CONTRAST = True
 # Each (source, class) cell weighs the same within its class (see sample_weights); the
@@ -186,7 +203,8 @@ def _contrast(task: str) -> tuple[dict, ...]:
         if r.get("task") != task:
             continue
         y = int(r["label"] in ("harmful", "attack"))
-        rows.append({"text": r["text"], "y": y, "group": CONTRAST_GROUP, "train": True,
+        group = ORDINARY_GROUP if r["style"] == ORDINARY_STYLE else CONTRAST_GROUP
+        rows.append({"text": r["text"], "y": y, "group": group, "train": True,
                      "category": "other" if y else None, "language": r["language"], "style": r["style"]})
     return tuple(rows)
 
@@ -262,7 +280,7 @@ def sample_weights(rows: list[dict]) -> np.ndarray:
     holds one class, so this stops the largest sources' style from being what the model
     learns), else each row the same. The contrast file's rows (or cells) weigh
     CONTRAST_WEIGHT times a source's."""
-    boost = np.array([CONTRAST_WEIGHT if r["group"] == CONTRAST_GROUP else 1.0 for r in rows])
+    boost = np.array([CONTRAST_WEIGHT if r["group"] in (CONTRAST_GROUP, ORDINARY_GROUP) else 1.0 for r in rows])
     if BALANCED_SOURCES:
         cells = Counter((r["group"], r["y"]) for r in rows)
         w = boost / np.array([cells[(r["group"], r["y"])] for r in rows])

@@ -154,8 +154,11 @@ def test_ctrl_c_keeps_every_answer_received_and_the_printed_command_calls_only_f
     database = tmp_path / "llmops.db"
     command = ["eval", "run", str(suite), "--database-url", f"sqlite:///{database}", "--gateway-url",
                upstream.base_url, "--concurrency", "4", "--json"]  # fmt: skip
+    # As from a terminal: a job started in the background by a non-interactive shell (a CI
+    # runner's) inherits SIGINT ignored, and Python then never raises KeyboardInterrupt.
     first = subprocess.Popen([sys.executable, "-m", "llmops.cli", *command], stdout=subprocess.PIPE,
-                             stderr=subprocess.PIPE, text=True, env=_cli_env(), cwd=tmp_path)  # fmt: skip
+                             stderr=subprocess.PIPE, text=True, env=_cli_env(), cwd=tmp_path,
+                             preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))  # fmt: skip
     deadline = time.monotonic() + 30
     while upstream.calls[model] < 12:
         assert first.poll() is None and time.monotonic() < deadline, first.communicate()

@@ -44,9 +44,6 @@ class ResponseCache:
     def __init__(self, database_url: str | None = None) -> None:
         self.database_url = database_url
 
-    def get(self, key: str) -> ModelResponse | None:
-        return self.get_many([key]).get(key)
-
     def get_many(self, keys: list[str]) -> dict[str, ModelResponse]:
         """The cached answers among `keys`, by key (one query per 500 keys)."""
         from sqlmodel import col, select
@@ -66,9 +63,6 @@ class ResponseCache:
                         tool_calls=list(row.tool_calls or []),
                     )
         return found
-
-    def put(self, key: str, model: str, response: ModelResponse) -> None:
-        self.put_many([(key, model, response)])
 
     def put_many(self, rows: list[tuple[str, str, ModelResponse]]) -> None:
         """Store answers ((key, model, response) each) in one statement; a key stored

@@ -155,15 +155,16 @@ async def _pipeline(args) -> AsyncIterator[Pipeline]:
     if not args.config:
         yield Pipeline(GuardrailsConfig.default())
         return
-    config = GuardrailsConfig.from_file(args.config)
     if not _is_gateway_config(args.config):
-        yield Pipeline(config)  # a bare guardrails section: a check that asks a model says it has none
+        # A bare guardrails section: a check that asks a model says it has none.
+        yield Pipeline(GuardrailsConfig.from_file(args.config))
         return
     from llmops.gateway.check_models import RouterJudge
     from llmops.gateway.config import load_config
 
-    async with RouterJudge(load_config(args.config)) as judge:
-        yield Pipeline(config, judge=judge)
+    gateway = load_config(args.config)  # its guardrails as the gateway reads them
+    async with RouterJudge(gateway) as judge:
+        yield Pipeline(gateway.guardrails, judge=judge)
 
 
 def _is_gateway_config(path: str) -> bool:

@@ -34,10 +34,10 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_valida
 from llmops.errors import InvalidInput
 from llmops.evaluation.assertions import AssertionSpec
 
-# Columns of a CSV or flat JSONL row that are not prompt variables.
 # libyaml's loader when PyYAML was built with it: the same safe subset, about 10x faster on a
 # suite with thousands of inline cases.
 _YAML_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+# Columns of a CSV or flat JSONL row that are not prompt variables.
 _CASE_COLUMNS = {"id", "description", "expected", "context", "threshold", "repeat", "min_pass_rate"}
 
 
